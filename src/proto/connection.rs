@@ -1,0 +1,472 @@
+//! A whole connection without I/O: a [`Receiver`] and a [`Sender`] working together.
+//!
+//! ```
+//! use syncws::proto::{Connection, Role};
+//! use syncws::{Config, Event, Message};
+//! let mut server = Connection::new(Role::Server, &Config::default());
+//! // RFC 6455 §5.7: a masked "Hello" from a client.
+//! server.receive_data(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+//! assert_eq!(server.next_event()?, Some(Event::Message(Message::text("Hello"))));
+//! server.send(&Message::text("Hello"))?;
+//! assert_eq!(server.data_to_send(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+//! # Ok::<(), syncws::Error>(())
+//! ```
+
+use super::message::{Event, Message};
+use super::receiver::Receiver;
+use super::sender::{Sender, State};
+use super::Role;
+use crate::config::Config;
+use crate::error::Error;
+
+/// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
+#[derive(Debug)]
+pub struct Connection {
+    receiver: Receiver,
+    sender: Sender,
+}
+
+impl Connection {
+    /// A connection whose opening handshake has completed, in `role`, with `config`'s limits.
+    pub fn new(role: Role, config: &Config) -> Connection {
+        Connection {
+            receiver: Receiver::new(role, config.limits(), config.read_buffer_size),
+            sender: Sender::new(role),
+        }
+    }
+
+    /// Splits into the inbound and outbound halves.
+    pub fn into_parts(self) -> (Receiver, Sender) {
+        (self.receiver, self.sender)
+    }
+
+    /// The inbound half.
+    pub fn receiver(&mut self) -> &mut Receiver {
+        &mut self.receiver
+    }
+
+    /// The outbound half.
+    pub fn sender(&mut self) -> &mut Sender {
+        &mut self.sender
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.sender.state()
+    }
+
+    /// Hands over bytes received from the peer.
+    pub fn receive_data(&mut self, data: &[u8]) {
+        self.receiver.receive_data(data);
+    }
+
+    /// The next event, after applying the protocol's reactions (pong, close echo, failing close).
+    ///
+    /// `Ok(None)`: more bytes are needed, or the peer's close has arrived and nothing more will
+    /// be read. `Err(Error::Protocol(_))`: the peer broke the protocol; a close frame with the
+    /// matching code is queued in [`data_to_send`](Self::data_to_send).
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        next_event(&mut self.receiver, &mut self.sender)
+    }
+
+    /// Queues a message; see [`Sender::send`].
+    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.sender.send(message)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn data_to_send(&self) -> &[u8] {
+        self.sender.data_to_send()
+    }
+
+    /// Drops the first `n` bytes of [`data_to_send`](Self::data_to_send), once written.
+    pub fn advance(&mut self, n: usize) {
+        self.sender.advance(n);
+    }
+}
+
+/// One step of the protocol, shared by [`Connection`] and a split connection's reader, which
+/// holds the receiver itself and borrows the sender from its writer.
+pub(crate) fn next_event(receiver: &mut Receiver, sender: &mut Sender) -> Result<Option<Event>, Error> {
+    // RFC 6455 §5.5.1: after the peer's close "the endpoint ... will not process further data".
+    if sender.close_received() || sender.state() == State::Closed {
+        return Ok(None);
+    }
+    match receiver.next_event() {
+        Ok(Some(event)) => {
+            sender.on_event(&event);
+            Ok(Some(event))
+        }
+        Ok(None) => Ok(None),
+        Err(violation) => {
+            sender.on_violation(violation);
+            Err(Error::Protocol(violation))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The protocol driven with byte literals, grouped by RFC 6455 section; each test runs in
+    //! both roles where the rule applies to both.
+    use super::*;
+    use crate::error::ProtocolError;
+    use crate::proto::close::{CloseCode, CloseFrame};
+    use crate::proto::frame::{Decoded, Frame, FrameHeader, OpCode, encode_frame};
+    use crate::proto::message::{Chunk, DataKind};
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A frame as `from` would send it: masked from a client.
+    fn frame(from: Role, opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut header = FrameHeader::new(opcode, payload.len() as u64);
+        header.fin = fin;
+        if from == Role::Client {
+            header.mask = Some(KEY);
+        }
+        let mut out = Vec::new();
+        encode_frame(&header, payload, &mut out);
+        out
+    }
+
+    fn peer(role: Role) -> Role {
+        match role {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+
+    fn small_config() -> Config {
+        let mut config = Config::default();
+        config.max_frame_size = 1000;
+        config.max_message_size = 2000;
+        config
+    }
+
+    /// Feeds `bytes` to a fresh connection in `role`, one byte at a time, collecting events.
+    fn run(role: Role, bytes: &[u8]) -> (Connection, Vec<Event>, Option<Error>) {
+        let mut conn = Connection::new(role, &small_config());
+        let mut events = Vec::new();
+        for byte in bytes {
+            conn.receive_data(std::slice::from_ref(byte));
+            loop {
+                match conn.next_event() {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => break,
+                    Err(e) => return (conn, events, Some(e)),
+                }
+            }
+        }
+        (conn, events, None)
+    }
+
+    fn sent_frames(conn: &Connection) -> Vec<Frame> {
+        let mut bytes = conn.data_to_send();
+        let mut frames = Vec::new();
+        while let Ok(Decoded::Complete(frame, used)) = Frame::decode(bytes, 1 << 30) {
+            frames.push(frame);
+            bytes = &bytes[used..];
+        }
+        frames
+    }
+
+    fn assert_failed_with(role: Role, bytes: &[u8], error: ProtocolError) {
+        let (conn, _, err) = run(role, bytes);
+        match err {
+            Some(Error::Protocol(e)) => assert_eq!(e, error, "{role:?}"),
+            other => panic!("{role:?}: expected {error:?}, got {other:?}"),
+        }
+        let frames = sent_frames(&conn);
+        let last = frames.last().expect("a close frame");
+        assert_eq!(last.header.opcode, OpCode::Close);
+        let code = u16::from_be_bytes([last.payload[0], last.payload[1]]);
+        assert_eq!(code, error.close_code().as_u16());
+        assert_eq!(conn.state(), State::Closed);
+    }
+
+    mod rfc6455_5_1_masking {
+        use super::*;
+
+        #[test]
+        fn server_fails_unmasked_frames() {
+            let bytes = frame(Role::Server, OpCode::Text, true, b"hi");
+            assert_failed_with(Role::Server, &bytes, ProtocolError::UnmaskedFrame);
+        }
+
+        #[test]
+        fn client_fails_masked_frames() {
+            let bytes = frame(Role::Client, OpCode::Text, true, b"hi");
+            assert_failed_with(Role::Client, &bytes, ProtocolError::MaskedFrame);
+        }
+
+        #[test]
+        fn client_masks_what_it_sends_and_server_does_not() {
+            for role in [Role::Client, Role::Server] {
+                let mut conn = Connection::new(role, &Config::default());
+                conn.send(&Message::text("x")).unwrap();
+                let frames = sent_frames(&conn);
+                assert_eq!(frames[0].header.mask.is_some(), role == Role::Client);
+                assert_eq!(frames[0].payload, b"x");
+            }
+        }
+    }
+
+    mod rfc6455_5_2_framing {
+        use super::*;
+
+        #[test]
+        fn reserved_bits_fail_both_roles() {
+            for role in [Role::Client, Role::Server] {
+                for bit in [0x40, 0x20, 0x10] {
+                    let mut bytes = frame(peer(role), OpCode::Text, true, b"x");
+                    bytes[0] |= bit;
+                    assert_failed_with(role, &bytes, ProtocolError::ReservedBits);
+                }
+            }
+        }
+
+        #[test]
+        fn reserved_opcodes_fail_both_roles() {
+            for role in [Role::Client, Role::Server] {
+                for op in [3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf] {
+                    let bytes = frame(peer(role), OpCode::Reserved(op), true, b"");
+                    assert_failed_with(role, &bytes, ProtocolError::ReservedOpcode(op));
+                }
+            }
+        }
+
+        #[test]
+        fn every_length_form_arrives_whole() {
+            for role in [Role::Client, Role::Server] {
+                for len in [0, 1, 125, 126, 999] {
+                    let payload = vec![b'a'; len];
+                    let (_, events, err) = run(role, &frame(peer(role), OpCode::Binary, true, &payload));
+                    assert!(err.is_none());
+                    assert_eq!(events, [Event::Message(Message::Binary(payload))]);
+                }
+            }
+        }
+    }
+
+    mod rfc6455_5_4_fragmentation {
+        use super::*;
+
+        #[test]
+        fn hel_lo_with_a_ping_between() {
+            for role in [Role::Client, Role::Server] {
+                let p = peer(role);
+                let mut bytes = frame(p, OpCode::Text, false, b"Hel");
+                bytes.extend(frame(p, OpCode::Ping, true, b"?"));
+                bytes.extend(frame(p, OpCode::Continuation, true, b"lo"));
+                let (conn, events, err) = run(role, &bytes);
+                assert!(err.is_none());
+                assert_eq!(
+                    events,
+                    [Event::Message(Message::Ping(b"?".to_vec())), Event::Message(Message::text("Hello"))]
+                );
+                // RFC 6455 §5.5.2: the pong goes out at once, between the fragments.
+                let sent = sent_frames(&conn);
+                assert_eq!((sent[0].header.opcode, &sent[0].payload[..]), (OpCode::Pong, &b"?"[..]));
+            }
+        }
+
+        #[test]
+        fn continuation_with_nothing_to_continue() {
+            for role in [Role::Client, Role::Server] {
+                let bytes = frame(peer(role), OpCode::Continuation, true, b"x");
+                assert_failed_with(role, &bytes, ProtocolError::UnexpectedContinuation);
+            }
+        }
+
+        #[test]
+        fn new_message_inside_a_fragmented_one() {
+            for role in [Role::Client, Role::Server] {
+                let mut bytes = frame(peer(role), OpCode::Text, false, b"a");
+                bytes.extend(frame(peer(role), OpCode::Binary, true, b"b"));
+                assert_failed_with(role, &bytes, ProtocolError::ExpectedContinuation);
+            }
+        }
+
+        #[test]
+        fn streaming_mode_hands_over_pieces() {
+            let mut conn = Connection::new(Role::Client, &Config::default());
+            conn.receiver().set_streaming(true);
+            conn.receive_data(&frame(Role::Server, OpCode::Binary, false, b"ab"));
+            conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
+            let chunk = |data: &[u8], first, last| {
+                Event::Chunk(Chunk { kind: DataKind::Binary, data: data.to_vec(), first, last })
+            };
+            assert_eq!(conn.next_event().unwrap(), Some(chunk(b"ab", true, false)));
+            assert_eq!(conn.next_event().unwrap(), Some(chunk(b"c", false, true)));
+            assert_eq!(conn.next_event().unwrap(), None);
+        }
+    }
+
+    mod rfc6455_5_5_control_frames {
+        use super::*;
+
+        #[test]
+        fn ping_of_126_bytes() {
+            for role in [Role::Client, Role::Server] {
+                let bytes = frame(peer(role), OpCode::Ping, true, &[0; 126]);
+                assert_failed_with(role, &bytes, ProtocolError::ControlFrameTooLong);
+            }
+        }
+
+        #[test]
+        fn fragmented_ping() {
+            for role in [Role::Client, Role::Server] {
+                let bytes = frame(peer(role), OpCode::Ping, false, b"x");
+                assert_failed_with(role, &bytes, ProtocolError::FragmentedControlFrame);
+            }
+        }
+
+        #[test]
+        fn ping_is_answered_with_the_same_payload() {
+            for role in [Role::Client, Role::Server] {
+                let (conn, events, _) = run(role, &frame(peer(role), OpCode::Ping, true, &[7; 125]));
+                assert_eq!(events, [Event::Message(Message::Ping(vec![7; 125]))]);
+                let sent = sent_frames(&conn);
+                assert_eq!((sent[0].header.opcode, sent[0].payload.clone()), (OpCode::Pong, vec![7; 125]));
+            }
+        }
+
+        #[test]
+        fn sending_a_long_ping_is_refused() {
+            let mut conn = Connection::new(Role::Client, &Config::default());
+            assert!(matches!(conn.send(&Message::Ping(vec![0; 126])), Err(Error::InvalidInput(_))));
+        }
+    }
+
+    mod rfc6455_5_5_1_close {
+        use super::*;
+
+        #[test]
+        fn peer_close_is_echoed_and_closes() {
+            for role in [Role::Client, Role::Server] {
+                let payload = CloseFrame::new(CloseCode::GoingAway, "bye").to_payload();
+                let (conn, events, err) = run(role, &frame(peer(role), OpCode::Close, true, &payload));
+                assert!(err.is_none());
+                assert_eq!(
+                    events,
+                    [Event::Message(Message::Close(Some(CloseFrame::new(CloseCode::GoingAway, "bye"))))]
+                );
+                let sent = sent_frames(&conn);
+                assert_eq!(sent[0].payload, [0x03, 0xe9]);
+                assert_eq!(conn.state(), State::Closed);
+            }
+        }
+
+        #[test]
+        fn empty_close_is_echoed_empty() {
+            let (conn, events, _) = run(Role::Server, &frame(Role::Client, OpCode::Close, true, b""));
+            assert_eq!(events, [Event::Message(Message::Close(None))]);
+            assert_eq!(sent_frames(&conn)[0].payload, b"");
+        }
+
+        #[test]
+        fn bad_close_payloads() {
+            let cases: [(&[u8], ProtocolError); 4] = [
+                (&[0x03], ProtocolError::InvalidClosePayload),
+                (&[0x03, 0xed], ProtocolError::InvalidCloseCode(1005)),
+                (&[0x03, 0xee], ProtocolError::InvalidCloseCode(1006)),
+                (&[0x03, 0xe8, 0xc0, 0xaf], ProtocolError::InvalidUtf8),
+            ];
+            for (payload, error) in cases {
+                assert_failed_with(Role::Server, &frame(Role::Client, OpCode::Close, true, payload), error);
+            }
+        }
+
+        #[test]
+        fn our_close_then_theirs_completes_the_handshake() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            conn.send(&Message::Close(Some(CloseFrame::new(CloseCode::Normal, "done")))).unwrap();
+            assert_eq!(conn.state(), State::Closing);
+            assert!(matches!(conn.send(&Message::text("late")), Err(Error::AlreadyClosed)));
+            // Data may still arrive before the peer's close (RFC 6455 §7.1.2).
+            conn.receive_data(&frame(Role::Client, OpCode::Text, true, b"in flight"));
+            conn.receive_data(&frame(Role::Client, OpCode::Close, true, &[0x03, 0xe8]));
+            assert_eq!(conn.next_event().unwrap(), Some(Event::Message(Message::text("in flight"))));
+            assert!(matches!(conn.next_event().unwrap(), Some(Event::Message(Message::Close(_)))));
+            assert_eq!(conn.state(), State::Closed);
+            // Only our one close frame went out: no echo of theirs.
+            assert_eq!(sent_frames(&conn).len(), 1);
+        }
+
+        #[test]
+        fn nothing_is_processed_after_the_peers_close() {
+            let mut bytes = frame(Role::Client, OpCode::Close, true, b"");
+            bytes.extend(frame(Role::Client, OpCode::Text, true, b"ignored"));
+            let (_, events, err) = run(Role::Server, &bytes);
+            assert!(err.is_none());
+            assert_eq!(events.len(), 1);
+        }
+
+        #[test]
+        fn unsendable_codes_are_refused_on_send() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            for code in [1005, 1006, 1015, 999, 2000] {
+                let close = Message::Close(Some(CloseFrame::new(code, "")));
+                assert!(matches!(conn.send(&close), Err(Error::InvalidInput(_))), "{code}");
+            }
+        }
+    }
+
+    mod rfc6455_8_1_utf8 {
+        use super::*;
+
+        #[test]
+        fn invalid_text_fails_with_1007_in_both_roles() {
+            for role in [Role::Client, Role::Server] {
+                let bytes = frame(peer(role), OpCode::Text, true, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80");
+                assert_failed_with(role, &bytes, ProtocolError::InvalidUtf8);
+            }
+        }
+
+        #[test]
+        fn fails_before_the_frame_ends() {
+            // Autobahn 6.4.x: the payload is cut after the impossible byte; the rest never comes.
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            let bytes = frame(Role::Client, OpCode::Text, true, b"valid\xf4\x90\x80\x80 and more");
+            conn.receive_data(&bytes[..6 + 7]);
+            assert!(matches!(conn.next_event(), Err(Error::Protocol(ProtocolError::InvalidUtf8))));
+        }
+
+        #[test]
+        fn characters_cut_between_fragments_are_fine() {
+            let euro = "€".as_bytes();
+            let mut bytes = frame(Role::Client, OpCode::Text, false, &euro[..1]);
+            bytes.extend(frame(Role::Client, OpCode::Continuation, false, &euro[1..2]));
+            bytes.extend(frame(Role::Client, OpCode::Continuation, true, &euro[2..]));
+            let (_, events, err) = run(Role::Server, &bytes);
+            assert!(err.is_none());
+            assert_eq!(events, [Event::Message(Message::text("€"))]);
+        }
+    }
+
+    mod rfc6455_10_4_limits {
+        use super::*;
+
+        #[test]
+        fn frame_over_the_limit_fails_with_1009() {
+            let bytes = frame(Role::Client, OpCode::Binary, true, &[0; 1001]);
+            assert_failed_with(Role::Server, &bytes[..14], ProtocolError::FrameTooLarge);
+        }
+
+        #[test]
+        fn message_over_the_limit_fails_with_1009() {
+            let mut bytes = frame(Role::Client, OpCode::Binary, false, &[0; 1000]);
+            bytes.extend(frame(Role::Client, OpCode::Continuation, false, &[0; 1000]));
+            bytes.extend(frame(Role::Client, OpCode::Continuation, true, &[0; 1]));
+            assert_failed_with(Role::Server, &bytes, ProtocolError::MessageTooLarge);
+        }
+
+        #[test]
+        fn a_header_announcing_2_pow_63_minus_1_allocates_nothing() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            conn.receive_data(&[0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]);
+            assert!(matches!(conn.next_event(), Err(Error::Protocol(ProtocolError::FrameTooLarge))));
+            assert!(conn.receiver().buffered_capacity() < 64 * 1024);
+        }
+    }
+}

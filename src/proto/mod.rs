@@ -1,0 +1,35 @@
+//! The sans-I/O protocol core: no sockets, no threads, no clock.
+//!
+//! Everything here works on byte slices and values passed in. The blocking layer
+//! ([`WebSocket`](crate::WebSocket)) moves bytes between a stream and this core; a test, a fuzzer
+//! or another I/O model can drive the core directly.
+//!
+//! The layers, bottom up: [`frame`] and [`mask`] (the wire format), [`utf8`] and [`close`]
+//! (payload rules), [`Receiver`] and [`Sender`] (one direction each), [`Connection`] (both,
+//! with the state machine), and [`handshake`] (the HTTP upgrade, before a connection exists).
+
+pub mod close;
+pub mod connection;
+pub(crate) mod extension;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod message;
+mod read_buffer;
+pub mod receiver;
+pub mod sender;
+pub mod utf8;
+
+pub use connection::Connection;
+pub use receiver::{Limits, Receiver};
+pub use sender::{Sender, State};
+
+/// Which end of the connection this is. The roles differ in masking (RFC 6455 §5.1) and in who
+/// closes the TCP connection first (§7.1.1: the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The end that sent the upgrade request; masks its frames.
+    Client,
+    /// The end that accepted it; never masks.
+    Server,
+}

@@ -1,0 +1,385 @@
+//! The inbound half of a connection: bytes in, validated messages and control frames out.
+//!
+//! Payload bytes are unmasked, validated and moved to the message as they arrive, so a frame is
+//! never held whole in the input buffer and invalid UTF-8 fails in the read that brings it.
+
+use super::close::CloseFrame;
+use super::extension::Inflater;
+use super::frame::{Decoded, FrameHeader, OpCode};
+use super::mask::apply_mask;
+use super::message::{Chunk, DataKind, Event, Message};
+use super::read_buffer::ReadBuffer;
+use super::utf8::Utf8Validator;
+use super::Role;
+use crate::error::ProtocolError;
+
+/// Size limits the receiver enforces before allocating (RFC 6455 §10.4).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest frame payload accepted.
+    pub max_frame_size: usize,
+    /// The largest message accepted (after decompression).
+    pub max_message_size: usize,
+}
+
+/// A message being received.
+#[derive(Debug)]
+struct Incoming {
+    kind: DataKind,
+    /// Bytes of the message received so far (after decompression).
+    size: usize,
+    /// No piece handed out yet (streaming mode).
+    first: bool,
+    /// The message's first frame had RSV1 set (RFC 7692).
+    compressed: bool,
+}
+
+/// The frame whose payload is arriving.
+#[derive(Debug)]
+struct CurrentFrame {
+    header: FrameHeader,
+    remaining: u64,
+    /// Payload bytes already unmasked, to keep the mask in phase.
+    offset: usize,
+}
+
+/// Where the last `read_buf` pointed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadTarget {
+    Buffer,
+    /// Straight into the message, after `len` bytes: a large payload skips the input buffer.
+    Message { len: usize },
+}
+
+/// Decodes and validates incoming frames. See the module docs.
+#[derive(Debug)]
+pub struct Receiver {
+    role: Role,
+    limits: Limits,
+    buf: ReadBuffer,
+    frame: Option<CurrentFrame>,
+    incoming: Option<Incoming>,
+    message: Vec<u8>,
+    control: Vec<u8>,
+    utf8: Utf8Validator,
+    inflater: Option<Inflater>,
+    streaming: bool,
+    target: ReadTarget,
+    /// An error found while committing bytes read straight into the message.
+    error: Option<ProtocolError>,
+}
+
+/// Below this, payload goes through the input buffer; above it, straight into the message.
+const DIRECT_READ_MIN: u64 = 16 * 1024;
+
+impl Receiver {
+    /// A receiver for `role` (a server expects masked frames, a client unmasked ones).
+    pub fn new(role: Role, limits: Limits, read_buffer_size: usize) -> Receiver {
+        Receiver {
+            role,
+            limits,
+            buf: ReadBuffer::new(read_buffer_size),
+            frame: None,
+            incoming: None,
+            message: Vec::new(),
+            control: Vec::new(),
+            utf8: Utf8Validator::new(),
+            inflater: None,
+            streaming: false,
+            target: ReadTarget::Buffer,
+            error: None,
+        }
+    }
+
+    /// Enables RSV1 and decompression for permessage-deflate (RFC 7692).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn set_inflater(&mut self, inflater: Option<Inflater>) {
+        self.inflater = inflater;
+    }
+
+    /// In streaming mode data arrives as [`Event::Chunk`]s as soon as it is read, instead of whole
+    /// messages. The mode may change between events.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.streaming = streaming;
+    }
+
+    /// Hands over bytes received from the peer.
+    pub fn receive_data(&mut self, data: &[u8]) {
+        self.buf.extend(data);
+    }
+
+    /// Where the I/O layer should read next; follow with [`commit`](Self::commit).
+    ///
+    /// Usually the input buffer; while a large payload is arriving, the end of the message itself,
+    /// so the bytes are copied once (socket to message) rather than twice.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        if let Some(direct) = self.direct_read_len() {
+            let len = self.message.len();
+            self.message.resize(len + direct, 0);
+            self.target = ReadTarget::Message { len };
+            return &mut self.message[len..];
+        }
+        self.target = ReadTarget::Buffer;
+        self.buf.spare_mut()
+    }
+
+    /// Marks `n` bytes of the last [`read_buf`](Self::read_buf) as filled by the peer.
+    pub fn commit(&mut self, n: usize) {
+        match self.target {
+            ReadTarget::Buffer => self.buf.commit(n),
+            ReadTarget::Message { len } => {
+                self.message.truncate(len + n);
+                self.target = ReadTarget::Buffer;
+                if let Err(e) = self.accept_direct(len, n) {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Whether bytes are waiting in the input buffer.
+    pub fn has_buffered_data(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Releases grown buffers while no message is in progress.
+    pub fn shrink(&mut self) {
+        self.buf.shrink_if_idle();
+        if self.incoming.is_none() && self.message.capacity() > 64 * 1024 {
+            self.message = Vec::new();
+        }
+    }
+
+    /// Bytes of buffer memory held, for measuring.
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity() + self.message.capacity() + self.control.capacity()
+    }
+
+    /// Decodes the next event from the bytes received so far; `Ok(None)` means more bytes are needed.
+    ///
+    /// An error is a peer's violation: the connection must be failed with its close code.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        loop {
+            if self.frame.is_none() {
+                let Decoded::Complete(header, used) = FrameHeader::decode(self.buf.filled())? else {
+                    return Ok(None);
+                };
+                self.buf.consume(used);
+                self.start_frame(header)?;
+            }
+            if let Some(event) = self.take_payload()? {
+                return Ok(Some(event));
+            }
+            if self.frame.is_some() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Validates a header against RFC 6455 §5 and the limits, and sets up for its payload.
+    fn start_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
+        let op = header.opcode;
+        // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for
+        // non-zero values". RFC 7692 §6: RSV1 marks the first frame of a compressed data message.
+        let rsv1_allowed =
+            self.inflater.is_some() && matches!(op, OpCode::Text | OpCode::Binary);
+        if header.rsv2 || header.rsv3 || (header.rsv1 && !rsv1_allowed) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // RFC 6455 §5.1: a server MUST fail on an unmasked frame, a client on a masked one.
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        match op {
+            OpCode::Reserved(bits) => return Err(ProtocolError::ReservedOpcode(bits)),
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or
+                // less and MUST NOT be fragmented."
+                if header.payload_len > 125 {
+                    return Err(ProtocolError::ControlFrameTooLong);
+                }
+                if !header.fin {
+                    return Err(ProtocolError::FragmentedControlFrame);
+                }
+                self.control.clear();
+            }
+            OpCode::Continuation => match &self.incoming {
+                None => return Err(ProtocolError::UnexpectedContinuation),
+                Some(incoming) => {
+                    self.check_sizes(&header, incoming.size, incoming.compressed)?;
+                }
+            },
+            OpCode::Text | OpCode::Binary => {
+                // RFC 6455 §5.4: fragments of one message are not interleaved with another's.
+                if self.incoming.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                self.check_sizes(&header, 0, header.rsv1)?;
+                let kind = if op == OpCode::Text { DataKind::Text } else { DataKind::Binary };
+                self.incoming = Some(Incoming {
+                    kind,
+                    size: 0,
+                    first: true,
+                    compressed: header.rsv1,
+                });
+                self.message.clear();
+                if !self.streaming && !header.rsv1 {
+                    // Enough for most messages at once; larger ones grow as bytes arrive, so an
+                    // announced length costs nothing until the bytes are really sent.
+                    self.message.reserve(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
+                }
+            }
+        }
+        self.frame = Some(CurrentFrame {
+            remaining: header.payload_len,
+            header,
+            offset: 0,
+        });
+        Ok(())
+    }
+
+    /// RFC 6455 §10.4: limits are checked on the announced length, before any byte is stored.
+    fn check_sizes(&self, header: &FrameHeader, so_far: usize, compressed: bool) -> Result<(), ProtocolError> {
+        if header.payload_len > self.limits.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+        // Compressed payloads are checked as they inflate (`Inflater` stops at the limit).
+        if !compressed && so_far as u64 + header.payload_len > self.limits.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        Ok(())
+    }
+
+    /// How many bytes may be read straight into the message, if this is a good moment for it.
+    fn direct_read_len(&self) -> Option<usize> {
+        let frame = self.frame.as_ref()?;
+        let incoming = self.incoming.as_ref()?;
+        let direct = !self.streaming
+            && !incoming.compressed
+            && !frame.header.opcode.is_control()
+            && self.buf.is_empty()
+            && frame.remaining >= DIRECT_READ_MIN;
+        direct.then(|| frame.remaining.min(1 << 20) as usize)
+    }
+
+    /// Processes `n` payload bytes that were read straight into `self.message[at..]`.
+    fn accept_direct(&mut self, at: usize, n: usize) -> Result<(), ProtocolError> {
+        let (Some(frame), Some(incoming)) = (self.frame.as_mut(), self.incoming.as_mut()) else {
+            return Ok(());
+        };
+        let bytes = &mut self.message[at..at + n];
+        if let Some(key) = frame.header.mask {
+            apply_mask(bytes, key, frame.offset);
+        }
+        frame.offset += n;
+        frame.remaining -= n as u64;
+        incoming.size += n;
+        if incoming.kind == DataKind::Text {
+            self.utf8.feed(bytes).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the buffered part of the current frame's payload on; returns an event when one is due.
+    fn take_payload(&mut self) -> Result<Option<Event>, ProtocolError> {
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(None);
+        };
+        let available = (self.buf.filled().len() as u64).min(frame.remaining) as usize;
+        let bytes = &mut self.buf.filled_mut()[..available];
+        if let Some(key) = frame.header.mask {
+            apply_mask(bytes, key, frame.offset);
+        }
+        frame.offset += available;
+        frame.remaining -= available as u64;
+        let frame_done = frame.remaining == 0;
+        let header = frame.header;
+
+        if header.opcode.is_control() {
+            self.control.extend_from_slice(bytes);
+            self.buf.consume(available);
+            if !frame_done {
+                return Ok(None);
+            }
+            self.frame = None;
+            return self.control_event(header.opcode).map(Some);
+        }
+
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Ok(None);
+        };
+        let message_done = frame_done && header.fin;
+        let start = if self.streaming { 0 } else { self.message.len() };
+        if self.streaming {
+            self.message.clear();
+        }
+        match (incoming.compressed, self.inflater.as_mut()) {
+            (true, Some(inflater)) => {
+                let budget = self.limits.max_message_size - incoming.size;
+                inflater.inflate(bytes, message_done, &mut self.message, budget)?;
+            }
+            _ => self.message.extend_from_slice(bytes),
+        }
+        self.buf.consume(available);
+        let new = &self.message[start..];
+        incoming.size += new.len();
+        if incoming.size > self.limits.max_message_size {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        if incoming.kind == DataKind::Text {
+            self.utf8.feed(new).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if frame_done {
+            self.frame = None;
+        }
+        if message_done {
+            if incoming.kind == DataKind::Text {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        if self.streaming {
+            if self.message.is_empty() && !message_done && !(incoming.first && frame_done) {
+                return Ok(None);
+            }
+            let chunk = Chunk {
+                kind: incoming.kind,
+                data: std::mem::take(&mut self.message),
+                first: std::mem::replace(&mut incoming.first, false),
+                last: message_done,
+            };
+            if message_done {
+                self.incoming = None;
+            }
+            return Ok(Some(Event::Chunk(chunk)));
+        }
+        if !message_done {
+            return Ok(None);
+        }
+        let kind = incoming.kind;
+        self.incoming = None;
+        let data = std::mem::take(&mut self.message);
+        let message = match kind {
+            // Validated piece by piece above.
+            DataKind::Text => Message::Text(
+                String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?,
+            ),
+            DataKind::Binary => Message::Binary(data),
+        };
+        Ok(Some(Event::Message(message)))
+    }
+
+    fn control_event(&mut self, opcode: OpCode) -> Result<Event, ProtocolError> {
+        let payload = std::mem::take(&mut self.control);
+        let message = match opcode {
+            OpCode::Ping => Message::Ping(payload),
+            OpCode::Pong => Message::Pong(payload),
+            _ => Message::Close(CloseFrame::parse(&payload)?),
+        };
+        Ok(Event::Message(message))
+    }
+}

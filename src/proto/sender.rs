@@ -1,0 +1,247 @@
+//! The outbound half of a connection, and the one place where the connection's state lives.
+//!
+//! The state moves OPEN → CLOSING → CLOSED here only (CONNECTING is the handshake, before a
+//! connection exists). The receiver reports what arrived; [`Sender::on_event`] and
+//! [`Sender::on_violation`] turn that into replies (pongs, the close echo, the failing close
+//! frame) and state changes. Keeping both in the sender lets a split connection's writer, which
+//! owns the sender, apply them for the reader on another thread.
+
+use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use super::extension::Deflater;
+use super::frame::{FrameHeader, OpCode, encode_frame};
+use super::message::{DataKind, Event, Message};
+use super::Role;
+use crate::error::{Error, ProtocolError};
+
+/// Where a connection is in its life (RFC 6455 §4–§7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Open: messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (RFC 6455 §7.1.2).
+    Closing,
+    /// Both close frames have been exchanged, or the connection was failed.
+    Closed,
+}
+
+/// Encodes outgoing frames and owns the connection state. See the module docs.
+#[derive(Debug)]
+pub struct Sender {
+    role: Role,
+    state: State,
+    out: Vec<u8>,
+    /// A streamed message is being sent as fragments.
+    streaming: Option<DataKind>,
+    deflater: Option<Deflater>,
+    /// The peer's close frame, once received.
+    peer_close: Option<Option<CloseFrame>>,
+    /// The close frame we sent, once sent.
+    our_close: Option<Option<CloseFrame>>,
+}
+
+impl Sender {
+    /// A sender for `role`: a client masks every frame (RFC 6455 §5.3), a server never does.
+    pub fn new(role: Role) -> Sender {
+        Sender {
+            role,
+            state: State::Open,
+            out: Vec::new(),
+            streaming: None,
+            deflater: None,
+            peer_close: None,
+            our_close: None,
+        }
+    }
+
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn set_deflater(&mut self, deflater: Option<Deflater>) {
+        self.deflater = deflater;
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The peer's close frame: `Some(None)` if it carried no code, `None` if none arrived yet.
+    pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
+        self.peer_close.as_ref()
+    }
+
+    /// The close frame we sent, if we sent one.
+    pub fn our_close(&self) -> Option<&Option<CloseFrame>> {
+        self.our_close.as_ref()
+    }
+
+    /// Whether the peer's close frame has arrived: nothing more will be read.
+    pub fn close_received(&self) -> bool {
+        self.peer_close.is_some()
+    }
+
+    /// Bytes waiting to be written to the peer.
+    pub fn data_to_send(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Drops the first `n` bytes of [`data_to_send`](Self::data_to_send), once written.
+    pub fn advance(&mut self, n: usize) {
+        if n >= self.out.len() {
+            self.out.clear();
+            if self.out.capacity() > 64 * 1024 {
+                self.out = Vec::new();
+            }
+        } else {
+            self.out.drain(..n);
+        }
+    }
+
+    /// Takes all bytes waiting to be written.
+    pub fn take_data_to_send(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Queues a message (or control frame) for sending.
+    ///
+    /// Errors: [`Error::AlreadyClosed`] once a close frame was sent; [`Error::InvalidInput`] for a
+    /// control payload over 125 bytes, a close code that may not be sent, a reason over 123 bytes,
+    /// or a data message while a streamed one is unfinished.
+    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
+        match message {
+            Message::Text(text) => self.send_data(DataKind::Text, text.as_bytes()),
+            Message::Binary(data) => self.send_data(DataKind::Binary, data),
+            Message::Ping(data) => self.send_control(OpCode::Ping, data),
+            Message::Pong(data) => self.send_control(OpCode::Pong, data),
+            Message::Close(frame) => self.close(frame.clone()),
+        }
+    }
+
+    /// Queues one fragment of a message sent piece by piece (RFC 6455 §5.4).
+    ///
+    /// The first call starts the message with `kind`; `fin` ends it.
+    pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.check_open()?;
+        let opcode = match self.streaming {
+            Some(current) if current != kind => {
+                return Err(Error::InvalidInput("fragment kind differs from its message's"));
+            }
+            Some(_) => OpCode::Continuation,
+            None => kind.opcode(),
+        };
+        self.streaming = if fin { None } else { Some(kind) };
+        self.push_frame(opcode, fin, false, data);
+        Ok(())
+    }
+
+    /// Queues a close frame and moves to CLOSING (or CLOSED if the peer's close already arrived).
+    ///
+    /// `None` sends an empty close frame (the peer will report 1005).
+    pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        if self.our_close.is_some() || self.state == State::Closed {
+            return Err(Error::AlreadyClosed);
+        }
+        let payload = match &frame {
+            None => Vec::new(),
+            Some(frame) => {
+                if !frame.code.is_sendable() {
+                    return Err(Error::InvalidInput("this close code may not be sent (RFC 6455 §7.4)"));
+                }
+                if frame.reason.len() > MAX_REASON_LEN {
+                    return Err(Error::InvalidInput("close reason over 123 bytes"));
+                }
+                frame.to_payload()
+            }
+        };
+        self.push_frame(OpCode::Close, true, false, &payload);
+        self.our_close = Some(frame);
+        self.state = if self.peer_close.is_some() { State::Closed } else { State::Closing };
+        Ok(())
+    }
+
+    /// Reacts to an event the receiver produced: answers a ping, echoes a close.
+    pub fn on_event(&mut self, event: &Event) {
+        match event {
+            // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
+            // in response, unless it already received a Close frame." Not after our close either.
+            Event::Message(Message::Ping(data)) if self.state == State::Open => {
+                self.push_frame(OpCode::Pong, true, false, data);
+            }
+            Event::Message(Message::Close(frame)) => {
+                self.peer_close = Some(frame.clone());
+                if self.our_close.is_none() {
+                    // RFC 6455 §5.5.1: reply with a close frame, "typically echoing the status code".
+                    let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+                    let payload = echo.as_ref().map(CloseFrame::to_payload).unwrap_or_default();
+                    self.push_frame(OpCode::Close, true, false, &payload);
+                    self.our_close = Some(echo);
+                }
+                self.state = State::Closed;
+            }
+            _ => {}
+        }
+    }
+
+    /// Fails the connection after a peer's violation (RFC 6455 §7.1.7): queues a close frame with
+    /// the violation's code, unless one was already sent, and moves to CLOSED.
+    pub fn on_violation(&mut self, error: ProtocolError) {
+        if self.our_close.is_none() && self.state != State::Closed {
+            let frame = CloseFrame::new(error.close_code(), "");
+            self.push_frame(OpCode::Close, true, false, &frame.to_payload());
+            self.our_close = Some(Some(frame));
+        }
+        self.state = State::Closed;
+    }
+
+    /// Ends the connection without a close frame (the transport died).
+    pub fn on_transport_closed(&mut self) {
+        self.state = State::Closed;
+    }
+
+    /// The close code to report for how the connection ended, if it has ended.
+    pub fn ending_code(&self) -> Option<CloseCode> {
+        match (&self.peer_close, self.state) {
+            (Some(Some(frame)), _) => Some(frame.code),
+            (Some(None), _) => Some(CloseCode::NoStatus),
+            (None, State::Closed) => Some(CloseCode::Abnormal),
+            _ => None,
+        }
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.state == State::Open { Ok(()) } else { Err(Error::AlreadyClosed) }
+    }
+
+    fn send_data(&mut self, kind: DataKind, data: &[u8]) -> Result<(), Error> {
+        self.check_open()?;
+        if self.streaming.is_some() {
+            return Err(Error::InvalidInput("a streamed message is unfinished"));
+        }
+        if let Some(deflater) = self.deflater.as_mut() {
+            if let Some(compressed) = deflater.compress(data) {
+                self.push_frame(kind.opcode(), true, true, &compressed);
+                return Ok(());
+            }
+        }
+        self.push_frame(kind.opcode(), true, false, data);
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), Error> {
+        self.check_open()?;
+        if data.len() > 125 {
+            return Err(Error::InvalidInput("control frame payload over 125 bytes (RFC 6455 §5.5)"));
+        }
+        self.push_frame(opcode, true, false, data);
+        Ok(())
+    }
+
+    fn push_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
+        let mut header = FrameHeader::new(opcode, payload.len() as u64);
+        header.fin = fin;
+        header.rsv1 = rsv1;
+        if self.role == Role::Client {
+            // RFC 6455 §5.3: a fresh key per frame, from a strong source of entropy (§10.3).
+            header.mask = Some(rand::random());
+        }
+        encode_frame(&header, payload, &mut self.out);
+    }
+}

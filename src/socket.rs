@@ -1,0 +1,363 @@
+//! The blocking driver: a [`Connection`] over any `Read + Write` stream.
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::message::{DataKind, Event, Message};
+use crate::proto::utf8::Utf8Validator;
+use crate::proto::{Connection, Role, State};
+use std::io::{self, Read, Write};
+
+/// How many bytes a client discards while it waits for the server to close TCP after the closing
+/// handshake; a server that keeps talking past this is cut off.
+const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// A WebSocket connection over a blocking stream, after the opening handshake.
+///
+/// Get one from [`connect`](crate::connect) or [`ClientBuilder`](crate::ClientBuilder) (client) or
+/// [`accept`](crate::accept) (server), or wrap a stream whose handshake was done elsewhere with
+/// [`WebSocket::from_stream`].
+///
+/// Every method blocks on the stream; a stream with read or write timeouts makes them return
+/// [`Error::Io`] with `WouldBlock` or `TimedOut` ([`Error::is_timeout`]), after which the call can
+/// be repeated: a partly received frame is kept, a partly written one is finished first.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+    role: Role,
+    config: Config,
+    subprotocol: Option<String>,
+    /// The end of the connection was reported to the caller.
+    ended: bool,
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Wraps a stream on which the opening handshake is complete.
+    pub fn from_stream(stream: S, role: Role, config: Config) -> WebSocket<S> {
+        WebSocket::from_partially_read(stream, &[], role, config)
+    }
+
+    /// Like [`from_stream`](Self::from_stream), with bytes already read from the stream after the
+    /// handshake (they belong to the WebSocket stream).
+    pub fn from_partially_read(stream: S, read: &[u8], role: Role, config: Config) -> WebSocket<S> {
+        let mut conn = Connection::new(role, &config);
+        conn.receive_data(read);
+        WebSocket {
+            stream,
+            conn,
+            role,
+            config,
+            subprotocol: None,
+            ended: false,
+        }
+    }
+
+    pub(crate) fn set_subprotocol(&mut self, protocol: Option<String>) {
+        self.subprotocol = protocol;
+    }
+
+    /// Reads the next message, blocking until one arrives.
+    ///
+    /// Pings are answered before they are returned. The peer's close is returned once as
+    /// [`Message::Close`], after our reply has been sent: the closing handshake is then complete.
+    /// After that, `read` returns [`Error::ConnectionClosed`] (a client first waits for the server
+    /// to close TCP, RFC 6455 §7.1.1), then [`Error::AlreadyClosed`].
+    ///
+    /// Errors: [`Error::Protocol`] when the peer broke the protocol (the failing close frame has
+    /// been sent; drop the connection); [`Error::Io`] for transport errors, `UnexpectedEof` when
+    /// the peer vanished without a close frame.
+    pub fn read(&mut self) -> Result<Message, Error> {
+        match self.read_with(false)? {
+            Event::Message(message) => Ok(message),
+            Event::Chunk(_) => unreachable!("chunks only in streaming mode"),
+        }
+    }
+
+    /// Reads the next piece of data or control frame, without waiting for whole messages.
+    ///
+    /// Data comes as [`Event::Chunk`]s as soon as bytes arrive, so a message of any size is
+    /// received in constant memory. Control frames come as [`Event::Message`]. Errors as for
+    /// [`read`](Self::read).
+    pub fn read_event(&mut self) -> Result<Event, Error> {
+        self.read_with(true)
+    }
+
+    fn read_with(&mut self, streaming: bool) -> Result<Event, Error> {
+        if self.ended {
+            return Err(Error::AlreadyClosed);
+        }
+        if self.conn.state() == State::Closed {
+            // The close was returned by the previous call, or the connection failed.
+            self.ended = true;
+            if self.conn.sender().close_received() {
+                if self.role == Role::Client {
+                    self.wait_for_server_close();
+                }
+                return Err(Error::ConnectionClosed);
+            }
+            return Err(Error::AlreadyClosed);
+        }
+        self.conn.receiver().set_streaming(streaming);
+        loop {
+            match self.conn.next_event() {
+                Ok(Some(event)) => {
+                    // A pong or our close reply may be due.
+                    self.flush_pending()?;
+                    return Ok(event);
+                }
+                Ok(None) => self.fill()?,
+                Err(error) => {
+                    // Fail the connection: send the close frame if the transport still works.
+                    let _ = self.flush_pending();
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Reads once from the stream into the connection.
+    fn fill(&mut self) -> Result<(), Error> {
+        loop {
+            let buf = self.conn.receiver().read_buf();
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.conn.receiver().commit(0);
+                    self.conn.sender().on_transport_closed();
+                    self.ended = true;
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection without a close frame (1006)",
+                    )));
+                }
+                Ok(n) => {
+                    self.conn.receiver().commit(n);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.conn.receiver().commit(0);
+                    match e.kind() {
+                        io::ErrorKind::Interrupted => continue,
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => return Err(e.into()),
+                        _ => {
+                            self.conn.sender().on_transport_closed();
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes everything the connection has queued. A timeout leaves the rest queued for the next
+    /// call, so a frame is never cut in half.
+    fn flush_pending(&mut self) -> Result<(), Error> {
+        while !self.conn.data_to_send().is_empty() {
+            match self.stream.write(self.conn.data_to_send()) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => self.conn.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Sends a message (text, binary, ping, pong, or close).
+    ///
+    /// Blocks until the frame is handed to the stream. Sending [`Message::Close`] starts the
+    /// closing handshake without waiting for the reply (see [`close`](Self::close)).
+    ///
+    /// Errors: [`Error::AlreadyClosed`] after a close frame was sent; [`Error::InvalidInput`] for a
+    /// control payload over 125 bytes or an unsendable close code; [`Error::Io`].
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.flush_pending()?;
+        self.conn.send(&message)?;
+        self.flush_pending()
+    }
+
+    /// Writes any frame left over from a send or reply that timed out.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.flush_pending()
+    }
+
+    /// Closes the connection: sends a close frame with `code` and `reason`, then reads until the
+    /// peer's close frame arrives (data arriving meanwhile is discarded) and, as a client, until
+    /// the server closes TCP. Returns the peer's close frame.
+    ///
+    /// Blocks on the stream: without a read timeout, a peer that never answers blocks forever.
+    ///
+    /// Errors: [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes;
+    /// [`Error::AlreadyClosed`] if a close frame was already sent.
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<Option<CloseFrame>, Error> {
+        let frame = CloseFrame::new(code, reason);
+        self.conn.sender().close(Some(frame))?;
+        self.flush_pending()?;
+        loop {
+            match self.read()? {
+                Message::Close(peer) => {
+                    self.ended = true;
+                    if self.role == Role::Client {
+                        self.wait_for_server_close();
+                    }
+                    return Ok(peer);
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// RFC 6455 §7.1.1: "the underlying TCP connection, in most normal cases, SHOULD be closed
+    /// first by the server". The client waits for it, discarding at most a bounded amount.
+    fn wait_for_server_close(&mut self) {
+        let mut scratch = [0u8; 1024];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN_LIMIT {
+            match self.stream.read(&mut scratch) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+
+    /// Starts a message sent in fragments through an [`io::Write`]; see [`MessageWriter`].
+    ///
+    /// Errors: [`Error::AlreadyClosed`] after a close frame was sent.
+    pub fn send_stream(&mut self, kind: DataKind) -> Result<MessageWriter<'_, S>, Error> {
+        if self.conn.state() != State::Open {
+            return Err(Error::AlreadyClosed);
+        }
+        let capacity = self.config.write_fragment_size;
+        Ok(MessageWriter {
+            ws: self,
+            kind,
+            buf: Vec::with_capacity(capacity.min(64 << 10)),
+            capacity,
+            utf8: Utf8Validator::new(),
+            finished: false,
+        })
+    }
+
+    /// The subprotocol agreed in the opening handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, e.g. to set timeouts. Reading or writing it directly corrupts the connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The stream, ending the WebSocket (bytes buffered but not yet read are lost).
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    /// Bytes of buffer memory this connection holds now.
+    pub fn buffered_capacity(&mut self) -> usize {
+        self.conn.receiver().buffered_capacity() + self.conn.data_to_send().len()
+    }
+
+    pub(crate) fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.flush_pending()?;
+        self.conn.sender().send_fragment(kind, data, fin)?;
+        self.flush_pending()
+    }
+}
+
+/// Sends one message in fragments of [`Config::write_fragment_size`] as it is written
+/// (RFC 6455 §5.4). Call [`finish`](Self::finish) to send the last fragment; dropping the writer
+/// finishes it too, ignoring errors.
+///
+/// ```no_run
+/// # fn main() -> Result<(), syncws::Error> {
+/// use std::io::Write;
+/// let (mut ws, _) = syncws::connect("ws://127.0.0.1:9001/")?;
+/// let mut writer = ws.send_stream(syncws::DataKind::Binary)?;
+/// std::io::copy(&mut std::fs::File::open("big.bin")?, &mut writer)?;
+/// writer.finish()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MessageWriter<'a, S: Read + Write> {
+    ws: &'a mut WebSocket<S>,
+    kind: DataKind,
+    buf: Vec<u8>,
+    capacity: usize,
+    utf8: Utf8Validator,
+    finished: bool,
+}
+
+impl<S: Read + Write> MessageWriter<'_, S> {
+    /// Sends what is buffered as the final fragment, ending the message.
+    ///
+    /// Errors: [`Error::InvalidInput`] if a text message ended inside a UTF-8 character.
+    pub fn finish(mut self) -> Result<(), Error> {
+        self.finish_inner()
+    }
+
+    fn finish_inner(&mut self) -> Result<(), Error> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        if self.kind == DataKind::Text && self.utf8.finish().is_err() {
+            return Err(Error::InvalidInput("text message ended inside a UTF-8 character"));
+        }
+        let data = std::mem::take(&mut self.buf);
+        self.ws.send_fragment(self.kind, &data, true)
+    }
+}
+
+impl<S: Read + Write> Write for MessageWriter<'_, S> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.kind == DataKind::Text && self.utf8.feed(data).is_err() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "text message is not UTF-8"));
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = self.capacity - self.buf.len();
+            let take = room.min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == self.capacity {
+                let full = std::mem::take(&mut self.buf);
+                self.ws.send_fragment(self.kind, &full, false)?;
+                self.buf = full;
+                self.buf.clear();
+            }
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: Read + Write> Drop for MessageWriter<'_, S> {
+    fn drop(&mut self) {
+        let _ = self.finish_inner();
+    }
+}

@@ -1,0 +1,148 @@
+//! `ws://` and `wss://` URLs (RFC 6455 §3).
+
+use crate::error::UrlError;
+use std::fmt;
+
+/// A parsed WebSocket URL.
+///
+/// ```
+/// let url: syncws::WsUrl = "ws://[::1]:9001/chat?room=1".parse()?;
+/// assert_eq!((url.host.as_str(), url.port, url.target.as_str()), ("::1", 9001, "/chat?room=1"));
+/// assert_eq!(url.host_header(), "[::1]:9001");
+/// # Ok::<(), syncws::UrlError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// `wss://`: TLS.
+    pub secure: bool,
+    /// The host name or IP address, without brackets.
+    pub host: String,
+    /// The port: given, or 80 for ws and 443 for wss.
+    pub port: u16,
+    /// The request target: the path (at least `/`) and the query.
+    pub target: String,
+    /// `user:password` from the URL, if any (sent as Basic authorization).
+    pub userinfo: Option<String>,
+}
+
+impl WsUrl {
+    /// Parses `ws://host[:port][/path][?query]` or the `wss://` form.
+    pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| UrlError::UnsupportedScheme(String::new()))?;
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "ws" => false,
+            "wss" => true,
+            other => return Err(UrlError::UnsupportedScheme(other.to_owned())),
+        };
+        // RFC 6455 §3: "Fragment identifiers are meaningless in the context of WebSocket URIs and
+        // MUST NOT be used on these URIs."
+        if rest.contains('#') {
+            return Err(UrlError::Fragment);
+        }
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        let target = match target {
+            "" => "/".to_owned(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_owned(),
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((user, hostport)) => (Some(user.to_owned()), hostport),
+            None => (None, authority),
+        };
+        let (host, port) = split_host_port(hostport)?;
+        if host.is_empty() {
+            return Err(UrlError::MissingHost);
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(UrlError::InvalidPort)?,
+            None if secure => 443,
+            None => 80,
+        };
+        Ok(WsUrl {
+            secure,
+            host: host.to_owned(),
+            port,
+            target,
+            userinfo,
+        })
+    }
+
+    /// The `Host` header: the host (bracketed if IPv6) and the port if it is not the default.
+    pub fn host_header(&self) -> String {
+        let default = if self.secure { 443 } else { 80 };
+        let host = self.bracketed_host();
+        if self.port == default { host } else { format!("{host}:{}", self.port) }
+    }
+
+    /// `host:port`, for connecting.
+    pub fn socket_addr(&self) -> String {
+        format!("{}:{}", self.bracketed_host(), self.port)
+    }
+
+    fn bracketed_host(&self) -> String {
+        if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() }
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(UrlError::InvalidHost)?;
+        return match after {
+            "" => Ok((host, None)),
+            a => a.strip_prefix(':').map(|p| (host, Some(p))).ok_or(UrlError::InvalidHost),
+        };
+    }
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (hostport, None),
+    };
+    if host.contains(':') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(UrlError::InvalidHost);
+    }
+    Ok((host, port))
+}
+
+impl std::str::FromStr for WsUrl {
+    type Err = UrlError;
+    fn from_str(s: &str) -> Result<WsUrl, UrlError> {
+        WsUrl::parse(s)
+    }
+}
+
+impl fmt::Display for WsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let u = WsUrl::parse("ws://example.com").unwrap();
+        assert_eq!((u.secure, u.host.as_str(), u.port, u.target.as_str()), (false, "example.com", 80, "/"));
+        let u = WsUrl::parse("wss://example.com/a/b?x=1").unwrap();
+        assert_eq!((u.secure, u.port, u.target.as_str()), (true, 443, "/a/b?x=1"));
+        let u = WsUrl::parse("ws://127.0.0.1:9001?q").unwrap();
+        assert_eq!((u.port, u.target.as_str(), u.host_header()), (9001, "/?q", "127.0.0.1:9001".into()));
+        let u = WsUrl::parse("ws://[::1]/").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.socket_addr()), ("::1", 80, "[::1]:80".into()));
+        let u = WsUrl::parse("WS://user:pw@host:81/").unwrap();
+        assert_eq!((u.userinfo.as_deref(), u.host_header()), (Some("user:pw"), "host:81".into()));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(WsUrl::parse("http://x/"), Err(UrlError::UnsupportedScheme("http".into())));
+        assert_eq!(WsUrl::parse("ws:///path"), Err(UrlError::MissingHost));
+        assert_eq!(WsUrl::parse("ws://x:0/"), Err(UrlError::InvalidPort));
+        assert_eq!(WsUrl::parse("ws://x:99999/"), Err(UrlError::InvalidPort));
+        assert_eq!(WsUrl::parse("ws://[::1/"), Err(UrlError::InvalidHost));
+        assert_eq!(WsUrl::parse("ws://x/#frag"), Err(UrlError::Fragment));
+        assert!(WsUrl::parse("nonsense").is_err());
+    }
+}
