@@ -1,0 +1,54 @@
+//! Loopback helpers shared by the integration tests: port 0, one connection, bounded waits.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The longest any test waits on a socket before failing instead of hanging.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Listens on 127.0.0.1:0 and runs `handler` on the first accepted connection, on a thread.
+pub fn serve_once<T: Send + 'static>(handler: impl FnOnce(TcpStream) -> T + Send + 'static) -> (SocketAddr, JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        handler(stream)
+    });
+    (addr, handle)
+}
+
+/// A raw TCP connection with deadlines.
+pub fn raw_connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+/// Reads until the peer closes (or the deadline), returning everything.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+/// A valid upgrade request with `extra` header lines (each ending in \r\n) added.
+pub fn upgrade_request(extra: &str) -> String {
+    format!(
+        "GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// Sends `request` raw and returns the status code of the answer and the whole answer.
+pub fn status_of(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut stream = raw_connect(addr);
+    stream.write_all(request).unwrap();
+    let answer = String::from_utf8_lossy(&read_to_close(&mut stream)).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
