@@ -7,7 +7,9 @@ use std::net::TcpListener;
 use syncws::{Acceptor, Config};
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9002".to_owned());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9002".to_owned());
     let listener = TcpListener::bind(&addr)?;
     eprintln!("autobahn testee listening on {}", listener.local_addr()?);
     let mut config = Config::default();
@@ -19,7 +21,9 @@ fn main() -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         std::thread::spawn(move || {
-            let Ok(mut ws) = acceptor.accept(stream) else { return };
+            let Ok(mut ws) = acceptor.accept(stream) else {
+                return;
+            };
             while let Ok(msg) = ws.read() {
                 if msg.is_data() && ws.send(msg).is_err() {
                     break;

@@ -39,7 +39,8 @@ fn run(url: &str) -> Result<(), Error> {
 
     // A short read timeout lets one thread both read and send. A timed-out read loses nothing:
     // a partly received frame stays buffered and the next read continues it.
-    ws.get_mut().set_read_timeout(Some(Duration::from_millis(20)))?;
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(20)))?;
     let mut input_open = true;
     loop {
         while input_open {
@@ -61,9 +62,13 @@ fn run(url: &str) -> Result<(), Error> {
                     Some(f) => (f.code.as_u16(), f.reason),
                     None => (CloseCode::NoStatus.as_u16(), String::new()),
                 };
-                println!("{}", format!("[close {code} {reason}").trim_end().to_owned() + "]");
+                println!(
+                    "{}",
+                    format!("[close {code} {reason}").trim_end().to_owned() + "]"
+                );
                 // Wait (briefly) for the server to close TCP: the client closes last.
-                ws.get_mut().set_read_timeout(Some(Duration::from_secs(2)))?;
+                ws.get_mut()
+                    .set_read_timeout(Some(Duration::from_secs(2)))?;
                 let _ = ws.read();
                 return Ok(());
             }

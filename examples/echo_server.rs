@@ -7,7 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use syncws::{Error, Message};
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
     let listener = TcpListener::bind(&addr)?;
     eprintln!("echo server listening on ws://{}/", listener.local_addr()?);
     for (id, stream) in listener.incoming().enumerate() {
@@ -20,7 +22,10 @@ fn main() -> std::io::Result<()> {
 }
 
 fn serve(id: usize, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     // The opening handshake: read the HTTP upgrade request, answer 101 Switching Protocols.
     let mut ws = match syncws::accept(stream) {

@@ -1,12 +1,15 @@
 //! The server side of the opening handshake.
 
+use crate::client::read_more;
 use crate::config::Config;
 use crate::error::{Error, HandshakeError};
-use crate::proto::frame::Decoded;
-use crate::proto::handshake::{Headers, Request, accept_response, check_request, error_response, parse_request, reject_response};
 use crate::proto::Role;
+use crate::proto::frame::Decoded;
+use crate::proto::handshake::{
+    Headers, Request, accept_response, check_request, error_response, parse_request,
+    reject_response,
+};
 use crate::socket::WebSocket;
-use crate::client::read_more;
 use std::io::{Read, Write};
 
 /// Accepts a WebSocket connection on `stream`: reads the upgrade request, checks it, answers 101.
@@ -87,7 +90,11 @@ pub struct Reject {
 impl Reject {
     /// A refusal with `status` and no body.
     pub fn new(status: u16) -> Reject {
-        Reject { status, headers: Headers::new(), body: Vec::new() }
+        Reject {
+            status,
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
     }
 
     /// Sets the body.
@@ -151,7 +158,8 @@ impl Acceptor {
                 Err(e) => break Err(e),
             }
         };
-        let checked = parsed.and_then(|(request, len)| check_request(&request).map(|key| (request, len, key)));
+        let checked = parsed
+            .and_then(|(request, len)| check_request(&request).map(|key| (request, len, key)));
         let (request, head_len, key) = match checked {
             Ok(ok) => ok,
             Err(error) => return Err(refuse(&mut stream, &error_response(&error), error)),
@@ -160,20 +168,37 @@ impl Acceptor {
             Ok(accept) => accept,
             Err(reject) => {
                 let response = reject_response(reject.status, &reject.headers, &reject.body);
-                return Err(refuse(&mut stream, &response, HandshakeError::Rejected(reject.status)));
+                return Err(refuse(
+                    &mut stream,
+                    &response,
+                    HandshakeError::Rejected(reject.status),
+                ));
             }
         };
         if let Some(chosen) = &accept.subprotocol {
             if !request.subprotocols().any(|p| p == chosen) {
                 // A server bug, not the client's: refuse rather than break the client's handshake.
                 let error = HandshakeError::InvalidSubprotocol;
-                return Err(refuse(&mut stream, &reject_response(500, &Headers::new(), b"subprotocol not offered\n"), error));
+                return Err(refuse(
+                    &mut stream,
+                    &reject_response(500, &Headers::new(), b"subprotocol not offered\n"),
+                    error,
+                ));
             }
         }
-        stream.write_all(&accept_response(&key, accept.subprotocol.as_deref(), &accept.headers))?;
+        stream.write_all(&accept_response(
+            &key,
+            accept.subprotocol.as_deref(),
+            &accept.headers,
+        ))?;
         stream.flush()?;
         // Bytes pipelined behind the request are the client's first frames.
-        let mut ws = WebSocket::from_partially_read(stream, &buf[head_len..], Role::Server, self.config.clone());
+        let mut ws = WebSocket::from_partially_read(
+            stream,
+            &buf[head_len..],
+            Role::Server,
+            self.config.clone(),
+        );
         ws.set_subprotocol(accept.subprotocol);
         Ok((ws, request))
     }

@@ -2,9 +2,11 @@
 
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
-use crate::proto::frame::Decoded;
-use crate::proto::handshake::{ClientRequest, Headers, Response, check_response, generate_key, parse_response};
 use crate::proto::Role;
+use crate::proto::frame::Decoded;
+use crate::proto::handshake::{
+    ClientRequest, Headers, Response, check_response, generate_key, parse_response,
+};
 use crate::socket::WebSocket;
 use crate::url::WsUrl;
 use std::io::{self, Read, Write};
@@ -115,7 +117,11 @@ impl ClientBuilder {
         self.handshake(&url, stream)
     }
 
-    fn handshake<S: Read + Write>(&self, url: &WsUrl, mut stream: S) -> Result<(WebSocket<S>, Response), Error> {
+    fn handshake<S: Read + Write>(
+        &self,
+        url: &WsUrl,
+        mut stream: S,
+    ) -> Result<(WebSocket<S>, Response), Error> {
         let key = generate_key();
         let host = url.host_header();
         let request = ClientRequest {
@@ -138,25 +144,44 @@ impl ClientBuilder {
             read_more(&mut stream, &mut buf, limits.max_size)?;
         };
         if response.status != 101 {
-            read_body(&mut stream, &mut buf, head_len, &mut response, limits.max_size);
+            read_body(
+                &mut stream,
+                &mut buf,
+                head_len,
+                &mut response,
+                limits.max_size,
+            );
         }
         let protocol = check_response(&response, &key, &self.subprotocols)?;
         // Bytes right behind the 101 response are the server's first frames: keep them.
-        let mut ws = WebSocket::from_partially_read(stream, &buf[head_len..], Role::Client, self.config.clone());
+        let mut ws = WebSocket::from_partially_read(
+            stream,
+            &buf[head_len..],
+            Role::Client,
+            self.config.clone(),
+        );
         ws.set_subprotocol(protocol);
         Ok((ws, response))
     }
 }
 
 /// Reads more of a handshake head into `buf`.
-pub(crate) fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>, max: usize) -> Result<(), Error> {
+pub(crate) fn read_more<S: Read>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), Error> {
     let mut chunk = [0u8; 1024];
     loop {
         match stream.read(&mut chunk) {
             Ok(0) => return Err(HandshakeError::ConnectionClosed.into()),
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
-                return if buf.len() > max + chunk.len() { Err(HandshakeError::HeadTooLarge.into()) } else { Ok(()) };
+                return if buf.len() > max + chunk.len() {
+                    Err(HandshakeError::HeadTooLarge.into())
+                } else {
+                    Ok(())
+                };
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -166,7 +191,13 @@ pub(crate) fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>, max: usize) 
 
 /// Reads the body of a refusal (up to its Content-Length, within `max`), best effort: it often
 /// says why.
-fn read_body<S: Read>(stream: &mut S, buf: &mut Vec<u8>, head_len: usize, response: &mut Response, max: usize) {
+fn read_body<S: Read>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    head_len: usize,
+    response: &mut Response,
+    max: usize,
+) {
     let wanted = response
         .header("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -194,10 +225,16 @@ fn connect_tcp(addr: &str, timeout: Option<Duration>) -> Result<TcpStream, Error
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolved to no address")).into())
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host resolved to no address"))
+        .into())
 }
 
 /// A read or write deadline during the handshake is the handshake's timeout.
 pub(crate) fn timeout_as_handshake(error: Error) -> Error {
-    if error.is_timeout() { HandshakeError::Timeout.into() } else { error }
+    if error.is_timeout() {
+        HandshakeError::Timeout.into()
+    } else {
+        error
+    }
 }

@@ -1,8 +1,8 @@
 //! Connection settings with safe defaults.
 
 use crate::error::Error;
-use crate::proto::handshake::HeadLimits;
 use crate::proto::Limits;
+use crate::proto::handshake::HeadLimits;
 use std::time::Duration;
 
 /// Limits, buffer sizes and timeouts for one connection. Every field documents its default.
@@ -58,13 +58,17 @@ impl Config {
             return Err(Error::InvalidConfig("size limits must be positive"));
         }
         if self.read_buffer_size < 64 {
-            return Err(Error::InvalidConfig("read_buffer_size must be at least 64 bytes"));
+            return Err(Error::InvalidConfig(
+                "read_buffer_size must be at least 64 bytes",
+            ));
         }
         if self.write_fragment_size == 0 {
             return Err(Error::InvalidConfig("write_fragment_size must be positive"));
         }
         if self.max_handshake_size < 256 || self.max_headers == 0 {
-            return Err(Error::InvalidConfig("handshake limits too small for any request"));
+            return Err(Error::InvalidConfig(
+                "handshake limits too small for any request",
+            ));
         }
         Ok(())
     }

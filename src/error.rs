@@ -251,12 +251,22 @@ impl fmt::Display for HandshakeError {
             HandshakeError::NotUpgrade => f.write_str("not a WebSocket upgrade request"),
             HandshakeError::Rejected(status) => write!(f, "rejected with status {status}"),
             HandshakeError::UnexpectedResponse(r) => {
-                write!(f, "server answered {} {} instead of 101", r.status, r.reason)
+                write!(
+                    f,
+                    "server answered {} {} instead of 101",
+                    r.status, r.reason
+                )
             }
             HandshakeError::InvalidAccept => f.write_str("Sec-WebSocket-Accept does not match"),
-            HandshakeError::InvalidSubprotocol => f.write_str("server chose an unoffered subprotocol"),
-            HandshakeError::InvalidExtension(e) => write!(f, "server chose an unoffered extension: {e}"),
-            HandshakeError::ConnectionClosed => f.write_str("connection closed during the handshake"),
+            HandshakeError::InvalidSubprotocol => {
+                f.write_str("server chose an unoffered subprotocol")
+            }
+            HandshakeError::InvalidExtension(e) => {
+                write!(f, "server chose an unoffered extension: {e}")
+            }
+            HandshakeError::ConnectionClosed => {
+                f.write_str("connection closed during the handshake")
+            }
             HandshakeError::Timeout => f.write_str("handshake timed out"),
         }
     }

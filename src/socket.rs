@@ -190,7 +190,11 @@ impl<S: Read + Write> WebSocket<S> {
     ///
     /// Errors: [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes;
     /// [`Error::AlreadyClosed`] if a close frame was already sent.
-    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<Option<CloseFrame>, Error> {
+    pub fn close(
+        &mut self,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Option<CloseFrame>, Error> {
         let frame = CloseFrame::new(code, reason);
         self.conn.sender().close(Some(frame))?;
         self.flush_pending()?;
@@ -279,7 +283,12 @@ impl<S: Read + Write> WebSocket<S> {
         self.conn.receiver().buffered_capacity() + self.conn.data_to_send().len()
     }
 
-    pub(crate) fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+    pub(crate) fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
         self.flush_pending()?;
         self.conn.sender().send_fragment(kind, data, fin)?;
         self.flush_pending()
@@ -323,7 +332,9 @@ impl<S: Read + Write> MessageWriter<'_, S> {
         }
         self.finished = true;
         if self.kind == DataKind::Text && self.utf8.finish().is_err() {
-            return Err(Error::InvalidInput("text message ended inside a UTF-8 character"));
+            return Err(Error::InvalidInput(
+                "text message ended inside a UTF-8 character",
+            ));
         }
         let data = std::mem::take(&mut self.buf);
         self.ws.send_fragment(self.kind, &data, true)
@@ -333,7 +344,10 @@ impl<S: Read + Write> MessageWriter<'_, S> {
 impl<S: Read + Write> Write for MessageWriter<'_, S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.kind == DataKind::Text && self.utf8.feed(data).is_err() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "text message is not UTF-8"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "text message is not UTF-8",
+            ));
         }
         let mut rest = data;
         while !rest.is_empty() {

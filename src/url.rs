@@ -28,7 +28,9 @@ pub struct WsUrl {
 impl WsUrl {
     /// Parses `ws://host[:port][/path][?query]` or the `wss://` form.
     pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| UrlError::UnsupportedScheme(String::new()))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| UrlError::UnsupportedScheme(String::new()))?;
         let secure = match scheme.to_ascii_lowercase().as_str() {
             "ws" => false,
             "wss" => true,
@@ -55,7 +57,11 @@ impl WsUrl {
             return Err(UrlError::MissingHost);
         }
         let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(UrlError::InvalidPort)?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or(UrlError::InvalidPort)?,
             None if secure => 443,
             None => 80,
         };
@@ -72,7 +78,11 @@ impl WsUrl {
     pub fn host_header(&self) -> String {
         let default = if self.secure { 443 } else { 80 };
         let host = self.bracketed_host();
-        if self.port == default { host } else { format!("{host}:{}", self.port) }
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
 
     /// `host:port`, for connecting.
@@ -81,7 +91,11 @@ impl WsUrl {
     }
 
     fn bracketed_host(&self) -> String {
-        if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() }
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
     }
 }
 
@@ -90,7 +104,10 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
         let (host, after) = rest.split_once(']').ok_or(UrlError::InvalidHost)?;
         return match after {
             "" => Ok((host, None)),
-            a => a.strip_prefix(':').map(|p| (host, Some(p))).ok_or(UrlError::InvalidHost),
+            a => a
+                .strip_prefix(':')
+                .map(|p| (host, Some(p)))
+                .ok_or(UrlError::InvalidHost),
         };
     }
     let (host, port) = match hostport.rsplit_once(':') {
@@ -124,20 +141,38 @@ mod tests {
     #[test]
     fn forms() {
         let u = WsUrl::parse("ws://example.com").unwrap();
-        assert_eq!((u.secure, u.host.as_str(), u.port, u.target.as_str()), (false, "example.com", 80, "/"));
+        assert_eq!(
+            (u.secure, u.host.as_str(), u.port, u.target.as_str()),
+            (false, "example.com", 80, "/")
+        );
         let u = WsUrl::parse("wss://example.com/a/b?x=1").unwrap();
-        assert_eq!((u.secure, u.port, u.target.as_str()), (true, 443, "/a/b?x=1"));
+        assert_eq!(
+            (u.secure, u.port, u.target.as_str()),
+            (true, 443, "/a/b?x=1")
+        );
         let u = WsUrl::parse("ws://127.0.0.1:9001?q").unwrap();
-        assert_eq!((u.port, u.target.as_str(), u.host_header()), (9001, "/?q", "127.0.0.1:9001".into()));
+        assert_eq!(
+            (u.port, u.target.as_str(), u.host_header()),
+            (9001, "/?q", "127.0.0.1:9001".into())
+        );
         let u = WsUrl::parse("ws://[::1]/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.socket_addr()), ("::1", 80, "[::1]:80".into()));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.socket_addr()),
+            ("::1", 80, "[::1]:80".into())
+        );
         let u = WsUrl::parse("WS://user:pw@host:81/").unwrap();
-        assert_eq!((u.userinfo.as_deref(), u.host_header()), (Some("user:pw"), "host:81".into()));
+        assert_eq!(
+            (u.userinfo.as_deref(), u.host_header()),
+            (Some("user:pw"), "host:81".into())
+        );
     }
 
     #[test]
     fn errors() {
-        assert_eq!(WsUrl::parse("http://x/"), Err(UrlError::UnsupportedScheme("http".into())));
+        assert_eq!(
+            WsUrl::parse("http://x/"),
+            Err(UrlError::UnsupportedScheme("http".into()))
+        );
         assert_eq!(WsUrl::parse("ws:///path"), Err(UrlError::MissingHost));
         assert_eq!(WsUrl::parse("ws://x:0/"), Err(UrlError::InvalidPort));
         assert_eq!(WsUrl::parse("ws://x:99999/"), Err(UrlError::InvalidPort));

@@ -18,32 +18,60 @@ fn good() -> String {
 
 #[test]
 fn not_get_is_405() {
-    assert_eq!(answer_to(good().replacen("GET", "POST", 1).as_bytes()).0, 405);
+    assert_eq!(
+        answer_to(good().replacen("GET", "POST", 1).as_bytes()).0,
+        405
+    );
 }
 
 #[test]
 fn http_1_0_is_505() {
-    assert_eq!(answer_to(good().replace("HTTP/1.1", "HTTP/1.0").as_bytes()).0, 505);
+    assert_eq!(
+        answer_to(good().replace("HTTP/1.1", "HTTP/1.0").as_bytes()).0,
+        505
+    );
 }
 
 #[test]
 fn missing_upgrade_is_400() {
-    assert_eq!(answer_to(good().replace("Upgrade: websocket\r\n", "").as_bytes()).0, 400);
+    assert_eq!(
+        answer_to(good().replace("Upgrade: websocket\r\n", "").as_bytes()).0,
+        400
+    );
 }
 
 #[test]
 fn wrong_upgrade_is_400() {
-    assert_eq!(answer_to(good().replace("Upgrade: websocket", "Upgrade: h2c").as_bytes()).0, 400);
+    assert_eq!(
+        answer_to(
+            good()
+                .replace("Upgrade: websocket", "Upgrade: h2c")
+                .as_bytes()
+        )
+        .0,
+        400
+    );
 }
 
 #[test]
 fn missing_connection_upgrade_is_400() {
-    assert_eq!(answer_to(good().replace("Connection: Upgrade", "Connection: keep-alive").as_bytes()).0, 400);
+    assert_eq!(
+        answer_to(
+            good()
+                .replace("Connection: Upgrade", "Connection: keep-alive")
+                .as_bytes()
+        )
+        .0,
+        400
+    );
 }
 
 #[test]
 fn missing_host_is_400() {
-    assert_eq!(answer_to(good().replace("Host: 127.0.0.1\r\n", "").as_bytes()).0, 400);
+    assert_eq!(
+        answer_to(good().replace("Host: 127.0.0.1\r\n", "").as_bytes()).0,
+        400
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@ mod common;
 
 use common::{DEADLINE, serve_once};
 use std::io::Write;
-use syncws::{CloseCode, CloseFrame, Config, DataKind, Error, Event, Message, ProtocolError, WebSocket};
+use syncws::{
+    CloseCode, CloseFrame, Config, DataKind, Error, Event, Message, ProtocolError, WebSocket,
+};
 
 fn big_config() -> Config {
     let mut config = Config::default();
@@ -16,7 +18,9 @@ fn big_config() -> Config {
 /// An echo server for one connection; returns how its read loop ended.
 fn echo_server() -> (String, std::thread::JoinHandle<Result<(), Error>>) {
     let (addr, handle) = serve_once(|stream| {
-        let mut ws = syncws::Acceptor::new().config(big_config()).accept(stream)?;
+        let mut ws = syncws::Acceptor::new()
+            .config(big_config())
+            .accept(stream)?;
         loop {
             match ws.read() {
                 Ok(msg) if msg.is_data() => ws.send(msg)?,
@@ -30,7 +34,10 @@ fn echo_server() -> (String, std::thread::JoinHandle<Result<(), Error>>) {
 }
 
 fn client(url: &str) -> WebSocket<std::net::TcpStream> {
-    let (ws, response) = syncws::ClientBuilder::new(url).config(big_config()).connect().unwrap();
+    let (ws, response) = syncws::ClientBuilder::new(url)
+        .config(big_config())
+        .connect()
+        .unwrap();
     assert_eq!(response.status, 101);
     ws.get_ref().set_read_timeout(Some(DEADLINE)).unwrap();
     ws
@@ -44,7 +51,9 @@ fn every_size_text_and_binary_echoes() {
         let binary: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         ws.send(Message::Binary(binary.clone())).unwrap();
         assert_eq!(ws.read().unwrap(), Message::Binary(binary), "binary {size}");
-        let text: String = (0..size).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let text: String = (0..size)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         ws.send(Message::Text(text.clone())).unwrap();
         assert_eq!(ws.read().unwrap(), Message::Text(text), "text {size}");
     }
@@ -58,7 +67,10 @@ fn streamed_message_arrives_whole_and_can_be_read_in_pieces() {
     let (url, server) = echo_server();
     let mut config = big_config();
     config.write_fragment_size = 1000;
-    let (mut ws, _) = syncws::ClientBuilder::new(&url).config(config).connect().unwrap();
+    let (mut ws, _) = syncws::ClientBuilder::new(&url)
+        .config(config)
+        .connect()
+        .unwrap();
     let text = "fragmented ✓ ".repeat(500);
     let mut writer = ws.send_stream(DataKind::Text).unwrap();
     // Writes of 7 bytes cut characters across fragments; the message is still valid.
@@ -114,7 +126,10 @@ fn pings_between_fragments_are_answered_and_returned() {
     assert!(matches!(ws.read().unwrap(), Message::Close(_)));
     assert!(matches!(ws.read(), Err(Error::ConnectionClosed)));
     assert!(matches!(ws.read(), Err(Error::AlreadyClosed)));
-    assert_eq!(server.join().unwrap(), Message::Pong(b"are you there".to_vec()));
+    assert_eq!(
+        server.join().unwrap(),
+        Message::Pong(b"are you there".to_vec())
+    );
 }
 
 #[test]
@@ -122,16 +137,28 @@ fn server_initiated_close() {
     let (addr, server) = serve_once(|stream| {
         let mut ws = syncws::accept(stream).unwrap();
         let reply = ws.close(CloseCode::GoingAway, "restarting").unwrap();
-        assert!(matches!(ws.send(Message::text("late")), Err(Error::AlreadyClosed)));
+        assert!(matches!(
+            ws.send(Message::text("late")),
+            Err(Error::AlreadyClosed)
+        ));
         reply
     });
     let mut ws = client(&format!("ws://{addr}/"));
     let close = ws.read().unwrap();
-    assert_eq!(close, Message::Close(Some(CloseFrame::new(CloseCode::GoingAway, "restarting"))));
+    assert_eq!(
+        close,
+        Message::Close(Some(CloseFrame::new(CloseCode::GoingAway, "restarting")))
+    );
     // Our echo went out inside read(); the server has seen the handshake complete.
-    assert_eq!(server.join().unwrap(), Some(CloseFrame::new(CloseCode::GoingAway, "")));
+    assert_eq!(
+        server.join().unwrap(),
+        Some(CloseFrame::new(CloseCode::GoingAway, ""))
+    );
     assert!(matches!(ws.read(), Err(Error::ConnectionClosed)));
-    assert!(matches!(ws.send(Message::text("x")), Err(Error::AlreadyClosed)));
+    assert!(matches!(
+        ws.send(Message::text("x")),
+        Err(Error::AlreadyClosed)
+    ));
 }
 
 #[test]
@@ -153,7 +180,8 @@ fn data_in_flight_during_close_is_delivered_by_read() {
         ws.read().unwrap()
     });
     let mut ws = client(&format!("ws://{addr}/"));
-    ws.send(Message::Close(Some(CloseFrame::new(CloseCode::Normal, "")))).unwrap();
+    ws.send(Message::Close(Some(CloseFrame::new(CloseCode::Normal, ""))))
+        .unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("one"));
     assert_eq!(ws.read().unwrap(), Message::text("two"));
     assert!(matches!(ws.read().unwrap(), Message::Close(_)));
@@ -168,12 +196,16 @@ fn a_protocol_violation_fails_with_its_code() {
         ws.read()
     });
     let mut raw = common::raw_connect(addr);
-    raw.write_all(common::upgrade_request("").as_bytes()).unwrap();
+    raw.write_all(common::upgrade_request("").as_bytes())
+        .unwrap();
     raw.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
     let answer = common::read_to_close(&mut raw);
     let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(&answer[head_end..], [0x88, 0x02, 0x03, 0xea]);
-    assert!(matches!(server.join().unwrap(), Err(Error::Protocol(ProtocolError::UnmaskedFrame))));
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(Error::Protocol(ProtocolError::UnmaskedFrame))
+    ));
 }
 
 #[test]
@@ -186,7 +218,9 @@ fn a_peer_that_vanishes_is_an_unexpected_eof() {
     let ws = client(&format!("ws://{addr}/"));
     drop(ws);
     let (first, second) = server.join().unwrap();
-    assert!(matches!(first, Err(Error::Io(ref e)) if e.kind() == std::io::ErrorKind::UnexpectedEof));
+    assert!(
+        matches!(first, Err(Error::Io(ref e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+    );
     assert!(matches!(second, Err(Error::AlreadyClosed)));
 }
 
@@ -201,7 +235,10 @@ fn bytes_right_behind_the_101_are_kept() {
             head.push(byte[0]);
         }
         let text = String::from_utf8(head).unwrap();
-        let key = text.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
         let mut answer = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             syncws::accept_key(key)
@@ -226,7 +263,9 @@ fn bytes_pipelined_behind_the_request_are_kept() {
     let mut raw = common::raw_connect(addr);
     let mut bytes = common::upgrade_request("").into_bytes();
     // RFC 6455 §5.7: masked "Hello", sent in the same packet as the request.
-    bytes.extend_from_slice(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    bytes.extend_from_slice(&[
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ]);
     raw.write_all(&bytes).unwrap();
     assert_eq!(server.join().unwrap(), Message::text("Hello"));
 }
@@ -238,8 +277,13 @@ fn subprotocol_and_headers_reach_the_hook() {
             assert_eq!(req.header("x-token"), Some("abc"));
             assert_eq!(req.path(), "/room");
             assert_eq!(req.query_param("id"), Some("7"));
-            let chosen = req.subprotocols().find(|p| *p == "chat.v2").map(String::from);
-            Ok(syncws::Accept::default().subprotocol(chosen).header("X-Served-By", "test"))
+            let chosen = req
+                .subprotocols()
+                .find(|p| *p == "chat.v2")
+                .map(String::from);
+            Ok(syncws::Accept::default()
+                .subprotocol(chosen)
+                .header("X-Served-By", "test"))
         })
         .unwrap();
         ws.subprotocol().map(String::from)
@@ -258,7 +302,10 @@ fn subprotocol_and_headers_reach_the_hook() {
 #[test]
 fn a_rejection_reaches_the_client_with_status_and_body() {
     let (addr, server) = serve_once(|stream| {
-        syncws::accept_with(stream, |_| Err(syncws::Reject::new(401).body("token required"))).err()
+        syncws::accept_with(stream, |_| {
+            Err(syncws::Reject::new(401).body("token required"))
+        })
+        .err()
     });
     match syncws::connect(&format!("ws://{addr}/")) {
         Err(Error::Handshake(syncws::HandshakeError::UnexpectedResponse(response))) => {
@@ -267,7 +314,10 @@ fn a_rejection_reaches_the_client_with_status_and_body() {
         }
         other => panic!("expected a 401, got {other:?}"),
     }
-    assert!(matches!(server.join().unwrap(), Some(Error::Handshake(syncws::HandshakeError::Rejected(401)))));
+    assert!(matches!(
+        server.join().unwrap(),
+        Some(Error::Handshake(syncws::HandshakeError::Rejected(401)))
+    ));
 }
 
 #[test]
@@ -290,5 +340,8 @@ fn connect_to_ipv6_loopback() {
 #[test]
 fn wss_without_tls_is_a_clear_error() {
     let err = syncws::connect("wss://127.0.0.1:1/").unwrap_err();
-    assert!(matches!(err, Error::Url(syncws::UrlError::TlsNotEnabled)), "{err}");
+    assert!(
+        matches!(err, Error::Url(syncws::UrlError::TlsNotEnabled)),
+        "{err}"
+    );
 }

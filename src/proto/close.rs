@@ -218,11 +218,15 @@ mod tests {
 
     #[test]
     fn codes_allowed_on_the_wire() {
-        let allowed = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014];
+        let allowed = [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+        ];
         for code in allowed.into_iter().chain([3000, 3999, 4000, 4999]) {
             assert!(CloseCode::from(code).is_sendable(), "{code}");
         }
-        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for code in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!CloseCode::from(code).is_sendable(), "{code}");
         }
     }
@@ -230,7 +234,10 @@ mod tests {
     #[test]
     fn payload_rules() {
         assert_eq!(CloseFrame::parse(&[]), Ok(None));
-        assert_eq!(CloseFrame::parse(&[0x03]), Err(ProtocolError::InvalidClosePayload));
+        assert_eq!(
+            CloseFrame::parse(&[0x03]),
+            Err(ProtocolError::InvalidClosePayload)
+        );
         assert_eq!(
             CloseFrame::parse(&[0x03, 0xed]),
             Err(ProtocolError::InvalidCloseCode(1005))
@@ -239,7 +246,9 @@ mod tests {
             CloseFrame::parse(&[0x03, 0xe8, 0xff]),
             Err(ProtocolError::InvalidUtf8)
         );
-        let frame = CloseFrame::parse(&[0x03, 0xe8, b'b', b'y', b'e']).unwrap().unwrap();
+        let frame = CloseFrame::parse(&[0x03, 0xe8, b'b', b'y', b'e'])
+            .unwrap()
+            .unwrap();
         assert_eq!(frame, CloseFrame::new(CloseCode::Normal, "bye"));
         assert_eq!(frame.to_payload(), [0x03, 0xe8, b'b', b'y', b'e']);
     }

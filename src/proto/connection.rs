@@ -12,10 +12,10 @@
 //! # Ok::<(), syncws::Error>(())
 //! ```
 
+use super::Role;
 use super::message::{Event, Message};
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
-use super::Role;
 use crate::config::Config;
 use crate::error::Error;
 
@@ -87,7 +87,10 @@ impl Connection {
 
 /// One step of the protocol, shared by [`Connection`] and a split connection's reader, which
 /// holds the receiver itself and borrows the sender from its writer.
-pub(crate) fn next_event(receiver: &mut Receiver, sender: &mut Sender) -> Result<Option<Event>, Error> {
+pub(crate) fn next_event(
+    receiver: &mut Receiver,
+    sender: &mut Sender,
+) -> Result<Option<Event>, Error> {
     // RFC 6455 §5.5.1: after the peer's close "the endpoint ... will not process further data".
     if sender.close_received() || sender.state() == State::Closed {
         return Ok(None);
@@ -137,10 +140,11 @@ mod tests {
     }
 
     fn small_config() -> Config {
-        let mut config = Config::default();
-        config.max_frame_size = 1000;
-        config.max_message_size = 2000;
-        config
+        Config {
+            max_frame_size: 1000,
+            max_message_size: 2000,
+            ..Config::default()
+        }
     }
 
     /// Feeds `bytes` to a fresh connection in `role`, one byte at a time, collecting events.
@@ -240,7 +244,8 @@ mod tests {
             for role in [Role::Client, Role::Server] {
                 for len in [0, 1, 125, 126, 999] {
                     let payload = vec![b'a'; len];
-                    let (_, events, err) = run(role, &frame(peer(role), OpCode::Binary, true, &payload));
+                    let (_, events, err) =
+                        run(role, &frame(peer(role), OpCode::Binary, true, &payload));
                     assert!(err.is_none());
                     assert_eq!(events, [Event::Message(Message::Binary(payload))]);
                 }
@@ -262,11 +267,17 @@ mod tests {
                 assert!(err.is_none());
                 assert_eq!(
                     events,
-                    [Event::Message(Message::Ping(b"?".to_vec())), Event::Message(Message::text("Hello"))]
+                    [
+                        Event::Message(Message::Ping(b"?".to_vec())),
+                        Event::Message(Message::text("Hello"))
+                    ]
                 );
                 // RFC 6455 §5.5.2: the pong goes out at once, between the fragments.
                 let sent = sent_frames(&conn);
-                assert_eq!((sent[0].header.opcode, &sent[0].payload[..]), (OpCode::Pong, &b"?"[..]));
+                assert_eq!(
+                    (sent[0].header.opcode, &sent[0].payload[..]),
+                    (OpCode::Pong, &b"?"[..])
+                );
             }
         }
 
@@ -294,7 +305,12 @@ mod tests {
             conn.receive_data(&frame(Role::Server, OpCode::Binary, false, b"ab"));
             conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
             let chunk = |data: &[u8], first, last| {
-                Event::Chunk(Chunk { kind: DataKind::Binary, data: data.to_vec(), first, last })
+                Event::Chunk(Chunk {
+                    kind: DataKind::Binary,
+                    data: data.to_vec(),
+                    first,
+                    last,
+                })
             };
             assert_eq!(conn.next_event().unwrap(), Some(chunk(b"ab", true, false)));
             assert_eq!(conn.next_event().unwrap(), Some(chunk(b"c", false, true)));
@@ -324,17 +340,24 @@ mod tests {
         #[test]
         fn ping_is_answered_with_the_same_payload() {
             for role in [Role::Client, Role::Server] {
-                let (conn, events, _) = run(role, &frame(peer(role), OpCode::Ping, true, &[7; 125]));
+                let (conn, events, _) =
+                    run(role, &frame(peer(role), OpCode::Ping, true, &[7; 125]));
                 assert_eq!(events, [Event::Message(Message::Ping(vec![7; 125]))]);
                 let sent = sent_frames(&conn);
-                assert_eq!((sent[0].header.opcode, sent[0].payload.clone()), (OpCode::Pong, vec![7; 125]));
+                assert_eq!(
+                    (sent[0].header.opcode, sent[0].payload.clone()),
+                    (OpCode::Pong, vec![7; 125])
+                );
             }
         }
 
         #[test]
         fn sending_a_long_ping_is_refused() {
             let mut conn = Connection::new(Role::Client, &Config::default());
-            assert!(matches!(conn.send(&Message::Ping(vec![0; 126])), Err(Error::InvalidInput(_))));
+            assert!(matches!(
+                conn.send(&Message::Ping(vec![0; 126])),
+                Err(Error::InvalidInput(_))
+            ));
         }
     }
 
@@ -345,11 +368,15 @@ mod tests {
         fn peer_close_is_echoed_and_closes() {
             for role in [Role::Client, Role::Server] {
                 let payload = CloseFrame::new(CloseCode::GoingAway, "bye").to_payload();
-                let (conn, events, err) = run(role, &frame(peer(role), OpCode::Close, true, &payload));
+                let (conn, events, err) =
+                    run(role, &frame(peer(role), OpCode::Close, true, &payload));
                 assert!(err.is_none());
                 assert_eq!(
                     events,
-                    [Event::Message(Message::Close(Some(CloseFrame::new(CloseCode::GoingAway, "bye"))))]
+                    [Event::Message(Message::Close(Some(CloseFrame::new(
+                        CloseCode::GoingAway,
+                        "bye"
+                    ))))]
                 );
                 let sent = sent_frames(&conn);
                 assert_eq!(sent[0].payload, [0x03, 0xe9]);
@@ -359,7 +386,8 @@ mod tests {
 
         #[test]
         fn empty_close_is_echoed_empty() {
-            let (conn, events, _) = run(Role::Server, &frame(Role::Client, OpCode::Close, true, b""));
+            let (conn, events, _) =
+                run(Role::Server, &frame(Role::Client, OpCode::Close, true, b""));
             assert_eq!(events, [Event::Message(Message::Close(None))]);
             assert_eq!(sent_frames(&conn)[0].payload, b"");
         }
@@ -373,21 +401,38 @@ mod tests {
                 (&[0x03, 0xe8, 0xc0, 0xaf], ProtocolError::InvalidUtf8),
             ];
             for (payload, error) in cases {
-                assert_failed_with(Role::Server, &frame(Role::Client, OpCode::Close, true, payload), error);
+                assert_failed_with(
+                    Role::Server,
+                    &frame(Role::Client, OpCode::Close, true, payload),
+                    error,
+                );
             }
         }
 
         #[test]
         fn our_close_then_theirs_completes_the_handshake() {
             let mut conn = Connection::new(Role::Server, &Config::default());
-            conn.send(&Message::Close(Some(CloseFrame::new(CloseCode::Normal, "done")))).unwrap();
+            conn.send(&Message::Close(Some(CloseFrame::new(
+                CloseCode::Normal,
+                "done",
+            ))))
+            .unwrap();
             assert_eq!(conn.state(), State::Closing);
-            assert!(matches!(conn.send(&Message::text("late")), Err(Error::AlreadyClosed)));
+            assert!(matches!(
+                conn.send(&Message::text("late")),
+                Err(Error::AlreadyClosed)
+            ));
             // Data may still arrive before the peer's close (RFC 6455 §7.1.2).
             conn.receive_data(&frame(Role::Client, OpCode::Text, true, b"in flight"));
             conn.receive_data(&frame(Role::Client, OpCode::Close, true, &[0x03, 0xe8]));
-            assert_eq!(conn.next_event().unwrap(), Some(Event::Message(Message::text("in flight"))));
-            assert!(matches!(conn.next_event().unwrap(), Some(Event::Message(Message::Close(_)))));
+            assert_eq!(
+                conn.next_event().unwrap(),
+                Some(Event::Message(Message::text("in flight")))
+            );
+            assert!(matches!(
+                conn.next_event().unwrap(),
+                Some(Event::Message(Message::Close(_)))
+            ));
             assert_eq!(conn.state(), State::Closed);
             // Only our one close frame went out: no echo of theirs.
             assert_eq!(sent_frames(&conn).len(), 1);
@@ -407,7 +452,10 @@ mod tests {
             let mut conn = Connection::new(Role::Server, &Config::default());
             for code in [1005, 1006, 1015, 999, 2000] {
                 let close = Message::Close(Some(CloseFrame::new(code, "")));
-                assert!(matches!(conn.send(&close), Err(Error::InvalidInput(_))), "{code}");
+                assert!(
+                    matches!(conn.send(&close), Err(Error::InvalidInput(_))),
+                    "{code}"
+                );
             }
         }
     }
@@ -418,7 +466,12 @@ mod tests {
         #[test]
         fn invalid_text_fails_with_1007_in_both_roles() {
             for role in [Role::Client, Role::Server] {
-                let bytes = frame(peer(role), OpCode::Text, true, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80");
+                let bytes = frame(
+                    peer(role),
+                    OpCode::Text,
+                    true,
+                    b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80",
+                );
                 assert_failed_with(role, &bytes, ProtocolError::InvalidUtf8);
             }
         }
@@ -427,16 +480,29 @@ mod tests {
         fn fails_before_the_frame_ends() {
             // Autobahn 6.4.x: the payload is cut after the impossible byte; the rest never comes.
             let mut conn = Connection::new(Role::Server, &Config::default());
-            let bytes = frame(Role::Client, OpCode::Text, true, b"valid\xf4\x90\x80\x80 and more");
+            let bytes = frame(
+                Role::Client,
+                OpCode::Text,
+                true,
+                b"valid\xf4\x90\x80\x80 and more",
+            );
             conn.receive_data(&bytes[..6 + 7]);
-            assert!(matches!(conn.next_event(), Err(Error::Protocol(ProtocolError::InvalidUtf8))));
+            assert!(matches!(
+                conn.next_event(),
+                Err(Error::Protocol(ProtocolError::InvalidUtf8))
+            ));
         }
 
         #[test]
         fn characters_cut_between_fragments_are_fine() {
             let euro = "€".as_bytes();
             let mut bytes = frame(Role::Client, OpCode::Text, false, &euro[..1]);
-            bytes.extend(frame(Role::Client, OpCode::Continuation, false, &euro[1..2]));
+            bytes.extend(frame(
+                Role::Client,
+                OpCode::Continuation,
+                false,
+                &euro[1..2],
+            ));
             bytes.extend(frame(Role::Client, OpCode::Continuation, true, &euro[2..]));
             let (_, events, err) = run(Role::Server, &bytes);
             assert!(err.is_none());
@@ -464,8 +530,13 @@ mod tests {
         #[test]
         fn a_header_announcing_2_pow_63_minus_1_allocates_nothing() {
             let mut conn = Connection::new(Role::Server, &Config::default());
-            conn.receive_data(&[0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]);
-            assert!(matches!(conn.next_event(), Err(Error::Protocol(ProtocolError::FrameTooLarge))));
+            conn.receive_data(&[
+                0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4,
+            ]);
+            assert!(matches!(
+                conn.next_event(),
+                Err(Error::Protocol(ProtocolError::FrameTooLarge))
+            ));
             assert!(conn.receiver().buffered_capacity() < 64 * 1024);
         }
     }

@@ -343,7 +343,9 @@ mod tests {
 
     #[test]
     fn masked_hello() {
-        let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         let frame = decode_all(&bytes);
         assert_eq!(frame.header.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
         assert_eq!(frame.payload, b"Hello");
@@ -355,19 +357,33 @@ mod tests {
     #[test]
     fn fragmented_hel_lo() {
         let first = decode_all(&[0x01, 0x03, 0x48, 0x65, 0x6c]);
-        assert_eq!((first.header.fin, first.header.opcode), (false, OpCode::Text));
+        assert_eq!(
+            (first.header.fin, first.header.opcode),
+            (false, OpCode::Text)
+        );
         assert_eq!(first.payload, b"Hel");
         let second = decode_all(&[0x80, 0x02, 0x6c, 0x6f]);
-        assert_eq!((second.header.fin, second.header.opcode), (true, OpCode::Continuation));
+        assert_eq!(
+            (second.header.fin, second.header.opcode),
+            (true, OpCode::Continuation)
+        );
         assert_eq!(second.payload, b"lo");
     }
 
     #[test]
     fn ping_and_masked_pong() {
         let ping = decode_all(&[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        assert_eq!((ping.header.opcode, &ping.payload[..]), (OpCode::Ping, &b"Hello"[..]));
-        let pong = decode_all(&[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
-        assert_eq!((pong.header.opcode, &pong.payload[..]), (OpCode::Pong, &b"Hello"[..]));
+        assert_eq!(
+            (ping.header.opcode, &ping.payload[..]),
+            (OpCode::Ping, &b"Hello"[..])
+        );
+        let pong = decode_all(&[
+            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ]);
+        assert_eq!(
+            (pong.header.opcode, &pong.payload[..]),
+            (OpCode::Pong, &b"Hello"[..])
+        );
     }
 
     #[test]
@@ -384,7 +400,10 @@ mod tests {
     fn binary_65536_uses_64_bit_length() {
         let mut out = Vec::new();
         FrameHeader::new(OpCode::Binary, 65536).encode(&mut out);
-        assert_eq!(out, [0x82, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
+        assert_eq!(
+            out,
+            [0x82, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]
+        );
         let header = FrameHeader::new(OpCode::Binary, 65536);
         assert_eq!(header.length_form(), LengthForm::Extended64);
         assert_eq!(header.encoded_len(), 10);
@@ -403,7 +422,10 @@ mod tests {
             let mut out = Vec::new();
             header.encode(&mut out);
             assert_eq!(out.len(), bytes);
-            assert_eq!(FrameHeader::decode(&out).unwrap(), Decoded::Complete(header, bytes));
+            assert_eq!(
+                FrameHeader::decode(&out).unwrap(),
+                Decoded::Complete(header, bytes)
+            );
         }
     }
 
@@ -421,12 +443,18 @@ mod tests {
     #[test]
     fn length_with_top_bit_set_is_rejected() {
         let bytes = [0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(FrameHeader::decode(&bytes), Err(ProtocolError::InvalidLength));
+        assert_eq!(
+            FrameHeader::decode(&bytes),
+            Err(ProtocolError::InvalidLength)
+        );
     }
 
     #[test]
     fn a_huge_announced_frame_is_refused_before_allocating() {
         let bytes = [0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(Frame::decode(&bytes, 1 << 20), Err(ProtocolError::FrameTooLarge));
+        assert_eq!(
+            Frame::decode(&bytes, 1 << 20),
+            Err(ProtocolError::FrameTooLarge)
+        );
     }
 }

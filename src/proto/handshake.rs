@@ -87,7 +87,12 @@ impl Headers {
         Headers(
             headers
                 .iter()
-                .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -113,7 +118,9 @@ pub struct Request {
 impl Request {
     /// The path, without the query.
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(path, _)| path)
+        self.target
+            .split_once('?')
+            .map_or(&self.target, |(path, _)| path)
     }
 
     /// The query string after `?`, if any.
@@ -215,7 +222,9 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>,
     let mut req = httparse::Request::new(&mut fields);
     let window = &buf[..buf.len().min(limits.max_size)];
     match req.parse(window).map_err(map_httparse)? {
-        httparse::Status::Partial if window.len() >= limits.max_size => Err(HandshakeError::HeadTooLarge),
+        httparse::Status::Partial if window.len() >= limits.max_size => {
+            Err(HandshakeError::HeadTooLarge)
+        }
         httparse::Status::Partial => Ok(Decoded::Partial),
         httparse::Status::Complete(len) => {
             // RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be
@@ -264,7 +273,9 @@ pub fn check_request(request: &Request) -> Result<String, HandshakeError> {
     // RFC 6455 §4.1: the key is "a randomly selected 16-byte value that has been base64-encoded".
     match BASE64.decode(key) {
         Ok(bytes) if bytes.len() == 16 => Ok(key.to_owned()),
-        _ => Err(HandshakeError::BadHeader("Sec-WebSocket-Key is not 16 bytes in base64")),
+        _ => Err(HandshakeError::BadHeader(
+            "Sec-WebSocket-Key is not 16 bytes in base64",
+        )),
     }
 }
 
@@ -303,9 +314,8 @@ pub fn reject_response(status: u16, extra: &Headers, body: &[u8]) -> Vec<u8> {
 /// asks for, and the reason as the body.
 pub fn error_response(error: &HandshakeError) -> Vec<u8> {
     let mut headers = Headers::new();
-    match error {
-        HandshakeError::UnsupportedVersion => headers.push("Sec-WebSocket-Version", "13"),
-        _ => {}
+    if *error == HandshakeError::UnsupportedVersion {
+        headers.push("Sec-WebSocket-Version", "13");
     }
     reject_response(error.status(), &headers, format!("{error}\n").as_bytes())
 }
@@ -361,7 +371,11 @@ impl ClientRequest<'_> {
             self.target, self.host, self.key
         );
         if !self.subprotocols.is_empty() {
-            let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", self.subprotocols.join(", "));
+            let _ = write!(
+                head,
+                "Sec-WebSocket-Protocol: {}\r\n",
+                self.subprotocols.join(", ")
+            );
         }
         if let Some(extensions) = self.extensions {
             let _ = write!(head, "Sec-WebSocket-Extensions: {extensions}\r\n");
@@ -378,7 +392,9 @@ pub fn parse_response(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Response
     let mut res = httparse::Response::new(&mut fields);
     let window = &buf[..buf.len().min(limits.max_size)];
     match res.parse(window).map_err(map_httparse)? {
-        httparse::Status::Partial if window.len() >= limits.max_size => Err(HandshakeError::HeadTooLarge),
+        httparse::Status::Partial if window.len() >= limits.max_size => {
+            Err(HandshakeError::HeadTooLarge)
+        }
         httparse::Status::Partial => Ok(Decoded::Partial),
         httparse::Status::Complete(len) => {
             let response = Response {
@@ -393,16 +409,26 @@ pub fn parse_response(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Response
 }
 
 /// Checks a response against RFC 6455 §4.1 (the client's side); returns the selected subprotocol.
-pub fn check_response(response: &Response, key: &str, offered: &[String]) -> Result<Option<String>, HandshakeError> {
+pub fn check_response(
+    response: &Response,
+    key: &str,
+    offered: &[String],
+) -> Result<Option<String>, HandshakeError> {
     if response.status != 101 {
-        return Err(HandshakeError::UnexpectedResponse(Box::new(response.clone())));
+        return Err(HandshakeError::UnexpectedResponse(Box::new(
+            response.clone(),
+        )));
     }
     let headers = &response.headers;
     if !headers.has_token("upgrade", "websocket") {
-        return Err(HandshakeError::BadHeader("response Upgrade is not websocket"));
+        return Err(HandshakeError::BadHeader(
+            "response Upgrade is not websocket",
+        ));
     }
     if !headers.has_token("connection", "upgrade") {
-        return Err(HandshakeError::BadHeader("response Connection does not include Upgrade"));
+        return Err(HandshakeError::BadHeader(
+            "response Connection does not include Upgrade",
+        ));
     }
     if headers.get("sec-websocket-accept").map(str::trim) != Some(accept_key(key).as_str()) {
         return Err(HandshakeError::InvalidAccept);
@@ -420,13 +446,25 @@ mod tests {
     //! RFC 6455 §1.3 and §4.
     use super::*;
 
-    const LIMITS: HeadLimits = HeadLimits { max_size: 8192, max_headers: 32 };
+    const LIMITS: HeadLimits = HeadLimits {
+        max_size: 8192,
+        max_headers: 32,
+    };
 
     #[test]
     fn accept_keys_from_the_rfc_and_real_traffic() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-        assert_eq!(accept_key("pNgZr2dChVwcNts30DxZiQ=="), "W3UNJiLyRMXlwQ2lsHe8hNFegRU=");
-        assert_eq!(accept_key("x3JJHMbDL1EzLkh9GBhXDw=="), "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(
+            accept_key("pNgZr2dChVwcNts30DxZiQ=="),
+            "W3UNJiLyRMXlwQ2lsHe8hNFegRU="
+        );
+        assert_eq!(
+            accept_key("x3JJHMbDL1EzLkh9GBhXDw=="),
+            "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
+        );
     }
 
     #[test]
@@ -449,10 +487,21 @@ mod tests {
     fn the_rfc_request_is_accepted() {
         let req = request(GOOD);
         assert_eq!(check_request(&req).unwrap(), "dGhlIHNhbXBsZSBub25jZQ==");
-        assert_eq!((req.path(), req.query_param("token")), ("/chat", Some("abc")));
+        assert_eq!(
+            (req.path(), req.query_param("token")),
+            ("/chat", Some("abc"))
+        );
         assert_eq!(req.cookie("session"), Some("xyz"));
-        assert_eq!(req.subprotocols().collect::<Vec<_>>(), ["chat", "superchat"]);
-        let response = String::from_utf8(accept_response("dGhlIHNhbXBsZSBub25jZQ==", Some("chat"), &Headers::new())).unwrap();
+        assert_eq!(
+            req.subprotocols().collect::<Vec<_>>(),
+            ["chat", "superchat"]
+        );
+        let response = String::from_utf8(accept_response(
+            "dGhlIHNhbXBsZSBub25jZQ==",
+            Some("chat"),
+            &Headers::new(),
+        ))
+        .unwrap();
         assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(response.contains("Sec-WebSocket-Protocol: chat\r\n"));
@@ -467,7 +516,10 @@ mod tests {
             (GOOD.replace("keep-alive, Upgrade", "keep-alive"), 400),
             (GOOD.replace("Host: server.example.com\r\n", ""), 400),
             (GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), 400),
-            (GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 400),
+            (
+                GOOD.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+                400,
+            ),
             (GOOD.replace("Version: 13", "Version: 8"), 426),
         ];
         for (text, status) in cases {
@@ -475,7 +527,10 @@ mod tests {
             assert_eq!(err.status(), status, "{err}");
         }
         let v10 = GOOD.replace("HTTP/1.1", "HTTP/1.0");
-        assert_eq!(parse_request(v10.as_bytes(), LIMITS).unwrap_err().status(), 505);
+        assert_eq!(
+            parse_request(v10.as_bytes(), LIMITS).unwrap_err().status(),
+            505
+        );
     }
 
     #[test]
@@ -488,16 +543,25 @@ mod tests {
     #[test]
     fn head_limits_give_431() {
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000));
-        assert_eq!(parse_request(big.as_bytes(), LIMITS), Err(HandshakeError::HeadTooLarge));
+        assert_eq!(
+            parse_request(big.as_bytes(), LIMITS),
+            Err(HandshakeError::HeadTooLarge)
+        );
         let many: String = (0..40).map(|i| format!("X-{i}: v\r\n")).collect();
         let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert_eq!(parse_request(text.as_bytes(), LIMITS), Err(HandshakeError::TooManyHeaders));
+        assert_eq!(
+            parse_request(text.as_bytes(), LIMITS),
+            Err(HandshakeError::TooManyHeaders)
+        );
     }
 
     #[test]
     fn partial_heads_are_not_errors() {
         for cut in 0..GOOD.len() {
-            assert_eq!(parse_request(&GOOD.as_bytes()[..cut], LIMITS), Ok(Decoded::Partial));
+            assert_eq!(
+                parse_request(&GOOD.as_bytes()[..cut], LIMITS),
+                Ok(Decoded::Partial)
+            );
         }
     }
 
@@ -510,11 +574,22 @@ mod tests {
             Decoded::Partial => panic!(),
         };
         let offered = vec!["chat".to_owned()];
-        assert_eq!(check_response(&parse(ok), key, &offered), Ok(Some("chat".into())));
-        assert_eq!(check_response(&parse(ok), key, &[]), Err(HandshakeError::InvalidSubprotocol));
+        assert_eq!(
+            check_response(&parse(ok), key, &offered),
+            Ok(Some("chat".into()))
+        );
+        assert_eq!(
+            check_response(&parse(ok), key, &[]),
+            Err(HandshakeError::InvalidSubprotocol)
+        );
         let bad_accept = ok.replace("s3pP", "AAAA");
-        assert_eq!(check_response(&parse(&bad_accept), key, &offered), Err(HandshakeError::InvalidAccept));
+        assert_eq!(
+            check_response(&parse(&bad_accept), key, &offered),
+            Err(HandshakeError::InvalidAccept)
+        );
         let refused = parse("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
-        assert!(matches!(check_response(&refused, key, &offered), Err(HandshakeError::UnexpectedResponse(r)) if r.status == 403));
+        assert!(
+            matches!(check_response(&refused, key, &offered), Err(HandshakeError::UnexpectedResponse(r)) if r.status == 403)
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! Payload bytes are unmasked, validated and moved to the message as they arrive, so a frame is
 //! never held whole in the input buffer and invalid UTF-8 fails in the read that brings it.
 
+use super::Role;
 use super::close::CloseFrame;
 use super::extension::Inflater;
 use super::frame::{Decoded, FrameHeader, OpCode};
@@ -10,7 +11,6 @@ use super::mask::apply_mask;
 use super::message::{Chunk, DataKind, Event, Message};
 use super::read_buffer::ReadBuffer;
 use super::utf8::Utf8Validator;
-use super::Role;
 use crate::error::ProtocolError;
 
 /// Size limits the receiver enforces before allocating (RFC 6455 §10.4).
@@ -48,7 +48,9 @@ struct CurrentFrame {
 enum ReadTarget {
     Buffer,
     /// Straight into the message, after `len` bytes: a large payload skips the input buffer.
-    Message { len: usize },
+    Message {
+        len: usize,
+    },
 }
 
 /// Decodes and validates incoming frames. See the module docs.
@@ -92,7 +94,7 @@ impl Receiver {
     }
 
     /// Enables RSV1 and decompression for permessage-deflate (RFC 7692).
-    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    #[allow(dead_code)] // wired by permessage-deflate negotiation
     pub(crate) fn set_inflater(&mut self, inflater: Option<Inflater>) {
         self.inflater = inflater;
     }
@@ -164,7 +166,8 @@ impl Receiver {
         }
         loop {
             if self.frame.is_none() {
-                let Decoded::Complete(header, used) = FrameHeader::decode(self.buf.filled())? else {
+                let Decoded::Complete(header, used) = FrameHeader::decode(self.buf.filled())?
+                else {
                     return Ok(None);
                 };
                 self.buf.consume(used);
@@ -184,8 +187,7 @@ impl Receiver {
         let op = header.opcode;
         // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for
         // non-zero values". RFC 7692 §6: RSV1 marks the first frame of a compressed data message.
-        let rsv1_allowed =
-            self.inflater.is_some() && matches!(op, OpCode::Text | OpCode::Binary);
+        let rsv1_allowed = self.inflater.is_some() && matches!(op, OpCode::Text | OpCode::Binary);
         if header.rsv2 || header.rsv3 || (header.rsv1 && !rsv1_allowed) {
             return Err(ProtocolError::ReservedBits);
         }
@@ -220,7 +222,11 @@ impl Receiver {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
                 self.check_sizes(&header, 0, header.rsv1)?;
-                let kind = if op == OpCode::Text { DataKind::Text } else { DataKind::Binary };
+                let kind = if op == OpCode::Text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                };
                 self.incoming = Some(Incoming {
                     kind,
                     size: 0,
@@ -231,7 +237,8 @@ impl Receiver {
                 if !self.streaming && !header.rsv1 {
                     // Enough for most messages at once; larger ones grow as bytes arrive, so an
                     // announced length costs nothing until the bytes are really sent.
-                    self.message.reserve(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
+                    self.message
+                        .reserve(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
                 }
             }
         }
@@ -244,7 +251,12 @@ impl Receiver {
     }
 
     /// RFC 6455 §10.4: limits are checked on the announced length, before any byte is stored.
-    fn check_sizes(&self, header: &FrameHeader, so_far: usize, compressed: bool) -> Result<(), ProtocolError> {
+    fn check_sizes(
+        &self,
+        header: &FrameHeader,
+        so_far: usize,
+        compressed: bool,
+    ) -> Result<(), ProtocolError> {
         if header.payload_len > self.limits.max_frame_size as u64 {
             return Err(ProtocolError::FrameTooLarge);
         }
@@ -280,7 +292,9 @@ impl Receiver {
         frame.remaining -= n as u64;
         incoming.size += n;
         if incoming.kind == DataKind::Text {
-            self.utf8.feed(bytes).map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.utf8
+                .feed(bytes)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
     }
@@ -314,7 +328,11 @@ impl Receiver {
             return Ok(None);
         };
         let message_done = frame_done && header.fin;
-        let start = if self.streaming { 0 } else { self.message.len() };
+        let start = if self.streaming {
+            0
+        } else {
+            self.message.len()
+        };
         if self.streaming {
             self.message.clear();
         }
@@ -332,15 +350,15 @@ impl Receiver {
             return Err(ProtocolError::MessageTooLarge);
         }
         if incoming.kind == DataKind::Text {
-            self.utf8.feed(new).map_err(|_| ProtocolError::InvalidUtf8)?;
+            self.utf8
+                .feed(new)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if frame_done {
             self.frame = None;
         }
-        if message_done {
-            if incoming.kind == DataKind::Text {
-                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-            }
+        if message_done && incoming.kind == DataKind::Text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if self.streaming {
             if self.message.is_empty() && !message_done && !(incoming.first && frame_done) {
@@ -365,9 +383,9 @@ impl Receiver {
         let data = std::mem::take(&mut self.message);
         let message = match kind {
             // Validated piece by piece above.
-            DataKind::Text => Message::Text(
-                String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?,
-            ),
+            DataKind::Text => {
+                Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
+            }
             DataKind::Binary => Message::Binary(data),
         };
         Ok(Some(Event::Message(message)))

@@ -6,11 +6,11 @@
 //! frame) and state changes. Keeping both in the sender lets a split connection's writer, which
 //! owns the sender, apply them for the reader on another thread.
 
+use super::Role;
 use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use super::extension::Deflater;
 use super::frame::{FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
-use super::Role;
 use crate::error::{Error, ProtocolError};
 
 /// Where a connection is in its life (RFC 6455 §4–§7).
@@ -53,7 +53,7 @@ impl Sender {
         }
     }
 
-    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    #[allow(dead_code)] // wired by permessage-deflate negotiation
     pub(crate) fn set_deflater(&mut self, deflater: Option<Deflater>) {
         self.deflater = deflater;
     }
@@ -122,7 +122,9 @@ impl Sender {
         self.check_open()?;
         let opcode = match self.streaming {
             Some(current) if current != kind => {
-                return Err(Error::InvalidInput("fragment kind differs from its message's"));
+                return Err(Error::InvalidInput(
+                    "fragment kind differs from its message's",
+                ));
             }
             Some(_) => OpCode::Continuation,
             None => kind.opcode(),
@@ -143,7 +145,9 @@ impl Sender {
             None => Vec::new(),
             Some(frame) => {
                 if !frame.code.is_sendable() {
-                    return Err(Error::InvalidInput("this close code may not be sent (RFC 6455 §7.4)"));
+                    return Err(Error::InvalidInput(
+                        "this close code may not be sent (RFC 6455 §7.4)",
+                    ));
                 }
                 if frame.reason.len() > MAX_REASON_LEN {
                     return Err(Error::InvalidInput("close reason over 123 bytes"));
@@ -153,7 +157,11 @@ impl Sender {
         };
         self.push_frame(OpCode::Close, true, false, &payload);
         self.our_close = Some(frame);
-        self.state = if self.peer_close.is_some() { State::Closed } else { State::Closing };
+        self.state = if self.peer_close.is_some() {
+            State::Closed
+        } else {
+            State::Closing
+        };
         Ok(())
     }
 
@@ -170,7 +178,10 @@ impl Sender {
                 if self.our_close.is_none() {
                     // RFC 6455 §5.5.1: reply with a close frame, "typically echoing the status code".
                     let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
-                    let payload = echo.as_ref().map(CloseFrame::to_payload).unwrap_or_default();
+                    let payload = echo
+                        .as_ref()
+                        .map(CloseFrame::to_payload)
+                        .unwrap_or_default();
                     self.push_frame(OpCode::Close, true, false, &payload);
                     self.our_close = Some(echo);
                 }
@@ -207,7 +218,11 @@ impl Sender {
     }
 
     fn check_open(&self) -> Result<(), Error> {
-        if self.state == State::Open { Ok(()) } else { Err(Error::AlreadyClosed) }
+        if self.state == State::Open {
+            Ok(())
+        } else {
+            Err(Error::AlreadyClosed)
+        }
     }
 
     fn send_data(&mut self, kind: DataKind, data: &[u8]) -> Result<(), Error> {
@@ -228,7 +243,9 @@ impl Sender {
     fn send_control(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), Error> {
         self.check_open()?;
         if data.len() > 125 {
-            return Err(Error::InvalidInput("control frame payload over 125 bytes (RFC 6455 §5.5)"));
+            return Err(Error::InvalidInput(
+                "control frame payload over 125 bytes (RFC 6455 §5.5)",
+            ));
         }
         self.push_frame(opcode, true, false, data);
         Ok(())

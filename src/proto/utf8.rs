@@ -104,7 +104,11 @@ mod tests {
         for bytes in samples {
             let expected = std::str::from_utf8(bytes).is_ok();
             for cut in 1..=bytes.len() {
-                assert_eq!(check_in_pieces(bytes, cut).is_ok(), expected, "{bytes:?} cut {cut}");
+                assert_eq!(
+                    check_in_pieces(bytes, cut).is_ok(),
+                    expected,
+                    "{bytes:?} cut {cut}"
+                );
             }
         }
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Listens on 127.0.0.1:0 and runs `handler` on the first accepted connection, on a thread.
-pub fn serve_once<T: Send + 'static>(handler: impl FnOnce(TcpStream) -> T + Send + 'static) -> (SocketAddr, JoinHandle<T>) {
+pub fn serve_once<T: Send + 'static>(
+    handler: impl FnOnce(TcpStream) -> T + Send + 'static,
+) -> (SocketAddr, JoinHandle<T>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let handle = std::thread::spawn(move || {
@@ -49,6 +51,10 @@ pub fn status_of(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let mut stream = raw_connect(addr);
     stream.write_all(request).unwrap();
     let answer = String::from_utf8_lossy(&read_to_close(&mut stream)).into_owned();
-    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, answer)
 }
