@@ -27,7 +27,7 @@
 # Reports (HTML + index.json), generated specs and logs go to $AUTOBAHN_OUTDIR/{server,client}.
 #
 # Environment (all optional):
-#   SHARED_DIR            shared tools dir                 (default: <repo>/../shared)
+#   SHARED_DIR            shared tools dir                 (default: <repo>/../shared, else /work/shared)
 #   AUTOBAHN_PREFIX       wstest install prefix            (default: $HOME/.cache/autobahn)
 #   AUTOBAHN_CASES        default for --cases              (default: '*')
 #   AUTOBAHN_EXCLUDE      default for --exclude            (default: '12.*,13.*'; set to '' for all)
@@ -174,6 +174,12 @@ esac
 [[ -n $CASES ]] || die "--cases must not be empty (use '*' for all)"
 
 REPO=$(git -C "$(dirname "$SELF")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$SELF")/.." && pwd))
+# CI clones the repo with shared/ beside it; a clone made elsewhere by hand finds the workplace's.
+if [[ -z ${SHARED_DIR:-} ]]; then
+    for candidate in "$REPO/../shared" /work/shared; do
+        if [[ -d $candidate/tools/autobahn ]]; then SHARED_DIR=$candidate; break; fi
+    done
+fi
 SHARED_DIR=${SHARED_DIR:-$REPO/../shared}
 TOOLS=$SHARED_DIR/tools/autobahn
 [[ -x $TOOLS/setup.sh && -f $TOOLS/check.py ]] || die "Autobahn tools not found in $TOOLS (set SHARED_DIR)"
