@@ -1,4 +1,4 @@
-//! The client side: connecting and the client's opening handshake.
+//! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
@@ -7,16 +7,20 @@ use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     ClientRequest, Headers, Response, check_response, generate_key, parse_response,
 };
+use crate::proxy::Proxy;
 use crate::socket::WebSocket;
+use crate::tls::TlsOptions;
+use crate::transport::ClientStream;
 use crate::url::WsUrl;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Connects to a `ws://` URL over TCP and performs the opening handshake.
+/// Connects to a `ws://` or `wss://` URL and performs the opening handshake.
 ///
 /// Returns the connection and the server's `101` response. Blocks while connecting and during the
-/// handshake (bounded by [`Config::handshake_timeout`]).
+/// handshake (bounded by [`Config::handshake_timeout`]). Honours the proxy environment variables
+/// (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes both.
 ///
 /// ```no_run
 /// let (mut ws, _response) = syncws::connect("ws://127.0.0.1:9001/")?;
@@ -25,10 +29,11 @@ use std::time::Duration;
 /// # Ok::<(), syncws::Error>(())
 /// ```
 ///
-/// Errors: [`Error::Url`] for a bad URL (or `wss://` without TLS support), [`Error::Io`] if no
-/// address accepts, [`Error::Handshake`] if the server refuses (the response is in
-/// [`HandshakeError::UnexpectedResponse`]).
-pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Error> {
+/// Errors: [`Error::Url`] for a bad URL (or `wss://` without the `native-tls` feature),
+/// [`Error::Io`] if no address accepts, [`Error::Proxy`] if a proxy refuses the tunnel,
+/// [`Error::Tls`] if TLS or certificate verification fails, [`Error::Handshake`] if the server
+/// refuses (the response is in [`HandshakeError::UnexpectedResponse`]).
+pub fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response), Error> {
     ClientBuilder::new(url).connect()
 }
 
@@ -37,12 +42,26 @@ pub fn client<S: Read + Write>(url: &str, stream: S) -> Result<(WebSocket<S>, Re
     ClientBuilder::new(url).connect_on(stream)
 }
 
+/// Where a client's proxy setting comes from.
+#[derive(Debug, Clone, Default)]
+enum ProxySetting {
+    /// `http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`.
+    #[default]
+    FromEnvironment,
+    /// Connect directly.
+    Direct,
+    /// This proxy.
+    Use(Proxy),
+}
+
 /// Options for a client connection.
 ///
 /// ```no_run
-/// let (ws, response) = syncws::ClientBuilder::new("ws://127.0.0.1:9001/chat")
+/// use std::time::Duration;
+/// let (ws, response) = syncws::ClientBuilder::new("wss://example.com/chat")
 ///     .header("Authorization", "Bearer secret")
 ///     .subprotocol("chat.v1")
+///     .connect_timeout(Duration::from_secs(5))
 ///     .connect()?;
 /// println!("agreed subprotocol: {:?}", ws.subprotocol());
 /// # Ok::<(), syncws::Error>(())
@@ -54,6 +73,11 @@ pub struct ClientBuilder {
     subprotocols: Vec<String>,
     config: Config,
     connect_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    tls: TlsOptions,
+    proxy: ProxySetting,
+    max_redirects: usize,
 }
 
 impl ClientBuilder {
@@ -65,6 +89,11 @@ impl ClientBuilder {
             subprotocols: Vec::new(),
             config: Config::default(),
             connect_timeout: None,
+            read_timeout: None,
+            write_timeout: None,
+            tls: TlsOptions::default(),
+            proxy: ProxySetting::default(),
+            max_redirects: 5,
         }
     }
 
@@ -86,51 +115,183 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for each TCP connection attempt. Defaults to the system's own timeout.
+    /// How long each TCP connection attempt may take; each resolved address (IPv6 and IPv4) is
+    /// tried in turn. Defaults to the operating system's timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.connect_timeout = Some(timeout);
         self
     }
 
-    /// Connects over TCP and performs the handshake. See [`connect`].
-    pub fn connect(self) -> Result<(WebSocket<TcpStream>, Response), Error> {
+    /// The read deadline on the connection after the handshake: a [`WebSocket::read`] that waits
+    /// longer returns a timeout error ([`Error::is_timeout`]) and can be called again without
+    /// losing a partly received frame. Defaults to none (wait forever).
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> ClientBuilder {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The write deadline on the connection after the handshake. Defaults to none.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> ClientBuilder {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Trusts an extra root certificate (PEM) for `wss://`, e.g. a private CA.
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> ClientBuilder {
+        self.tls.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Presents a client certificate (PEM) with its PKCS#8 private key (PEM) for `wss://`.
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> ClientBuilder {
+        self.tls.client_identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Turns certificate and host name verification OFF. For tests against self-signed servers
+    /// only: anyone on the path can then read and change the traffic.
+    pub fn danger_accept_invalid_certs(mut self) -> ClientBuilder {
+        self.tls.danger_accept_invalid_certs = true;
+        self
+    }
+
+    /// Connects through this HTTP proxy (CONNECT tunnel), ignoring the environment.
+    pub fn proxy(mut self, proxy: Proxy) -> ClientBuilder {
+        self.proxy = ProxySetting::Use(proxy);
+        self
+    }
+
+    /// Connects directly, ignoring the proxy environment variables.
+    pub fn no_proxy(mut self) -> ClientBuilder {
+        self.proxy = ProxySetting::Direct;
+        self
+    }
+
+    /// How many redirects (301, 302, 303, 307, 308) to follow; 0 follows none. A redirect from
+    /// `wss://` to `ws://` is never followed. Defaults to 5.
+    pub fn max_redirects(mut self, max: usize) -> ClientBuilder {
+        self.max_redirects = max;
+        self
+    }
+
+    /// Connects and performs the handshake. See [`connect`].
+    pub fn connect(self) -> Result<(WebSocket<ClientStream>, Response), Error> {
         self.config.validate()?;
-        let url = WsUrl::parse(&self.url)?;
-        if url.secure {
-            return Err(UrlError::TlsNotEnabled.into());
+        let mut url = WsUrl::parse(&self.url)?;
+        let deadline = self.config.handshake_timeout.map(|t| Instant::now() + t);
+        let mut redirects = 0;
+        loop {
+            let stream = self.open(&url, deadline)?;
+            let before_read = |s: &mut ClientStream| s.set_read_timeout(remaining(deadline)?);
+            match self
+                .handshake(&url, stream, before_read)
+                .map_err(timeout_as_handshake)
+            {
+                Err(Error::Handshake(HandshakeError::UnexpectedResponse(response)))
+                    if matches!(response.status, 301 | 302 | 303 | 307 | 308) =>
+                {
+                    url = self.follow(&url, &response, redirects)?;
+                    redirects += 1;
+                }
+                Err(e) => return Err(e),
+                Ok((ws, response)) => {
+                    ws.get_ref().set_read_timeout(self.read_timeout)?;
+                    ws.get_ref().set_write_timeout(self.write_timeout)?;
+                    return Ok((ws, response));
+                }
+            }
         }
-        let stream = connect_tcp(&url.socket_addr(), self.connect_timeout)?;
-        stream.set_nodelay(true)?;
-        let timeout = self.config.handshake_timeout;
-        stream.set_read_timeout(timeout)?;
-        stream.set_write_timeout(timeout)?;
-        let (ws, response) = self.handshake(&url, stream).map_err(timeout_as_handshake)?;
-        ws.get_ref().set_read_timeout(None)?;
-        ws.get_ref().set_write_timeout(None)?;
-        Ok((ws, response))
     }
 
     /// Performs the handshake over `stream`, which the caller connected to the URL's host.
+    /// Redirects and timeouts are the caller's business here.
     pub fn connect_on<S: Read + Write>(self, stream: S) -> Result<(WebSocket<S>, Response), Error> {
         self.config.validate()?;
         let url = WsUrl::parse(&self.url)?;
-        self.handshake(&url, stream)
+        self.handshake(&url, stream, |_| Ok(()))
+    }
+
+    /// The next URL of a redirect, if it may be followed.
+    fn follow(&self, url: &WsUrl, response: &Response, done: usize) -> Result<WsUrl, Error> {
+        let bad = |why: String| Error::Handshake(HandshakeError::BadRedirect(why));
+        if done >= self.max_redirects {
+            return Err(bad(format!("more than {} redirects", self.max_redirects)));
+        }
+        let location = response
+            .header("location")
+            .ok_or_else(|| bad(format!("{} without Location", response.status)))?;
+        let next = url.join(location)?;
+        if url.secure && !next.secure {
+            return Err(bad(format!("{url} redirected to unencrypted {next}")));
+        }
+        Ok(next)
+    }
+
+    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`.
+    fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<ClientStream, Error> {
+        if url.secure && !cfg!(feature = "native-tls") {
+            return Err(UrlError::TlsNotEnabled.into());
+        }
+        let proxy = match &self.proxy {
+            ProxySetting::FromEnvironment => Proxy::from_env(&url.host, url.secure),
+            ProxySetting::Direct => None,
+            ProxySetting::Use(proxy) => Some(proxy.clone()),
+        };
+        let dial = |addr: &str| -> Result<TcpStream, Error> {
+            let tcp = connect_tcp(addr, self.connect_timeout)?;
+            tcp.set_nodelay(true)?;
+            let left = remaining(deadline).map_err(|_| HandshakeError::Timeout)?;
+            tcp.set_read_timeout(left)?;
+            tcp.set_write_timeout(left)?;
+            Ok(tcp)
+        };
+        let tcp = match proxy {
+            Some(proxy) => proxy
+                .tunnel(&url.socket_addr(), dial, self.config.head_limits())
+                .map_err(timeout_as_handshake)?,
+            None => dial(&url.socket_addr())?,
+        };
+        if !url.secure {
+            return Ok(ClientStream::Plain(tcp));
+        }
+        #[cfg(feature = "native-tls")]
+        {
+            Ok(ClientStream::Tls(Box::new(self.tls.wrap(&url.host, tcp)?)))
+        }
+        #[cfg(not(feature = "native-tls"))]
+        {
+            drop(tcp);
+            Err(UrlError::TlsNotEnabled.into())
+        }
     }
 
     fn handshake<S: Read + Write>(
         &self,
         url: &WsUrl,
         mut stream: S,
+        mut before_read: impl FnMut(&mut S) -> io::Result<()>,
     ) -> Result<(WebSocket<S>, Response), Error> {
         let key = generate_key();
         let host = url.host_header();
+        let mut headers = self.headers.clone();
+        if let Some(userinfo) = &url.userinfo {
+            if headers.get("authorization").is_none() {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(userinfo);
+                headers.push("Authorization", format!("Basic {encoded}"));
+            }
+        }
         let request = ClientRequest {
             host: &host,
             target: &url.target,
             key: &key,
             subprotocols: &self.subprotocols,
             extensions: None,
-            headers: &self.headers,
+            headers: &headers,
         };
         stream.write_all(&request.to_bytes())?;
         stream.flush()?;
@@ -141,6 +302,7 @@ impl ClientBuilder {
             if let Decoded::Complete(response, len) = parse_response(&buf, limits)? {
                 break (response, len);
             }
+            before_read(&mut stream)?;
             read_more(&mut stream, &mut buf, limits.max_size)?;
         };
         if response.status != 101 {
@@ -162,6 +324,19 @@ impl ClientBuilder {
         );
         ws.set_subprotocol(protocol);
         Ok((ws, response))
+    }
+}
+
+/// The time left before `deadline`, as a socket timeout; an error once it has passed.
+fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    let Some(deadline) = deadline else {
+        return Ok(None);
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::ErrorKind::TimedOut.into())
+    } else {
+        Ok(Some(left))
     }
 }
 
@@ -212,9 +387,9 @@ fn read_body<S: Read>(
     response.body = buf[head_len..end].to_vec();
 }
 
+/// Tries each address `addr` resolves to, in order, until one accepts.
 fn connect_tcp(addr: &str, timeout: Option<Duration>) -> Result<TcpStream, Error> {
     let mut last = None;
-    // Each resolved address in turn (IPv6 and IPv4 alike) until one accepts.
     for addr in addr.to_socket_addrs()? {
         let attempt = match timeout {
             Some(t) => TcpStream::connect_timeout(&addr, t),

@@ -32,6 +32,8 @@ pub enum Error {
     InvalidConfig(&'static str),
     /// TLS failed: setup, handshake, or certificate verification.
     Tls(String),
+    /// The HTTP proxy refused or failed to open a tunnel.
+    Proxy(String),
     /// The transport failed: includes timeouts (`WouldBlock`/`TimedOut`) and a peer that vanished
     /// without a close frame (`UnexpectedEof`).
     Io(io::Error),
@@ -55,6 +57,7 @@ impl fmt::Display for Error {
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::Tls(what) => write!(f, "TLS error: {what}"),
+            Error::Proxy(what) => write!(f, "proxy error: {what}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -217,6 +220,9 @@ pub enum HandshakeError {
     InvalidSubprotocol,
     /// The server selected an extension we did not offer.
     InvalidExtension(String),
+    /// More redirects than the client allows, a redirect without `Location`, or one from
+    /// `wss://` to `ws://` (never followed: it would drop encryption).
+    BadRedirect(String),
     /// The peer closed the connection before the handshake finished.
     ConnectionClosed,
     /// The handshake did not finish within its deadline.
@@ -264,6 +270,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::InvalidExtension(e) => {
                 write!(f, "server chose an unoffered extension: {e}")
             }
+            HandshakeError::BadRedirect(why) => write!(f, "redirect not followed: {why}"),
             HandshakeError::ConnectionClosed => {
                 f.write_str("connection closed during the handshake")
             }

@@ -43,7 +43,8 @@
 //!
 //! ## Features
 //!
-//! - `native-tls`: `wss://` (planned; today `wss://` URLs give [`UrlError::TlsNotEnabled`]).
+//! - `native-tls` (default): `wss://` through the platform's TLS (OpenSSL on Linux). Without it,
+//!   `wss://` URLs give [`UrlError::TlsNotEnabled`].
 //! - `deflate`: permessage-deflate, RFC 7692 (planned).
 
 #![forbid(unsafe_code)]
@@ -54,7 +55,10 @@ mod client;
 mod config;
 mod error;
 pub mod proto;
+mod proxy;
 mod socket;
+mod tls;
+mod transport;
 mod url;
 
 pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
@@ -67,5 +71,8 @@ pub use proto::handshake::{Headers, Request, Response, accept_key};
 pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
 pub use proto::{Role, State};
+pub use proxy::Proxy;
 pub use socket::{MessageWriter, WebSocket};
+pub use tls::TlsOptions;
+pub use transport::ClientStream;
 pub use url::WsUrl;

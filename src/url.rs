@@ -90,6 +90,37 @@ impl WsUrl {
         format!("{}:{}", self.bracketed_host(), self.port)
     }
 
+    /// Resolves a redirect's `Location` against this URL: an absolute `ws`/`wss` URL, an
+    /// `http`/`https` one (mapped to `ws`/`wss`), or a path on the same host.
+    pub fn join(&self, location: &str) -> Result<WsUrl, UrlError> {
+        let location = location.trim();
+        let lower = location.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("http://").map(|_| &location[7..]) {
+            return WsUrl::parse(&format!("ws://{rest}"));
+        }
+        if let Some(rest) = lower.strip_prefix("https://").map(|_| &location[8..]) {
+            return WsUrl::parse(&format!("wss://{rest}"));
+        }
+        if location.contains("://") {
+            return WsUrl::parse(location);
+        }
+        if let Some(rest) = location.strip_prefix("//") {
+            let scheme = if self.secure { "wss" } else { "ws" };
+            return WsUrl::parse(&format!("{scheme}://{rest}"));
+        }
+        let target = if location.starts_with('/') {
+            location.to_owned()
+        } else {
+            let path = self.target.split('?').next().unwrap_or("/");
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            format!("{dir}{location}")
+        };
+        Ok(WsUrl {
+            target,
+            ..self.clone()
+        })
+    }
+
     fn bracketed_host(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -164,6 +195,31 @@ mod tests {
         assert_eq!(
             (u.userinfo.as_deref(), u.host_header()),
             (Some("user:pw"), "host:81".into())
+        );
+    }
+
+    #[test]
+    fn redirect_locations() {
+        let base = WsUrl::parse("wss://a.example/chat/room?x=1").unwrap();
+        assert_eq!(
+            base.join("/other").unwrap().to_string(),
+            "wss://a.example/other"
+        );
+        assert_eq!(
+            base.join("lobby").unwrap().to_string(),
+            "wss://a.example/chat/lobby"
+        );
+        assert_eq!(
+            base.join("https://b.example:8443/x").unwrap().to_string(),
+            "wss://b.example:8443/x"
+        );
+        assert_eq!(
+            base.join("http://b.example/x").unwrap().to_string(),
+            "ws://b.example/x"
+        );
+        assert_eq!(
+            base.join("//c.example/y").unwrap().to_string(),
+            "wss://c.example/y"
         );
     }
 

@@ -338,6 +338,7 @@ fn connect_to_ipv6_loopback() {
 }
 
 #[test]
+#[cfg(not(feature = "native-tls"))]
 fn wss_without_tls_is_a_clear_error() {
     let err = syncws::connect("wss://127.0.0.1:1/").unwrap_err();
     assert!(
