@@ -121,9 +121,11 @@ impl Proxy {
         };
         match response.status {
             200..=299 => Ok(stream),
-            407 => Err(Error::Proxy(
-                "the proxy requires authentication (407)".into(),
-            )),
+            // RFC 9110 §15.5.8 says 407; some proxies (tinyproxy) answer 401.
+            401 | 407 => Err(Error::Proxy(format!(
+                "the proxy refused the credentials ({}); give them as http://user:password@host:port",
+                response.status
+            ))),
             status => Err(Error::Proxy(format!(
                 "the proxy refused the tunnel: {status} {}",
                 response.reason
