@@ -1,6 +1,9 @@
 //! A line-oriented client: each stdin line goes out as a text message; what arrives is printed.
 //!
-//! Run: `cargo run --example echo_client -- ws://127.0.0.1:9001/`
+//! Run: `cargo run --example echo_client -- [--ca CERT.pem] URL`
+//!
+//! `--ca` trusts an extra root certificate for `wss://`; `http_proxy`, `https_proxy`, `all_proxy`
+//! and `no_proxy` are honoured.
 //!
 //! stdout carries only what arrives: text as is, `[binary N bytes]`, and `[close CODE REASON]`.
 //! On end of input it sends a close frame, keeps reading until the server's close, and exits 0.
@@ -11,18 +14,30 @@ use std::time::Duration;
 use syncws::{CloseCode, CloseFrame, Error, Message};
 
 fn main() {
-    let Some(url) = std::env::args().nth(1) else {
-        eprintln!("usage: echo_client URL");
+    let mut args = std::env::args().skip(1);
+    let (mut url, mut ca) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--ca" => ca = args.next(),
+            _ => url = Some(arg),
+        }
+    }
+    let Some(url) = url else {
+        eprintln!("usage: echo_client [--ca CERT.pem] URL");
         std::process::exit(2);
     };
-    if let Err(e) = run(&url) {
+    if let Err(e) = run(&url, ca.as_deref()) {
         eprintln!("echo_client: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(url: &str) -> Result<(), Error> {
-    let (mut ws, _response) = syncws::connect(url)?;
+fn run(url: &str, ca: Option<&str>) -> Result<(), Error> {
+    let mut client = syncws::ClientBuilder::new(url);
+    if let Some(path) = ca {
+        client = client.root_certificate(std::fs::read(path)?);
+    }
+    let (mut ws, _response) = client.connect()?;
     eprintln!("connected to {url}");
 
     // stdin is read on its own thread; the socket loop checks for lines between reads.
