@@ -68,9 +68,16 @@ impl<S: Read + Write> WebSocket<S> {
     /// been sent; drop the connection); [`Error::Io`] for transport errors, `UnexpectedEof` when
     /// the peer vanished without a close frame.
     pub fn read(&mut self) -> Result<Message, Error> {
+        if self.conn.receiver().is_mid_stream() {
+            return Err(Error::InvalidInput(
+                "read() in the middle of a message being read with read_event()",
+            ));
+        }
         match self.read_with(false)? {
             Event::Message(message) => Ok(message),
-            Event::Chunk(_) => unreachable!("chunks only in streaming mode"),
+            Event::Chunk(_) => Err(Error::InvalidInput(
+                "a chunk arrived outside streaming mode",
+            )),
         }
     }
 

@@ -316,6 +316,41 @@ mod tests {
             assert_eq!(conn.next_event().unwrap(), Some(chunk(b"c", false, true)));
             assert_eq!(conn.next_event().unwrap(), None);
         }
+        #[test]
+        fn switching_to_streaming_mid_message_loses_nothing() {
+            let mut conn = Connection::new(Role::Client, &Config::default());
+            conn.receive_data(&frame(Role::Server, OpCode::Binary, false, b"ab"));
+            conn.receive_data(&frame(Role::Server, OpCode::Ping, true, b""));
+            conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"cd"));
+            // Whole-message mode: the ping comes out while "ab" waits in the assembly buffer.
+            assert_eq!(
+                conn.next_event().unwrap(),
+                Some(Event::Message(Message::Ping(vec![])))
+            );
+            conn.receiver().set_streaming(true);
+            let Some(Event::Chunk(chunk)) = conn.next_event().unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                (&chunk.data[..], chunk.first, chunk.last),
+                (&b"abcd"[..], true, true)
+            );
+        }
+
+        #[test]
+        fn mid_stream_is_reported() {
+            let mut conn = Connection::new(Role::Client, &Config::default());
+            conn.receiver().set_streaming(true);
+            conn.receive_data(&frame(Role::Server, OpCode::Text, false, b"ab"));
+            assert!(matches!(conn.next_event().unwrap(), Some(Event::Chunk(_))));
+            assert!(conn.receiver().is_mid_stream());
+            conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
+            assert!(matches!(
+                conn.next_event().unwrap(),
+                Some(Event::Chunk(Chunk { last: true, .. }))
+            ));
+            assert!(!conn.receiver().is_mid_stream());
+        }
     }
 
     mod rfc6455_5_5_control_frames {

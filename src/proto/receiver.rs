@@ -105,6 +105,16 @@ impl Receiver {
         self.streaming = streaming;
     }
 
+    /// Whether part of a message has been handed out as chunks and the rest has not: whole-message
+    /// reading cannot resume until the message ends.
+    pub fn is_mid_stream(&self) -> bool {
+        self.streaming
+            && self
+                .incoming
+                .as_ref()
+                .is_some_and(|incoming| !incoming.first)
+    }
+
     /// Hands over bytes received from the peer.
     pub fn receive_data(&mut self, data: &[u8]) {
         self.buf.extend(data);
@@ -130,6 +140,8 @@ impl Receiver {
         match self.target {
             ReadTarget::Buffer => self.buf.commit(n),
             ReadTarget::Message { len } => {
+                // A `Read` that reports more than it was given must not make us slice past the end.
+                let n = n.min(self.message.len() - len);
                 self.message.truncate(len + n);
                 self.target = ReadTarget::Buffer;
                 if let Err(e) = self.accept_direct(len, n) {
@@ -328,14 +340,9 @@ impl Receiver {
             return Ok(None);
         };
         let message_done = frame_done && header.fin;
-        let start = if self.streaming {
-            0
-        } else {
-            self.message.len()
-        };
-        if self.streaming {
-            self.message.clear();
-        }
+        // In streaming mode the buffer holds only what has not been handed out yet: normally
+        // nothing, or the start of a message assembled before streaming was switched on.
+        let start = self.message.len();
         match (incoming.compressed, self.inflater.as_mut()) {
             (true, Some(inflater)) => {
                 let budget = self.limits.max_message_size - incoming.size;
