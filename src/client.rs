@@ -351,7 +351,7 @@ pub(crate) fn read_more<S: Read>(
         match stream.read(&mut chunk) {
             Ok(0) => return Err(HandshakeError::ConnectionClosed.into()),
             Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
+                buf.extend_from_slice(&chunk[..n.min(chunk.len())]);
                 return if buf.len() > max + chunk.len() {
                     Err(HandshakeError::HeadTooLarge.into())
                 } else {

@@ -133,6 +133,10 @@ impl WsUrl {
 fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
     if let Some(rest) = hostport.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or(UrlError::InvalidHost)?;
+        // RFC 3986 §3.2.2: brackets hold an IPv6 literal and nothing else.
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(UrlError::InvalidHost);
+        }
         return match after {
             "" => Ok((host, None)),
             a => a
@@ -145,7 +149,10 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
         Some((host, port)) => (host, Some(port)),
         None => (hostport, None),
     };
-    if host.contains(':') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // RFC 3986 §3.2.2 reg-name: unreserved, percent-encoded and sub-delims characters only, which
+    // also keeps CR, LF and spaces out of the Host header.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~%!$&'()*+,;=".contains(c);
+    if !host.chars().all(allowed) {
         return Err(UrlError::InvalidHost);
     }
     Ok((host, port))
@@ -233,6 +240,12 @@ mod tests {
         assert_eq!(WsUrl::parse("ws://x:0/"), Err(UrlError::InvalidPort));
         assert_eq!(WsUrl::parse("ws://x:99999/"), Err(UrlError::InvalidPort));
         assert_eq!(WsUrl::parse("ws://[::1/"), Err(UrlError::InvalidHost));
+        assert_eq!(WsUrl::parse("ws://[not-ipv6]/"), Err(UrlError::InvalidHost));
+        assert_eq!(WsUrl::parse("ws://a b/"), Err(UrlError::InvalidHost));
+        assert_eq!(
+            WsUrl::parse("ws://evil\r\nX: 1/"),
+            Err(UrlError::InvalidHost)
+        );
         assert_eq!(WsUrl::parse("ws://x/#frag"), Err(UrlError::Fragment));
         assert!(WsUrl::parse("nonsense").is_err());
     }

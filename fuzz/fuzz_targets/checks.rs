@@ -1,0 +1,162 @@
+//! What each fuzz target checks, as plain functions: the targets call them with libFuzzer's
+//! inputs, and `tests/fuzz_regressions.rs` calls them with the committed corpus and every input
+//! that once failed, so a regression fails `cargo test` without a fuzzer.
+#![allow(dead_code)]
+
+use syncws::frame::{Decoded, Frame, FrameHeader};
+use syncws::proto::handshake::{
+    HeadLimits, Headers, accept_response, check_request, check_response, error_response,
+    parse_request, parse_response,
+};
+use syncws::proto::{Connection, Role};
+use syncws::{Config, Error, Event, Message, WsUrl};
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_size: 8192,
+    max_headers: 64,
+};
+
+/// The frame header and whole-frame decoders: never panic; what decodes re-encodes to the same
+/// bytes when it used the shortest length form.
+pub fn frame_decoder(data: &[u8]) {
+    if let Ok(Decoded::Complete(header, used)) = FrameHeader::decode(data) {
+        assert!(used <= data.len() && used <= 14);
+        let mut out = Vec::new();
+        header.encode(&mut out);
+        if out.len() == used {
+            assert_eq!(&out[..], &data[..used]);
+        }
+    }
+    if let Ok(Decoded::Complete(frame, used)) = Frame::decode(data, 1 << 16) {
+        assert!(used <= data.len());
+        let mut out = Vec::new();
+        frame.encode(&mut out);
+        assert_eq!(
+            FrameHeader::decode(&out),
+            Ok(Decoded::Complete(frame.header, frame.header.encoded_len()))
+        );
+    }
+}
+
+/// The server's request parser and checks; any answer it builds parses as an HTTP response.
+pub fn handshake_request(data: &[u8]) {
+    match parse_request(data, LIMITS) {
+        Ok(Decoded::Complete(request, used)) => {
+            assert!(used <= data.len());
+            let _ = (
+                request.path(),
+                request.query(),
+                request.cookie("a"),
+                request.query_param("b"),
+            );
+            let _ = request.subprotocols().count();
+            match check_request(&request) {
+                Ok(key) => {
+                    let response = accept_response(&key, None, &Headers::new());
+                    assert!(matches!(
+                        parse_response(&response, LIMITS),
+                        Ok(Decoded::Complete(..))
+                    ));
+                }
+                Err(error) => {
+                    let response = error_response(&error);
+                    assert!(matches!(
+                        parse_response(&response, LIMITS),
+                        Ok(Decoded::Complete(..))
+                    ));
+                }
+            }
+        }
+        Ok(Decoded::Partial) => assert!(data.len() < LIMITS.max_size),
+        Err(_) => {}
+    }
+}
+
+/// The client's response parser and checks.
+pub fn handshake_response(data: &[u8]) {
+    if let Ok(Decoded::Complete(response, used)) = parse_response(data, LIMITS) {
+        assert!(used <= data.len());
+        let offered = ["chat".to_owned()];
+        let _ = check_response(&response, "dGhlIHNhbXBsZSBub25jZQ==", &offered);
+    }
+}
+
+/// The URL parser and redirect resolution; a parsed URL prints to a string that parses back to it.
+pub fn url(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (base, location) = text.split_once('\n').unwrap_or((text, "/"));
+    if let Ok(url) = WsUrl::parse(base) {
+        if url.userinfo.is_none() {
+            assert_eq!(WsUrl::parse(&url.to_string()).as_ref(), Ok(&url), "{url}");
+        }
+        let _ = (url.host_header(), url.socket_addr());
+        let _ = url.join(location);
+    }
+    let _ = syncws::Proxy::parse(text);
+}
+
+/// The protocol state machine in the server role.
+pub fn connection_server(data: &[u8]) {
+    connection(Role::Server, data)
+}
+
+/// The protocol state machine in the client role.
+pub fn connection_client(data: &[u8]) {
+    connection(Role::Client, data)
+}
+
+/// Drives a connection with arbitrary peer bytes cut into arbitrary pieces, switching between
+/// whole-message and streaming reads; the first byte picks the piece size and the modes.
+fn connection(role: Role, data: &[u8]) {
+    let Some((&control, bytes)) = data.split_first() else {
+        return;
+    };
+    let mut config = Config::default();
+    config.max_frame_size = 1 << 16;
+    config.max_message_size = 1 << 17;
+    let mut conn = Connection::new(role, &config);
+    let piece = usize::from(control & 0x3f) + 1;
+    let mut streaming = control & 0x40 != 0;
+    let mut received = 0usize;
+    for chunk in bytes.chunks(piece) {
+        conn.receive_data(chunk);
+        loop {
+            conn.receiver().set_streaming(streaming);
+            match conn.next_event() {
+                Ok(Some(Event::Message(Message::Text(text)))) => {
+                    // Validated text really is UTF-8 (it is a String) and within the limit.
+                    assert!(text.len() <= config.max_message_size);
+                    received += text.len();
+                }
+                Ok(Some(Event::Message(Message::Binary(data)))) => {
+                    assert!(data.len() <= config.max_message_size);
+                    received += data.len();
+                }
+                Ok(Some(Event::Chunk(chunk))) => received += chunk.data.len(),
+                Ok(Some(Event::Message(message))) => {
+                    // Control frames never exceed 125 bytes (RFC 6455 §5.5).
+                    assert!(message.len() <= 125);
+                }
+                Ok(None) => break,
+                Err(Error::Protocol(violation)) => {
+                    // A violation queues exactly one close frame with its code.
+                    let out = conn.data_to_send();
+                    assert!(out.len() >= 2);
+                    let _ = violation.close_code();
+                    return;
+                }
+                Err(other) => panic!("unexpected error from peer bytes: {other}"),
+            }
+            if control & 0x80 != 0 && !conn.receiver().is_mid_stream() {
+                streaming = !streaming;
+            }
+        }
+        // Replies (pongs, close echo) stay bounded by what the peer sent: at worst an empty
+        // 2-byte ping costs a client a 6-byte masked pong.
+        assert!(conn.data_to_send().len() <= 3 * bytes.len() + 16);
+        conn.advance(conn.data_to_send().len());
+    }
+    assert!(received <= bytes.len());
+}

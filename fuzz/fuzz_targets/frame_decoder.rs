@@ -1,0 +1,7 @@
+//! The frame decoders on arbitrary bytes. See `checks.rs` for what is checked.
+#![no_main]
+
+#[path = "checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::frame_decoder(data));

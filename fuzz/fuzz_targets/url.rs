@@ -1,0 +1,7 @@
+//! The URL parser on arbitrary strings. See `checks.rs` for what is checked.
+#![no_main]
+
+#[path = "checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::url(data));
