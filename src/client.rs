@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
+use crate::net_stream::NetStream;
 use crate::proto::Role;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
@@ -10,7 +11,6 @@ use crate::proto::handshake::{
 use crate::proxy::Proxy;
 use crate::socket::WebSocket;
 use crate::tls::TlsOptions;
-use crate::transport::ClientStream;
 use crate::url::WsUrl;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 /// [`Error::Io`] if no address accepts, [`Error::Proxy`] if a proxy refuses the tunnel,
 /// [`Error::Tls`] if TLS or certificate verification fails, [`Error::Handshake`] if the server
 /// refuses (the response is in [`HandshakeError::UnexpectedResponse`]).
-pub fn connect(url: &str) -> Result<(WebSocket<ClientStream>, Response), Error> {
+pub fn connect(url: &str) -> Result<(WebSocket<NetStream>, Response), Error> {
     ClientBuilder::new(url).connect()
 }
 
@@ -179,14 +179,14 @@ impl ClientBuilder {
     }
 
     /// Connects and performs the handshake. See [`connect`].
-    pub fn connect(self) -> Result<(WebSocket<ClientStream>, Response), Error> {
+    pub fn connect(self) -> Result<(WebSocket<NetStream>, Response), Error> {
         self.config.validate()?;
         let mut url = WsUrl::parse(&self.url)?;
         let deadline = self.config.handshake_timeout.map(|t| Instant::now() + t);
         let mut redirects = 0;
         loop {
             let stream = self.open(&url, deadline)?;
-            let before_read = |s: &mut ClientStream| s.set_read_timeout(remaining(deadline)?);
+            let before_read = |s: &mut NetStream| s.set_read_timeout(remaining(deadline)?);
             match self
                 .handshake(&url, stream, before_read)
                 .map_err(timeout_as_handshake)
@@ -232,7 +232,7 @@ impl ClientBuilder {
     }
 
     /// TCP (direct or through a proxy tunnel), then TLS for `wss://`.
-    fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<ClientStream, Error> {
+    fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<NetStream, Error> {
         if url.secure && !cfg!(feature = "native-tls") {
             return Err(UrlError::TlsNotEnabled.into());
         }
@@ -256,11 +256,11 @@ impl ClientBuilder {
             None => dial(&url.socket_addr())?,
         };
         if !url.secure {
-            return Ok(ClientStream::Plain(tcp));
+            return Ok(NetStream::Plain(tcp));
         }
         #[cfg(feature = "native-tls")]
         {
-            Ok(ClientStream::Tls(Box::new(self.tls.wrap(&url.host, tcp)?)))
+            Ok(NetStream::Tls(Box::new(self.tls.wrap(&url.host, tcp)?)))
         }
         #[cfg(not(feature = "native-tls"))]
         {

@@ -33,7 +33,7 @@ fn echo_server() -> (String, std::thread::JoinHandle<Result<(), Error>>) {
     (format!("ws://{addr}/"), handle)
 }
 
-fn client(url: &str) -> WebSocket<syncws::ClientStream> {
+fn client(url: &str) -> WebSocket<syncws::NetStream> {
     let (ws, response) = syncws::ClientBuilder::new(url)
         .config(big_config())
         .connect()

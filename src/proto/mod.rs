@@ -8,6 +8,7 @@
 //! (payload rules), [`Receiver`] and [`Sender`] (one direction each), [`Connection`] (both,
 //! with the state machine), and [`handshake`] (the HTTP upgrade, before a connection exists).
 
+pub mod backoff;
 pub mod close;
 pub mod connection;
 pub(crate) mod extension;

@@ -1,13 +1,14 @@
-//! The stream a client connection runs over: plain TCP, or TLS over TCP for `wss://`.
+//! The stream a connection runs over: plain TCP, or TLS over TCP (`wss://`), for clients and
+//! servers alike.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// A client's transport: `ws://` is plain TCP, `wss://` is TLS over TCP.
+/// A network connection: plain TCP (`ws://`) or TLS over TCP (`wss://`).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum ClientStream {
+pub enum NetStream {
     /// `ws://`: the TCP connection itself.
     Plain(TcpStream),
     /// `wss://`: TLS (native-tls) over the TCP connection.
@@ -15,19 +16,19 @@ pub enum ClientStream {
     Tls(Box<native_tls::TlsStream<TcpStream>>),
 }
 
-impl ClientStream {
+impl NetStream {
     /// The TCP connection underneath, for socket options and addresses.
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            ClientStream::Plain(tcp) => tcp,
+            NetStream::Plain(tcp) => tcp,
             #[cfg(feature = "native-tls")]
-            ClientStream::Tls(tls) => tls.get_ref(),
+            NetStream::Tls(tls) => tls.get_ref(),
         }
     }
 
     /// Whether this is a TLS connection.
     pub fn is_tls(&self) -> bool {
-        !matches!(self, ClientStream::Plain(_))
+        !matches!(self, NetStream::Plain(_))
     }
 
     /// Sets the read deadline of every later read (`None`: wait forever). A read that times out
@@ -43,30 +44,30 @@ impl ClientStream {
     }
 }
 
-impl Read for ClientStream {
+impl Read for NetStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            ClientStream::Plain(tcp) => tcp.read(buf),
+            NetStream::Plain(tcp) => tcp.read(buf),
             #[cfg(feature = "native-tls")]
-            ClientStream::Tls(tls) => tls.read(buf),
+            NetStream::Tls(tls) => tls.read(buf),
         }
     }
 }
 
-impl Write for ClientStream {
+impl Write for NetStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            ClientStream::Plain(tcp) => tcp.write(buf),
+            NetStream::Plain(tcp) => tcp.write(buf),
             #[cfg(feature = "native-tls")]
-            ClientStream::Tls(tls) => tls.write(buf),
+            NetStream::Tls(tls) => tls.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            ClientStream::Plain(tcp) => tcp.flush(),
+            NetStream::Plain(tcp) => tcp.flush(),
             #[cfg(feature = "native-tls")]
-            ClientStream::Tls(tls) => tls.flush(),
+            NetStream::Tls(tls) => tls.flush(),
         }
     }
 }
