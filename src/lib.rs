@@ -74,5 +74,7 @@ pub use proto::message::{Chunk, DataKind, Event, Message};
 pub use proto::{Role, State};
 pub use proxy::Proxy;
 pub use socket::{MessageWriter, WebSocket};
+#[cfg(feature = "native-tls")]
+pub use tls::TlsIdentity;
 pub use tls::TlsOptions;
 pub use url::WsUrl;

@@ -59,3 +59,67 @@ impl TlsOptions {
         })
     }
 }
+
+/// A server's certificate chain and private key, for `wss://` (feature `native-tls`).
+///
+/// ```no_run
+/// let identity = syncws::TlsIdentity::from_pem(
+///     &std::fs::read("cert.pem")?,
+///     &std::fs::read("key.pem")?,
+/// )?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "native-tls")]
+#[derive(Clone)]
+pub struct TlsIdentity {
+    acceptor: native_tls::TlsAcceptor,
+}
+
+#[cfg(feature = "native-tls")]
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity")
+    }
+}
+
+#[cfg(feature = "native-tls")]
+impl TlsIdentity {
+    /// From a PEM certificate chain (leaf first) and a PEM PKCS#8 private key.
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsIdentity, Error> {
+        let identity = native_tls::Identity::from_pkcs8(cert_pem, key_pem)
+            .map_err(|e| Error::Tls(format!("invalid certificate or key: {e}")))?;
+        TlsIdentity::new(identity)
+    }
+
+    /// From a PKCS#12 archive (`.p12` / `.pfx`) and its password.
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<TlsIdentity, Error> {
+        let identity = native_tls::Identity::from_pkcs12(der, password)
+            .map_err(|e| Error::Tls(format!("invalid PKCS#12 archive: {e}")))?;
+        TlsIdentity::new(identity)
+    }
+
+    fn new(identity: native_tls::Identity) -> Result<TlsIdentity, Error> {
+        let acceptor = native_tls::TlsAcceptor::new(identity)
+            .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))?;
+        Ok(TlsIdentity { acceptor })
+    }
+
+    /// Runs the server's TLS handshake on `tcp` within `timeout` (on the caller's thread).
+    pub fn accept(
+        &self,
+        tcp: TcpStream,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<crate::NetStream, Error> {
+        tcp.set_read_timeout(timeout)?;
+        tcp.set_write_timeout(timeout)?;
+        let tls = self.acceptor.accept(tcp).map_err(|e| match e {
+            native_tls::HandshakeError::Failure(e) => {
+                Error::Tls(format!("TLS handshake failed: {e}"))
+            }
+            native_tls::HandshakeError::WouldBlock(_) => {
+                Error::Tls("TLS handshake timed out".into())
+            }
+        })?;
+        Ok(crate::NetStream::Tls(Box::new(tls)))
+    }
+}
