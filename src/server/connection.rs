@@ -7,12 +7,13 @@ use crate::accept::Accept;
 use crate::client::read_more;
 use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
-use crate::proto::Role;
 use crate::proto::close::CloseCode;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Request, accept_response, check_request, error_response, parse_request,
 };
+use crate::proto::message::{Event, Message};
+use crate::proto::{Receiver, Role};
 use crate::socket::WebSocket;
 use crate::split::Writer;
 use std::io::{self, Read};
@@ -84,21 +85,30 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStrea
 fn finish<T>(context: &Context<T>, writer: &Writer) {
     let mut tcp = writer.tcp();
     if writer.is_open() && writer.close(CloseCode::Normal, "").is_ok() {
-        // Nobody reads any more: discard until the peer's close frame and FIN, or the timeout.
+        // The handler's reader is gone: decode what arrives, discarding data, until the peer's
+        // close frame, an error, or the timeout.
+        let config = &context.settings.config;
+        let mut receiver = Receiver::new(Role::Server, config.limits(), 256);
+        receiver.set_streaming(true);
         let deadline = Instant::now() + context.settings.close_timeout;
-        let mut scratch = [0u8; 512];
-        loop {
+        'wait: loop {
+            loop {
+                match receiver.next_event() {
+                    Ok(Some(Event::Message(Message::Close(_)))) | Err(_) => break 'wait,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
                 break;
             }
-            match tcp.read(&mut scratch) {
-                Ok(n) if n > 0 => {}
+            let buf = receiver.read_buf();
+            match tcp.read(buf) {
+                Ok(n) if n > 0 => receiver.commit(n),
                 _ => break,
             }
         }
-        let _ = tcp.shutdown(Shutdown::Both);
-        return;
     }
     let _ = tcp.shutdown(Shutdown::Both);
 }
