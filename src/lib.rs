@@ -53,17 +53,23 @@
 mod accept;
 mod client;
 mod config;
+mod ending;
 mod error;
+mod heartbeat;
 mod net_stream;
 pub mod proto;
 mod proxy;
+mod rooms;
+mod server;
 mod socket;
+mod split;
 mod tls;
 mod url;
 
 pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
 pub use client::{ClientBuilder, client, connect};
 pub use config::Config;
+pub use ending::EndCause;
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use net_stream::NetStream;
 pub use proto::close::{CloseCode, CloseFrame};
@@ -73,7 +79,10 @@ pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
 pub use proto::{Role, State};
 pub use proxy::Proxy;
+pub use rooms::{Broadcast, Room, Rooms};
+pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
 pub use socket::{MessageWriter, WebSocket};
+pub use split::{Reader, Writer};
 #[cfg(feature = "native-tls")]
 pub use tls::TlsIdentity;
 pub use tls::TlsOptions;

@@ -14,6 +14,7 @@ pub mod connection;
 pub(crate) mod extension;
 pub mod frame;
 pub mod handshake;
+pub mod heartbeat;
 pub mod mask;
 pub mod message;
 mod read_buffer;

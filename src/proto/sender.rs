@@ -115,6 +115,27 @@ impl Sender {
         }
     }
 
+    /// Queues a whole data frame encoded elsewhere (a broadcast encodes its frame once for every
+    /// member). Only for a server, whose frames are not masked.
+    ///
+    /// Errors as for [`send`](Self::send); [`Error::InvalidInput`] for a client.
+    pub fn send_encoded(&mut self, frame: &[u8]) -> Result<(), Error> {
+        self.check_open()?;
+        if self.role == Role::Client {
+            return Err(Error::InvalidInput("a client masks each frame itself"));
+        }
+        if self.streaming.is_some() {
+            return Err(Error::InvalidInput("a streamed message is unfinished"));
+        }
+        self.out.extend_from_slice(frame);
+        Ok(())
+    }
+
+    /// Which end this sender encodes for.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Queues one fragment of a message sent piece by piece (RFC 6455 §5.4).
     ///
     /// The first call starts the message with `kind`; `fin` ends it.

@@ -1,0 +1,181 @@
+//! Groups of connections to broadcast to, usable from any thread.
+
+use crate::error::Error;
+use crate::proto::Role;
+use crate::proto::frame::{FrameHeader, encode_frame};
+use crate::proto::message::Message;
+use crate::split::Writer;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A set of connections that receive the same messages. Clones share the set.
+///
+/// A broadcast encodes its frame once and writes it to each member in turn. A member whose
+/// write fails or times out (the server's `write_timeout`) is failed with 1008 and dropped, so a
+/// slow or dead member delays a broadcast by at most one write timeout.
+///
+/// ```no_run
+/// use syncws::{Message, Room, Server};
+/// let room = Room::new();
+/// Server::bind("127.0.0.1:9001")?.serve(move |mut session| {
+///     room.join(session.writer());
+///     while let Ok(message) = session.read() {
+///         if message.is_data() {
+///             room.broadcast(&message, Some(&session.writer()));
+///         }
+///     }
+///     room.leave(&session.writer());
+/// })?;
+/// # Ok::<(), syncws::Error>(())
+/// ```
+#[derive(Clone, Default, Debug)]
+pub struct Room {
+    members: Arc<Mutex<Vec<Writer>>>,
+}
+
+/// What a broadcast did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Broadcast {
+    /// Members the message was written to.
+    pub sent: usize,
+    /// Members dropped because their connection had ended, failed or timed out.
+    pub dropped: usize,
+}
+
+impl Room {
+    /// An empty room.
+    pub fn new() -> Room {
+        Room::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Writer>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a connection; joining twice has no effect.
+    pub fn join(&self, writer: Writer) {
+        let mut members = self.lock();
+        if !members.iter().any(|m| m.same_connection(&writer)) {
+            members.push(writer);
+        }
+    }
+
+    /// Removes a connection; returns whether it was a member.
+    pub fn leave(&self, writer: &Writer) -> bool {
+        let mut members = self.lock();
+        let before = members.len();
+        members.retain(|m| !m.same_connection(writer));
+        members.len() != before
+    }
+
+    /// How many members the room has.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the room has no members.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Sends `message` to every member except `except` (usually the sender). Blocks while it
+    /// writes to each member in turn; members that fail are dropped.
+    pub fn broadcast(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
+        // Write outside the room's lock: joining and leaving never wait for a slow socket.
+        let members: Vec<Writer> = self.lock().clone();
+        let mut encoded: Option<Vec<u8>> = None;
+        let mut report = Broadcast::default();
+        let mut failed = Vec::new();
+        for member in &members {
+            if except.is_some_and(|e| e.same_connection(member)) {
+                continue;
+            }
+            let result = match member.role() {
+                // A server's frames are unmasked, so every member gets the same bytes. (A close
+                // goes through each member's state machine.)
+                Role::Server if !matches!(message, Message::Close(_)) => {
+                    let frame = encoded.get_or_insert_with(|| encode(message));
+                    member.send_encoded(frame)
+                }
+                _ => member.send(message.clone()),
+            };
+            match result {
+                Ok(()) => report.sent += 1,
+                Err(Error::InvalidInput(_)) => {}
+                Err(_) => failed.push(member.clone()),
+            }
+        }
+        if !failed.is_empty() {
+            let mut members = self.lock();
+            members.retain(|m| !failed.iter().any(|f| f.same_connection(m)));
+            report.dropped = failed.len();
+        }
+        report
+    }
+}
+
+fn encode(message: &Message) -> Vec<u8> {
+    let payload = message.as_bytes();
+    let header = FrameHeader::new(message.opcode(), payload.len() as u64);
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    encode_frame(&header, payload, &mut out);
+    out
+}
+
+/// Named [`Room`]s, created on first join and removed when empty. Clones share the rooms.
+#[derive(Clone, Default, Debug)]
+pub struct Rooms {
+    rooms: Arc<Mutex<HashMap<String, Room>>>,
+}
+
+impl Rooms {
+    /// No rooms yet.
+    pub fn new() -> Rooms {
+        Rooms::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `writer` to room `name`, creating it.
+    pub fn join(&self, name: &str, writer: Writer) {
+        self.lock().entry(name.to_owned()).or_default().join(writer);
+    }
+
+    /// Removes `writer` from room `name`; an emptied room is removed.
+    pub fn leave(&self, name: &str, writer: &Writer) -> bool {
+        let mut rooms = self.lock();
+        let Some(room) = rooms.get(name) else {
+            return false;
+        };
+        let was_member = room.leave(writer);
+        if room.is_empty() {
+            rooms.remove(name);
+        }
+        was_member
+    }
+
+    /// The room `name`, if it has members.
+    pub fn get(&self, name: &str) -> Option<Room> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Members of room `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.get(name).map_or(0, |room| room.len())
+    }
+
+    /// Names of the rooms that have members.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Broadcasts to room `name`; see [`Room::broadcast`].
+    pub fn broadcast(&self, name: &str, message: &Message, except: Option<&Writer>) -> Broadcast {
+        match self.get(name) {
+            Some(room) => room.broadcast(message, except),
+            None => Broadcast::default(),
+        }
+    }
+}

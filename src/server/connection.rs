@@ -1,0 +1,261 @@
+//! One connection's thread: the opening handshake under the server's policy, the handler, and
+//! the end.
+
+use super::http::{self, HttpResponse};
+use super::{Context, Session};
+use crate::accept::Accept;
+use crate::client::read_more;
+use crate::ending::EndCause;
+use crate::error::{Error, HandshakeError};
+use crate::proto::close::CloseCode;
+use crate::proto::frame::Decoded;
+use crate::proto::handshake::{
+    Request, accept_response, check_request, error_response, parse_request,
+};
+use crate::proto::message::{Event, Message};
+use crate::proto::{Receiver, Role};
+use crate::socket::WebSocket;
+use crate::split::Writer;
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Removes the connection from the registry however the thread ends (a handler may panic).
+struct Deregister<'a, T> {
+    context: &'a Context<T>,
+    id: u64,
+}
+
+impl<T> Drop for Deregister<'_, T> {
+    fn drop(&mut self) {
+        self.context.registry.remove(self.id);
+    }
+}
+
+/// The body of a connection thread.
+pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStream, id: u64) {
+    let _deregister = Deregister { context, id };
+    let _ = stream.set_nodelay(true);
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    let Some((request, data, leftover, subprotocol)) = handshake(context, &stream) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(None);
+    let _ = stream.set_write_timeout(context.settings.write_timeout);
+    let mut ws = WebSocket::from_partially_read(
+        stream,
+        &leftover,
+        Role::Server,
+        context.settings.config.clone(),
+    );
+    drop(leftover);
+    ws.set_subprotocol(subprotocol);
+    let Ok((reader, writer)) = ws.split() else {
+        return;
+    };
+    if !context.registry.opened(id, &writer) {
+        // Shutdown began between the 101 and now.
+        writer.close_from_shared_thread(
+            EndCause::ServerShutdown,
+            CloseCode::GoingAway,
+            "server shutdown",
+            Duration::ZERO,
+        );
+    }
+    if let Some(heartbeat) = &context.heartbeat {
+        heartbeat.add(&writer);
+    }
+    let session = Session::new(reader, request, data, peer);
+    (context.handler)(session);
+    if let Some(heartbeat) = &context.heartbeat {
+        heartbeat.remove(&writer);
+    }
+    finish(context, &writer);
+    let cause = writer.end_cause().unwrap_or(EndCause::LocalClosed(None));
+    if let Some(on_end) = &context.on_end {
+        on_end(peer, &cause);
+    }
+}
+
+/// After the handler: close what it left open and end TCP (the server closes first, RFC 6455
+/// §7.1.1), giving the peer up to the close timeout to answer our close frame.
+fn finish<T>(context: &Context<T>, writer: &Writer) {
+    let mut tcp = writer.tcp();
+    if writer.is_open() && writer.close(CloseCode::Normal, "").is_ok() {
+        // The handler's reader is gone: decode what arrives, discarding data, until the peer's
+        // close frame, an error, or the timeout.
+        let config = &context.settings.config;
+        let mut receiver = Receiver::new(Role::Server, config.limits(), 256);
+        receiver.set_streaming(true);
+        let deadline = Instant::now() + context.settings.close_timeout;
+        'wait: loop {
+            loop {
+                match receiver.next_event() {
+                    Ok(Some(Event::Message(Message::Close(_)))) | Err(_) => break 'wait,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            let buf = receiver.read_buf();
+            match tcp.read(buf) {
+                Ok(n) if n > 0 => receiver.commit(n),
+                _ => break,
+            }
+        }
+    }
+    let _ = tcp.shutdown(Shutdown::Both);
+}
+
+/// Reads within the handshake deadline: each read waits only for the time left.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Option<Instant>,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(until) = self.until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+
+type Upgraded<T> = (Request, T, Vec<u8>, Option<String>);
+
+/// Runs the opening handshake: `Some` when upgraded (the 101 is sent); `None` when the request
+/// was answered otherwise (HTTP page, refusal, 503) or the client went away or was too slow.
+fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Option<Upgraded<T>> {
+    let settings = &context.settings;
+    let config = &settings.config;
+    let limits = config.head_limits();
+    let until = config.handshake_timeout.map(|t| Instant::now() + t);
+    let _ = stream.set_write_timeout(config.handshake_timeout.or(settings.write_timeout));
+    let mut reader = Deadline { stream, until };
+    let mut buf = Vec::with_capacity(512);
+    let shutting_down = || context.registry.lock().shutting_down;
+    let (request, head_len) = loop {
+        match parse_request(&buf, limits) {
+            Ok(Decoded::Complete(request, len)) => break (request, len),
+            Ok(Decoded::Partial) => match read_more(&mut reader, &mut buf, limits.max_size) {
+                Ok(()) => {}
+                Err(Error::Handshake(HandshakeError::HeadTooLarge)) => {
+                    respond(stream, &error_response(&HandshakeError::HeadTooLarge));
+                    return None;
+                }
+                Err(_) => {
+                    // Closed, timed out (a slow client is dropped), or woken by shutdown.
+                    if shutting_down() {
+                        respond(stream, &unavailable(context));
+                    }
+                    return None;
+                }
+            },
+            Err(error) => {
+                respond(stream, &error_response(&error));
+                return None;
+            }
+        }
+    };
+    if shutting_down() {
+        respond(stream, &unavailable(context));
+        return None;
+    }
+    // A request without Upgrade is plain HTTP: the page handler, or 426.
+    if request.headers.get("upgrade").is_none() {
+        let response = match &context.http {
+            Some(http) => http(&request),
+            None => http::upgrade_required(),
+        };
+        respond(stream, &response.to_bytes());
+        return None;
+    }
+    let key = match check_request(&request) {
+        Ok(key) => key,
+        Err(error) => {
+            respond(stream, &error_response(&error));
+            return None;
+        }
+    };
+    if let (Some(allowed), Some(origin)) = (&settings.allowed_origins, request.origin()) {
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            let refusal = HttpResponse::new(403).body("origin not allowed\n");
+            respond(stream, &refusal.to_bytes());
+            return None;
+        }
+    }
+    let preferred = settings
+        .subprotocols
+        .iter()
+        .find(|mine| {
+            request
+                .subprotocols()
+                .any(|offered| offered == mine.as_str())
+        })
+        .cloned();
+    let mut accept = Accept::default().subprotocol(preferred);
+    let data = match (context.hook)(&request, &mut accept) {
+        Ok(data) => data,
+        Err(reject) => {
+            let refusal = HttpResponse {
+                status: reject.status,
+                headers: reject.headers,
+                body: reject.body,
+            };
+            respond(stream, &refusal.to_bytes());
+            return None;
+        }
+    };
+    if let Some(chosen) = &accept.subprotocol {
+        if !request.subprotocols().any(|offered| offered == chosen) {
+            // A server bug, not the client's: refuse rather than break the client's handshake.
+            let refusal = HttpResponse::new(500).body("subprotocol not offered\n");
+            respond(stream, &refusal.to_bytes());
+            return None;
+        }
+    }
+    // Extensions the client offers (Chromium always offers permessage-deflate) are declined by
+    // not naming them (RFC 6455 §9.1).
+    let response = accept_response(&key, accept.subprotocol.as_deref(), &accept.headers);
+    let mut writer = stream;
+    if io::Write::write_all(&mut writer, &response).is_err() {
+        return None;
+    }
+    // Bytes pipelined behind the request are the client's first frames.
+    let leftover = buf.split_off(head_len);
+    Some((request, data, leftover, accept.subprotocol))
+}
+
+fn unavailable<T>(context: &Context<T>) -> Vec<u8> {
+    http::unavailable(context.settings.retry_after_secs, "server shutting down").to_bytes()
+}
+
+/// Sends a final HTTP answer and closes, best effort: the client may be gone.
+fn respond(stream: &TcpStream, response: &[u8]) {
+    let mut writer = stream;
+    let _ = io::Write::write_all(&mut writer, response);
+    let _ = stream.shutdown(Shutdown::Write);
+    // Let the client read the answer before the socket closes: drain briefly what it still sends.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut scratch = [0u8; 512];
+    let mut reader = stream;
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match reader.read(&mut scratch) {
+            Ok(n) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! A thread-per-connection WebSocket server: handshake policy, heartbeats, graceful shutdown.
+//!
+//! ```no_run
+//! use syncws::{Message, Server};
+//! Server::builder().bind("127.0.0.1:9001")?.serve(|mut session| {
+//!     while let Ok(message) = session.read() {
+//!         if message.is_data() && session.send(message).is_err() {
+//!             break;
+//!         }
+//!     }
+//! })?;
+//! # Ok::<(), syncws::Error>(())
+//! ```
+//!
+//! # Threads
+//!
+//! - the accept loop (`syncws-accept`, or the caller's thread in [`Server::serve`]) only accepts
+//!   and spawns: it never reads from a client, so a slow client cannot stall it;
+//! - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
+//!   handler;
+//! - one heartbeat thread (`syncws-heartbeat`), if heartbeats are on, pings quiet connections
+//!   and fails dead ones.
+//!
+//! [`ServerHandle::shutdown`] stops and joins them all.
+
+mod connection;
+mod http;
+mod registry;
+mod session;
+
+pub use http::HttpResponse;
+pub use session::Session;
+
+use crate::accept::{Accept, Reject};
+use crate::config::Config;
+use crate::ending::EndCause;
+use crate::error::Error;
+use crate::heartbeat::{HeartbeatConfig, HeartbeatTimer};
+use crate::proto::close::CloseCode;
+use crate::proto::handshake::Request;
+use registry::Registry;
+use std::io::{self, Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+type Hook<T> = dyn Fn(&Request, &mut Accept) -> Result<T, Reject> + Send + Sync;
+type HttpHandler = dyn Fn(&Request) -> HttpResponse + Send + Sync;
+type Handler<T> = dyn Fn(Session<T>) + Send + Sync;
+type EndHook = dyn Fn(SocketAddr, &EndCause) + Send + Sync;
+
+/// The default stack of a connection thread: the handshake and the read/send path use under
+/// 32 KiB (measured: `scripts/memory.sh` runs the echo path at 32 KiB); the rest is room for
+/// the handler. Only the pages touched count towards memory.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Settings that do not depend on the hook's type.
+#[derive(Clone)]
+struct Settings {
+    config: Config,
+    max_connections: usize,
+    allowed_origins: Option<Vec<String>>,
+    subprotocols: Vec<String>,
+    heartbeat: Option<HeartbeatConfig>,
+    write_timeout: Option<Duration>,
+    close_timeout: Duration,
+    shutdown_timeout: Duration,
+    stack_size: usize,
+    retry_after_secs: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            config: Config::default(),
+            max_connections: 10_000,
+            allowed_origins: None,
+            subprotocols: Vec::new(),
+            heartbeat: None,
+            write_timeout: Some(Duration::from_secs(10)),
+            close_timeout: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(5),
+            stack_size: DEFAULT_STACK_SIZE,
+            retry_after_secs: 5,
+        }
+    }
+}
+
+/// Builds a [`Server`]. `T` is what the handshake hook attaches to each
+/// [`Session`] (`()` without a hook).
+pub struct ServerBuilder<T = ()> {
+    settings: Settings,
+    hook: Arc<Hook<T>>,
+    http: Option<Arc<HttpHandler>>,
+    on_end: Option<Arc<EndHook>>,
+}
+
+/// A thread-per-connection WebSocket server; see the [module docs](self).
+pub struct Server<T = ()> {
+    listener: TcpListener,
+    builder: ServerBuilder<T>,
+}
+
+impl Server {
+    /// A builder with the defaults each setter documents.
+    pub fn builder() -> ServerBuilder<()> {
+        ServerBuilder {
+            settings: Settings::default(),
+            hook: Arc::new(|_, _| Ok(())),
+            http: None,
+            on_end: None,
+        }
+    }
+
+    /// Binds `addr` with default settings.
+    pub fn bind(addr: impl ToSocketAddrs) -> Result<Server, Error> {
+        Server::builder().bind(addr)
+    }
+}
+
+impl<T: Send + 'static> ServerBuilder<T> {
+    /// Limits, buffers and the handshake timeout ([`Config::handshake_timeout`]: a client whose
+    /// request head has not fully arrived by then is dropped). Defaults to [`Config::default`].
+    pub fn config(mut self, config: Config) -> Self {
+        self.settings.config = config;
+        self
+    }
+
+    /// Decides each handshake after the built-in checks: return `Ok(data)` to accept (the data
+    /// goes to [`Session::data`]; set a subprotocol or response headers on the [`Accept`]), or
+    /// a [`Reject`] (e.g. 401 or 403 with a body). Runs on the connection's thread. Defaults to
+    /// accepting every valid request.
+    pub fn on_handshake<U, F>(self, hook: F) -> ServerBuilder<U>
+    where
+        F: Fn(&Request, &mut Accept) -> Result<U, Reject> + Send + Sync + 'static,
+    {
+        ServerBuilder {
+            settings: self.settings,
+            hook: Arc::new(hook),
+            http: self.http,
+            on_end: self.on_end,
+        }
+    }
+
+    /// Browser origins allowed to connect; a request with another `Origin` gets 403. Requests
+    /// without `Origin` (non-browser clients) are allowed. Defaults to allowing every origin:
+    /// restrict it whenever cookies authenticate users (cross-site WebSocket hijacking).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Subprotocols this server speaks, most preferred first: the first one the client also
+    /// offers is selected (the hook may override it). Defaults to none.
+    pub fn subprotocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The most connections (including handshakes in progress); beyond it a client gets 503
+    /// with `Retry-After`. Defaults to 10,000.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.settings.max_connections = max;
+        self
+    }
+
+    /// Pings a connection that has been quiet for `interval`, and fails it if nothing arrives
+    /// within `timeout` after the ping (close 1011 if it can be sent, then TCP is closed at
+    /// once; the cause is [`EndCause::HeartbeatTimeout`]). Any frame received counts as life.
+    /// One thread drives all connections' timers. Defaults to off.
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.settings.heartbeat = Some(HeartbeatConfig { interval, timeout });
+        self
+    }
+
+    /// Bounds every write to a connection; a peer that does not take a frame within it is
+    /// failed with 1008 ([`EndCause::WriteTimeout`]). This bounds how long a slow member delays
+    /// a [`Room`](crate::Room) broadcast. `None` waits for ever. Defaults to 10 s.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.write_timeout = timeout;
+        self
+    }
+
+    /// How long, after the handler returns with the connection still open, the server waits for
+    /// the peer's answer to its close frame before closing TCP. Defaults to 2 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.close_timeout = timeout;
+        self
+    }
+
+    /// How long [`ServerHandle::shutdown`] waits for handlers to finish after sending 1001,
+    /// before it closes the remaining connections' TCP. Defaults to 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The stack size of each connection thread. Defaults to [`DEFAULT_STACK_SIZE`] (256 KiB);
+    /// raise it for handlers with deep recursion or large stack arrays.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.settings.stack_size = bytes;
+        self
+    }
+
+    /// Serves plain HTTP requests (those without `Upgrade`), e.g. the page of a browser app.
+    /// Without it they get 426 with `Upgrade: websocket`.
+    pub fn http<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&Request) -> HttpResponse + Send + Sync + 'static,
+    {
+        self.http = Some(Arc::new(handler));
+        self
+    }
+
+    /// Called on the connection's thread when a WebSocket connection has ended, with the peer's
+    /// address and why it ended: the place for a log line. Defaults to none.
+    pub fn on_end<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(SocketAddr, &EndCause) + Send + Sync + 'static,
+    {
+        self.on_end = Some(Arc::new(hook));
+        self
+    }
+
+    /// Binds the listening socket (port 0 picks a free port; see [`Server::local_addr`]).
+    ///
+    /// Errors: [`Error::InvalidConfig`] for unusable settings; [`Error::Io`] if binding fails.
+    pub fn bind(self, addr: impl ToSocketAddrs) -> Result<Server<T>, Error> {
+        self.settings.config.validate()?;
+        if self.settings.max_connections == 0 {
+            return Err(Error::InvalidConfig("max_connections must be positive"));
+        }
+        if let Some(hb) = self.settings.heartbeat {
+            if hb.interval.is_zero() || hb.timeout.is_zero() {
+                return Err(Error::InvalidConfig("heartbeat durations must be positive"));
+            }
+        }
+        if self.settings.stack_size < 32 * 1024 {
+            return Err(Error::InvalidConfig("stack_size below 32 KiB"));
+        }
+        let listener = TcpListener::bind(addr)?;
+        Ok(Server {
+            listener,
+            builder: self,
+        })
+    }
+}
+
+/// What every connection thread shares.
+pub(crate) struct Context<T> {
+    settings: Settings,
+    hook: Arc<Hook<T>>,
+    http: Option<Arc<HttpHandler>>,
+    on_end: Option<Arc<EndHook>>,
+    handler: Box<Handler<T>>,
+    heartbeat: Option<HeartbeatTimer>,
+    registry: Registry,
+    stopping: AtomicBool,
+}
+
+impl<T: Send + 'static> Server<T> {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves connections on the calling thread, for ever, running `handler` on each
+    /// connection's own thread.
+    ///
+    /// Errors: [`Error::Io`] if the heartbeat thread cannot start or accepting fails for good.
+    pub fn serve<F>(self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(Session<T>) + Send + Sync + 'static,
+    {
+        let (listener, context) = self.start(handler)?;
+        accept_loop(&listener, &context);
+        Ok(())
+    }
+
+    /// Serves connections on a new thread (`syncws-accept`) and returns a handle to stop them.
+    ///
+    /// Errors: [`Error::Io`] if a thread cannot start.
+    pub fn spawn<F>(self, handler: F) -> Result<ServerHandle<T>, Error>
+    where
+        F: Fn(Session<T>) + Send + Sync + 'static,
+    {
+        let local_addr = self.local_addr()?;
+        let (listener, context) = self.start(handler)?;
+        let thread_context = Arc::clone(&context);
+        let accept_thread = thread::Builder::new()
+            .name("syncws-accept".into())
+            .spawn(move || accept_loop(&listener, &thread_context))?;
+        Ok(ServerHandle {
+            context: Some(context),
+            accept_thread: Some(accept_thread),
+            local_addr,
+        })
+    }
+
+    fn start<F>(self, handler: F) -> Result<(TcpListener, Arc<Context<T>>), Error>
+    where
+        F: Fn(Session<T>) + Send + Sync + 'static,
+    {
+        let ServerBuilder {
+            settings,
+            hook,
+            http,
+            on_end,
+        } = self.builder;
+        let heartbeat = settings.heartbeat.map(HeartbeatTimer::start).transpose()?;
+        let context = Arc::new(Context {
+            settings,
+            hook,
+            http,
+            on_end,
+            handler: Box::new(handler),
+            heartbeat,
+            registry: Registry::default(),
+            stopping: AtomicBool::new(false),
+        });
+        Ok((self.listener, context))
+    }
+}
+
+/// Accepts until the server stops: each connection gets a thread, or a 503 over the cap.
+fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<T>>) {
+    loop {
+        let accepted = listener.accept();
+        if context.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        context.registry.reap();
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, or a connection reset before accept: keep serving.
+            Err(e) if is_transient(&e) => {
+                // EMFILE would repeat at once; give handlers a moment to release descriptors.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let mut live = context.registry.lock();
+        if live.len() >= context.settings.max_connections {
+            drop(live);
+            refuse_over_capacity(stream, context.settings.retry_after_secs);
+            continue;
+        }
+        let Ok(handle) = stream.try_clone() else {
+            continue;
+        };
+        let id = Registry::insert(&mut live, handle);
+        let thread_context = Arc::clone(context);
+        let spawned = thread::Builder::new()
+            .name(format!("syncws-conn-{id}"))
+            .stack_size(context.settings.stack_size)
+            .spawn(move || connection::run(&thread_context, stream, id));
+        match spawned {
+            Ok(thread) => Registry::set_thread(&mut live, id, thread),
+            Err(_) => {
+                // No thread for it (the OS limit): the stream was moved into the failed
+                // closure and is closed; forget the slot.
+                drop(live);
+                context.registry.remove(id);
+            }
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    // EMFILE / ENFILE show up as "Uncategorized"/Other; treat every non-fatal error alike.
+    !matches!(e.kind(), io::ErrorKind::InvalidInput)
+}
+
+/// Answers 503 on the accept thread without waiting for the client: reads only what has already
+/// arrived (so closing does not reset the connection before the client reads the answer).
+fn refuse_over_capacity(mut stream: TcpStream, retry_after_secs: u32) {
+    if stream.set_nonblocking(true).is_ok() {
+        let mut scratch = [0u8; 2048];
+        while matches!(stream.read(&mut scratch), Ok(n) if n > 0) {}
+    }
+    let response = http::unavailable(retry_after_secs, "too many connections").to_bytes();
+    // A fresh socket's send buffer is empty: this write does not block.
+    let _ = stream.write_all(&response);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Controls a server started with [`Server::spawn`]. Dropping it shuts the server down.
+pub struct ServerHandle<T: Send + 'static = ()> {
+    context: Option<Arc<Context<T>>>,
+    accept_thread: Option<JoinHandle<()>>,
+    local_addr: SocketAddr,
+}
+
+impl<T: Send + 'static> ServerHandle<T> {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Connections open or in their handshake now.
+    pub fn connection_count(&self) -> usize {
+        self.context.as_ref().map_or(0, |c| c.registry.lock().len())
+    }
+
+    /// Stops the server: stops accepting, answers handshakes in progress with 503, sends close
+    /// 1001 to every connection, waits up to the shutdown timeout for handlers to return, then
+    /// closes the TCP connections that remain and waits for their handlers. When it returns,
+    /// every thread the server started has ended.
+    ///
+    /// A handler blocked on something other than its connection (another socket, a lock) is
+    /// waited for: closing TCP wakes only reads and writes on the connection.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(context) = self.context.take() else {
+            return;
+        };
+        // 1. Stop accepting: set the flag, then wake the blocked accept() with a connection.
+        context.stopping.store(true, Ordering::Release);
+        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+        // 2. Handshakes in progress get 503 (their threads wake on the read side's shutdown);
+        //    open connections get 1001.
+        let (handshaking, open) = context.registry.begin_shutdown();
+        for stream in handshaking {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        for writer in &open {
+            writer.close_from_shared_thread(
+                EndCause::ServerShutdown,
+                CloseCode::GoingAway,
+                "server shutdown",
+                Duration::from_millis(100),
+            );
+        }
+        // 3. Wait for handlers; then cut what is left and wait for those threads too.
+        let deadline = Instant::now() + context.settings.shutdown_timeout;
+        if !context.registry.wait_empty(Some(deadline)) {
+            let (handshaking, open) = context.registry.begin_shutdown();
+            for stream in handshaking {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            for writer in open {
+                writer.fail(
+                    EndCause::ServerShutdown,
+                    CloseCode::GoingAway,
+                    "server shutdown",
+                );
+            }
+            context.registry.wait_empty(None);
+        }
+        context.registry.reap();
+        // 4. The last reference: dropping it stops and joins the heartbeat thread.
+        drop(context);
+    }
+}
+
+impl<T: Send + 'static> Drop for ServerHandle<T> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where to connect to wake our own accept(): the unspecified address is not connectable.
+fn wake_addr(local: SocketAddr) -> SocketAddr {
+    match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
+        }
+        _ => local,
+    }
+}

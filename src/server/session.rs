@@ -1,0 +1,106 @@
+//! What a server's handler gets: one accepted connection, its request, and the hook's data.
+
+use crate::ending::EndCause;
+use crate::error::Error;
+use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::handshake::Request;
+use crate::proto::message::{Event, Message};
+use crate::split::{Reader, Writer};
+use std::net::SocketAddr;
+
+/// One WebSocket connection accepted by a [`Server`](crate::Server), handed to the handler on
+/// the connection's own thread.
+///
+/// Read with [`read`](Self::read); send with [`send`](Self::send) or, from other threads, with a
+/// [`writer`](Self::writer) clone. `T` is what the handshake hook returned (e.g. the user it
+/// authenticated).
+#[derive(Debug)]
+pub struct Session<T = ()> {
+    reader: Reader,
+    request: Request,
+    data: T,
+    peer: SocketAddr,
+}
+
+impl<T> Session<T> {
+    pub(crate) fn new(reader: Reader, request: Request, data: T, peer: SocketAddr) -> Session<T> {
+        Session {
+            reader,
+            request,
+            data,
+            peer,
+        }
+    }
+
+    /// Reads the next message; see [`Reader::read`]. When it fails or the connection closes,
+    /// [`end_cause`](Self::end_cause) says why.
+    pub fn read(&mut self) -> Result<Message, Error> {
+        self.reader.read()
+    }
+
+    /// Reads the next piece of data or control frame; see [`Reader::read_event`].
+    pub fn read_event(&mut self) -> Result<Event, Error> {
+        self.reader.read_event()
+    }
+
+    /// Sends a message; see [`Writer::send`].
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.reader.writer().send(message)
+    }
+
+    /// Closes: sends a close frame and reads until the peer's reply; see [`Reader::close`].
+    pub fn close(
+        &mut self,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Option<CloseFrame>, Error> {
+        self.reader.close(code, reason)
+    }
+
+    /// A writer for this connection, to send from other threads or to put in a
+    /// [`Room`](crate::Room).
+    pub fn writer(&self) -> Writer {
+        self.reader.writer().clone()
+    }
+
+    /// The opening handshake request: path, query, headers, cookies.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// What the handshake hook returned.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// What the handshake hook returned, mutably.
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.reader.subprotocol()
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn end_cause(&self) -> Option<EndCause> {
+        self.reader.end_cause()
+    }
+
+    /// The reading half, e.g. to set a read timeout.
+    pub fn reader(&mut self) -> &mut Reader {
+        &mut self.reader
+    }
+
+    /// Takes the session apart into its reader, a writer, the request and the hook's data.
+    pub fn into_parts(self) -> (Reader, Writer, Request, T) {
+        let writer = self.reader.writer().clone();
+        (self.reader, writer, self.request, self.data)
+    }
+}

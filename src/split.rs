@@ -1,0 +1,618 @@
+//! A connection split in two: a [`Reader`] for one thread and a [`Writer`] for any number of
+//! others.
+//!
+//! The writer owns the protocol's [`Sender`] — and with it the connection state — behind a mutex,
+//! together with the write half of the stream. The reader owns the [`Receiver`] and reads without
+//! the lock; it takes the lock only to apply what it decoded (answer a ping, echo a close) and to
+//! write that answer. So pongs and close replies go through the same writer as the application's
+//! messages, and every frame is written whole under the lock: frames of two senders never
+//! interleave (RFC 6455 §5.4).
+//!
+//! # How long a writer may wait
+//!
+//! A writer waits for the lock while another thread writes one message (or the reader writes one
+//! pong or close reply). Each of those writes is bounded by the stream's write timeout; a write
+//! that times out fails the connection (1008), so a writer waits at most about one write timeout
+//! per message queued ahead of it. Without a write timeout a peer that stops reading blocks
+//! writers until something closes the TCP connection (the heartbeat, or [`Writer::abort`]).
+//!
+//! # wss:// later
+//!
+//! A TLS stream cannot be cloned, so its reader cannot simply read a second handle as the TCP
+//! reader does. [`ReadHalf`] is the seam: a TLS read half will wait for bytes on a clone of the
+//! underlying `TcpStream` with `peek()` (after checking bytes the TLS layer already holds) without
+//! the lock, then take the lock and read with a short read timeout. Nothing else here changes.
+
+use crate::config::Config;
+use crate::ending::EndCause;
+use crate::error::Error;
+use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::connection::next_event;
+use crate::proto::message::{Event, Message};
+use crate::proto::{Receiver, Role, Sender, State};
+use crate::socket::WebSocket;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+/// How long the heartbeat thread or a shutdown may spend writing a ping or close frame to one
+/// connection. Such a small frame only blocks when the peer has stopped reading, and those writes
+/// come from threads that serve every connection, so they must not wait long.
+pub(crate) const SHARED_THREAD_WRITE_BOUND: Duration = Duration::from_millis(50);
+
+/// How many bytes a client discards while it waits for the server to close TCP.
+const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// The write half of a stream, kept under the writer's lock.
+pub(crate) trait Transport: Write + Send + 'static {
+    /// Bounds each write; `None` blocks without limit.
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// The current write bound.
+    fn write_timeout(&self) -> io::Result<Option<Duration>>;
+}
+
+impl Transport for TcpStream {
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::write_timeout(self)
+    }
+}
+
+/// The read half of a stream, owned by the reader's thread. `out` is the writer's lock: a read
+/// half that needs the write half to read (TLS) must wait for bytes without holding it.
+pub(crate) trait ReadHalf: Send + 'static {
+    fn read(&mut self, buf: &mut [u8], out: &Mutex<Outbound>) -> io::Result<usize>;
+}
+
+impl ReadHalf for TcpStream {
+    fn read(&mut self, buf: &mut [u8], _out: &Mutex<Outbound>) -> io::Result<usize> {
+        // A second handle to the socket: reading never touches the lock.
+        Read::read(self, buf)
+    }
+}
+
+/// What the lock guards: the state machine and the stream's write half.
+pub(crate) struct Outbound {
+    pub(crate) sender: Sender,
+    stream: Box<dyn Transport>,
+}
+
+impl Outbound {
+    /// Writes all queued bytes; a timeout leaves the rest queued.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.sender.data_to_send().is_empty() {
+            match self.stream.write(self.sender.data_to_send()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sender.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.stream.flush()
+    }
+
+    /// Queues `message` and writes it within `bound`, restoring the stream's own write timeout.
+    fn send_within(&mut self, message: &Message, bound: Duration) -> Result<(), Error> {
+        if !self.sender.data_to_send().is_empty() {
+            // A write timed out earlier: the peer is not reading.
+            return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+        }
+        self.sender.send(message)?;
+        let previous = self.stream.write_timeout()?;
+        self.stream.set_write_timeout(Some(bound))?;
+        let result = self.flush();
+        self.stream.set_write_timeout(previous)?;
+        Ok(result?)
+    }
+}
+
+/// Everything both halves share.
+pub(crate) struct Shared {
+    out: Mutex<Outbound>,
+    /// A handle to shut the connection down without the lock, waking a blocked reader or writer.
+    tcp: TcpStream,
+    cause: Mutex<Option<EndCause>>,
+    /// When bytes last arrived, in nanoseconds since `epoch`; read by the heartbeat thread.
+    last_activity: AtomicU64,
+    epoch: Instant,
+    id: u64,
+    role: Role,
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Outbound> {
+        // A panic while holding the lock cannot leave the sender half-updated in a way that
+        // matters more than losing the connection; keep going.
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records why the connection ended, unless a cause is already known.
+    pub(crate) fn record(&self, cause: EndCause) {
+        let mut slot = self.cause.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(cause);
+        }
+    }
+
+    fn touch(&self) {
+        let nanos = self.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.last_activity.store(nanos, Ordering::Relaxed);
+    }
+}
+
+/// The sending half of a split connection: `Clone + Send + Sync`; send from any thread while the
+/// [`Reader`] blocks in [`read`](Reader::read).
+///
+/// Each message is written whole under a lock (see the [module docs](self) for how long a sender
+/// may wait). Clones send on the same connection.
+#[derive(Clone)]
+pub struct Writer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Sends a message. Blocks until it is handed to the stream.
+    ///
+    /// Errors: [`Error::AlreadyClosed`] once a close frame was sent or the connection failed;
+    /// [`Error::InvalidInput`] as for [`WebSocket::send`]; [`Error::Io`] when the transport
+    /// fails. A write that times out fails the connection ([`EndCause::WriteTimeout`], 1008).
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        let mut out = self.shared.lock();
+        let result = self.flush_then(&mut out, |sender| sender.send(&message));
+        drop(out);
+        self.after_write(result)
+    }
+
+    /// Sends a frame encoded once for many connections (see [`Room`](crate::Room)).
+    pub(crate) fn send_encoded(&self, frame: &[u8]) -> Result<(), Error> {
+        let mut out = self.shared.lock();
+        let result = self.flush_then(&mut out, |sender| sender.send_encoded(frame));
+        drop(out);
+        self.after_write(result)
+    }
+
+    fn flush_then(
+        &self,
+        out: &mut Outbound,
+        queue: impl FnOnce(&mut Sender) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        out.flush()?;
+        queue(&mut out.sender)?;
+        Ok(out.flush()?)
+    }
+
+    fn after_write(&self, result: Result<(), Error>) -> Result<(), Error> {
+        if let Err(Error::Io(e)) = &result {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                self.fail(EndCause::WriteTimeout, CloseCode::Policy, "write timeout");
+            } else {
+                self.shared.record(EndCause::io(e));
+                self.shared.lock().sender.on_transport_closed();
+                let _ = self.shared.tcp.shutdown(Shutdown::Both);
+            }
+        }
+        result
+    }
+
+    /// Starts the closing handshake: sends a close frame. The [`Reader`] receives the peer's
+    /// reply as [`Message::Close`]; [`Reader::close`] sends and waits in one call.
+    ///
+    /// Errors: [`Error::AlreadyClosed`] if a close frame was already sent;
+    /// [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        let frame = CloseFrame::new(code, reason);
+        let mut out = self.shared.lock();
+        let result = self.flush_then(&mut out, |sender| sender.close(Some(frame.clone())));
+        drop(out);
+        if result.is_ok() {
+            self.shared.record(EndCause::LocalClosed(Some(frame)));
+        }
+        self.after_write(result)
+    }
+
+    /// Closes the TCP connection at once, without a close frame: a blocked reader or writer wakes
+    /// with an error. For a peer that is gone or misbehaving.
+    pub fn abort(&self) {
+        self.shared.record(EndCause::Io(
+            io::ErrorKind::ConnectionAborted,
+            "aborted by this end".into(),
+        ));
+        let _ = self.shared.tcp.shutdown(Shutdown::Both);
+    }
+
+    /// Whether messages can still be sent.
+    pub fn is_open(&self) -> bool {
+        self.shared.lock().sender.state() == State::Open
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn end_cause(&self) -> Option<EndCause> {
+        self.shared
+            .cause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A number unique to this connection within the process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.tcp.peer_addr()
+    }
+
+    /// Whether both writers send on the same connection.
+    pub fn same_connection(&self, other: &Writer) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.shared.role
+    }
+
+    /// When bytes last arrived from the peer.
+    pub(crate) fn last_activity(&self) -> Instant {
+        self.shared.epoch + Duration::from_nanos(self.shared.last_activity.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn record(&self, cause: EndCause) {
+        self.shared.record(cause);
+    }
+
+    /// A handle to the connection's socket, for closing it.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.shared.tcp
+    }
+
+    /// Sends a ping from a thread that serves many connections: never waits for the lock and
+    /// writes within [`SHARED_THREAD_WRITE_BOUND`]. Returns whether the ping went out.
+    pub(crate) fn ping_from_shared_thread(&self) -> bool {
+        match self.shared.out.try_lock() {
+            Ok(mut out) => out
+                .send_within(&Message::Ping(Vec::new()), SHARED_THREAD_WRITE_BOUND)
+                .is_ok(),
+            // Another thread is writing; the pong deadline still runs.
+            Err(TryLockError::WouldBlock) => false,
+            Err(TryLockError::Poisoned(_)) => false,
+        }
+    }
+
+    /// Fails the connection: records `cause`, sends a close frame if that can be done at once,
+    /// then closes TCP so that a dead peer cannot hold the connection open.
+    pub(crate) fn fail(&self, cause: EndCause, code: CloseCode, reason: &str) {
+        self.shared.record(cause);
+        if let Ok(mut out) = self.shared.out.try_lock() {
+            let close = Message::Close(Some(CloseFrame::new(code, reason)));
+            let _ = out.send_within(&close, SHARED_THREAD_WRITE_BOUND);
+            out.sender.on_transport_closed();
+        }
+        let _ = self.shared.tcp.shutdown(Shutdown::Both);
+    }
+
+    /// Starts a closing handshake from a thread that serves many connections (server shutdown):
+    /// waits for the lock for at most about `patience`, writes within the shared bound.
+    pub(crate) fn close_from_shared_thread(
+        &self,
+        cause: EndCause,
+        code: CloseCode,
+        reason: &str,
+        patience: Duration,
+    ) {
+        self.shared.record(cause);
+        let give_up = Instant::now() + patience;
+        loop {
+            match self.shared.out.try_lock() {
+                Ok(mut out) => {
+                    let close = Message::Close(Some(CloseFrame::new(code, reason)));
+                    let _ = out.send_within(&close, SHARED_THREAD_WRITE_BOUND);
+                    return;
+                }
+                Err(_) if Instant::now() < give_up => {
+                    // Another thread is writing one message; back off briefly.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// The receiving half of a split connection; see [`WebSocket::split`].
+///
+/// Holds a [`Writer`] to send the protocol's answers (pongs, close replies) through.
+pub struct Reader {
+    receiver: Receiver,
+    source: Box<dyn ReadHalf>,
+    writer: Writer,
+    config: Config,
+    subprotocol: Option<String>,
+    /// The end of the connection was reported to the caller.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("id", &self.writer.id())
+            .finish()
+    }
+}
+
+impl WebSocket<TcpStream> {
+    /// Splits the connection into a [`Reader`] and a `Clone + Send + Sync` [`Writer`], so that one
+    /// thread can block in [`Reader::read`] while others send.
+    ///
+    /// ```no_run
+    /// let (ws, _) = syncws::connect("ws://127.0.0.1:9001/")?;
+    /// let (mut reader, writer) = ws.split()?;
+    /// let ticker = std::thread::spawn(move || writer.send(syncws::Message::text("tick")));
+    /// println!("{}", reader.read()?);
+    /// ticker.join().unwrap()?;
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    ///
+    /// Errors: [`Error::Io`] if the socket cannot be duplicated.
+    pub fn split(self) -> Result<(Reader, Writer), Error> {
+        let role = self.role();
+        let (stream, conn, config, subprotocol) = self.into_parts();
+        let (receiver, sender) = conn.into_parts();
+        let read_half = stream.try_clone()?;
+        let tcp = stream.try_clone()?;
+        Ok(split_parts(
+            receiver,
+            sender,
+            Box::new(read_half),
+            Box::new(stream),
+            tcp,
+            role,
+            config,
+            subprotocol,
+        ))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn split_parts(
+    receiver: Receiver,
+    sender: Sender,
+    source: Box<dyn ReadHalf>,
+    write_half: Box<dyn Transport>,
+    tcp: TcpStream,
+    role: Role,
+    config: Config,
+    subprotocol: Option<String>,
+) -> (Reader, Writer) {
+    let shared = Arc::new(Shared {
+        out: Mutex::new(Outbound {
+            sender,
+            stream: write_half,
+        }),
+        tcp,
+        cause: Mutex::new(None),
+        last_activity: AtomicU64::new(0),
+        epoch: Instant::now(),
+        id: next_id(),
+        role,
+    });
+    let writer = Writer { shared };
+    let reader = Reader {
+        receiver,
+        source,
+        writer: writer.clone(),
+        config,
+        subprotocol,
+        ended: false,
+    };
+    (reader, writer)
+}
+
+impl Reader {
+    /// Reads the next message, blocking until one arrives; the same contract as
+    /// [`WebSocket::read`]: pings are answered (through the writer) before they are returned, the
+    /// peer's close is returned once, then [`Error::ConnectionClosed`], then
+    /// [`Error::AlreadyClosed`]. [`end_cause`](Self::end_cause) says why it ended.
+    ///
+    /// Does not hold the writer's lock while it waits for bytes.
+    pub fn read(&mut self) -> Result<Message, Error> {
+        match self.read_with(false)? {
+            Event::Message(message) => Ok(message),
+            Event::Chunk(_) => unreachable!("chunks only in streaming mode"),
+        }
+    }
+
+    /// Reads the next piece of data or control frame; see [`WebSocket::read_event`].
+    pub fn read_event(&mut self) -> Result<Event, Error> {
+        self.read_with(true)
+    }
+
+    fn read_with(&mut self, streaming: bool) -> Result<Event, Error> {
+        if self.ended {
+            return Err(Error::AlreadyClosed);
+        }
+        self.receiver.set_streaming(streaming);
+        loop {
+            let mut out = self.writer.shared.lock();
+            if out.sender.state() == State::Closed {
+                let close_received = out.sender.close_received();
+                drop(out);
+                return Err(self.finish(close_received));
+            }
+            match next_event(&mut self.receiver, &mut out.sender) {
+                Ok(Some(event)) => {
+                    // A pong or our close reply may be due.
+                    let flushed = out.flush();
+                    drop(out);
+                    if let Event::Message(Message::Close(frame)) = &event {
+                        self.writer.record(EndCause::PeerClosed(frame.clone()));
+                    }
+                    if let Err(e) = flushed {
+                        self.writer.after_write(Err(e.into()))?;
+                    }
+                    return Ok(event);
+                }
+                Ok(None) => {
+                    drop(out);
+                    self.fill()?;
+                }
+                Err(error) => {
+                    // Fail the connection: send the close frame if the transport still works.
+                    let _ = out.flush();
+                    drop(out);
+                    if let Error::Protocol(violation) = &error {
+                        self.writer.record(EndCause::ProtocolViolation(*violation));
+                    }
+                    if self.writer.role() == Role::Server {
+                        let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// The connection is closed: report it once, and end TCP as RFC 6455 §7.1.1 asks.
+    fn finish(&mut self, close_received: bool) -> Error {
+        self.ended = true;
+        if !close_received {
+            return Error::AlreadyClosed;
+        }
+        match self.writer.role() {
+            // "the underlying TCP connection, in most normal cases, SHOULD be closed first by
+            // the server": close it now, even if writer clones live on elsewhere.
+            Role::Server => {
+                let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
+            }
+            Role::Client => self.wait_for_server_close(),
+        }
+        Error::ConnectionClosed
+    }
+
+    fn wait_for_server_close(&mut self) {
+        let mut scratch = [0u8; 1024];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN_LIMIT {
+            match self.source.read(&mut scratch, &self.writer.shared.out) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+
+    /// Reads once from the stream into the receiver, without the writer's lock.
+    fn fill(&mut self) -> Result<(), Error> {
+        if !self.receiver.has_buffered_data() {
+            // Idle: give back a buffer that grew for a large frame.
+            self.receiver.shrink();
+        }
+        loop {
+            let buf = self.receiver.read_buf();
+            match self.source.read(buf, &self.writer.shared.out) {
+                Ok(0) => {
+                    self.receiver.commit(0);
+                    let eof = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection without a close frame (1006)",
+                    );
+                    self.writer.record(EndCause::io(&eof));
+                    self.writer.shared.lock().sender.on_transport_closed();
+                    self.ended = true;
+                    return Err(eof.into());
+                }
+                Ok(n) => {
+                    self.receiver.commit(n);
+                    self.writer.shared.touch();
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.receiver.commit(0);
+                    match e.kind() {
+                        io::ErrorKind::Interrupted => continue,
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                            return Err(e.into());
+                        }
+                        _ => {
+                            self.writer.record(EndCause::io(&e));
+                            self.writer.shared.lock().sender.on_transport_closed();
+                            self.ended = true;
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the connection: sends a close frame, then reads until the peer's reply (discarding
+    /// data that arrives meanwhile). Returns the peer's close frame. Bound the wait with a read
+    /// timeout ([`set_read_timeout`](Self::set_read_timeout)); a peer that never answers blocks
+    /// forever otherwise.
+    ///
+    /// Errors: as for [`Writer::close`] and [`read`](Self::read).
+    pub fn close(
+        &mut self,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Option<CloseFrame>, Error> {
+        self.writer.close(code, reason)?;
+        loop {
+            if let Message::Close(peer) = self.read()? {
+                return Ok(peer);
+            }
+        }
+    }
+
+    /// Bounds each wait for bytes (`None`: wait for ever). A timed-out read returns
+    /// [`Error::Io`] with `WouldBlock`/`TimedOut` and can be repeated.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        Ok(self.writer.shared.tcp.set_read_timeout(timeout)?)
+    }
+
+    /// The writer this reader answers through; clone it to send from other threads.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn end_cause(&self) -> Option<EndCause> {
+        self.writer.end_cause()
+    }
+
+    /// The subprotocol agreed in the opening handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes of buffer memory this connection holds now (both directions).
+    pub fn buffered_capacity(&self) -> usize {
+        self.receiver.buffered_capacity() + self.writer.shared.lock().sender.data_to_send().len()
+    }
+}
