@@ -63,6 +63,7 @@ mod rooms;
 mod server;
 mod socket;
 mod split;
+mod split_net;
 mod tls;
 mod url;
 
@@ -83,6 +84,8 @@ pub use rooms::{Broadcast, Room, Rooms};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
 pub use socket::{MessageWriter, WebSocket};
 pub use split::{Reader, Writer};
+#[cfg(feature = "native-tls")]
+pub use split_net::TLS_READ_SLICE;
 #[cfg(feature = "native-tls")]
 pub use tls::TlsIdentity;
 pub use tls::TlsOptions;

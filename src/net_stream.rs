@@ -26,6 +26,16 @@ impl NetStream {
         }
     }
 
+    /// The local address of the TCP connection.
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.tcp().local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
     /// Whether this is a TLS connection.
     pub fn is_tls(&self) -> bool {
         !matches!(self, NetStream::Plain(_))

@@ -51,6 +51,16 @@ pub(crate) trait Transport: Write + Send + 'static {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// The current write bound.
     fn write_timeout(&self) -> io::Result<Option<Duration>>;
+    /// Reads through the lock, for transports whose reading and writing share state (TLS).
+    #[cfg_attr(not(feature = "native-tls"), allow(dead_code))]
+    fn read_locked(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Bytes already received and decoded by the transport, waiting to be read.
+    #[cfg_attr(not(feature = "native-tls"), allow(dead_code))]
+    fn buffered(&self) -> usize {
+        0
+    }
 }
 
 impl Transport for TcpStream {
@@ -78,7 +88,7 @@ impl ReadHalf for TcpStream {
 /// What the lock guards: the state machine and the stream's write half.
 pub(crate) struct Outbound {
     pub(crate) sender: Sender,
-    stream: Box<dyn Transport>,
+    pub(crate) stream: Box<dyn Transport>,
 }
 
 impl Outbound {

@@ -13,7 +13,7 @@ use syncws::{
     Reject, Room, Server, ServerHandle, Session, WebSocket,
 };
 
-type Client = WebSocket<TcpStream>;
+type Client = WebSocket<syncws::NetStream>;
 
 fn connect(addr: SocketAddr, target: &str) -> Client {
     let (ws, _) = syncws::connect(&format!("ws://{addr}{target}")).expect("connect");

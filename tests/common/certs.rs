@@ -10,6 +10,8 @@ pub struct Pem {
     pub key: String,
 }
 
+pub type Pki = TestPki;
+
 pub struct TestPki {
     pub ca: Pem,
     pub server: Pem,
