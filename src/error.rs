@@ -34,6 +34,9 @@ pub enum Error {
     Tls(String),
     /// The HTTP proxy refused or failed to open a tunnel.
     Proxy(String),
+    /// A reconnecting client is between connections and cannot take the message (its outbox is
+    /// full or disabled), or it gave up reconnecting.
+    Disconnected,
     /// The transport failed: includes timeouts (`WouldBlock`/`TimedOut`) and a peer that vanished
     /// without a close frame (`UnexpectedEof`).
     Io(io::Error),
@@ -58,6 +61,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::Tls(what) => write!(f, "TLS error: {what}"),
             Error::Proxy(what) => write!(f, "proxy error: {what}"),
+            Error::Disconnected => f.write_str("not connected (reconnecting, or gave up)"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

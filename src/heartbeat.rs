@@ -72,10 +72,31 @@ impl HeartbeatTimer {
         })
     }
 
-    /// Starts watching a connection.
+    /// The process-wide timer for client connections, started on first use. Its thread, named
+    /// `syncws-heartbeat`, sleeps while no connection is watched and lives until the process exits.
+    pub(crate) fn shared() -> std::io::Result<&'static HeartbeatTimer> {
+        static SHARED: std::sync::OnceLock<HeartbeatTimer> = std::sync::OnceLock::new();
+        if let Some(timer) = SHARED.get() {
+            return Ok(timer);
+        }
+        let idle = HeartbeatConfig {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+        };
+        let timer = HeartbeatTimer::start(idle)?;
+        // A race between two first users starts two threads; the loser's is stopped on drop.
+        Ok(SHARED.get_or_init(|| timer))
+    }
+
+    /// Starts watching a connection with the timer's own settings.
     pub(crate) fn add(&self, writer: &Writer) {
+        self.add_with(writer, self.config);
+    }
+
+    /// Starts watching a connection with its own settings.
+    pub(crate) fn add_with(&self, writer: &Writer, config: HeartbeatConfig) {
         let now = Instant::now();
-        let schedule = Heartbeat::new(self.config.interval, self.config.timeout, now);
+        let schedule = Heartbeat::new(config.interval, config.timeout, now);
         let deadline = schedule.poll_timeout();
         let mut timers = lock(&self.state.timers);
         let earliest = timers.heap.peek().map(|Reverse((at, _))| *at);

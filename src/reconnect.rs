@@ -1,0 +1,475 @@
+//! A client that reconnects by itself: backoff with full jitter, a hook to re-authenticate or
+//! resubscribe, a bounded outbox for messages sent while disconnected, a retry decision by close
+//! code, and heartbeats (on the shared timer thread) that notice a dead server.
+
+use crate::client::ClientBuilder;
+use crate::ending::EndCause;
+use crate::error::Error;
+use crate::heartbeat::{HeartbeatConfig, HeartbeatTimer};
+use crate::proto::backoff::{Backoff, RetryPolicy};
+use crate::proto::close::CloseCode;
+use crate::proto::message::Message;
+use crate::split::{Reader, Writer};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+type ConnectHook = Box<dyn FnMut(&Writer) -> Result<(), Error> + Send>;
+type DisconnectHook = Box<dyn FnMut(&Disconnect) + Send>;
+
+/// What a reconnecting client reports when a connection ends or an attempt fails.
+#[derive(Debug, Clone)]
+pub struct Disconnect {
+    /// Why the connection ended (or why the attempt failed, as an I/O ending).
+    pub cause: EndCause,
+    /// The wait before the next attempt; `None` when the client gives up.
+    pub retry_in: Option<Duration>,
+    /// Attempts in a row that have failed so far.
+    pub attempt: u32,
+}
+
+/// Options for [`Reconnecting`]; see each setter for the default.
+pub struct ReconnectBuilder {
+    client: ClientBuilder,
+    backoff: Backoff,
+    retry: RetryPolicy,
+    outbox: Option<usize>,
+    heartbeat: Option<HeartbeatConfig>,
+    on_connect: Option<ConnectHook>,
+    on_disconnect: Option<DisconnectHook>,
+}
+
+impl std::fmt::Debug for ReconnectBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectBuilder")
+            .field("client", &self.client)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
+impl ReconnectBuilder {
+    /// The backoff schedule. Defaults to [`Backoff::default`] (0.5 s doubling to 30 s, forever).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Which close codes to retry after. Defaults to [`RetryPolicy::default`].
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Keep up to `capacity` messages sent while disconnected, and send them in order after the
+    /// next connect. `0` makes such a send fail with [`Error::Disconnected`] instead. Defaults to
+    /// 1,000.
+    pub fn outbox(mut self, capacity: usize) -> Self {
+        self.outbox = Some(capacity);
+        self
+    }
+
+    /// Ping a quiet server every `interval`; if nothing arrives within `timeout`, drop the
+    /// connection and reconnect. Defaults to none (a dead server is noticed only by TCP).
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat = Some(HeartbeatConfig { interval, timeout });
+        self
+    }
+
+    /// Runs after every successful connect, before the outbox is flushed: re-authenticate,
+    /// resubscribe. An error counts as a failed attempt.
+    pub fn on_connect(
+        mut self,
+        hook: impl FnMut(&Writer) -> Result<(), Error> + Send + 'static,
+    ) -> Self {
+        self.on_connect = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs when a connection ends or an attempt fails, with the cause and the next wait.
+    pub fn on_disconnect(mut self, hook: impl FnMut(&Disconnect) + Send + 'static) -> Self {
+        self.on_disconnect = Some(Box::new(hook));
+        self
+    }
+
+    /// Connects, retrying on failure as the backoff allows. Blocks until connected.
+    ///
+    /// Errors: the last attempt's error when attempts run out.
+    pub fn connect(self) -> Result<Reconnecting, Error> {
+        let mut client = Reconnecting {
+            shared: Arc::new(Shared {
+                state: Mutex::new(Link {
+                    writer: None,
+                    outbox: VecDeque::new(),
+                    closing: false,
+                }),
+                wake: Condvar::new(),
+                capacity: self.outbox.unwrap_or(1000),
+            }),
+            reader: None,
+            client: self.client,
+            backoff: self.backoff,
+            retry: self.retry,
+            heartbeat: self.heartbeat,
+            on_connect: self.on_connect,
+            on_disconnect: self.on_disconnect,
+            attempt: 0,
+            connections: 0,
+            finished: false,
+        };
+        client.reconnect(None)?;
+        Ok(client)
+    }
+}
+
+/// The state every [`Sender`] shares with the reading side.
+struct Shared {
+    state: Mutex<Link>,
+    /// Wakes a backoff wait early when the client is closed.
+    wake: Condvar,
+    capacity: usize,
+}
+
+struct Link {
+    writer: Option<Writer>,
+    outbox: VecDeque<Message>,
+    closing: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, message: Message) -> Result<(), Error> {
+        let mut link = self.lock();
+        if link.closing {
+            return Err(Error::AlreadyClosed);
+        }
+        if let Some(writer) = link.writer.clone() {
+            drop(link);
+            match writer.send(message.clone()) {
+                Ok(()) => return Ok(()),
+                // The connection is going: keep the message for the next one.
+                Err(Error::Io(_) | Error::AlreadyClosed) => link = self.lock(),
+                Err(other) => return Err(other),
+            }
+        }
+        if link.outbox.len() >= self.capacity {
+            return Err(Error::Disconnected);
+        }
+        link.outbox.push_back(message);
+        Ok(())
+    }
+}
+
+/// A `Clone + Send + Sync` handle that sends through whichever connection is current.
+#[derive(Clone)]
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reconnect::Sender")
+    }
+}
+
+impl Sender {
+    /// Sends now if connected, else queues in the outbox.
+    ///
+    /// Errors: [`Error::Disconnected`] when disconnected with the outbox full (or disabled);
+    /// [`Error::AlreadyClosed`] after [`Reconnecting::close`]; [`Error::InvalidInput`] as for
+    /// [`WebSocket::send`](crate::WebSocket::send).
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.shared.send(message)
+    }
+
+    /// Closes for good from any thread: sends a close frame on the current connection and stops
+    /// reconnecting; the reading thread's [`Reconnecting::read`] then returns the server's close.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        let writer = {
+            let mut link = self.shared.lock();
+            link.closing = true;
+            link.writer.clone()
+        };
+        self.shared.wake.notify_all();
+        match writer {
+            Some(writer) => writer.close(code, reason),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.shared
+            .lock()
+            .writer
+            .as_ref()
+            .is_some_and(Writer::is_open)
+    }
+}
+
+/// A client connection that comes back by itself. [`read`](Self::read) reconnects as needed;
+/// [`sender`](Self::sender) gives handles that send from any thread.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let mut ws = syncws::Reconnecting::builder(syncws::ClientBuilder::new("ws://127.0.0.1:9001/"))
+///     .heartbeat(Duration::from_secs(10), Duration::from_secs(5))
+///     .on_connect(|writer| writer.send(syncws::Message::text("subscribe news")))
+///     .connect()?;
+/// loop {
+///     println!("{}", ws.read()?);
+/// }
+/// # Ok::<(), syncws::Error>(())
+/// ```
+pub struct Reconnecting {
+    shared: Arc<Shared>,
+    reader: Option<Reader>,
+    client: ClientBuilder,
+    backoff: Backoff,
+    retry: RetryPolicy,
+    heartbeat: Option<HeartbeatConfig>,
+    on_connect: Option<ConnectHook>,
+    on_disconnect: Option<DisconnectHook>,
+    attempt: u32,
+    connections: u64,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Reconnecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconnecting")
+            .field("connections", &self.connections)
+            .finish()
+    }
+}
+
+impl Reconnecting {
+    /// Options for a reconnecting client of `client`'s URL and settings.
+    pub fn builder(client: ClientBuilder) -> ReconnectBuilder {
+        ReconnectBuilder {
+            client,
+            backoff: Backoff::default(),
+            retry: RetryPolicy::default(),
+            outbox: None,
+            heartbeat: None,
+            on_connect: None,
+            on_disconnect: None,
+        }
+    }
+
+    /// A handle to send from any thread.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Sends now if connected, else queues; see [`Sender::send`].
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.shared.send(message)
+    }
+
+    /// How many times a connection has been established (1 after the first connect).
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    /// Reads the next message, reconnecting (with backoff) whenever the connection ends in a way
+    /// the retry policy retries. Pings are answered as usual.
+    ///
+    /// A close the policy does not retry is returned as [`Message::Close`]; after it, and after
+    /// [`close`](Self::close), `read` returns [`Error::ConnectionClosed`]. When attempts run out
+    /// it returns the last attempt's error; a protocol violation by the server is returned too.
+    pub fn read(&mut self) -> Result<Message, Error> {
+        loop {
+            if self.finished {
+                return Err(Error::ConnectionClosed);
+            }
+            let Some(reader) = self.reader.as_mut() else {
+                self.reconnect(None)?;
+                continue;
+            };
+            match reader.read() {
+                Ok(Message::Close(frame)) => {
+                    let cause = reader
+                        .end_cause()
+                        .unwrap_or(EndCause::PeerClosed(frame.clone()));
+                    if self.shared.lock().closing || !self.retry.should_retry(cause.close_code()) {
+                        self.end(&cause, None);
+                        return Ok(Message::Close(frame));
+                    }
+                    self.reconnect(Some(cause))?;
+                }
+                Ok(message) => return Ok(message),
+                Err(e) if e.is_timeout() => return Err(e),
+                Err(error) => {
+                    let cause = reader.end_cause().unwrap_or_else(|| match &error {
+                        Error::Io(io) => EndCause::io(io),
+                        Error::Protocol(violation) => EndCause::ProtocolViolation(*violation),
+                        _ => EndCause::Io(std::io::ErrorKind::Other, error.to_string()),
+                    });
+                    if self.shared.lock().closing {
+                        self.end(&cause, None);
+                        return Err(Error::ConnectionClosed);
+                    }
+                    if !self.retry.should_retry(cause.close_code()) {
+                        self.end(&cause, None);
+                        return Err(error);
+                    }
+                    self.reconnect(Some(cause))?;
+                }
+            }
+        }
+    }
+
+    /// Closes for good: sends a close frame on the current connection (if any) and stops
+    /// reconnecting; a [`read`](Self::read) in progress ends with the peer's close.
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        let writer = {
+            let mut link = self.shared.lock();
+            link.closing = true;
+            link.writer.clone()
+        };
+        self.shared.wake.notify_all();
+        match writer {
+            Some(writer) => {
+                writer.close(code, reason)?;
+                if let Some(reader) = self.reader.as_mut() {
+                    // Wait (bounded by the peer) for its close, so the handshake completes.
+                    while let Ok(message) = reader.read() {
+                        if let Message::Close(_) = message {
+                            break;
+                        }
+                    }
+                }
+                self.finished = true;
+                Ok(())
+            }
+            None => {
+                self.finished = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Tears down the current connection and reports why.
+    fn end(&mut self, cause: &EndCause, retry_in: Option<Duration>) {
+        if let Some(writer) = self.shared.lock().writer.take() {
+            if let Ok(timer) = HeartbeatTimer::shared() {
+                timer.remove(&writer);
+            }
+        }
+        self.reader = None;
+        if retry_in.is_none() {
+            self.finished = true;
+        }
+        if let Some(hook) = self.on_disconnect.as_mut() {
+            hook(&Disconnect {
+                cause: cause.clone(),
+                retry_in,
+                attempt: self.attempt,
+            });
+        }
+    }
+
+    /// Waits as the backoff says, then connects; repeats until connected or out of attempts.
+    fn reconnect(&mut self, ended: Option<EndCause>) -> Result<(), Error> {
+        let mut last_cause = ended;
+        loop {
+            if let Some(cause) = last_cause.take() {
+                let Some(delay) = self.backoff.delay(self.attempt, rand::random::<f64>()) else {
+                    self.end(&cause, None);
+                    return Err(Error::Disconnected);
+                };
+                self.end(&cause, Some(delay));
+                self.finished = false;
+                if !self.wait(delay) {
+                    self.finished = true;
+                    return Err(Error::ConnectionClosed);
+                }
+            }
+            match self.open() {
+                Ok(()) => {
+                    self.attempt = 0;
+                    self.connections += 1;
+                    return Ok(());
+                }
+                Err(error) => {
+                    if matches!(error, Error::Url(_) | Error::InvalidConfig(_)) {
+                        return Err(error);
+                    }
+                    self.attempt += 1;
+                    let cause = match &error {
+                        Error::Io(io) => EndCause::io(io),
+                        other => EndCause::Io(std::io::ErrorKind::Other, other.to_string()),
+                    };
+                    if self
+                        .backoff
+                        .max_attempts
+                        .is_some_and(|max| self.attempt >= max)
+                    {
+                        self.end(&cause, None);
+                        return Err(error);
+                    }
+                    last_cause = Some(cause);
+                }
+            }
+        }
+    }
+
+    /// Sleeps for `delay` unless the client is closed meanwhile; `false` if it was.
+    fn wait(&self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        let mut link = self.shared.lock();
+        while !link.closing {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            link = self
+                .shared
+                .wake
+                .wait_timeout(link, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        false
+    }
+
+    /// One attempt: connect, split, run the hook, flush the outbox, start heartbeats.
+    fn open(&mut self) -> Result<(), Error> {
+        let (ws, _response) = self.client.clone().connect()?;
+        let (reader, writer) = ws.split()?;
+        if let Some(hook) = self.on_connect.as_mut() {
+            hook(&writer)?;
+        }
+        let mut link = self.shared.lock();
+        while let Some(message) = link.outbox.pop_front() {
+            if let Err(e) = writer.send(message.clone()) {
+                link.outbox.push_front(message);
+                return Err(e);
+            }
+        }
+        if let Some(config) = self.heartbeat {
+            HeartbeatTimer::shared()?.add_with(&writer, config);
+        }
+        link.writer = Some(writer);
+        drop(link);
+        self.reader = Some(reader);
+        Ok(())
+    }
+}
+
+impl Drop for Reconnecting {
+    fn drop(&mut self) {
+        if let Some(writer) = self.shared.lock().writer.take() {
+            if let Ok(timer) = HeartbeatTimer::shared() {
+                timer.remove(&writer);
+            }
+            writer.abort();
+        }
+    }
+}
