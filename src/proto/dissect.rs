@@ -46,15 +46,35 @@ pub fn dissect(header: &FrameHeader, payload: &[u8]) -> String {
     } else {
         "more fragments follow"
     };
-    field(&mut out, first, 0x80, &format!("FIN: {} ({fin_note})", bit(header.fin)));
+    field(
+        &mut out,
+        first,
+        0x80,
+        &format!("FIN: {} ({fin_note})", bit(header.fin)),
+    );
     let rsv1_note = if header.rsv1 {
         " (compressed, under permessage-deflate)"
     } else {
         ""
     };
-    field(&mut out, first, 0x40, &format!("RSV1: {}{rsv1_note}", bit(header.rsv1)));
-    field(&mut out, first, 0x20, &format!("RSV2: {}", bit(header.rsv2)));
-    field(&mut out, first, 0x10, &format!("RSV3: {}", bit(header.rsv3)));
+    field(
+        &mut out,
+        first,
+        0x40,
+        &format!("RSV1: {}{rsv1_note}", bit(header.rsv1)),
+    );
+    field(
+        &mut out,
+        first,
+        0x20,
+        &format!("RSV2: {}", bit(header.rsv2)),
+    );
+    field(
+        &mut out,
+        first,
+        0x10,
+        &format!("RSV3: {}", bit(header.rsv3)),
+    );
     let kind = match header.opcode {
         OpCode::Continuation => "continues a fragmented message",
         OpCode::Text | OpCode::Binary => "data frame",
@@ -247,8 +267,13 @@ fn payload_lines(out: &mut String, header: &FrameHeader, payload: &[u8]) {
     match text {
         Some(text) => {
             let _ = writeln!(out, "  Payload {unmasked}as text{of}:");
-            for line in text.split('\n') {
+            let body = text.strip_suffix('\n');
+            for line in body.unwrap_or(text).split('\n') {
                 let _ = writeln!(out, "    {}", printable(line));
+            }
+            if body.is_some() {
+                // Otherwise a final line break would be invisible.
+                let _ = writeln!(out, "  (the text ends with a line break)");
             }
         }
         None => {
@@ -374,7 +399,13 @@ fn hex_dump(out: &mut String, bytes: &[u8], ascii: bool) {
     for (row, chunk) in bytes.chunks(16).enumerate() {
         let mut line = format!("    {:04x}  ", row * 16);
         for (i, b) in chunk.iter().enumerate() {
-            let sep = if i == 8 { "  " } else if i > 0 { " " } else { "" };
+            let sep = if i == 8 {
+                "  "
+            } else if i > 0 {
+                " "
+            } else {
+                ""
+            };
             let _ = write!(line, "{sep}{b:02x}");
         }
         if ascii {
@@ -433,7 +464,10 @@ mod tests {
             "Incomplete frame header: 1 bytes (81)\n"
         );
         let text = dissect_bytes(&[0x81, 0x05, b'H', b'e']);
-        assert!(text.ends_with("  Incomplete: 2 of 5 payload bytes present\n"), "{text}");
+        assert!(
+            text.ends_with("  Incomplete: 2 of 5 payload bytes present\n"),
+            "{text}"
+        );
     }
 
     #[test]

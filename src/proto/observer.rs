@@ -259,7 +259,11 @@ mod tests {
         let (mut client, seen) = hooked(Role::Client);
         let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         let mut wire = Vec::new();
-        encode_frame(&FrameHeader::new(OpCode::Binary, 100_000), &payload, &mut wire);
+        encode_frame(
+            &FrameHeader::new(OpCode::Binary, 100_000),
+            &payload,
+            &mut wire,
+        );
         // Through read_buf/commit, so the payload takes the direct path into the message.
         let mut rest = &wire[..];
         let mut events = 0;

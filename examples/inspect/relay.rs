@@ -1,0 +1,125 @@
+//! The inspector's second phase: raw bytes relayed both ways, every frame dissected on its way.
+//!
+//! The bytes are forwarded untouched (never decoded and re-encoded), so the inspector is
+//! transparent: masks, fragment boundaries and compressed frames reach the other side exactly
+//! as they were sent. A `FrameScanner` per direction finds the frames in the byte stream and
+//! calls the same kind of frame hook a `WebSocket` takes.
+
+use super::handshake;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use syncws::proto::scanner::FrameScanner;
+use syncws::proto::{Direction, FrameObserver};
+
+/// Where the dissections go; each frame is written whole, under the lock.
+pub type Output = Arc<Mutex<dyn Write + Send>>;
+
+/// Inspects one client connection: connects to `upstream` (a `ws://` URL), forwards the
+/// handshake, then relays until both sides have closed TCP. Blocks until then.
+pub fn inspect(id: usize, mut client: TcpStream, upstream: &str, out: Output) -> io::Result<()> {
+    let url = syncws::WsUrl::parse(upstream).map_err(io::Error::other)?;
+    let mut server = TcpStream::connect(url.socket_addr())?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let mut log = format!(
+        "#{id} opening handshake, {} → {upstream}\n",
+        client.peer_addr()?
+    );
+    let upgrade = handshake::forward(&mut client, &mut server, &url.host_header(), &mut log);
+    write_out(&out, &log);
+    let upgrade = upgrade?;
+    if !upgrade.switched {
+        write_out(
+            &out,
+            &format!("#{id} not upgraded; relaying the rest unexamined\n"),
+        );
+    }
+    // Time is counted from the moment the connection opened (the 101 went through).
+    let opened = Instant::now();
+    // Directions are the client's, as browsers' developer tools show them: ↑ sent, ↓ received.
+    let hook = |who: &'static str| -> Option<FrameObserver> {
+        let out = Arc::clone(&out);
+        let hook: FrameObserver = Arc::new(move |direction: Direction, header, payload| {
+            let text = syncws::dissect::dissect(header, payload);
+            let elapsed = opened.elapsed().as_secs_f64();
+            let arrow = direction.arrow();
+            write_out(
+                &out,
+                &format!("#{id} +{elapsed:.3}s {arrow} {who}\n{text}\n"),
+            );
+        });
+        upgrade.switched.then_some(hook)
+    };
+    let to_server = hook("client → server");
+    let to_client = hook("server → client");
+
+    let (client_in, server_in) = (client.try_clone()?, server.try_clone()?);
+    let from_client = upgrade.from_client;
+    let up = std::thread::Builder::new()
+        .name(format!("inspect-{id}-up"))
+        .spawn(move || pump(client_in, server, Direction::Sent, to_server, &from_client))?;
+    // This thread relays the other way; each pump stops at its source's end of stream or error.
+    let down = pump(
+        server_in,
+        client,
+        Direction::Received,
+        to_client,
+        &upgrade.from_server,
+    );
+    let up = up.join().unwrap_or(Ok(()));
+    write_out(&out, &format!("#{id} both sides closed TCP\n"));
+    down.and(up)
+}
+
+/// Copies `from` to `to`, showing every frame to `hook`, until `from` ends; then ends `to`'s
+/// writing side so the other end sees the close, as it would without the inspector.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    direction: Direction,
+    hook: Option<FrameObserver>,
+    already_read: &[u8],
+) -> io::Result<()> {
+    let mut scanner = hook.map(|hook| FrameScanner::new(direction, hook));
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pending = already_read.len();
+    buf[..pending].copy_from_slice(already_read);
+    let result = loop {
+        let n = match std::mem::take(&mut pending) {
+            0 => match from.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            },
+            n => n,
+        };
+        // Dissect first, forward second: the output shows a frame before the peer reacts to it.
+        if let Some(s) = scanner.as_mut() {
+            if s.feed(&buf[..n]).is_err() {
+                scanner = None; // unframeable from here on; keep relaying
+            }
+        }
+        if let Err(e) = to.write_all(&buf[..n]) {
+            break Err(e);
+        }
+    };
+    match &result {
+        Ok(()) => drop(to.shutdown(Shutdown::Write)),
+        // A broken side ends both directions: the other pump's read returns at once.
+        Err(_) => {
+            let _ = to.shutdown(Shutdown::Both);
+            let _ = from.shutdown(Shutdown::Both);
+        }
+    }
+    result
+}
+
+fn write_out(out: &Output, text: &str) {
+    if let Ok(mut out) = out.lock() {
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
