@@ -34,6 +34,15 @@
 //! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
 //! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`accept_with`]: the two handshakes.
 //!
+//! ## Learning the protocol
+//!
+//! - [`tour`]: RFC 6455 walked through — handshake, frame layout, masking, fragmentation,
+//!   control frames, closing, heartbeats — with every number computed by the crate.
+//! - [`frame`], [`apply_mask`], [`accept_key`]: the wire format as functions.
+//! - [`dissect`]: frames explained field by field; [`WebSocket::set_frame_hook`] and the `log`
+//!   feature show every frame of a live connection.
+//! - `examples/`: a tutorial in order, listed in the README.
+//!
 //! ## Errors
 //!
 //! One [`Error`] enum. A read loop ends with [`Error::ConnectionClosed`] after a clean close;
@@ -45,6 +54,8 @@
 //!
 //! - `native-tls`: `wss://` (planned; today `wss://` URLs give [`UrlError::TlsNotEnabled`]).
 //! - `deflate`: permessage-deflate, RFC 7692 (planned).
+//! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
+//!   target `syncws::frame`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -55,6 +66,7 @@ mod config;
 mod error;
 pub mod proto;
 mod socket;
+pub mod tour;
 mod url;
 
 pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
