@@ -25,9 +25,8 @@ fn main() -> Result<(), syncws::Error> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("ws://{}/", listener.local_addr()?);
     // The server: echo data until the client closes. Its thread ends with the connection.
-    let server = std::thread::Builder::new()
-        .name("echo".into())
-        .spawn(move || -> Result<(), syncws::Error> {
+    let server = std::thread::Builder::new().name("echo".into()).spawn(
+        move || -> Result<(), syncws::Error> {
             let mut ws = syncws::accept(listener.accept()?.0)?;
             ws.set_frame_hook(Some(printer("server")));
             loop {
@@ -37,7 +36,8 @@ fn main() -> Result<(), syncws::Error> {
                     _ => {}
                 }
             }
-        })?;
+        },
+    )?;
 
     // Fragments of at most 10 bytes, so that a streamed message shows its pieces.
     let mut config = syncws::Config::default();
@@ -69,7 +69,12 @@ mod stderr_logger {
             true
         }
         fn log(&self, record: &log::Record) {
-            eprintln!("[log {} {}] {}", record.level(), record.target(), record.args());
+            eprintln!(
+                "[log {} {}] {}",
+                record.level(),
+                record.target(),
+                record.args()
+            );
         }
         fn flush(&self) {}
     }

@@ -8,7 +8,10 @@ use syncws::frame::{Decoded, Frame, FrameHeader, OpCode};
 fn main() -> Result<(), syncws::ProtocolError> {
     // A server's text frame: byte 0 = FIN (0x80) | opcode 1 (text); byte 1 = no mask, length 5.
     let hello = Frame::new(OpCode::Text, "Hello");
-    show("an unmasked text frame (server to client)", &hello.to_bytes());
+    show(
+        "an unmasked text frame (server to client)",
+        &hello.to_bytes(),
+    );
 
     // The same frame from a client: every client frame is masked with a fresh 4-byte key
     // (RFC 6455 §5.3). The key travels in the header; each payload byte is XORed with
@@ -27,7 +30,10 @@ fn main() -> Result<(), syncws::ProtocolError> {
     for len in [125, 126, 65536] {
         let mut header = Vec::new();
         FrameHeader::new(OpCode::Binary, len).encode(&mut header);
-        println!("a {len}-byte binary frame has a {}-byte header: {header:02x?}", header.len());
+        println!(
+            "a {len}-byte binary frame has a {}-byte header: {header:02x?}",
+            header.len()
+        );
     }
 
     // Decoding: a header may arrive in pieces; short input is `Partial`, never an error.

@@ -13,7 +13,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001/".to_owned());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "ws://127.0.0.1:9001/".to_owned());
     let text = args.next().unwrap_or_else(|| "Hello".to_owned());
     let url = syncws::WsUrl::parse(&url)?;
     let mut stream = TcpStream::connect(url.socket_addr())?;
@@ -61,7 +63,10 @@ fn main() -> Result<()> {
     let frame = Frame::new(OpCode::Text, text).masked(rand::random());
     stream.write_all(&frame.to_bytes())?;
     let reply = read_frame(&mut stream)?;
-    println!("server replied: {}", String::from_utf8_lossy(&reply.payload));
+    println!(
+        "server replied: {}",
+        String::from_utf8_lossy(&reply.payload)
+    );
 
     // Closing: send a close frame with code 1000, then wait for the server's close frame,
     // then for the server to close TCP (the server closes first, RFC 6455 §7.1.1).
@@ -70,7 +75,10 @@ fn main() -> Result<()> {
     loop {
         let frame = read_frame(&mut stream)?;
         if frame.header.opcode == OpCode::Close {
-            let code = frame.payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            let code = frame
+                .payload
+                .get(..2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]));
             println!("server closed with {code:?}");
             break;
         }

@@ -254,3 +254,34 @@ fn a_refused_upgrade_is_relayed_and_reported() {
         "{output}"
     );
 }
+
+#[test]
+fn an_unreachable_upstream_gets_502() {
+    // A port that was just free: nothing listens there any more.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let captured = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let out: inspector::relay::Output = captured.clone();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("test-inspector".into())
+        .spawn(move || {
+            let (client, _) = listener.accept().unwrap();
+            let _ = done_tx.send(inspector::relay::inspect(
+                0,
+                client,
+                &format!("ws://{closed}/"),
+                out,
+            ));
+        })
+        .unwrap();
+    let error = syncws::connect(&format!("ws://{proxy_addr}/")).unwrap_err();
+    assert!(error.to_string().contains("502"), "{error}");
+    assert!(done.recv_timeout(DEADLINE).unwrap().is_err());
+    let output = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    assert!(output.contains("answered 502"), "{output}");
+}

@@ -9,9 +9,12 @@ use super::handshake;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use syncws::proto::scanner::FrameScanner;
 use syncws::proto::{Direction, FrameObserver};
+
+/// How long each side may take to send its handshake head.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the dissections go; each frame is written whole, under the lock.
 pub type Output = Arc<Mutex<dyn Write + Send>>;
@@ -20,16 +23,35 @@ pub type Output = Arc<Mutex<dyn Write + Send>>;
 /// handshake, then relays until both sides have closed TCP. Blocks until then.
 pub fn inspect(id: usize, mut client: TcpStream, upstream: &str, out: Output) -> io::Result<()> {
     let url = syncws::WsUrl::parse(upstream).map_err(io::Error::other)?;
-    let mut server = TcpStream::connect(url.socket_addr())?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let mut log = format!(
-        "#{id} opening handshake, {} → {upstream}\n",
-        client.peer_addr()?
-    );
+    let mut server = match TcpStream::connect(url.socket_addr()) {
+        Ok(server) => server,
+        Err(e) => {
+            // What a gateway answers when it cannot reach the server behind it. The request is
+            // read first: closing a socket with unread data would reset the connection.
+            let _ = client.set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = client.read(&mut [0u8; 16 << 10]);
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+            write_out(
+                &out,
+                &format!("#{id} cannot reach {upstream}: {e}; answered 502\n"),
+            );
+            return Err(e);
+        }
+    };
+    // A peer that stalls in the handshake must not hold a thread forever.
+    for stream in [&client, &server] {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    }
+    let peer = client.peer_addr()?;
+    let mut log = format!("#{id} opening handshake, {peer} → {upstream}\n");
     let upgrade = handshake::forward(&mut client, &mut server, &url.host_header(), &mut log);
     write_out(&out, &log);
     let upgrade = upgrade?;
+    // From here on the peers decide how long to be silent: no timeouts, as without a proxy.
+    for stream in [&client, &server] {
+        stream.set_read_timeout(None)?;
+    }
     if !upgrade.switched {
         write_out(
             &out,
