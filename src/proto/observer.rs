@@ -115,6 +115,7 @@ impl Tap {
     }
 
     /// A frame's header was decoded; its payload follows through [`payload`](Self::payload).
+    #[inline]
     pub(crate) fn start(&mut self, header: FrameHeader) {
         if self.active() {
             let keep = header.payload_len.min(OBSERVED_PAYLOAD_MAX as u64) as usize;
@@ -123,6 +124,7 @@ impl Tap {
     }
 
     /// Unmasked payload bytes of the frame in progress.
+    #[inline]
     pub(crate) fn payload(&mut self, bytes: &[u8]) {
         if let Some((_, kept)) = self.current.as_mut() {
             let room = OBSERVED_PAYLOAD_MAX - kept.len();
@@ -131,13 +133,26 @@ impl Tap {
     }
 
     /// The frame in progress ended (completely, or because the connection failed).
+    #[inline]
     pub(crate) fn finish(&mut self) {
+        // Checked first: `take` would move the whole (large) option on every frame.
+        if self.current.is_none() {
+            return;
+        }
         if let Some((header, kept)) = self.current.take() {
             self.report(&header, &kept);
         }
     }
 
+    /// The connection failed with `error` during the frame in progress: reports what arrived.
+    #[cold]
+    pub(crate) fn fail<E>(&mut self, error: E) -> E {
+        self.finish();
+        error
+    }
+
     /// Reports a whole frame at once (the sending side has it in memory).
+    #[inline]
     pub(crate) fn whole(&self, header: &FrameHeader, payload: &[u8]) {
         if self.active() {
             self.report(header, &payload[..payload.len().min(OBSERVED_PAYLOAD_MAX)]);

@@ -176,17 +176,10 @@ impl Receiver {
     ///
     /// An error is a peer's violation: the connection must be failed with its close code.
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
-        let result = self.decode_next();
-        if result.is_err() {
-            // The hook still sees the frame that failed the connection, as far as it arrived.
-            self.tap.finish();
-        }
-        result
-    }
-
-    fn decode_next(&mut self) -> Result<Option<Event>, ProtocolError> {
+        // On each error path the hook still sees the frame that failed the connection, as far
+        // as it arrived (`tap.fail`); the success paths pay nothing for that.
         if let Some(e) = self.error.take() {
-            return Err(e);
+            return Err(self.tap.fail(e));
         }
         loop {
             if self.frame.is_none() {
@@ -196,9 +189,9 @@ impl Receiver {
                 };
                 self.buf.consume(used);
                 self.tap.start(header);
-                self.start_frame(header)?;
+                self.start_frame(header).map_err(|e| self.tap.fail(e))?;
             }
-            if let Some(event) = self.take_payload()? {
+            if let Some(event) = self.take_payload().map_err(|e| self.tap.fail(e))? {
                 return Ok(Some(event));
             }
             if self.frame.is_some() {
