@@ -19,6 +19,7 @@
 //! The listening address is printed on stderr (`listening on …`), so a port of 0 works.
 
 pub mod handshake;
+pub mod pump;
 pub mod relay;
 
 use std::net::TcpListener;

@@ -478,6 +478,45 @@ mod tests {
     }
 
     #[test]
+    fn compressed_payloads_are_shown_raw() {
+        // RFC 7692 §7.2.3.1: "Hello" compressed, in one frame with RSV1 set.
+        let text = dissect_bytes(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        assert!(
+            text.contains(".1.. .... = RSV1: 1 (compressed, under permessage-deflate)"),
+            "{text}"
+        );
+        assert!(text.contains("  Payload compressed, in hex:\n    0000  f2 48 cd c9 c9 07 00"));
+    }
+
+    #[test]
+    fn reserved_opcodes_and_reserved_bits_are_flagged() {
+        let text = dissect_bytes(&[0x93, 0x00]);
+        assert!(text.contains("...1 .... = RSV3: 1"), "{text}");
+        assert!(
+            text.contains(".... 0011 = Opcode: 0x3 Reserved (reserved: the receiver must fail"),
+            "{text}"
+        );
+        assert!(text.contains("  Payload: empty\n"), "{text}");
+    }
+
+    #[test]
+    fn long_payloads_are_cut_for_display() {
+        let mut wire = Vec::new();
+        let payload = "x".repeat(70_000);
+        crate::proto::frame::encode_frame(
+            &FrameHeader::new(OpCode::Text, 70_000),
+            payload.as_bytes(),
+            &mut wire,
+        );
+        let text = dissect_bytes(&wire);
+        assert!(text.contains("Extended payload length (64 bits): 70000 (over 65535)"));
+        assert!(
+            text.contains("Payload as text, first 512 of 70000 bytes:"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn summary_names_close_codes() {
         let header = FrameHeader::new(OpCode::Close, 5);
         assert_eq!(
