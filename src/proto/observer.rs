@@ -78,8 +78,10 @@ pub const OBSERVED_PAYLOAD_MAX: usize = 4096;
 pub(crate) struct Tap {
     observer: Option<FrameObserver>,
     direction: Direction,
-    /// The frame in progress and the first bytes of its payload.
-    current: Option<(FrameHeader, Vec<u8>)>,
+    /// The header of the frame in progress, while someone listens.
+    current: Option<FrameHeader>,
+    /// The first bytes of its payload; the buffer is reused from frame to frame.
+    kept: Vec<u8>,
 }
 
 impl std::fmt::Debug for Tap {
@@ -97,6 +99,7 @@ impl Tap {
             observer: None,
             direction,
             current: None,
+            kept: Vec::new(),
         }
     }
 
@@ -118,29 +121,25 @@ impl Tap {
     #[inline]
     pub(crate) fn start(&mut self, header: FrameHeader) {
         if self.active() {
-            let keep = header.payload_len.min(OBSERVED_PAYLOAD_MAX as u64) as usize;
-            self.current = Some((header, Vec::with_capacity(keep)));
+            self.kept.clear();
+            self.current = Some(header);
         }
     }
 
     /// Unmasked payload bytes of the frame in progress.
     #[inline]
     pub(crate) fn payload(&mut self, bytes: &[u8]) {
-        if let Some((_, kept)) = self.current.as_mut() {
-            let room = OBSERVED_PAYLOAD_MAX - kept.len();
-            kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        if self.current.is_some() {
+            let room = OBSERVED_PAYLOAD_MAX - self.kept.len();
+            self.kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
         }
     }
 
     /// The frame in progress ended (completely, or because the connection failed).
     #[inline]
     pub(crate) fn finish(&mut self) {
-        // Checked first: `take` would move the whole (large) option on every frame.
-        if self.current.is_none() {
-            return;
-        }
-        if let Some((header, kept)) = self.current.take() {
-            self.report(&header, &kept);
+        if let Some(header) = self.current.take() {
+            self.report(&header, &self.kept);
         }
     }
 
