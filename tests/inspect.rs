@@ -53,6 +53,8 @@ Text frame, 63 bytes on the wire (6 header + 57 payload)
     // As typed on the command line: spaced, and as one run of digits.
     assert_eq!(inspector::decode(&hex.join(" ")).unwrap(), expected);
     assert_eq!(inspector::decode(&hex.concat()).unwrap(), expected);
+    let c_array: Vec<String> = wire.iter().map(|b| format!("0x{b:02x}")).collect();
+    assert_eq!(inspector::decode(&c_array.join(", ")).unwrap(), expected);
     assert_eq!(syncws::dissect::dissect_bytes(&wire), expected);
 }
 

@@ -71,12 +71,13 @@ pub fn decode(hex: &str) -> Result<String, String> {
     }
 }
 
-/// Hex digits in pairs; whitespace, `:` and a leading `0x` are skipped.
+/// Hex digits in pairs; whitespace, `:`, `,` and `0x` prefixes are skipped, so a hex stream,
+/// a hex dump's bytes and a C array all work.
 fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text
-        .trim_start_matches("0x")
+        .replace("0x", "")
         .bytes()
-        .filter(|b| !b.is_ascii_whitespace() && *b != b':')
+        .filter(|b| !b.is_ascii_whitespace() && !matches!(b, b':' | b','))
         .collect();
     if digits.len() % 2 != 0 {
         return Err("odd number of hex digits".to_owned());

@@ -41,10 +41,11 @@ pub fn dissect(header: &FrameHeader, payload: &[u8]) -> String {
     );
     let first = first_byte(header);
     let bit = |b: bool| u8::from(b);
-    let fin_note = if header.fin {
-        "final frame of its message"
-    } else {
-        "more fragments follow"
+    let fin_note = match (header.fin, header.opcode.is_control()) {
+        (true, false) => "final frame of its message",
+        (false, false) => "more fragments follow",
+        (true, true) => "a control frame is always whole",
+        (false, true) => "invalid: control frames may not be fragmented",
     };
     field(
         &mut out,
