@@ -19,7 +19,7 @@
 //! ## 1. The opening handshake
 //!
 //! A WebSocket connection starts as an HTTP/1.1 `GET` that asks to *upgrade* the TCP connection
-//! (RFC 6455 §4.1). The client proves nothing with it, but it sends a fresh random
+//! (RFC 6455 §4.1). Besides the `Upgrade` and `Connection` headers it carries a fresh random
 //! `Sec-WebSocket-Key`: 16 random bytes in base64, which is always 24 characters.
 //!
 //! ```
