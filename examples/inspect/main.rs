@@ -46,7 +46,15 @@ fn main() {
 
 /// Accepts clients forever, one inspecting thread each (it ends when both sides have closed).
 fn serve(listen: &str, upstream: &str) -> std::io::Result<()> {
-    syncws::WsUrl::parse(upstream).map_err(std::io::Error::other)?;
+    if syncws::WsUrl::parse(upstream)
+        .map_err(std::io::Error::other)?
+        .secure
+    {
+        // Through TLS the frames are encrypted: there would be nothing to dissect.
+        return Err(std::io::Error::other(
+            "the upstream must be a ws:// URL, not wss://",
+        ));
+    }
     let listener = TcpListener::bind(listen)?;
     eprintln!("listening on {} → {upstream}", listener.local_addr()?);
     let out: relay::Output = Arc::new(Mutex::new(std::io::stdout()));
