@@ -111,7 +111,12 @@ fn the_proxy_shows_the_handshake_and_every_frame_both_ways() {
         })
         .unwrap();
 
-    let (mut ws, response) = syncws::connect(&format!("ws://{proxy_addr}/")).unwrap();
+    let mut config = syncws::Config::default();
+    config.write_fragment_size = 4;
+    let (mut ws, response) = syncws::ClientBuilder::new(format!("ws://{proxy_addr}/"))
+        .config(config)
+        .connect()
+        .unwrap();
     assert_eq!(response.status, 101);
     ws.get_ref().set_read_timeout(Some(DEADLINE)).unwrap();
     ws.send(Message::text("hello")).unwrap();
@@ -121,6 +126,11 @@ fn the_proxy_shows_the_handshake_and_every_frame_both_ways() {
     assert_eq!(ws.read().unwrap(), Message::Binary(binary));
     ws.send(Message::Ping(b"p".to_vec())).unwrap();
     assert_eq!(ws.read().unwrap(), Message::Pong(b"p".to_vec()));
+    // Streamed in 4-byte fragments: "frag", "ment", "ed"; echoed whole.
+    let mut writer = ws.send_stream(syncws::DataKind::Text).unwrap();
+    writer.write_all(b"fragmented").unwrap();
+    writer.finish().unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("fragmented"));
     let reply = ws.close(CloseCode::Normal, "bye").unwrap();
     assert_eq!(reply, Some(CloseFrame::new(CloseCode::Normal, "")));
     drop(ws);
@@ -160,6 +170,10 @@ fn the_proxy_shows_the_handshake_and_every_frame_both_ways() {
             down,
             up,
             down,
+            up,
+            down,
+            up,
+            up,
             up,
             down,
             up,
@@ -208,14 +222,37 @@ Text frame, 7 bytes on the wire (2 header + 5 payload)
     assert!(
         frames[6]
             .1
+            .contains("  0... .... = FIN: 0 (more fragments follow)\n")
+    );
+    assert!(
+        frames[6]
+            .1
+            .ends_with("  Payload unmasked, as text:\n    frag\n")
+    );
+    for (frame, fin, text) in [(&frames[7].1, 0, "ment"), (&frames[8].1, 1, "ed")] {
+        assert!(
+            frame.contains("= Opcode: 0x0 Continuation (continues a fragmented Text message)\n"),
+            "{frame}"
+        );
+        assert!(frame.contains(&format!("  {fin}... .... = FIN: {fin} (")));
+        assert!(frame.ends_with(&format!("  Payload unmasked, as text:\n    {text}\n")));
+    }
+    assert!(
+        frames[9]
+            .1
+            .ends_with("  Payload as text:\n    fragmented\n")
+    );
+    assert!(
+        frames[10]
+            .1
             .contains("  Close code: 1000 (normal closure)\n  Close reason: \"bye\"\n")
     );
     assert!(
-        frames[7]
+        frames[11]
             .1
             .ends_with("  Close code: 1000 (normal closure)\n"),
         "{}",
-        frames[7].1
+        frames[11].1
     );
 }
 

@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use syncws::dissect::Dissector;
 use syncws::proto::{Direction, FrameObserver};
 
 /// How long each side may take to send its handshake head.
@@ -63,8 +64,13 @@ pub fn inspect(id: usize, mut client: TcpStream, upstream: &str, out: Output) ->
     // Directions are the client's, as browsers' developer tools show them: ↑ sent, ↓ received.
     let hook = |who: &'static str| -> Option<FrameObserver> {
         let out = Arc::clone(&out);
+        // One dissector per direction: it remembers what a continuation frame continues.
+        let dissector = Mutex::new(Dissector::new());
         let hook: FrameObserver = Arc::new(move |direction: Direction, header, payload| {
-            let text = syncws::dissect::dissect(header, payload);
+            let text = match dissector.lock() {
+                Ok(mut dissector) => dissector.dissect(header, payload),
+                Err(_) => syncws::dissect::dissect(header, payload),
+            };
             let elapsed = opened.elapsed().as_secs_f64();
             let arrow = direction.arrow();
             write_out(

@@ -28,7 +28,69 @@ pub const DISPLAY_MAX: usize = 512;
 /// bytes, as a [frame hook](super::observer) receives it).
 ///
 /// Every line ends with `\n`. The masked bytes are recomputed from the payload and the key.
+/// A continuation frame alone does not say what it continues; [`Dissector`] remembers.
 pub fn dissect(header: &FrameHeader, payload: &[u8]) -> String {
+    describe(header, payload, Context::Unknown)
+}
+
+/// What a frame continues, as far as the dissector knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// Frames before this one were not seen.
+    Unknown,
+    /// No fragmented message is in progress.
+    Nothing,
+    /// A message with this opcode is in progress; `true` if its first frame had RSV1 set.
+    Continues(OpCode, bool),
+}
+
+/// Dissects the frames of one direction of a connection, in order, remembering the fragmented
+/// message in progress: a continuation frame is shown as part of its text or binary message,
+/// and as compressed when the message's first frame was (RFC 7692 sets RSV1 on that frame
+/// only).
+///
+/// ```
+/// use syncws::dissect::Dissector;
+/// use syncws::frame::{Frame, OpCode};
+/// let mut dissector = Dissector::new();
+/// let first = Frame::new(OpCode::Binary, "Hel").fin(false);
+/// let last = Frame::new(OpCode::Continuation, "lo");
+/// dissector.dissect(&first.header, &first.payload);
+/// let text = dissector.dissect(&last.header, &last.payload);
+/// assert!(text.contains("Continuation (continues a fragmented Binary message)"));
+/// assert!(text.contains("Payload in hex:"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Dissector {
+    /// The opcode of the fragmented message in progress and whether it is compressed.
+    message: Option<(OpCode, bool)>,
+}
+
+impl Dissector {
+    /// A dissector at the start of a stream: no message in progress.
+    pub fn new() -> Dissector {
+        Dissector::default()
+    }
+
+    /// Describes the next frame of the stream, as [`dissect`] does.
+    pub fn dissect(&mut self, header: &FrameHeader, payload: &[u8]) -> String {
+        let context = match self.message {
+            Some((opcode, compressed)) => Context::Continues(opcode, compressed),
+            None => Context::Nothing,
+        };
+        let text = describe(header, payload, context);
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                self.message = (!header.fin).then_some((header.opcode, header.rsv1));
+            }
+            OpCode::Continuation if header.fin => self.message = None,
+            _ => {}
+        }
+        text
+    }
+}
+
+fn describe(header: &FrameHeader, payload: &[u8], context: Context) -> String {
     let mut out = String::new();
     let header_len = header.encoded_len();
     let _ = writeln!(
@@ -76,8 +138,16 @@ pub fn dissect(header: &FrameHeader, payload: &[u8]) -> String {
         0x10,
         &format!("RSV3: {}", bit(header.rsv3)),
     );
+    let continues;
     let kind = match header.opcode {
-        OpCode::Continuation => "continues a fragmented message",
+        OpCode::Continuation => match context {
+            Context::Unknown => "continues a fragmented message",
+            Context::Nothing => "invalid: there is no fragmented message to continue",
+            Context::Continues(opcode, _) => {
+                continues = format!("continues a fragmented {} message", opcode.name());
+                &continues
+            }
+        },
         OpCode::Text | OpCode::Binary => "data frame",
         OpCode::Close | OpCode::Ping | OpCode::Pong => "control frame",
         OpCode::Reserved(_) => "reserved: the receiver must fail the connection",
@@ -119,7 +189,7 @@ pub fn dissect(header: &FrameHeader, payload: &[u8]) -> String {
     if let Some(key) = header.mask {
         let _ = writeln!(out, "  Masking key: {}", hex_bytes(&key));
     }
-    payload_lines(&mut out, header, payload);
+    payload_lines(&mut out, header, payload, context);
     out
 }
 
@@ -129,6 +199,7 @@ pub fn dissect(header: &FrameHeader, payload: &[u8]) -> String {
 /// reported with how many more are needed; an invalid header ends the dissection.
 pub fn dissect_bytes(bytes: &[u8]) -> String {
     let mut out = String::new();
+    let mut dissector = Dissector::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         if !out.is_empty() {
@@ -155,7 +226,7 @@ pub fn dissect_bytes(bytes: &[u8]) -> String {
                 if let Some(key) = header.mask {
                     apply_mask(&mut payload, key, 0);
                 }
-                out.push_str(&dissect(&header, &payload));
+                out.push_str(&dissector.dissect(&header, &payload));
                 if take as u64 != header.payload_len {
                     let _ = writeln!(
                         out,
@@ -232,7 +303,12 @@ pub fn summary(direction: Direction, header: &FrameHeader, payload: &[u8]) -> St
 }
 
 /// The payload: as sent (masked) and as meant (unmasked), in text or hex; close codes named.
-fn payload_lines(out: &mut String, header: &FrameHeader, payload: &[u8]) {
+fn payload_lines(out: &mut String, header: &FrameHeader, payload: &[u8], context: Context) {
+    // A continuation is shown as the message it belongs to.
+    let (opcode, compressed) = match (header.opcode, context) {
+        (OpCode::Continuation, Context::Continues(opcode, compressed)) => (opcode, compressed),
+        (opcode, _) => (opcode, header.rsv1),
+    };
     if header.payload_len == 0 {
         let _ = writeln!(out, "  Payload: empty");
         return;
@@ -259,9 +335,9 @@ fn payload_lines(out: &mut String, header: &FrameHeader, payload: &[u8]) {
         close_payload(out, payload);
         return;
     }
-    let text = match header.opcode {
+    let text = match opcode {
         // A compressed payload is not text until it is inflated.
-        _ if header.rsv1 => None,
+        _ if compressed => None,
         OpCode::Binary => None,
         _ => as_text(shown),
     };
@@ -278,7 +354,7 @@ fn payload_lines(out: &mut String, header: &FrameHeader, payload: &[u8]) {
             }
         }
         None => {
-            let what = if header.rsv1 { "compressed, " } else { "" };
+            let what = if compressed { "compressed, " } else { "" };
             let _ = writeln!(out, "  Payload {unmasked}{what}in hex{of}:");
             hex_dump(out, shown, true);
         }
@@ -476,6 +552,21 @@ mod tests {
         let text = dissect_bytes(&[0x82, 0x03, b'a', 0x00, b'z']);
         assert!(text.contains("    0000  61 00 7a"), "{text}");
         assert!(text.ends_with("a.z\n"), "{text}");
+    }
+
+    #[test]
+    fn continuations_are_shown_as_their_message() {
+        let mut wire = vec![0x01, 0x03, b'H', b'e', b'l'];
+        wire.extend([0x89, 0x00]); // a ping in between changes nothing
+        wire.extend([0x80, 0x02, b'l', b'o']);
+        wire.extend([0x80, 0x01, b'!']); // nothing left to continue
+        let text = dissect_bytes(&wire);
+        assert!(text.contains("Continuation (continues a fragmented Text message)\n"));
+        assert!(text.contains("Payload as text:\n    lo\n"), "{text}");
+        assert!(text.contains("(invalid: there is no fragmented message to continue)"));
+        // A compressed message's continuation has RSV1 clear but is compressed all the same.
+        let text = dissect_bytes(&[0x41, 0x02, b'a', b'b', 0x80, 0x02, b'c', b'd']);
+        assert!(text.ends_with("  Payload compressed, in hex:\n    0000  63 64                                             cd\n"), "{text}");
     }
 
     #[test]
