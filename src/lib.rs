@@ -34,6 +34,15 @@
 //! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
 //! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`accept_with`]: the two handshakes.
 //!
+//! ## Learning the protocol
+//!
+//! - [`tour`]: RFC 6455 walked through — handshake, frame layout, masking, fragmentation,
+//!   control frames, closing, heartbeats — with every number computed by the crate.
+//! - [`frame`], [`apply_mask`], [`accept_key`]: the wire format as functions.
+//! - [`dissect`]: frames explained field by field; [`WebSocket::set_frame_hook`] and the `log`
+//!   feature show every frame of a live connection.
+//! - `examples/`: a tutorial in order, listed in the README.
+//!
 //! ## Errors
 //!
 //! One [`Error`] enum. A read loop ends with [`Error::ConnectionClosed`] after a clean close;
@@ -46,6 +55,8 @@
 //! - `native-tls` (default): `wss://` through the platform's TLS (OpenSSL on Linux). Without it,
 //!   `wss://` URLs give [`UrlError::TlsNotEnabled`].
 //! - `deflate`: permessage-deflate, RFC 7692 (planned).
+//! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
+//!   target `syncws::frame`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -58,6 +69,7 @@ pub mod proto;
 mod proxy;
 mod socket;
 mod tls;
+pub mod tour;
 mod transport;
 mod url;
 
@@ -66,11 +78,12 @@ pub use client::{ClientBuilder, client, connect};
 pub use config::Config;
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use proto::close::{CloseCode, CloseFrame};
+pub use proto::dissect;
 pub use proto::frame;
 pub use proto::handshake::{Headers, Request, Response, accept_key};
 pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
-pub use proto::{Role, State};
+pub use proto::{Direction, FrameObserver, Role, State};
 pub use proxy::Proxy;
 pub use socket::{MessageWriter, WebSocket};
 pub use tls::TlsOptions;
