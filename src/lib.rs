@@ -34,6 +34,15 @@
 //! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
 //! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`accept_with`]: the two handshakes.
 //!
+//! ## Learning the protocol
+//!
+//! - [`tour`]: RFC 6455 walked through — handshake, frame layout, masking, fragmentation,
+//!   control frames, closing, heartbeats — with every number computed by the crate.
+//! - [`frame`], [`apply_mask`], [`accept_key`]: the wire format as functions.
+//! - [`dissect`]: frames explained field by field; [`WebSocket::set_frame_hook`] and the `log`
+//!   feature show every frame of a live connection.
+//! - `examples/`: a tutorial in order, listed in the README.
+//!
 //! ## Errors
 //!
 //! One [`Error`] enum. A read loop ends with [`Error::ConnectionClosed`] after a clean close;
@@ -46,6 +55,8 @@
 //! - `native-tls` (default): `wss://` through the platform's TLS (OpenSSL on Linux). Without it,
 //!   `wss://` URLs give [`UrlError::TlsNotEnabled`].
 //! - `deflate`: permessage-deflate, RFC 7692 (planned).
+//! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
+//!   target `syncws::frame`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -66,6 +77,7 @@ mod socket;
 mod split;
 mod split_net;
 mod tls;
+pub mod tour;
 mod url;
 
 pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
@@ -75,11 +87,12 @@ pub use ending::EndCause;
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use net_stream::NetStream;
 pub use proto::close::{CloseCode, CloseFrame};
+pub use proto::dissect;
 pub use proto::frame;
 pub use proto::handshake::{Headers, Request, Response, accept_key};
 pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
-pub use proto::{Role, State};
+pub use proto::{Direction, FrameObserver, Role, State};
 pub use proxy::Proxy;
 pub use reconnect::{Disconnect, ReconnectBuilder, Reconnecting, Sender as ReconnectSender};
 pub use rooms::{Broadcast, Room, Rooms};

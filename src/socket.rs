@@ -255,6 +255,24 @@ impl<S: Read + Write> WebSocket<S> {
         })
     }
 
+    /// Sets (or with `None` removes) the frame hook: a callback that sees every frame this
+    /// connection sends and receives, with its direction, header and unmasked payload (the first
+    /// [`OBSERVED_PAYLOAD_MAX`](crate::proto::observer::OBSERVED_PAYLOAD_MAX) bytes of it).
+    /// Frames that arrived with the handshake but were not read yet are seen too.
+    ///
+    /// ```no_run
+    /// let (mut ws, _) = syncws::connect("ws://127.0.0.1:9001/")?;
+    /// ws.set_frame_hook(Some(std::sync::Arc::new(|direction, header, payload| {
+    ///     eprintln!("{}", syncws::dissect::summary(direction, header, payload));
+    /// })));
+    /// # Ok::<(), syncws::Error>(())
+    /// ```
+    ///
+    /// See [`proto::observer`](crate::proto::observer) for what exactly the hook is shown.
+    pub fn set_frame_hook(&mut self, hook: Option<crate::proto::FrameObserver>) {
+        self.conn.set_frame_observer(hook);
+    }
+
     /// The subprotocol agreed in the opening handshake.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()

@@ -14,6 +14,7 @@
 
 use super::Role;
 use super::message::{Event, Message};
+use super::observer::FrameObserver;
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
 use crate::config::Config;
@@ -33,6 +34,13 @@ impl Connection {
             receiver: Receiver::new(role, config.limits(), config.read_buffer_size),
             sender: Sender::new(role),
         }
+    }
+
+    /// Sets (or with `None` removes) the frame hook on both halves: it sees every frame sent
+    /// and received; see [`observer`](super::observer).
+    pub fn set_frame_observer(&mut self, observer: Option<FrameObserver>) {
+        self.receiver.set_frame_observer(observer.clone());
+        self.sender.set_frame_observer(observer);
     }
 
     /// Splits into the inbound and outbound halves.

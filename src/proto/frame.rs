@@ -279,6 +279,61 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A final, unmasked frame (as a server sends it) carrying `payload`.
+    ///
+    /// ```
+    /// use syncws::frame::{Frame, OpCode};
+    /// // RFC 6455 §5.7: a fragmented unmasked text message, "Hel" then "lo".
+    /// let first = Frame::new(OpCode::Text, "Hel").fin(false);
+    /// let last = Frame::new(OpCode::Continuation, "lo");
+    /// assert_eq!(first.to_bytes(), [0x01, 0x03, 0x48, 0x65, 0x6c]);
+    /// assert_eq!(last.to_bytes(), [0x80, 0x02, 0x6c, 0x6f]);
+    /// ```
+    pub fn new(opcode: OpCode, payload: impl Into<Vec<u8>>) -> Frame {
+        let payload = payload.into();
+        Frame {
+            header: FrameHeader::new(opcode, payload.len() as u64),
+            payload,
+        }
+    }
+
+    /// Sets FIN: `false` means more fragments of the message follow (RFC 6455 §5.4).
+    pub fn fin(mut self, fin: bool) -> Frame {
+        self.header.fin = fin;
+        self
+    }
+
+    /// Masks the frame with `key` when it is encoded, as a client must (RFC 6455 §5.3).
+    ///
+    /// ```
+    /// use syncws::frame::{Frame, OpCode};
+    /// // RFC 6455 §5.7: a masked pong with the body "Hello".
+    /// let pong = Frame::new(OpCode::Pong, "Hello").masked([0x37, 0xfa, 0x21, 0x3d]);
+    /// assert_eq!(
+    ///     pong.to_bytes(),
+    ///     [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+    /// );
+    /// ```
+    pub fn masked(mut self, key: [u8; 4]) -> Frame {
+        self.header.mask = Some(key);
+        self
+    }
+
+    /// The frame's wire form: header, then the payload (masked if the header has a key).
+    ///
+    /// ```
+    /// use syncws::frame::{Frame, OpCode};
+    /// // RFC 6455 §5.7: a 64 KiB binary message in one unmasked frame takes the 64-bit length.
+    /// let bytes = Frame::new(OpCode::Binary, vec![0u8; 65536]).to_bytes();
+    /// assert_eq!(bytes[..10], [0x82, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
+    /// assert_eq!(bytes.len(), 10 + 65536);
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
     /// Decodes one whole frame from the start of `buf`, unmasking its payload.
     ///
     /// `max_payload` bounds what a header may announce before anything is allocated.

@@ -11,18 +11,22 @@
 pub mod backoff;
 pub mod close;
 pub mod connection;
+pub mod dissect;
 pub(crate) mod extension;
 pub mod frame;
 pub mod handshake;
 pub mod heartbeat;
 pub mod mask;
 pub mod message;
+pub mod observer;
 mod read_buffer;
 pub mod receiver;
+pub mod scanner;
 pub mod sender;
 pub mod utf8;
 
 pub use connection::Connection;
+pub use observer::{Direction, FrameObserver};
 pub use receiver::{Limits, Receiver};
 pub use sender::{Sender, State};
 

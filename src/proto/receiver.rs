@@ -9,6 +9,7 @@ use super::extension::Inflater;
 use super::frame::{Decoded, FrameHeader, OpCode};
 use super::mask::apply_mask;
 use super::message::{Chunk, DataKind, Event, Message};
+use super::observer::{Direction, FrameObserver, Tap};
 use super::read_buffer::ReadBuffer;
 use super::utf8::Utf8Validator;
 use crate::error::ProtocolError;
@@ -69,6 +70,8 @@ pub struct Receiver {
     target: ReadTarget,
     /// An error found while committing bytes read straight into the message.
     error: Option<ProtocolError>,
+    /// The frame hook, if one is set.
+    tap: Tap,
 }
 
 /// Below this, payload goes through the input buffer; above it, straight into the message.
@@ -90,7 +93,19 @@ impl Receiver {
             streaming: false,
             target: ReadTarget::Buffer,
             error: None,
+            tap: Tap::new(Direction::Received),
         }
+    }
+
+    /// Sets (or with `None` removes) the hook that sees every received frame; see
+    /// [`observer`](super::observer).
+    pub fn set_frame_observer(&mut self, observer: Option<FrameObserver>) {
+        self.tap.set_observer(observer);
+    }
+
+    /// The frame hook, if one is set.
+    pub fn frame_observer(&self) -> Option<&FrameObserver> {
+        self.tap.observer()
     }
 
     /// Enables RSV1 and decompression for permessage-deflate (RFC 7692).
@@ -173,8 +188,10 @@ impl Receiver {
     ///
     /// An error is a peer's violation: the connection must be failed with its close code.
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        // On each error path the hook still sees the frame that failed the connection, as far
+        // as it arrived (`tap.fail`); the success paths pay nothing for that.
         if let Some(e) = self.error.take() {
-            return Err(e);
+            return Err(self.tap.fail(e));
         }
         loop {
             if self.frame.is_none() {
@@ -183,9 +200,10 @@ impl Receiver {
                     return Ok(None);
                 };
                 self.buf.consume(used);
-                self.start_frame(header)?;
+                self.tap.start(header);
+                self.start_frame(header).map_err(|e| self.tap.fail(e))?;
             }
-            if let Some(event) = self.take_payload()? {
+            if let Some(event) = self.take_payload().map_err(|e| self.tap.fail(e))? {
                 return Ok(Some(event));
             }
             if self.frame.is_some() {
@@ -300,6 +318,7 @@ impl Receiver {
         if let Some(key) = frame.header.mask {
             apply_mask(bytes, key, frame.offset);
         }
+        self.tap.payload(bytes);
         frame.offset += n;
         frame.remaining -= n as u64;
         incoming.size += n;
@@ -325,6 +344,10 @@ impl Receiver {
         frame.remaining -= available as u64;
         let frame_done = frame.remaining == 0;
         let header = frame.header;
+        self.tap.payload(bytes);
+        if frame_done {
+            self.tap.finish();
+        }
 
         if header.opcode.is_control() {
             self.control.extend_from_slice(bytes);

@@ -11,6 +11,7 @@ use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use super::extension::Deflater;
 use super::frame::{FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
+use super::observer::{Direction, FrameObserver, Tap};
 use crate::error::{Error, ProtocolError};
 
 /// Where a connection is in its life (RFC 6455 §4–§7).
@@ -37,6 +38,8 @@ pub struct Sender {
     peer_close: Option<Option<CloseFrame>>,
     /// The close frame we sent, once sent.
     our_close: Option<Option<CloseFrame>>,
+    /// The frame hook, if one is set.
+    tap: Tap,
 }
 
 impl Sender {
@@ -50,7 +53,19 @@ impl Sender {
             deflater: None,
             peer_close: None,
             our_close: None,
+            tap: Tap::new(Direction::Sent),
         }
+    }
+
+    /// Sets (or with `None` removes) the hook that sees every frame queued for sending; see
+    /// [`observer`](super::observer).
+    pub fn set_frame_observer(&mut self, observer: Option<FrameObserver>) {
+        self.tap.set_observer(observer);
+    }
+
+    /// The frame hook, if one is set.
+    pub fn frame_observer(&self) -> Option<&FrameObserver> {
+        self.tap.observer()
     }
 
     #[allow(dead_code)] // wired by permessage-deflate negotiation
@@ -280,6 +295,7 @@ impl Sender {
             // RFC 6455 §5.3: a fresh key per frame, from a strong source of entropy (§10.3).
             header.mask = Some(rand::random());
         }
+        self.tap.whole(&header, payload);
         encode_frame(&header, payload, &mut self.out);
     }
 }
