@@ -1,0 +1,169 @@
+//! Peers that misbehave at the transport level: each connection ends with a typed cause, frees
+//! its thread, and leaves no file descriptor behind (counted in /proc/self).
+
+mod common;
+
+use common::{DEADLINE, raw_connect, upgrade_request};
+use socket2::SockRef;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+use syncws::frame::{FrameHeader, OpCode, encode_frame};
+use syncws::{EndCause, Message, Server, ServerHandle};
+
+/// Counting threads and fds of this process only works one test at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A server whose handler runs `handler`, reporting each ended connection's cause.
+fn server(
+    handler: impl Fn(syncws::Session) + Send + Sync + 'static,
+) -> (ServerHandle, SocketAddr, mpsc::Receiver<EndCause>) {
+    let (tx, causes) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = Server::builder()
+        .write_timeout(Some(Duration::from_millis(300)))
+        .on_end(move |_, cause| {
+            let _ = tx.lock().unwrap().send(cause.clone());
+        })
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(handler)
+        .unwrap();
+    let addr = server.local_addr();
+    (server, addr, causes)
+}
+
+fn echo(mut session: syncws::Session) {
+    while let Ok(msg) = session.read() {
+        if msg.is_data() && session.send(msg).is_err() {
+            break;
+        }
+    }
+}
+
+/// Waits (bounded) until threads and fds are back to what they were.
+fn assert_released(threads_before: usize, fds_before: usize) {
+    let started = Instant::now();
+    while (threads() > threads_before || fds() > fds_before) && started.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(threads(), threads_before, "threads left behind");
+    assert_eq!(fds(), fds_before, "fds left behind");
+}
+
+/// Closes with a TCP reset instead of a FIN (SO_LINGER 0).
+fn reset(stream: TcpStream) {
+    SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+fn upgraded(addr: SocketAddr) -> TcpStream {
+    let mut raw = raw_connect(addr);
+    raw.write_all(upgrade_request("").as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        raw.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    raw
+}
+
+fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut header = FrameHeader::new(opcode, payload.len() as u64);
+    header.mask = Some([9, 8, 7, 6]);
+    let mut out = Vec::new();
+    encode_frame(&header, payload, &mut out);
+    out
+}
+
+#[test]
+fn a_peer_that_resets_mid_frame() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, addr, causes) = server(echo);
+    let (threads_before, fds_before) = (threads(), fds());
+    let mut raw = upgraded(addr);
+    let frame = masked(OpCode::Binary, &[7; 1000]);
+    raw.write_all(&frame[..500]).unwrap();
+    reset(raw);
+    let cause = causes.recv_timeout(DEADLINE).unwrap();
+    assert!(matches!(cause, EndCause::Io(..)), "{cause}");
+    assert_eq!(cause.close_code().as_u16(), 1006);
+    assert_released(threads_before, fds_before);
+    server.shutdown();
+}
+
+#[test]
+fn a_peer_that_resets_mid_handshake() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, addr, _causes) = server(echo);
+    let (threads_before, fds_before) = (threads(), fds());
+    let mut raw = raw_connect(addr);
+    raw.write_all(&upgrade_request("").as_bytes()[..40])
+        .unwrap();
+    reset(raw);
+    // No WebSocket connection existed, so no cause is reported; the thread and socket go.
+    assert_released(threads_before, fds_before);
+    // And the server still accepts.
+    let (mut ws, _) = syncws::connect(&format!("ws://{addr}/")).unwrap();
+    ws.send(Message::text("fine")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("fine"));
+    drop(ws);
+    server.shutdown();
+}
+
+#[test]
+fn a_peer_that_sends_close_and_leaves_at_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, addr, causes) = server(echo);
+    let (threads_before, fds_before) = (threads(), fds());
+    let mut raw = upgraded(addr);
+    raw.write_all(&masked(OpCode::Close, &[0x03, 0xe8, b'b', b'y', b'e']))
+        .unwrap();
+    reset(raw);
+    let cause = causes.recv_timeout(DEADLINE).unwrap();
+    assert!(
+        matches!(&cause, EndCause::PeerClosed(Some(f)) if f.code.as_u16() == 1000 && f.reason == "bye"),
+        "{cause}"
+    );
+    assert_released(threads_before, fds_before);
+    server.shutdown();
+}
+
+#[test]
+fn a_peer_that_never_reads() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The handler floods; the peer reads nothing, so the send buffers fill and a write times out.
+    let (server, addr, causes) = server(|session| {
+        let chunk = Message::binary(vec![0u8; 64 * 1024]);
+        for _ in 0..10_000 {
+            if session.send(chunk.clone()).is_err() {
+                return;
+            }
+        }
+    });
+    let (threads_before, fds_before) = (threads(), fds());
+    let raw = upgraded(addr);
+    SockRef::from(&raw).set_recv_buffer_size(4096).unwrap();
+    let cause = causes.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(cause, EndCause::WriteTimeout, "{cause}");
+    drop(raw);
+    assert_released(threads_before, fds_before);
+    server.shutdown();
+}
