@@ -53,12 +53,25 @@ pub(crate) trait Transport: Write + Send + 'static {
     fn write_timeout(&self) -> io::Result<Option<Duration>>;
 }
 
-impl Transport for TcpStream {
+/// The TCP halves share one socket (one file descriptor per connection): `Read` and `Write` are
+/// implemented for `&TcpStream`, so neither half needs the other's lock.
+pub(crate) struct SharedTcp(pub(crate) Arc<TcpStream>);
+
+impl Write for SharedTcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+impl Transport for SharedTcp {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_write_timeout(self, timeout)
+        self.0.set_write_timeout(timeout)
     }
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        TcpStream::write_timeout(self)
+        self.0.write_timeout()
     }
 }
 
@@ -68,10 +81,10 @@ pub(crate) trait ReadHalf: Send + 'static {
     fn read(&mut self, buf: &mut [u8], out: &Mutex<Outbound>) -> io::Result<usize>;
 }
 
-impl ReadHalf for TcpStream {
+impl ReadHalf for SharedTcp {
     fn read(&mut self, buf: &mut [u8], _out: &Mutex<Outbound>) -> io::Result<usize> {
-        // A second handle to the socket: reading never touches the lock.
-        Read::read(self, buf)
+        // The socket itself: reading never touches the lock.
+        (&*self.0).read(buf)
     }
 }
 
@@ -113,8 +126,9 @@ impl Outbound {
 /// Everything both halves share.
 pub(crate) struct Shared {
     out: Mutex<Outbound>,
-    /// A handle to shut the connection down without the lock, waking a blocked reader or writer.
-    tcp: TcpStream,
+    /// The socket, to shut the connection down without the lock, waking a blocked reader or
+    /// writer.
+    tcp: Arc<TcpStream>,
     cause: Mutex<Option<EndCause>>,
     /// When bytes last arrived, in nanoseconds since `epoch`; read by the heartbeat thread.
     last_activity: AtomicU64,
@@ -375,19 +389,15 @@ impl WebSocket<TcpStream> {
     /// # Ok::<(), syncws::Error>(())
     /// ```
     ///
-    /// Errors: [`Error::Io`] if the socket cannot be duplicated.
+    /// Errors: none today; the `Result` leaves room for streams whose split can fail.
     pub fn split(self) -> Result<(Reader, Writer), Error> {
         let role = self.role();
         let (stream, conn, config, subprotocol) = self.into_parts();
         let (receiver, sender) = conn.into_parts();
-        let read_half = stream.try_clone()?;
-        let tcp = stream.try_clone()?;
-        Ok(split_parts(
+        Ok(split_tcp(
             receiver,
             sender,
-            Box::new(read_half),
-            Box::new(stream),
-            tcp,
+            Arc::new(stream),
             role,
             config,
             subprotocol,
@@ -395,13 +405,29 @@ impl WebSocket<TcpStream> {
     }
 }
 
+/// Splits a TCP connection: both halves and the shutdown handle share the one socket.
+pub(crate) fn split_tcp(
+    receiver: Receiver,
+    sender: Sender,
+    tcp: Arc<TcpStream>,
+    role: Role,
+    config: Config,
+    subprotocol: Option<String>,
+) -> (Reader, Writer) {
+    let source = Box::new(SharedTcp(Arc::clone(&tcp)));
+    let write_half = Box::new(SharedTcp(Arc::clone(&tcp)));
+    split_parts(receiver, sender, source, write_half, tcp, role, config, subprotocol)
+}
+
+/// Assembles the halves; the seam where a TLS stream will plug in its own [`ReadHalf`] and
+/// [`Transport`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn split_parts(
     receiver: Receiver,
     sender: Sender,
     source: Box<dyn ReadHalf>,
     write_half: Box<dyn Transport>,
-    tcp: TcpStream,
+    tcp: Arc<TcpStream>,
     role: Role,
     config: Config,
     subprotocol: Option<String>,

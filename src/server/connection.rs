@@ -14,8 +14,8 @@ use crate::proto::handshake::{
 };
 use crate::proto::message::{Event, Message};
 use crate::proto::{Receiver, Role};
-use crate::socket::WebSocket;
-use crate::split::Writer;
+use crate::proto::Connection;
+use crate::split::{Writer, split_tcp};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl<T> Drop for Deregister<'_, T> {
 }
 
 /// The body of a connection thread.
-pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStream, id: u64) {
+pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpStream>, id: u64) {
     let _deregister = Deregister { context, id };
     let _ = stream.set_nodelay(true);
     let Ok(peer) = stream.peer_addr() else {
@@ -45,17 +45,13 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStrea
     };
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(context.settings.write_timeout);
-    let mut ws = WebSocket::from_partially_read(
-        stream,
-        &leftover,
-        Role::Server,
-        context.settings.config.clone(),
-    );
+    let config = context.settings.config.clone();
+    let mut conn = Connection::new(Role::Server, &config);
+    // Bytes pipelined behind the request are the client's first frames.
+    conn.receive_data(&leftover);
     drop(leftover);
-    ws.set_subprotocol(subprotocol);
-    let Ok((reader, writer)) = ws.split() else {
-        return;
-    };
+    let (receiver, sender) = conn.into_parts();
+    let (reader, writer) = split_tcp(receiver, sender, stream, Role::Server, config, subprotocol);
     if !context.registry.opened(id, &writer) {
         // Shutdown began between the 101 and now.
         writer.close_from_shared_thread(
@@ -233,7 +229,6 @@ fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Opt
     if io::Write::write_all(&mut writer, &response).is_err() {
         return None;
     }
-    // Bytes pipelined behind the request are the client's first frames.
     let leftover = buf.split_off(head_len);
     Some((request, data, leftover, accept.subprotocol))
 }

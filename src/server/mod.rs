@@ -358,10 +358,9 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
             refuse_over_capacity(stream, context.settings.retry_after_secs);
             continue;
         }
-        let Ok(handle) = stream.try_clone() else {
-            continue;
-        };
-        let id = Registry::insert(&mut live, handle);
+        // One socket shared by the registry (to wake it at shutdown) and the connection.
+        let stream = Arc::new(stream);
+        let id = Registry::insert(&mut live, Arc::clone(&stream));
         let thread_context = Arc::clone(context);
         let spawned = thread::Builder::new()
             .name(format!("syncws-conn-{id}"))
