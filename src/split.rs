@@ -416,7 +416,16 @@ pub(crate) fn split_tcp(
 ) -> (Reader, Writer) {
     let source = Box::new(SharedTcp(Arc::clone(&tcp)));
     let write_half = Box::new(SharedTcp(Arc::clone(&tcp)));
-    split_parts(receiver, sender, source, write_half, tcp, role, config, subprotocol)
+    split_parts(
+        receiver,
+        sender,
+        source,
+        write_half,
+        tcp,
+        role,
+        config,
+        subprotocol,
+    )
 }
 
 /// Assembles the halves; the seam where a TLS stream will plug in its own [`ReadHalf`] and

@@ -580,3 +580,24 @@ fn broadcast_reaches_members_and_drops_one_that_stopped_reading() {
     drop((stalled, speaker, listener));
     server.shutdown();
 }
+
+#[test]
+fn the_whole_echo_path_runs_on_a_32_kib_stack() {
+    // The handshake, reads of every frame size, pongs, sends and the close all fit the minimum
+    // stack, so the 256 KiB default leaves the handler ample room.
+    let mut config = Config::default();
+    config.max_message_size = 1 << 20;
+    let (server, ends) = echo_server(Server::builder().stack_size(32 * 1024).config(config));
+    let mut ws = connect(server.local_addr(), "/a?b=c");
+    for size in [0usize, 125, 126, 65536, 1 << 20] {
+        ws.send(Message::Binary(vec![7; size])).unwrap();
+        assert_eq!(ws.read().unwrap().len(), size);
+        ws.send(Message::text("é".repeat(size / 2))).unwrap();
+        assert_eq!(ws.read().unwrap().len(), size / 2 * 2);
+    }
+    ws.send(Message::Ping(b"x".to_vec())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"x".to_vec()));
+    ws.close(CloseCode::Normal, "").unwrap();
+    assert!(ends.recv_timeout(DEADLINE).unwrap().1.is_clean());
+    server.shutdown();
+}

@@ -7,6 +7,7 @@ use crate::accept::Accept;
 use crate::client::read_more;
 use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
+use crate::proto::Connection;
 use crate::proto::close::CloseCode;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
@@ -14,7 +15,6 @@ use crate::proto::handshake::{
 };
 use crate::proto::message::{Event, Message};
 use crate::proto::{Receiver, Role};
-use crate::proto::Connection;
 use crate::split::{Writer, split_tcp};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
