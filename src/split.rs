@@ -51,6 +51,17 @@ pub(crate) trait Transport: Write + Send + 'static {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// The current write bound.
     fn write_timeout(&self) -> io::Result<Option<Duration>>;
+    /// Reads through the write half, for streams that only the lock holder may use (TLS).
+    #[allow(dead_code)] // used by ReadUnderLock
+    fn read_locked(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Whether the stream holds input already taken off the socket (decrypted TLS records):
+    /// then no byte will show on the socket for it.
+    #[allow(dead_code)] // used by ReadUnderLock
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
 }
 
 /// The TCP halves share one socket (one file descriptor per connection): `Read` and `Write` are
@@ -88,10 +99,58 @@ impl ReadHalf for SharedTcp {
     }
 }
 
+/// How long the reader of a lock-only stream holds the lock for one read once bytes have shown
+/// on the socket: enough for the rest of a record in flight, short for the writers that wait.
+#[allow(dead_code)] // used by the TLS stream (feature native-tls) and the tests
+pub(crate) const LOCKED_READ_BOUND: Duration = Duration::from_millis(10);
+
+/// The read half of a stream that cannot be split (TLS): waits for bytes on the socket with
+/// `peek()` WITHOUT the lock, then takes the lock and reads through the writer's stream with a
+/// short read timeout. Writers therefore wait at most [`LOCKED_READ_BOUND`] for the reader.
+#[allow(dead_code)] // used by the TLS stream (feature native-tls) and the tests
+pub(crate) struct ReadUnderLock {
+    pub(crate) socket: Arc<TcpStream>,
+}
+
+impl ReadHalf for ReadUnderLock {
+    fn read(&mut self, buf: &mut [u8], out: &Mutex<Outbound>) -> io::Result<usize> {
+        loop {
+            {
+                let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+                if out.stream.has_buffered_input() {
+                    return out.stream.read_locked(buf);
+                }
+            }
+            // Wait for bytes (or EOF) without the lock; the caller's read timeout applies.
+            let mut probe = [0u8; 1];
+            if self.socket.peek(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = self.socket.read_timeout()?;
+            self.socket.set_read_timeout(Some(LOCKED_READ_BOUND))?;
+            let result = out.stream.read_locked(buf);
+            self.socket.set_read_timeout(previous)?;
+            match result {
+                // Part of a record arrived; wait for the rest without the lock.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
 /// What the lock guards: the state machine and the stream's write half.
 pub(crate) struct Outbound {
     pub(crate) sender: Sender,
     stream: Box<dyn Transport>,
+    /// The stream's own write timeout, read once at the split (nothing changes it after), so a
+    /// ping from the heartbeat thread costs no extra system call to look it up.
+    write_timeout: Option<Duration>,
 }
 
 impl Outbound {
@@ -115,10 +174,10 @@ impl Outbound {
             return Err(io::Error::from(io::ErrorKind::TimedOut).into());
         }
         self.sender.send(message)?;
-        let previous = self.stream.write_timeout()?;
+        let bound = self.write_timeout.map_or(bound, |own| own.min(bound));
         self.stream.set_write_timeout(Some(bound))?;
         let result = self.flush();
-        self.stream.set_write_timeout(previous)?;
+        self.stream.set_write_timeout(self.write_timeout)?;
         Ok(result?)
     }
 }
@@ -166,8 +225,21 @@ impl Shared {
 /// The sending half of a split connection: `Clone + Send + Sync`; send from any thread while the
 /// [`Reader`] blocks in [`read`](Reader::read).
 ///
-/// Each message is written whole under a lock (see the [module docs](self) for how long a sender
-/// may wait). Clones send on the same connection.
+/// Each message is written whole under a lock, so frames of two senders never interleave
+/// (RFC 6455 §5.4); pongs and close replies from the [`Reader`] go through the same lock.
+/// Clones send on the same connection.
+///
+/// # How long a send may wait
+///
+/// For the lock: while another thread writes one message, or the reader writes one pong or
+/// close reply (over TLS, also while the reader reads one record it has seen arrive, at most
+/// 10 ms). Each write is bounded by the stream's write timeout ([`ServerBuilder::write_timeout`],
+/// 10 s by default in a server), and a write that times out fails the connection, so a send waits
+/// at most about one write timeout per message queued ahead of it. Without a write timeout a peer
+/// that stops reading blocks senders until something closes the connection (the heartbeat, or
+/// [`Writer::abort`]).
+///
+/// [`ServerBuilder::write_timeout`]: crate::ServerBuilder::write_timeout
 #[derive(Clone)]
 pub struct Writer {
     shared: Arc<Shared>,
@@ -441,10 +513,12 @@ pub(crate) fn split_parts(
     config: Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
+    let write_timeout = write_half.write_timeout().unwrap_or(None);
     let shared = Arc::new(Shared {
         out: Mutex::new(Outbound {
             sender,
             stream: write_half,
+            write_timeout,
         }),
         tcp,
         cause: Mutex::new(None),
@@ -649,5 +723,92 @@ impl Reader {
     /// Bytes of buffer memory this connection holds now (both directions).
     pub fn buffered_capacity(&self) -> usize {
         self.receiver.buffered_capacity() + self.writer.shared.lock().sender.data_to_send().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The seam for streams that cannot be split, exercised over plain TCP with a stream that
+    //! may only be read under the lock, as a TLS stream will be.
+    use super::*;
+    use crate::proto::Connection;
+    use std::net::TcpListener;
+
+    /// A TCP stream pretending it cannot be cloned: reads only through the lock.
+    struct LockOnly(SharedTcp);
+
+    impl Write for LockOnly {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    impl Transport for LockOnly {
+        fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.0.set_write_timeout(timeout)
+        }
+        fn write_timeout(&self) -> io::Result<Option<Duration>> {
+            self.0.write_timeout()
+        }
+        fn read_locked(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            (&*self.0.0).read(buf)
+        }
+    }
+
+    fn lock_only_pair() -> (Reader, Writer, WebSocket<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let tcp = Arc::new(server);
+        let config = Config::default();
+        let (receiver, sender) = Connection::new(Role::Server, &config).into_parts();
+        let (reader, writer) = split_parts(
+            receiver,
+            sender,
+            Box::new(ReadUnderLock {
+                socket: Arc::clone(&tcp),
+            }),
+            Box::new(LockOnly(SharedTcp(Arc::clone(&tcp)))),
+            tcp,
+            Role::Server,
+            config.clone(),
+            None,
+        );
+        let peer = WebSocket::from_stream(client, Role::Client, config);
+        (reader, writer, peer)
+    }
+
+    #[test]
+    fn a_blocked_lock_only_reader_does_not_block_writers() {
+        let (mut reader, writer, mut peer) = lock_only_pair();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reading = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            let first = reader.read();
+            (first, reader)
+        });
+        rx.recv().unwrap();
+        // The reader is (or is about to be) blocked waiting for bytes; writers get through.
+        for i in 0..20 {
+            writer.send(Message::text(format!("{i}"))).unwrap();
+            assert_eq!(peer.read().unwrap(), Message::text(format!("{i}")));
+        }
+        peer.send(Message::text("wake up")).unwrap();
+        let (first, mut reader) = reading.join().unwrap();
+        assert_eq!(first.unwrap(), Message::text("wake up"));
+        // Pongs go out through the lock-only stream too.
+        peer.send(Message::Ping(b"p".to_vec())).unwrap();
+        assert_eq!(reader.read().unwrap(), Message::Ping(b"p".to_vec()));
+        assert_eq!(peer.read().unwrap(), Message::Pong(b"p".to_vec()));
+        // And the closing handshake.
+        peer.send(Message::Close(None)).unwrap();
+        assert_eq!(reader.read().unwrap(), Message::Close(None));
+        assert!(matches!(reader.read(), Err(Error::ConnectionClosed)));
     }
 }

@@ -1,27 +1,4 @@
 //! A thread-per-connection WebSocket server: handshake policy, heartbeats, graceful shutdown.
-//!
-//! ```no_run
-//! use syncws::{Message, Server};
-//! Server::builder().bind("127.0.0.1:9001")?.serve(|mut session| {
-//!     while let Ok(message) = session.read() {
-//!         if message.is_data() && session.send(message).is_err() {
-//!             break;
-//!         }
-//!     }
-//! })?;
-//! # Ok::<(), syncws::Error>(())
-//! ```
-//!
-//! # Threads
-//!
-//! - the accept loop (`syncws-accept`, or the caller's thread in [`Server::serve`]) only accepts
-//!   and spawns: it never reads from a client, so a slow client cannot stall it;
-//! - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
-//!   handler;
-//! - one heartbeat thread (`syncws-heartbeat`), if heartbeats are on, pings quiet connections
-//!   and fails dead ones.
-//!
-//! [`ServerHandle::shutdown`] stops and joins them all.
 
 mod connection;
 mod http;
@@ -99,7 +76,30 @@ pub struct ServerBuilder<T = ()> {
     on_end: Option<Arc<EndHook>>,
 }
 
-/// A thread-per-connection WebSocket server; see the [module docs](self).
+/// A thread-per-connection WebSocket server.
+///
+/// ```no_run
+/// use syncws::{Message, Server};
+/// Server::builder().bind("127.0.0.1:9001")?.serve(|mut session| {
+///     while let Ok(message) = session.read() {
+///         if message.is_data() && session.send(message).is_err() {
+///             break;
+///         }
+///     }
+/// })?;
+/// # Ok::<(), syncws::Error>(())
+/// ```
+///
+/// # Threads
+///
+/// - the accept loop (`syncws-accept`, or the caller's thread in [`Server::serve`]) only accepts
+///   and spawns: it never reads from a client, so a slow client cannot stall it;
+/// - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
+///   handler;
+/// - one heartbeat thread (`syncws-heartbeat`), if heartbeats are on, pings quiet connections
+///   and fails dead ones.
+///
+/// [`ServerHandle::shutdown`] stops and joins them all.
 pub struct Server<T = ()> {
     listener: TcpListener,
     builder: ServerBuilder<T>,
