@@ -601,3 +601,36 @@ fn the_whole_echo_path_runs_on_a_32_kib_stack() {
     assert!(ends.recv_timeout(DEADLINE).unwrap().1.is_clean());
     server.shutdown();
 }
+
+#[test]
+fn a_panicking_handler_closes_with_1011_and_the_server_carries_on() {
+    let (tx, ends) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = Server::builder()
+        .heartbeat(Duration::from_secs(30), Duration::from_secs(30))
+        .on_end(move |_, cause| {
+            let _ = tx.lock().unwrap().send(cause.clone());
+        })
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(|mut session: Session| {
+            if let Ok(Message::Text(text)) = session.read() {
+                assert_ne!(text, "panic", "the handler panics on purpose");
+                session.send(Message::text(text)).unwrap();
+            }
+        })
+        .unwrap();
+    let mut ws = connect(server.local_addr(), "/");
+    ws.send(Message::text("panic")).unwrap();
+    match ws.read().unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::InternalError),
+        other => panic!("{other:?}"),
+    }
+    let cause = ends.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(cause.close_code(), CloseCode::InternalError, "{cause:?}");
+    let mut ws = connect(server.local_addr(), "/");
+    ws.send(Message::text("fine")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("fine"));
+    drop(ws);
+    server.shutdown();
+}

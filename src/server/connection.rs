@@ -64,23 +64,50 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpS
     if let Some(heartbeat) = &context.heartbeat {
         heartbeat.add(&writer);
     }
+    let _end = End {
+        context,
+        writer: writer.clone(),
+        peer,
+    };
     let session = Session::new(reader, request, data, peer);
     (context.handler)(session);
-    if let Some(heartbeat) = &context.heartbeat {
-        heartbeat.remove(&writer);
-    }
-    finish(context, &writer);
-    let cause = writer.end_cause().unwrap_or(EndCause::LocalClosed(None));
-    if let Some(on_end) = &context.on_end {
-        on_end(peer, &cause);
+}
+
+/// The end of an upgraded connection, however the handler returns (a panic included): stop its
+/// heartbeat, close what the handler left open, and report why it ended.
+struct End<'a, T> {
+    context: &'a Context<T>,
+    writer: Writer,
+    peer: std::net::SocketAddr,
+}
+
+impl<T> Drop for End<'_, T> {
+    fn drop(&mut self) {
+        if let Some(heartbeat) = &self.context.heartbeat {
+            heartbeat.remove(&self.writer);
+        }
+        // A handler that panicked left the connection in an unknown state: 1011.
+        let (code, reason) = if std::thread::panicking() {
+            (CloseCode::InternalError, "handler failed")
+        } else {
+            (CloseCode::Normal, "")
+        };
+        finish(self.context, &self.writer, code, reason);
+        let cause = self
+            .writer
+            .end_cause()
+            .unwrap_or(EndCause::LocalClosed(None));
+        if let Some(on_end) = &self.context.on_end {
+            on_end(self.peer, &cause);
+        }
     }
 }
 
 /// After the handler: close what it left open and end TCP (the server closes first, RFC 6455
 /// §7.1.1), giving the peer up to the close timeout to answer our close frame.
-fn finish<T>(context: &Context<T>, writer: &Writer) {
+fn finish<T>(context: &Context<T>, writer: &Writer, code: CloseCode, reason: &str) {
     let mut tcp = writer.tcp();
-    if writer.is_open() && writer.close(CloseCode::Normal, "").is_ok() {
+    if writer.is_open() && writer.close(code, reason).is_ok() {
         // The handler's reader is gone: decode what arrives, discarding data, until the peer's
         // close frame, an error, or the timeout.
         let config = &context.settings.config;
