@@ -180,7 +180,8 @@ impl<T: Send + 'static> ServerBuilder<T> {
 
     /// Pings a connection that has been quiet for `interval`, and fails it if nothing arrives
     /// within `timeout` after the ping (close 1011 if it can be sent, then TCP is closed at
-    /// once; the cause is [`EndCause::HeartbeatTimeout`]). Any frame received counts as life.
+    /// once; the cause is [`EndCause::HeartbeatTimeout`]). Anything received counts as life, a
+    /// frame or part of one, so a peer busy sending a large message is never failed.
     /// One thread drives all connections' timers. Defaults to off.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.settings.heartbeat = Some(HeartbeatConfig { interval, timeout });
