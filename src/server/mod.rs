@@ -444,16 +444,23 @@ impl<T: Send + 'static> ServerHandle<T> {
         for stream in handshaking {
             let _ = stream.shutdown(Shutdown::Read);
         }
-        for writer in &open {
+        //    First without waiting for any lock; then, for connections busy writing, with a
+        //    little patience each, all within the shutdown timeout.
+        let deadline = Instant::now() + context.settings.shutdown_timeout;
+        let close = |writer: &crate::split::Writer, patience| {
             writer.close_from_shared_thread(
                 EndCause::ServerShutdown,
                 CloseCode::GoingAway,
                 "server shutdown",
-                Duration::from_millis(100),
-            );
+                patience,
+            )
+        };
+        let busy: Vec<_> = open.iter().filter(|w| !close(w, Duration::ZERO)).collect();
+        for writer in busy {
+            let left = deadline.saturating_duration_since(Instant::now());
+            close(writer, left.min(Duration::from_millis(100)));
         }
         // 3. Wait for handlers; then cut what is left and wait for those threads too.
-        let deadline = Instant::now() + context.settings.shutdown_timeout;
         if !context.registry.wait_empty(Some(deadline)) {
             let (handshaking, open) = context.registry.begin_shutdown();
             for stream in handshaking {

@@ -296,14 +296,15 @@ impl Writer {
     }
 
     /// Starts a closing handshake from a thread that serves many connections (server shutdown):
-    /// waits for the lock for at most about `patience`, writes within the shared bound.
+    /// waits for the lock for at most about `patience`, writes within the shared bound. Returns
+    /// false if the lock stayed busy.
     pub(crate) fn close_from_shared_thread(
         &self,
         cause: EndCause,
         code: CloseCode,
         reason: &str,
         patience: Duration,
-    ) {
+    ) -> bool {
         self.shared.record(cause);
         let give_up = Instant::now() + patience;
         loop {
@@ -311,13 +312,13 @@ impl Writer {
                 Ok(mut out) => {
                     let close = Message::Close(Some(CloseFrame::new(code, reason)));
                     let _ = out.send_within(&close, SHARED_THREAD_WRITE_BOUND);
-                    return;
+                    return true;
                 }
                 Err(_) if Instant::now() < give_up => {
                     // Another thread is writing one message; back off briefly.
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err(_) => return,
+                Err(_) => return false,
             }
         }
     }
