@@ -282,6 +282,11 @@ impl<T: Send + 'static> Server<T> {
     /// Serves connections on the calling thread, for ever, running `handler` on each
     /// connection's own thread.
     ///
+    /// The connection lives as long as the handler runs: when it returns (or panics) with the
+    /// connection still open, the server sends close 1000 (1011 after a panic), waits up to the
+    /// close timeout for the answer and closes TCP. Writers cloned into rooms or other threads
+    /// then get [`Error::AlreadyClosed`].
+    ///
     /// Errors: [`Error::Io`] if the heartbeat thread cannot start or accepting fails for good.
     pub fn serve<F>(self, handler: F) -> Result<(), Error>
     where
@@ -292,7 +297,8 @@ impl<T: Send + 'static> Server<T> {
         Ok(())
     }
 
-    /// Serves connections on a new thread (`syncws-accept`) and returns a handle to stop them.
+    /// Serves connections on a new thread (`syncws-accept`) and returns a handle to stop them;
+    /// handlers run as for [`serve`](Self::serve).
     ///
     /// Errors: [`Error::Io`] if a thread cannot start.
     pub fn spawn<F>(self, handler: F) -> Result<ServerHandle<T>, Error>
