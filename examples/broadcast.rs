@@ -17,7 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let room = Room::new();
 
     // Senders need not be connections: any thread can broadcast. The frame is encoded once,
-    // then written to each member.
+    // then written to each member. (This thread lives as long as the process: serve() below
+    // never returns.)
     let ticker_room = room.clone();
     std::thread::Builder::new()
         .name("ticker".into())
