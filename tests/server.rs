@@ -261,7 +261,7 @@ fn over_the_cap_clients_get_503_with_retry_after() {
 #[test]
 fn a_slow_handshake_is_dropped_and_does_not_stall_others() {
     let mut config = Config::default();
-    config.handshake_timeout = Some(Duration::from_millis(800));
+    config.handshake_timeout = Some(Duration::from_millis(1500));
     let (server, _) = echo_server(Server::builder().config(config));
     let addr = server.local_addr();
     let mut slow = raw_connect(addr);
@@ -273,14 +273,14 @@ fn a_slow_handshake_is_dropped_and_does_not_stall_others() {
     let mut fast = connect(addr, "/");
     fast.send(Message::text("quick")).unwrap();
     assert_eq!(fast.read().unwrap(), Message::text("quick"));
-    assert!(started.elapsed() < Duration::from_millis(800));
+    assert!(started.elapsed() < Duration::from_millis(1500));
     // The rest trickles in, a byte every 50 ms: each read is quick, the whole head too slow.
     for byte in rest {
         if slow.write_all(std::slice::from_ref(byte)).is_err() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
-        if started.elapsed() > Duration::from_secs(3) {
+        if started.elapsed() > Duration::from_secs(4) {
             break;
         }
     }
@@ -317,7 +317,9 @@ fn heartbeat_fails_a_silent_peer_and_keeps_a_live_one() {
         let (end_tx, ends) = mpsc::channel();
         let end_tx = std::sync::Mutex::new(end_tx);
         let server = Server::builder()
-            .heartbeat(Duration::from_millis(200), Duration::from_millis(200))
+            // A generous timeout, so that the live client's thread answers in time on a loaded
+            // machine.
+            .heartbeat(Duration::from_millis(200), Duration::from_millis(800))
             .on_end(move |peer, cause| {
                 let _ = end_tx.lock().unwrap().send((peer, cause.clone()));
             })
@@ -339,7 +341,7 @@ fn heartbeat_fails_a_silent_peer_and_keeps_a_live_one() {
     let live_thread = std::thread::spawn(move || {
         let started = Instant::now();
         let mut pings_answered = 0;
-        while started.elapsed() < Duration::from_millis(1200) {
+        while started.elapsed() < Duration::from_millis(2000) {
             match live.read() {
                 Ok(Message::Ping(_)) => pings_answered += 1,
                 Ok(other) => panic!("{other:?}"),
@@ -361,8 +363,8 @@ fn heartbeat_fails_a_silent_peer_and_keeps_a_live_one() {
         handler_saw.recv_timeout(DEADLINE).unwrap(),
         Some(EndCause::HeartbeatTimeout)
     );
-    // Pinged after 200 ms of quiet, failed 200 ms later (with the thread's scheduling slack).
-    assert!(took >= Duration::from_millis(400), "{took:?}");
+    // Pinged after 200 ms of quiet, failed 800 ms later (with the thread's scheduling slack).
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     // The dead peer got a ping, then 1011, then the TCP connection closed.
     let bytes = read_to_close(&mut silent);
