@@ -638,3 +638,44 @@ fn a_panicking_handler_closes_with_1011_and_the_server_carries_on() {
     drop(ws);
     server.shutdown();
 }
+
+#[test]
+fn buffers_grow_for_a_large_message_and_shrink_back_when_idle() {
+    let mut config = Config::default();
+    config.max_message_size = 4 << 20;
+    let server = Server::builder()
+        .config(config)
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(|mut session: Session| {
+            let mut report = Vec::new();
+            for _ in 0..3 {
+                let Ok(message) = session.read() else { return };
+                // Held while the message is being handled, then released by the next read.
+                report.push(format!(
+                    "{}:{}",
+                    message.len(),
+                    session.reader().buffered_capacity()
+                ));
+            }
+            session.send(Message::text(report.join(" "))).unwrap();
+            while session.read().is_ok() {}
+        })
+        .unwrap();
+    let mut ws = connect(server.local_addr(), "/");
+    ws.send(Message::text("small")).unwrap();
+    ws.send(Message::Binary(vec![1; 3 << 20])).unwrap();
+    ws.send(Message::text("small again")).unwrap();
+    let report = ws.read().unwrap().as_text().unwrap().to_owned();
+    let capacities: Vec<usize> = report
+        .split(' ')
+        .map(|entry| entry.split_once(':').unwrap().1.parse().unwrap())
+        .collect();
+    // Idle, a connection holds its small input buffer only (4 KiB by default); the 3 MiB
+    // message's memory is given back once it has been handled.
+    eprintln!("capacity after each message: {report}");
+    assert!(capacities[0] <= 8 << 10, "{report}");
+    assert!(capacities[2] <= 8 << 10, "{report}");
+    drop(ws);
+    server.shutdown();
+}
