@@ -119,7 +119,7 @@ impl HeartbeatTimer {
     }
 
     /// How many connections are watched.
-    #[allow(dead_code)] // used by tests
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         lock(&self.state.timers).entries.len()
     }
@@ -208,5 +208,72 @@ fn run(state: &State) {
             }
         }
         timers = lock(&state.timers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::proto::Role;
+    use crate::socket::WebSocket;
+    use std::net::{TcpListener, TcpStream};
+
+    /// One thread watches many connections: the ones whose peers answer stay, the silent ones
+    /// are failed with the typed cause and forgotten.
+    #[test]
+    fn one_thread_keeps_live_connections_and_fails_silent_ones() {
+        const PAIRS: usize = 12;
+        let timer = HeartbeatTimer::start(HeartbeatConfig {
+            interval: Duration::from_millis(100),
+            // Generous, so that a live peer's thread answers in time on a loaded machine.
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut writers = Vec::new();
+        let mut threads = Vec::new();
+        let mut silent_peers = Vec::new();
+        for i in 0..PAIRS {
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let (mut reader, writer) =
+                WebSocket::from_stream(server, Role::Server, Config::default())
+                    .split()
+                    .unwrap();
+            timer.add(&writer);
+            writers.push(writer);
+            // The server side reads, so whatever arrives counts as life.
+            threads.push(thread::spawn(move || while reader.read().is_ok() {}));
+            if i % 2 == 0 {
+                // A live peer: its reads answer pings, until the test is over.
+                let mut ws = WebSocket::from_stream(client, Role::Client, Config::default());
+                ws.get_ref()
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                threads.push(thread::spawn(move || while ws.read().is_ok() {}));
+            } else {
+                silent_peers.push(client);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while timer.len() > PAIRS / 2 {
+            assert!(Instant::now() < deadline, "silent peers were never failed");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Three more intervals: the live ones are pinged and answer.
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(timer.len(), PAIRS / 2);
+        for (i, writer) in writers.iter().enumerate() {
+            let expected = (i % 2 == 1).then_some(EndCause::HeartbeatTimeout);
+            assert_eq!(writer.end_cause(), expected, "connection {i}");
+        }
+        for writer in &writers {
+            writer.abort();
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        drop(timer);
     }
 }

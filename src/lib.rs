@@ -27,12 +27,35 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! ```no_run
+//! // The same with the built-in Server: handshake policy, heartbeats, shutdown, end causes.
+//! use std::time::Duration;
+//! syncws::Server::builder()
+//!     .heartbeat(Duration::from_secs(20), Duration::from_secs(20))
+//!     .on_end(|peer, cause| println!("{peer}: {cause}"))
+//!     .bind("127.0.0.1:9001")?
+//!     .serve(|mut session| {
+//!         while let Ok(msg) = session.read() {
+//!             if msg.is_data() && session.send(msg).is_err() { break; }
+//!         }
+//!     })?;
+//! # Ok::<(), syncws::Error>(())
+//! ```
+//!
+//! ## Threads
+//!
+//! [`Server`] runs each connection's handshake and handler on its own thread; one more thread
+//! drives every connection's heartbeat. [`WebSocket::split`] (and [`Session::writer`]) give a
+//! [`Writer`] that any thread may send with while the [`Reader`] blocks in `read()`; [`Room`]s
+//! broadcast through writers.
+//!
 //! ## Layers
 //!
 //! - [`proto`]: the protocol without I/O: frames, masking, UTF-8, close rules, the state machine
 //!   and the handshake. Bytes in, events and bytes out; no sockets, threads or clock.
 //! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
 //! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`accept_with`]: the two handshakes.
+//! - [`Server`]: accept loop, thread per connection, policy, heartbeats, shutdown.
 //!
 //! ## Learning the protocol
 //!
@@ -86,6 +109,8 @@ pub use config::Config;
 pub use ending::EndCause;
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use net_stream::NetStream;
+#[cfg(feature = "native-tls")]
+pub use net_stream::TlsStream;
 pub use proto::close::{CloseCode, CloseFrame};
 pub use proto::dissect;
 pub use proto::frame;
@@ -99,8 +124,6 @@ pub use rooms::{Broadcast, Room, Rooms};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
 pub use socket::{MessageWriter, WebSocket};
 pub use split::{Reader, Writer};
-#[cfg(feature = "native-tls")]
-pub use split_net::TLS_READ_SLICE;
 #[cfg(feature = "native-tls")]
 pub use tls::TlsIdentity;
 pub use tls::TlsOptions;

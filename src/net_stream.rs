@@ -4,6 +4,8 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+#[cfg(feature = "native-tls")]
+use {crate::split::SharedTcp, std::sync::Arc};
 
 /// A network connection: plain TCP (`ws://`) or TLS over TCP (`wss://`).
 #[derive(Debug)]
@@ -13,7 +15,33 @@ pub enum NetStream {
     Plain(TcpStream),
     /// `wss://`: TLS (native-tls) over the TCP connection.
     #[cfg(feature = "native-tls")]
-    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
+}
+
+/// A TLS session over a TCP socket that a split connection's reader can also wait on, so a
+/// `wss://` connection costs one file descriptor, split or not.
+#[cfg(feature = "native-tls")]
+#[derive(Debug)]
+pub struct TlsStream {
+    pub(crate) tls: native_tls::TlsStream<SharedTcp>,
+    pub(crate) socket: Arc<TcpStream>,
+}
+
+#[cfg(feature = "native-tls")]
+impl TlsStream {
+    pub(crate) fn new(tls: native_tls::TlsStream<SharedTcp>) -> TlsStream {
+        let socket = Arc::clone(&tls.get_ref().0);
+        TlsStream { tls, socket }
+    }
+
+    /// The peer's certificate, DER-encoded, if it sent one.
+    pub fn peer_certificate_der(&self) -> Option<Vec<u8>> {
+        self.tls
+            .peer_certificate()
+            .ok()
+            .flatten()
+            .and_then(|c| c.to_der().ok())
+    }
 }
 
 impl NetStream {
@@ -22,7 +50,7 @@ impl NetStream {
         match self {
             NetStream::Plain(tcp) => tcp,
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => tls.get_ref(),
+            NetStream::Tls(tls) => &tls.socket,
         }
     }
 
@@ -59,7 +87,7 @@ impl Read for NetStream {
         match self {
             NetStream::Plain(tcp) => tcp.read(buf),
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => tls.read(buf),
+            NetStream::Tls(tls) => tls.tls.read(buf),
         }
     }
 }
@@ -69,7 +97,7 @@ impl Write for NetStream {
         match self {
             NetStream::Plain(tcp) => tcp.write(buf),
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => tls.write(buf),
+            NetStream::Tls(tls) => tls.tls.write(buf),
         }
     }
 
@@ -77,7 +105,7 @@ impl Write for NetStream {
         match self {
             NetStream::Plain(tcp) => tcp.flush(),
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => tls.flush(),
+            NetStream::Tls(tls) => tls.tls.flush(),
         }
     }
 }

@@ -47,16 +47,22 @@ impl TlsOptions {
         &self,
         host: &str,
         tcp: TcpStream,
-    ) -> Result<native_tls::TlsStream<TcpStream>, Error> {
-        self.connector()?.connect(host, tcp).map_err(|e| match e {
-            native_tls::HandshakeError::Failure(e) => {
-                Error::Tls(format!("TLS handshake with {host} failed: {e}"))
-            }
-            // Only reachable on a non-blocking socket; ours block, so this is a timeout.
-            native_tls::HandshakeError::WouldBlock(_) => {
-                Error::Tls(format!("TLS handshake with {host} timed out"))
-            }
-        })
+    ) -> Result<crate::net_stream::TlsStream, Error> {
+        // Shared by reference count: a split reader waits on the same socket, no second fd.
+        let socket = crate::split::SharedTcp(std::sync::Arc::new(tcp));
+        let tls = self
+            .connector()?
+            .connect(host, socket)
+            .map_err(|e| match e {
+                native_tls::HandshakeError::Failure(e) => {
+                    Error::Tls(format!("TLS handshake with {host} failed: {e}"))
+                }
+                // Only reachable on a non-blocking socket; ours block, so this is a timeout.
+                native_tls::HandshakeError::WouldBlock(_) => {
+                    Error::Tls(format!("TLS handshake with {host} timed out"))
+                }
+            })?;
+        Ok(crate::net_stream::TlsStream::new(tls))
     }
 }
 
@@ -112,7 +118,8 @@ impl TlsIdentity {
     ) -> Result<crate::NetStream, Error> {
         tcp.set_read_timeout(timeout)?;
         tcp.set_write_timeout(timeout)?;
-        let tls = self.acceptor.accept(tcp).map_err(|e| match e {
+        let socket = crate::split::SharedTcp(std::sync::Arc::new(tcp));
+        let tls = self.acceptor.accept(socket).map_err(|e| match e {
             native_tls::HandshakeError::Failure(e) => {
                 Error::Tls(format!("TLS handshake failed: {e}"))
             }
@@ -120,6 +127,8 @@ impl TlsIdentity {
                 Error::Tls("TLS handshake timed out".into())
             }
         })?;
-        Ok(crate::NetStream::Tls(Box::new(tls)))
+        Ok(crate::NetStream::Tls(Box::new(
+            crate::net_stream::TlsStream::new(tls),
+        )))
     }
 }

@@ -1,5 +1,8 @@
 //! Peers that misbehave at the transport level: each connection ends with a typed cause, frees
 //! its thread, and leaves no file descriptor behind (counted in /proc/self).
+//!
+//! One `#[test]` runs the scenarios in turn: the counts are of this whole process, so no other
+//! test thread may come or go meanwhile.
 
 mod common;
 
@@ -11,9 +14,6 @@ use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 use syncws::frame::{FrameHeader, OpCode, encode_frame};
 use syncws::{EndCause, Message, Server, ServerHandle};
-
-/// Counting threads and fds of this process only works one test at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn threads() -> usize {
     std::fs::read_to_string("/proc/self/status")
@@ -61,8 +61,17 @@ fn assert_released(threads_before: usize, fds_before: usize) {
     while (threads() > threads_before || fds() > fds_before) && started.elapsed() < DEADLINE {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(threads(), threads_before, "threads left behind");
-    assert_eq!(fds(), fds_before, "fds left behind");
+    // At most as many as before: a socket of an earlier scenario may close meanwhile.
+    assert!(
+        threads() <= threads_before,
+        "threads left behind: {} > {threads_before}",
+        threads()
+    );
+    assert!(
+        fds() <= fds_before,
+        "fds left behind: {} > {fds_before}",
+        fds()
+    );
 }
 
 /// Closes with a TCP reset instead of a FIN (SO_LINGER 0).
@@ -93,9 +102,7 @@ fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-#[test]
 fn a_peer_that_resets_mid_frame() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (server, addr, causes) = server(echo);
     let (threads_before, fds_before) = (threads(), fds());
     let mut raw = upgraded(addr);
@@ -109,9 +116,7 @@ fn a_peer_that_resets_mid_frame() {
     server.shutdown();
 }
 
-#[test]
 fn a_peer_that_resets_mid_handshake() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (server, addr, _causes) = server(echo);
     let (threads_before, fds_before) = (threads(), fds());
     let mut raw = raw_connect(addr);
@@ -128,9 +133,7 @@ fn a_peer_that_resets_mid_handshake() {
     server.shutdown();
 }
 
-#[test]
 fn a_peer_that_sends_close_and_leaves_at_once() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (server, addr, causes) = server(echo);
     let (threads_before, fds_before) = (threads(), fds());
     let mut raw = upgraded(addr);
@@ -146,9 +149,7 @@ fn a_peer_that_sends_close_and_leaves_at_once() {
     server.shutdown();
 }
 
-#[test]
 fn a_peer_that_never_reads() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The handler floods; the peer reads nothing, so the send buffers fill and a write times out.
     let (server, addr, causes) = server(|session| {
         let chunk = Message::binary(vec![0u8; 64 * 1024]);
@@ -166,4 +167,12 @@ fn a_peer_that_never_reads() {
     drop(raw);
     assert_released(threads_before, fds_before);
     server.shutdown();
+}
+
+#[test]
+fn every_fault_ends_typed_and_leaves_nothing_behind() {
+    a_peer_that_resets_mid_frame();
+    a_peer_that_resets_mid_handshake();
+    a_peer_that_sends_close_and_leaves_at_once();
+    a_peer_that_never_reads();
 }

@@ -97,20 +97,23 @@ fn a_silent_server_is_detected_by_heartbeats() {
     // The first connection is accepted and then ignored (no pongs); the second one echoes.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (release_tx, release) = mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
         let (silent, _) = listener.accept().unwrap();
         let silent = syncws::accept(silent).unwrap();
         let (good, _) = listener.accept().unwrap();
         let mut ws = syncws::accept(good).unwrap();
+        // Echo until "bye" (pings from the client's heartbeat come and go meanwhile).
         loop {
             match ws.read() {
-                Ok(msg) if msg.is_data() => ws.send(msg).unwrap(),
+                Ok(msg) if msg.is_data() => {
+                    let last = msg.as_text() == Some("bye");
+                    ws.send(msg).unwrap();
+                    if last {
+                        break;
+                    }
+                }
                 Ok(_) => {}
                 Err(_) => break,
-            }
-            if release.try_recv().is_ok() {
-                break;
             }
         }
         drop(silent);
@@ -135,7 +138,6 @@ fn a_silent_server_is_detected_by_heartbeats() {
         started.elapsed()
     );
     assert_eq!(ws.connections(), 2);
-    release_tx.send(()).unwrap();
     ws.send(Message::text("bye")).unwrap();
     read_until(&mut ws, "bye");
     drop(ws);

@@ -69,10 +69,20 @@ fn shutdown_sends_1001_answers_503_cuts_the_deaf_and_leaves_no_thread() {
     let request = upgrade_request("");
     half.write_all(&request.as_bytes()[..20]).unwrap();
     // Wait until its thread exists (the accept loop has taken it), without sleeping blindly.
+    let taken_by = std::time::Instant::now() + DEADLINE;
     while server.connection_count() < 5 {
+        assert!(
+            std::time::Instant::now() < taken_by,
+            "the half handshake was never accepted"
+        );
         std::thread::yield_now();
     }
-    // accept loop + heartbeat + 5 connections
+    // accept loop + heartbeat + 5 connections. A new thread carries its creator's name until it
+    // first runs and names itself, so on a loaded machine the names may lag a little.
+    let named_by = std::time::Instant::now() + DEADLINE;
+    while server_threads() < 7 && std::time::Instant::now() < named_by {
+        std::thread::yield_now();
+    }
     assert_eq!(server_threads(), 7, "{:?}", threads());
 
     let started = std::time::Instant::now();

@@ -7,6 +7,7 @@ use crate::accept::Accept;
 use crate::client::read_more;
 use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
+use crate::proto::Connection;
 use crate::proto::close::CloseCode;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
@@ -14,8 +15,7 @@ use crate::proto::handshake::{
 };
 use crate::proto::message::{Event, Message};
 use crate::proto::{Receiver, Role};
-use crate::socket::WebSocket;
-use crate::split::Writer;
+use crate::split::{Writer, split_tcp};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl<T> Drop for Deregister<'_, T> {
 }
 
 /// The body of a connection thread.
-pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStream, id: u64) {
+pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpStream>, id: u64) {
     let _deregister = Deregister { context, id };
     let _ = stream.set_nodelay(true);
     let Ok(peer) = stream.peer_addr() else {
@@ -45,17 +45,13 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStrea
     };
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(context.settings.write_timeout);
-    let mut ws = WebSocket::from_partially_read(
-        stream,
-        &leftover,
-        Role::Server,
-        context.settings.config.clone(),
-    );
+    let config = context.settings.config.clone();
+    let mut conn = Connection::new(Role::Server, &config);
+    // Bytes pipelined behind the request are the client's first frames.
+    conn.receive_data(&leftover);
     drop(leftover);
-    ws.set_subprotocol(subprotocol);
-    let Ok((reader, writer)) = ws.split() else {
-        return;
-    };
+    let (receiver, sender) = conn.into_parts();
+    let (reader, writer) = split_tcp(receiver, sender, stream, Role::Server, config, subprotocol);
     if !context.registry.opened(id, &writer) {
         // Shutdown began between the 101 and now.
         writer.close_from_shared_thread(
@@ -68,23 +64,50 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: TcpStrea
     if let Some(heartbeat) = &context.heartbeat {
         heartbeat.add(&writer);
     }
+    let _end = End {
+        context,
+        writer: writer.clone(),
+        peer,
+    };
     let session = Session::new(reader, request, data, peer);
     (context.handler)(session);
-    if let Some(heartbeat) = &context.heartbeat {
-        heartbeat.remove(&writer);
-    }
-    finish(context, &writer);
-    let cause = writer.end_cause().unwrap_or(EndCause::LocalClosed(None));
-    if let Some(on_end) = &context.on_end {
-        on_end(peer, &cause);
+}
+
+/// The end of an upgraded connection, however the handler returns (a panic included): stop its
+/// heartbeat, close what the handler left open, and report why it ended.
+struct End<'a, T> {
+    context: &'a Context<T>,
+    writer: Writer,
+    peer: std::net::SocketAddr,
+}
+
+impl<T> Drop for End<'_, T> {
+    fn drop(&mut self) {
+        if let Some(heartbeat) = &self.context.heartbeat {
+            heartbeat.remove(&self.writer);
+        }
+        // A handler that panicked left the connection in an unknown state: 1011.
+        let (code, reason) = if std::thread::panicking() {
+            (CloseCode::InternalError, "handler failed")
+        } else {
+            (CloseCode::Normal, "")
+        };
+        finish(self.context, &self.writer, code, reason);
+        let cause = self
+            .writer
+            .end_cause()
+            .unwrap_or(EndCause::LocalClosed(None));
+        if let Some(on_end) = &self.context.on_end {
+            on_end(self.peer, &cause);
+        }
     }
 }
 
 /// After the handler: close what it left open and end TCP (the server closes first, RFC 6455
 /// §7.1.1), giving the peer up to the close timeout to answer our close frame.
-fn finish<T>(context: &Context<T>, writer: &Writer) {
+fn finish<T>(context: &Context<T>, writer: &Writer, code: CloseCode, reason: &str) {
     let mut tcp = writer.tcp();
-    if writer.is_open() && writer.close(CloseCode::Normal, "").is_ok() {
+    if writer.is_open() && writer.close(code, reason).is_ok() {
         // The handler's reader is gone: decode what arrives, discarding data, until the peer's
         // close frame, an error, or the timeout.
         let config = &context.settings.config;
@@ -233,7 +256,6 @@ fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Opt
     if io::Write::write_all(&mut writer, &response).is_err() {
         return None;
     }
-    // Bytes pipelined behind the request are the client's first frames.
     let leftover = buf.split_off(head_len);
     Some((request, data, leftover, accept.subprotocol))
 }

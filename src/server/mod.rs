@@ -1,27 +1,4 @@
 //! A thread-per-connection WebSocket server: handshake policy, heartbeats, graceful shutdown.
-//!
-//! ```no_run
-//! use syncws::{Message, Server};
-//! Server::builder().bind("127.0.0.1:9001")?.serve(|mut session| {
-//!     while let Ok(message) = session.read() {
-//!         if message.is_data() && session.send(message).is_err() {
-//!             break;
-//!         }
-//!     }
-//! })?;
-//! # Ok::<(), syncws::Error>(())
-//! ```
-//!
-//! # Threads
-//!
-//! - the accept loop (`syncws-accept`, or the caller's thread in [`Server::serve`]) only accepts
-//!   and spawns: it never reads from a client, so a slow client cannot stall it;
-//! - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
-//!   handler;
-//! - one heartbeat thread (`syncws-heartbeat`), if heartbeats are on, pings quiet connections
-//!   and fails dead ones.
-//!
-//! [`ServerHandle::shutdown`] stops and joins them all.
 
 mod connection;
 mod http;
@@ -53,9 +30,11 @@ type HttpHandler = dyn Fn(&Request) -> HttpResponse + Send + Sync;
 type Handler<T> = dyn Fn(Session<T>) + Send + Sync;
 type EndHook = dyn Fn(SocketAddr, &EndCause) + Send + Sync;
 
-/// The default stack of a connection thread: the handshake and the read/send path use under
-/// 32 KiB (measured: `scripts/memory.sh` runs the echo path at 32 KiB); the rest is room for
-/// the handler. Only the pages touched count towards memory.
+/// The default stack of a connection thread. The handshake and the whole echo path (reads of
+/// every frame size, pongs, sends, the close) run in 32 KiB (`tests/server.rs`,
+/// `the_whole_echo_path_runs_on_a_32_kib_stack`); the rest is room for the handler. It is address
+/// space: only the pages touched are resident (about 20 KiB per idle connection in all,
+/// `scripts/memory.sh`).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// Settings that do not depend on the hook's type.
@@ -99,7 +78,30 @@ pub struct ServerBuilder<T = ()> {
     on_end: Option<Arc<EndHook>>,
 }
 
-/// A thread-per-connection WebSocket server; see the [module docs](self).
+/// A thread-per-connection WebSocket server.
+///
+/// ```no_run
+/// use syncws::{Message, Server};
+/// Server::builder().bind("127.0.0.1:9001")?.serve(|mut session| {
+///     while let Ok(message) = session.read() {
+///         if message.is_data() && session.send(message).is_err() {
+///             break;
+///         }
+///     }
+/// })?;
+/// # Ok::<(), syncws::Error>(())
+/// ```
+///
+/// # Threads
+///
+/// - the accept loop (`syncws-accept`, or the caller's thread in [`Server::serve`]) only accepts
+///   and spawns: it never reads from a client, so a slow client cannot stall it;
+/// - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
+///   handler;
+/// - one heartbeat thread (`syncws-heartbeat`), if heartbeats are on, pings quiet connections
+///   and fails dead ones.
+///
+/// [`ServerHandle::shutdown`] stops and joins them all.
 pub struct Server<T = ()> {
     listener: TcpListener,
     builder: ServerBuilder<T>,
@@ -178,7 +180,8 @@ impl<T: Send + 'static> ServerBuilder<T> {
 
     /// Pings a connection that has been quiet for `interval`, and fails it if nothing arrives
     /// within `timeout` after the ping (close 1011 if it can be sent, then TCP is closed at
-    /// once; the cause is [`EndCause::HeartbeatTimeout`]). Any frame received counts as life.
+    /// once; the cause is [`EndCause::HeartbeatTimeout`]). Anything received counts as life, a
+    /// frame or part of one, so a peer busy sending a large message is never failed.
     /// One thread drives all connections' timers. Defaults to off.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.settings.heartbeat = Some(HeartbeatConfig { interval, timeout });
@@ -279,6 +282,11 @@ impl<T: Send + 'static> Server<T> {
     /// Serves connections on the calling thread, for ever, running `handler` on each
     /// connection's own thread.
     ///
+    /// The connection lives as long as the handler runs: when it returns (or panics) with the
+    /// connection still open, the server sends close 1000 (1011 after a panic), waits up to the
+    /// close timeout for the answer and closes TCP. Writers cloned into rooms or other threads
+    /// then get [`Error::AlreadyClosed`].
+    ///
     /// Errors: [`Error::Io`] if the heartbeat thread cannot start or accepting fails for good.
     pub fn serve<F>(self, handler: F) -> Result<(), Error>
     where
@@ -289,7 +297,8 @@ impl<T: Send + 'static> Server<T> {
         Ok(())
     }
 
-    /// Serves connections on a new thread (`syncws-accept`) and returns a handle to stop them.
+    /// Serves connections on a new thread (`syncws-accept`) and returns a handle to stop them;
+    /// handlers run as for [`serve`](Self::serve).
     ///
     /// Errors: [`Error::Io`] if a thread cannot start.
     pub fn spawn<F>(self, handler: F) -> Result<ServerHandle<T>, Error>
@@ -358,10 +367,9 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
             refuse_over_capacity(stream, context.settings.retry_after_secs);
             continue;
         }
-        let Ok(handle) = stream.try_clone() else {
-            continue;
-        };
-        let id = Registry::insert(&mut live, handle);
+        // One socket shared by the registry (to wake it at shutdown) and the connection.
+        let stream = Arc::new(stream);
+        let id = Registry::insert(&mut live, Arc::clone(&stream));
         let thread_context = Arc::clone(context);
         let spawned = thread::Builder::new()
             .name(format!("syncws-conn-{id}"))
@@ -442,16 +450,23 @@ impl<T: Send + 'static> ServerHandle<T> {
         for stream in handshaking {
             let _ = stream.shutdown(Shutdown::Read);
         }
-        for writer in &open {
+        //    First without waiting for any lock; then, for connections busy writing, with a
+        //    little patience each, all within the shutdown timeout.
+        let deadline = Instant::now() + context.settings.shutdown_timeout;
+        let close = |writer: &crate::split::Writer, patience| {
             writer.close_from_shared_thread(
                 EndCause::ServerShutdown,
                 CloseCode::GoingAway,
                 "server shutdown",
-                Duration::from_millis(100),
-            );
+                patience,
+            )
+        };
+        let busy: Vec<_> = open.iter().filter(|w| !close(w, Duration::ZERO)).collect();
+        for writer in busy {
+            let left = deadline.saturating_duration_since(Instant::now());
+            close(writer, left.min(Duration::from_millis(100)));
         }
         // 3. Wait for handlers; then cut what is left and wait for those threads too.
-        let deadline = Instant::now() + context.settings.shutdown_timeout;
         if !context.registry.wait_empty(Some(deadline)) {
             let (handshaking, open) = context.registry.begin_shutdown();
             for stream in handshaking {

@@ -4,14 +4,14 @@
 use crate::split::Writer;
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// A connection's stage.
 pub(crate) enum Stage {
     /// Reading the request head; shutdown wakes it through this handle.
-    Handshaking(TcpStream),
+    Handshaking(Arc<TcpStream>),
     /// Upgraded; shutdown sends 1001 through the writer.
     Open(Writer),
 }
@@ -49,7 +49,7 @@ impl Registry {
 
     /// Reserves a slot for a new connection; the caller spawns its thread with the lock held and
     /// calls [`set_thread`](Self::set_thread), so the thread cannot finish before it is known.
-    pub(crate) fn insert(live: &mut Live, stream: TcpStream) -> u64 {
+    pub(crate) fn insert(live: &mut Live, stream: Arc<TcpStream>) -> u64 {
         live.next_id += 1;
         let id = live.next_id;
         live.slots.insert(
@@ -95,18 +95,14 @@ impl Registry {
     }
 
     /// Marks the server shutting down and returns what to notify.
-    pub(crate) fn begin_shutdown(&self) -> (Vec<TcpStream>, Vec<Writer>) {
+    pub(crate) fn begin_shutdown(&self) -> (Vec<Arc<TcpStream>>, Vec<Writer>) {
         let mut live = self.lock();
         live.shutting_down = true;
         let mut handshaking = Vec::new();
         let mut open = Vec::new();
         for slot in live.slots.values() {
             match &slot.stage {
-                Stage::Handshaking(stream) => {
-                    if let Ok(clone) = stream.try_clone() {
-                        handshaking.push(clone);
-                    }
-                }
+                Stage::Handshaking(stream) => handshaking.push(Arc::clone(stream)),
                 Stage::Open(writer) => open.push(writer.clone()),
             }
         }

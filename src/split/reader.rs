@@ -1,0 +1,242 @@
+//! The receiving half: decodes without the writer's lock and answers through the writer.
+
+use super::transport::ReadHalf;
+use super::writer::Writer;
+use crate::config::Config;
+use crate::ending::EndCause;
+use crate::error::Error;
+use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::connection::next_event;
+use crate::proto::message::{Event, Message};
+use crate::proto::{Receiver, Role, State};
+use std::io;
+use std::net::Shutdown;
+use std::time::Duration;
+
+/// How many bytes a client discards while it waits for the server to close TCP.
+const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// The receiving half of a split connection; see [`WebSocket::split`](crate::WebSocket::split).
+///
+/// Holds a [`Writer`] to send the protocol's answers (pongs, close replies) through.
+pub struct Reader {
+    receiver: Receiver,
+    source: Box<dyn ReadHalf>,
+    writer: Writer,
+    config: Config,
+    subprotocol: Option<String>,
+    /// The end of the connection was reported to the caller.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("id", &self.writer.id())
+            .finish()
+    }
+}
+
+impl Reader {
+    pub(super) fn new(
+        receiver: Receiver,
+        source: Box<dyn ReadHalf>,
+        writer: Writer,
+        config: Config,
+        subprotocol: Option<String>,
+    ) -> Reader {
+        Reader {
+            receiver,
+            source,
+            writer,
+            config,
+            subprotocol,
+            ended: false,
+        }
+    }
+
+    /// Reads the next message, blocking until one arrives; the same contract as
+    /// [`WebSocket::read`](crate::WebSocket::read): pings are answered (through the writer) before they are returned, the
+    /// peer's close is returned once, then [`Error::ConnectionClosed`], then
+    /// [`Error::AlreadyClosed`]. [`end_cause`](Self::end_cause) says why it ended.
+    ///
+    /// Does not hold the writer's lock while it waits for bytes.
+    pub fn read(&mut self) -> Result<Message, Error> {
+        match self.read_with(false)? {
+            Event::Message(message) => Ok(message),
+            Event::Chunk(_) => unreachable!("chunks only in streaming mode"),
+        }
+    }
+
+    /// Reads the next piece of data or control frame; see [`WebSocket::read_event`](crate::WebSocket::read_event).
+    pub fn read_event(&mut self) -> Result<Event, Error> {
+        self.read_with(true)
+    }
+
+    fn read_with(&mut self, streaming: bool) -> Result<Event, Error> {
+        if self.ended {
+            return Err(Error::AlreadyClosed);
+        }
+        self.receiver.set_streaming(streaming);
+        loop {
+            let mut out = self.writer.shared.lock();
+            if out.sender.state() == State::Closed {
+                let close_received = out.sender.close_received();
+                drop(out);
+                return Err(self.finish(close_received));
+            }
+            match next_event(&mut self.receiver, &mut out.sender) {
+                Ok(Some(event)) => {
+                    // A pong or our close reply may be due.
+                    let flushed = out.flush();
+                    drop(out);
+                    if let Event::Message(Message::Close(frame)) = &event {
+                        self.writer.record(EndCause::PeerClosed(frame.clone()));
+                    }
+                    if let Err(e) = flushed {
+                        self.writer.after_write(Err(e.into()))?;
+                    }
+                    return Ok(event);
+                }
+                Ok(None) => {
+                    drop(out);
+                    self.fill()?;
+                }
+                Err(error) => {
+                    // Fail the connection: send the close frame if the transport still works.
+                    let _ = out.flush();
+                    drop(out);
+                    if let Error::Protocol(violation) = &error {
+                        self.writer.record(EndCause::ProtocolViolation(*violation));
+                    }
+                    if self.writer.role() == Role::Server {
+                        let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// The connection is closed: report it once, and end TCP as RFC 6455 §7.1.1 asks.
+    fn finish(&mut self, close_received: bool) -> Error {
+        self.ended = true;
+        if !close_received {
+            return Error::AlreadyClosed;
+        }
+        match self.writer.role() {
+            // "the underlying TCP connection, in most normal cases, SHOULD be closed first by
+            // the server": close it now, even if writer clones live on elsewhere.
+            Role::Server => {
+                let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
+            }
+            Role::Client => self.wait_for_server_close(),
+        }
+        Error::ConnectionClosed
+    }
+
+    fn wait_for_server_close(&mut self) {
+        let mut scratch = [0u8; 1024];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN_LIMIT {
+            match self.source.read(&mut scratch, &self.writer.shared.out) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+
+    /// Reads once from the stream into the receiver, without the writer's lock.
+    fn fill(&mut self) -> Result<(), Error> {
+        if !self.receiver.has_buffered_data() {
+            // Idle: give back a buffer that grew for a large frame.
+            self.receiver.shrink();
+        }
+        loop {
+            let buf = self.receiver.read_buf();
+            match self.source.read(buf, &self.writer.shared.out) {
+                Ok(0) => {
+                    self.receiver.commit(0);
+                    let eof = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection without a close frame (1006)",
+                    );
+                    self.writer.record(EndCause::io(&eof));
+                    self.writer.shared.lock().sender.on_transport_closed();
+                    self.ended = true;
+                    return Err(eof.into());
+                }
+                Ok(n) => {
+                    self.receiver.commit(n);
+                    self.writer.shared.touch();
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.receiver.commit(0);
+                    match e.kind() {
+                        io::ErrorKind::Interrupted => continue,
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                            return Err(e.into());
+                        }
+                        _ => {
+                            self.writer.record(EndCause::io(&e));
+                            self.writer.shared.lock().sender.on_transport_closed();
+                            self.ended = true;
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the connection: sends a close frame, then reads until the peer's reply (discarding
+    /// data that arrives meanwhile). Returns the peer's close frame. Bound the wait with a read
+    /// timeout ([`set_read_timeout`](Self::set_read_timeout)); a peer that never answers blocks
+    /// forever otherwise.
+    ///
+    /// Errors: as for [`Writer::close`] and [`read`](Self::read).
+    pub fn close(
+        &mut self,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Option<CloseFrame>, Error> {
+        self.writer.close(code, reason)?;
+        loop {
+            if let Message::Close(peer) = self.read()? {
+                return Ok(peer);
+            }
+        }
+    }
+
+    /// Bounds each wait for bytes (`None`: wait for ever). A timed-out read returns
+    /// [`Error::Io`] with `WouldBlock`/`TimedOut` and can be repeated.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        Ok(self.writer.shared.tcp.set_read_timeout(timeout)?)
+    }
+
+    /// The writer this reader answers through; clone it to send from other threads.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn end_cause(&self) -> Option<EndCause> {
+        self.writer.end_cause()
+    }
+
+    /// The subprotocol agreed in the opening handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes of buffer memory this connection holds now (both directions).
+    pub fn buffered_capacity(&self) -> usize {
+        self.receiver.buffered_capacity() + self.writer.shared.lock().sender.data_to_send().len()
+    }
+}
