@@ -60,22 +60,33 @@ impl WebSocket<NetStream> {
                 split_tcp(receiver, sender, Arc::new(tcp), role, config, subprotocol)
             }
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => {
-                let socket = Arc::clone(&tls.socket);
-                let source = Box::new(ReadUnderLock {
-                    socket: Arc::clone(&socket),
-                });
-                split_parts(
-                    receiver,
-                    sender,
-                    source,
-                    tls,
-                    socket,
-                    role,
-                    config,
-                    subprotocol,
-                )
-            }
+            NetStream::Tls(tls) => split_tls(receiver, sender, tls, role, config, subprotocol),
         })
     }
+}
+
+/// Splits a TLS session: it goes under the writer's lock, the reader waits on its socket.
+#[cfg(feature = "native-tls")]
+pub(crate) fn split_tls(
+    receiver: crate::proto::Receiver,
+    sender: crate::proto::Sender,
+    tls: Box<TlsStream>,
+    role: crate::proto::Role,
+    config: crate::config::Config,
+    subprotocol: Option<String>,
+) -> (Reader, Writer) {
+    let socket = Arc::clone(&tls.socket);
+    let source = Box::new(ReadUnderLock {
+        socket: Arc::clone(&socket),
+    });
+    split_parts(
+        receiver,
+        sender,
+        source,
+        tls,
+        socket,
+        role,
+        config,
+        subprotocol,
+    )
 }

@@ -116,19 +116,30 @@ impl TlsIdentity {
         tcp: TcpStream,
         timeout: Option<std::time::Duration>,
     ) -> Result<crate::NetStream, Error> {
+        let tls = self.accept_shared(std::sync::Arc::new(tcp), timeout)?;
+        Ok(crate::NetStream::Tls(Box::new(tls)))
+    }
+
+    /// The handshake over a socket shared by reference count (the server keeps a handle to
+    /// shut it down); the socket's timeouts are left at `timeout`.
+    pub(crate) fn accept_shared(
+        &self,
+        tcp: std::sync::Arc<TcpStream>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<crate::net_stream::TlsStream, Error> {
         tcp.set_read_timeout(timeout)?;
         tcp.set_write_timeout(timeout)?;
-        let socket = crate::split::SharedTcp(std::sync::Arc::new(tcp));
-        let tls = self.acceptor.accept(socket).map_err(|e| match e {
-            native_tls::HandshakeError::Failure(e) => {
-                Error::Tls(format!("TLS handshake failed: {e}"))
-            }
-            native_tls::HandshakeError::WouldBlock(_) => {
-                Error::Tls("TLS handshake timed out".into())
-            }
-        })?;
-        Ok(crate::NetStream::Tls(Box::new(
-            crate::net_stream::TlsStream::new(tls),
-        )))
+        let tls = self
+            .acceptor
+            .accept(crate::split::SharedTcp(tcp))
+            .map_err(|e| match e {
+                native_tls::HandshakeError::Failure(e) => {
+                    Error::Tls(format!("TLS handshake failed: {e}"))
+                }
+                native_tls::HandshakeError::WouldBlock(_) => {
+                    Error::Tls("TLS handshake timed out".into())
+                }
+            })?;
+        Ok(crate::net_stream::TlsStream::new(tls))
     }
 }

@@ -2,6 +2,7 @@
 //! the end.
 
 use super::http::{self, HttpResponse};
+use super::stream::ServerIo;
 use super::{Context, Session};
 use crate::accept::Accept;
 use crate::client::read_more;
@@ -15,7 +16,7 @@ use crate::proto::handshake::{
 };
 use crate::proto::message::{Event, Message};
 use crate::proto::{Receiver, Role};
-use crate::split::{Writer, split_tcp};
+use crate::split::Writer;
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -40,7 +41,16 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpS
     let Ok(peer) = stream.peer_addr() else {
         return;
     };
-    let Some((request, data, leftover, subprotocol)) = handshake(context, &stream) else {
+    let mut io = ServerIo::Plain(Arc::clone(&stream));
+    #[cfg(feature = "native-tls")]
+    if let Some((identity, timeout)) = &context.settings.tls {
+        // The TLS handshake runs here, on the connection's thread, with its own deadline.
+        match identity.accept_shared(Arc::clone(&stream), Some(*timeout)) {
+            Ok(tls) => io = ServerIo::Tls(Box::new(tls)),
+            Err(_) => return,
+        }
+    }
+    let Some((request, data, leftover, subprotocol)) = handshake(context, &mut io, &stream) else {
         return;
     };
     let _ = stream.set_read_timeout(None);
@@ -51,7 +61,7 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpS
     conn.receive_data(&leftover);
     drop(leftover);
     let (receiver, sender) = conn.into_parts();
-    let (reader, writer) = split_tcp(receiver, sender, stream, Role::Server, config, subprotocol);
+    let (reader, writer) = io.split(receiver, sender, config, subprotocol);
     if !context.registry.opened(id, &writer) {
         // Shutdown began between the 101 and now.
         writer.close_from_shared_thread(
@@ -138,7 +148,8 @@ fn finish<T>(context: &Context<T>, writer: &Writer, code: CloseCode, reason: &st
 
 /// Reads within the handshake deadline: each read waits only for the time left.
 struct Deadline<'a> {
-    stream: &'a TcpStream,
+    io: &'a mut ServerIo,
+    socket: &'a TcpStream,
     until: Option<Instant>,
 }
 
@@ -149,10 +160,9 @@ impl Read for Deadline<'_> {
             if left.is_zero() {
                 return Err(io::ErrorKind::TimedOut.into());
             }
-            self.stream.set_read_timeout(Some(left))?;
+            self.socket.set_read_timeout(Some(left))?;
         }
-        let mut stream = self.stream;
-        stream.read(buf)
+        self.io.read(buf)
     }
 }
 
@@ -160,13 +170,21 @@ type Upgraded<T> = (Request, T, Vec<u8>, Option<String>);
 
 /// Runs the opening handshake: `Some` when upgraded (the 101 is sent); `None` when the request
 /// was answered otherwise (HTTP page, refusal, 503) or the client went away or was too slow.
-fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Option<Upgraded<T>> {
+fn handshake<T: Send + 'static>(
+    context: &Context<T>,
+    io: &mut ServerIo,
+    stream: &TcpStream,
+) -> Option<Upgraded<T>> {
     let settings = &context.settings;
     let config = &settings.config;
     let limits = config.head_limits();
     let until = config.handshake_timeout.map(|t| Instant::now() + t);
     let _ = stream.set_write_timeout(config.handshake_timeout.or(settings.write_timeout));
-    let mut reader = Deadline { stream, until };
+    let mut reader = Deadline {
+        io,
+        socket: stream,
+        until,
+    };
     let mut buf = Vec::with_capacity(512);
     let shutting_down = || context.registry.lock().shutting_down;
     let (request, head_len) = loop {
@@ -175,25 +193,29 @@ fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Opt
             Ok(Decoded::Partial) => match read_more(&mut reader, &mut buf, limits.max_size) {
                 Ok(()) => {}
                 Err(Error::Handshake(HandshakeError::HeadTooLarge)) => {
-                    respond(stream, &error_response(&HandshakeError::HeadTooLarge));
+                    respond(
+                        reader.io,
+                        stream,
+                        &error_response(&HandshakeError::HeadTooLarge),
+                    );
                     return None;
                 }
                 Err(_) => {
                     // Closed, timed out (a slow client is dropped), or woken by shutdown.
                     if shutting_down() {
-                        respond(stream, &unavailable(context));
+                        respond(reader.io, stream, &unavailable(context));
                     }
                     return None;
                 }
             },
             Err(error) => {
-                respond(stream, &error_response(&error));
+                respond(reader.io, stream, &error_response(&error));
                 return None;
             }
         }
     };
     if shutting_down() {
-        respond(stream, &unavailable(context));
+        respond(reader.io, stream, &unavailable(context));
         return None;
     }
     // A request without Upgrade is plain HTTP: the page handler, or 426.
@@ -202,20 +224,20 @@ fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Opt
             Some(http) => http(&request),
             None => http::upgrade_required(),
         };
-        respond(stream, &response.to_bytes());
+        respond(reader.io, stream, &response.to_bytes());
         return None;
     }
     let key = match check_request(&request) {
         Ok(key) => key,
         Err(error) => {
-            respond(stream, &error_response(&error));
+            respond(reader.io, stream, &error_response(&error));
             return None;
         }
     };
     if let (Some(allowed), Some(origin)) = (&settings.allowed_origins, request.origin()) {
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
             let refusal = HttpResponse::new(403).body("origin not allowed\n");
-            respond(stream, &refusal.to_bytes());
+            respond(reader.io, stream, &refusal.to_bytes());
             return None;
         }
     }
@@ -237,7 +259,7 @@ fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Opt
                 headers: reject.headers,
                 body: reject.body,
             };
-            respond(stream, &refusal.to_bytes());
+            respond(reader.io, stream, &refusal.to_bytes());
             return None;
         }
     };
@@ -245,15 +267,14 @@ fn handshake<T: Send + 'static>(context: &Context<T>, stream: &TcpStream) -> Opt
         if !request.subprotocols().any(|offered| offered == chosen) {
             // A server bug, not the client's: refuse rather than break the client's handshake.
             let refusal = HttpResponse::new(500).body("subprotocol not offered\n");
-            respond(stream, &refusal.to_bytes());
+            respond(reader.io, stream, &refusal.to_bytes());
             return None;
         }
     }
     // Extensions the client offers (Chromium always offers permessage-deflate) are declined by
     // not naming them (RFC 6455 §9.1).
     let response = accept_response(&key, accept.subprotocol.as_deref(), &accept.headers);
-    let mut writer = stream;
-    if io::Write::write_all(&mut writer, &response).is_err() {
+    if io::Write::write_all(reader.io, &response).is_err() {
         return None;
     }
     let leftover = buf.split_off(head_len);
@@ -265,17 +286,16 @@ fn unavailable<T>(context: &Context<T>) -> Vec<u8> {
 }
 
 /// Sends a final HTTP answer and closes, best effort: the client may be gone.
-fn respond(stream: &TcpStream, response: &[u8]) {
-    let mut writer = stream;
-    let _ = io::Write::write_all(&mut writer, response);
+fn respond(io: &mut ServerIo, stream: &TcpStream, response: &[u8]) {
+    let _ = io::Write::write_all(io, response);
+    let _ = io::Write::flush(io);
     let _ = stream.shutdown(Shutdown::Write);
     // Let the client read the answer before the socket closes: drain briefly what it still sends.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let mut scratch = [0u8; 512];
-    let mut reader = stream;
     let mut drained = 0;
     while drained < 64 * 1024 {
-        match reader.read(&mut scratch) {
+        match io.read(&mut scratch) {
             Ok(n) if n > 0 => drained += n,
             _ => break,
         }

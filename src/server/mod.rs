@@ -4,6 +4,7 @@ mod connection;
 mod http;
 mod registry;
 mod session;
+mod stream;
 
 pub use http::HttpResponse;
 pub use session::Session;
@@ -50,6 +51,9 @@ struct Settings {
     shutdown_timeout: Duration,
     stack_size: usize,
     retry_after_secs: u32,
+    /// wss://: the identity, and how long the TLS handshake may take.
+    #[cfg(feature = "native-tls")]
+    tls: Option<(crate::tls::TlsIdentity, Duration)>,
 }
 
 impl Default for Settings {
@@ -65,6 +69,8 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(5),
             stack_size: DEFAULT_STACK_SIZE,
             retry_after_secs: 5,
+            #[cfg(feature = "native-tls")]
+            tls: None,
         }
     }
 }
@@ -207,6 +213,15 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// before it closes the remaining connections' TCP. Defaults to 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Serves `wss://` with this certificate and key (feature `native-tls`). The TLS handshake
+    /// runs on the connection's thread, bounded by `timeout`; then the WebSocket handshake has its
+    /// own [`Config::handshake_timeout`]. Defaults to plain `ws://`.
+    #[cfg(feature = "native-tls")]
+    pub fn tls(mut self, identity: crate::tls::TlsIdentity, timeout: Duration) -> Self {
+        self.settings.tls = Some((identity, timeout));
         self
     }
 

@@ -1,0 +1,69 @@
+//! A server connection's byte path: the socket itself (`ws://`) or TLS over it (`wss://`).
+
+use crate::config::Config;
+use crate::proto::{Receiver, Role, Sender};
+use crate::split::{Reader, Writer, split_tcp};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+/// The connection's stream during the handshake; split into reader and writer after it.
+pub(super) enum ServerIo {
+    Plain(Arc<TcpStream>),
+    #[cfg(feature = "native-tls")]
+    Tls(Box<crate::net_stream::TlsStream>),
+}
+
+impl ServerIo {
+    /// Splits after the handshake; either way the connection keeps its one socket.
+    pub(super) fn split(
+        self,
+        receiver: Receiver,
+        sender: Sender,
+        config: Config,
+        subprotocol: Option<String>,
+    ) -> (Reader, Writer) {
+        match self {
+            ServerIo::Plain(tcp) => {
+                split_tcp(receiver, sender, tcp, Role::Server, config, subprotocol)
+            }
+            #[cfg(feature = "native-tls")]
+            ServerIo::Tls(tls) => crate::split_net::split_tls(
+                receiver,
+                sender,
+                tls,
+                Role::Server,
+                config,
+                subprotocol,
+            ),
+        }
+    }
+}
+
+impl Read for ServerIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ServerIo::Plain(tcp) => (&**tcp).read(buf),
+            #[cfg(feature = "native-tls")]
+            ServerIo::Tls(tls) => tls.tls.read(buf),
+        }
+    }
+}
+
+impl Write for ServerIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ServerIo::Plain(tcp) => (&**tcp).write(buf),
+            #[cfg(feature = "native-tls")]
+            ServerIo::Tls(tls) => tls.tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ServerIo::Plain(tcp) => (&**tcp).flush(),
+            #[cfg(feature = "native-tls")]
+            ServerIo::Tls(tls) => tls.tls.flush(),
+        }
+    }
+}
