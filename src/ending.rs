@@ -28,6 +28,12 @@ pub enum EndCause {
     Io(io::ErrorKind, String),
     /// The server shut down and sent 1001.
     ServerShutdown,
+    /// A message was still incomplete when its deadline passed (a peer dribbling it); 1008 was
+    /// sent if possible and the TCP connection was closed.
+    MessageTimeout,
+    /// No data message arrived within the idle timeout; 1001 was sent if possible and the TCP
+    /// connection was closed.
+    IdleTimeout,
 }
 
 impl EndCause {
@@ -46,7 +52,8 @@ impl EndCause {
             EndCause::ProtocolViolation(e) => e.close_code(),
             EndCause::WriteTimeout => CloseCode::Policy,
             EndCause::Io(..) => CloseCode::Abnormal,
-            EndCause::ServerShutdown => CloseCode::GoingAway,
+            EndCause::ServerShutdown | EndCause::IdleTimeout => CloseCode::GoingAway,
+            EndCause::MessageTimeout => CloseCode::Policy,
         }
     }
 
@@ -77,6 +84,8 @@ impl fmt::Display for EndCause {
             }
             EndCause::Io(_, message) => write!(f, "I/O error: {message}"),
             EndCause::ServerShutdown => f.write_str("server shutdown (sent 1001)"),
+            EndCause::MessageTimeout => f.write_str("message not completed in time (sent 1008)"),
+            EndCause::IdleTimeout => f.write_str("idle timeout (sent 1001)"),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The one helper thread that drives the heartbeats of all a server's connections.
+//! The one helper thread that drives the timers of all a server's connections: heartbeats, the
+//! deadline for receiving a whole message, and the idle limit.
 //!
-//! Each connection's schedule is a [`proto::heartbeat::Heartbeat`](crate::proto::heartbeat); this
+//! Each connection's timers are a [`proto::watch::Watch`](crate::proto::watch); this
 //! thread keeps their deadlines in a binary heap and sleeps on a condition variable until the
 //! earliest. Readers never message it: they store the time bytes last arrived in an atomic, and
 //! the thread reads it when a deadline comes. So a busy connection costs the thread nothing, and
@@ -10,7 +11,7 @@
 
 use crate::ending::EndCause;
 use crate::proto::close::CloseCode;
-use crate::proto::heartbeat::{Action, Heartbeat};
+use crate::proto::watch::{Expired, Verdict, Watch, WatchConfig};
 use crate::split::Writer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -29,8 +30,19 @@ pub struct HeartbeatConfig {
 }
 
 struct Entry {
-    schedule: Heartbeat,
+    watch: Watch,
     writer: Writer,
+    /// The deadline last put in the heap for this entry; others are stale.
+    due: Instant,
+}
+
+impl From<HeartbeatConfig> for WatchConfig {
+    fn from(config: HeartbeatConfig) -> WatchConfig {
+        WatchConfig {
+            heartbeat: Some((config.interval, config.timeout)),
+            ..WatchConfig::default()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -49,13 +61,14 @@ struct State {
 /// Owns the heartbeat thread.
 pub(crate) struct HeartbeatTimer {
     state: Arc<State>,
-    config: HeartbeatConfig,
+    config: WatchConfig,
     thread: Option<JoinHandle<()>>,
 }
 
 impl HeartbeatTimer {
     /// Starts the thread, named `syncws-heartbeat`.
-    pub(crate) fn start(config: HeartbeatConfig) -> std::io::Result<HeartbeatTimer> {
+    pub(crate) fn start(config: impl Into<WatchConfig>) -> std::io::Result<HeartbeatTimer> {
+        let config = config.into();
         let state = Arc::new(State {
             timers: Mutex::new(Timers::default()),
             wake: Condvar::new(),
@@ -94,18 +107,21 @@ impl HeartbeatTimer {
     }
 
     /// Starts watching a connection with its own settings.
-    pub(crate) fn add_with(&self, writer: &Writer, config: HeartbeatConfig) {
+    pub(crate) fn add_with(&self, writer: &Writer, config: impl Into<WatchConfig>) {
         let now = Instant::now();
-        let schedule = Heartbeat::new(config.interval, config.timeout, now);
-        let deadline = schedule.poll_timeout();
+        let watch = Watch::new(config.into(), now);
+        let Some(deadline) = watch.next_deadline(now, &writer.observed()) else {
+            return;
+        };
         let mut timers = lock(&self.state.timers);
         let earliest = timers.heap.peek().map(|Reverse((at, _))| *at);
         timers.heap.push(Reverse((deadline, writer.id())));
         timers.entries.insert(
             writer.id(),
             Entry {
-                schedule,
+                watch,
                 writer: writer.clone(),
+                due: deadline,
             },
         );
         if earliest.is_none_or(|at| deadline < at) {
@@ -141,7 +157,7 @@ fn lock(timers: &Mutex<Timers>) -> std::sync::MutexGuard<'_, Timers> {
 
 /// The thread: wait for the earliest deadline, act on every due connection, repeat.
 fn run(state: &State) {
-    let mut due: Vec<(Action, Writer)> = Vec::new();
+    let mut due: Vec<(Verdict, Writer)> = Vec::new();
     let mut timers = lock(&state.timers);
     loop {
         if timers.stop {
@@ -173,38 +189,50 @@ fn run(state: &State) {
             let Some(entry) = timers.entries.get_mut(&id) else {
                 continue; // connection gone
             };
-            if entry.schedule.poll_timeout() != at {
+            if entry.due != at {
                 continue; // a stale deadline
             }
-            entry.schedule.on_activity(entry.writer.last_activity());
-            let action = entry.schedule.handle_timeout(now);
-            let next = entry.schedule.poll_timeout();
-            match action {
-                Action::Fail => {
+            let seen = entry.writer.observed();
+            let verdict = entry.watch.handle_timeout(now, &seen);
+            let next = entry.watch.next_deadline(now, &seen);
+            match (verdict, next) {
+                (Verdict::Fail(_), _) | (_, None) => {
                     let entry = timers.entries.remove(&id).expect("present");
-                    due.push((action, entry.writer));
+                    if verdict != Verdict::None {
+                        due.push((verdict, entry.writer));
+                    }
                 }
-                Action::SendPing => {
-                    due.push((action, entry.writer.clone()));
+                (_, Some(next)) => {
+                    entry.due = next;
+                    if verdict == Verdict::SendPing {
+                        due.push((verdict, entry.writer.clone()));
+                    }
                     timers.heap.push(Reverse((next, id)));
                 }
-                Action::None => timers.heap.push(Reverse((next, id))),
             }
         }
         // The writes happen without the lock, so adding and removing connections never waits
         // for a socket; each is bounded by SHARED_THREAD_WRITE_BOUND.
         drop(timers);
-        for (action, writer) in due.drain(..) {
-            match action {
-                Action::SendPing => {
+        for (verdict, writer) in due.drain(..) {
+            match verdict {
+                Verdict::SendPing => {
                     writer.ping_from_shared_thread();
                 }
-                Action::Fail => writer.fail(
+                Verdict::Fail(Expired::Heartbeat) => writer.fail(
                     EndCause::HeartbeatTimeout,
                     CloseCode::InternalError,
                     "heartbeat timeout",
                 ),
-                Action::None => {}
+                Verdict::Fail(Expired::Message) => writer.fail(
+                    EndCause::MessageTimeout,
+                    CloseCode::Policy,
+                    "message took too long",
+                ),
+                Verdict::Fail(Expired::Idle) => {
+                    writer.fail(EndCause::IdleTimeout, CloseCode::GoingAway, "idle timeout")
+                }
+                Verdict::None => {}
             }
         }
         timers = lock(&state.timers);

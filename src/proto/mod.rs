@@ -24,6 +24,7 @@ pub mod receiver;
 pub mod scanner;
 pub mod sender;
 pub mod utf8;
+pub mod watch;
 
 pub use connection::Connection;
 pub use observer::{Direction, FrameObserver};

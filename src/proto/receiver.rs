@@ -166,6 +166,11 @@ impl Receiver {
         }
     }
 
+    /// Whether a data message has begun arriving and not yet ended.
+    pub fn is_receiving_message(&self) -> bool {
+        self.incoming.is_some()
+    }
+
     /// Whether bytes are waiting in the input buffer.
     pub fn has_buffered_data(&self) -> bool {
         !self.buf.is_empty()

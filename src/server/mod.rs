@@ -46,6 +46,8 @@ struct Settings {
     allowed_origins: Option<Vec<String>>,
     subprotocols: Vec<String>,
     heartbeat: Option<HeartbeatConfig>,
+    message_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     close_timeout: Duration,
     shutdown_timeout: Duration,
@@ -64,6 +66,8 @@ impl Default for Settings {
             allowed_origins: None,
             subprotocols: Vec::new(),
             heartbeat: None,
+            message_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: None,
             write_timeout: Some(Duration::from_secs(10)),
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(5),
@@ -104,8 +108,8 @@ pub struct ServerBuilder<T = ()> {
 ///   and spawns: it never reads from a client, so a slow client cannot stall it;
 /// - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
 ///   handler;
-/// - one heartbeat thread (`syncws-heartbeat`), if heartbeats are on, pings quiet connections
-///   and fails dead ones.
+/// - one timer thread (`syncws-heartbeat`) pings quiet connections and fails dead ones (if
+///   heartbeats are on), and fails connections past their message deadline or idle limit.
 ///
 /// [`ServerHandle::shutdown`] stops and joins them all.
 pub struct Server<T = ()> {
@@ -194,6 +198,22 @@ impl<T: Send + 'static> ServerBuilder<T> {
         self
     }
 
+    /// Fails a connection whose message is still incomplete this long after its first byte
+    /// arrived: a peer that dribbles a message forever while answering pings is dropped (close
+    /// 1008, [`EndCause::MessageTimeout`]). `None` allows any duration. Defaults to 60 s; raise it
+    /// for large messages over slow links.
+    pub fn message_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.message_timeout = timeout;
+        self
+    }
+
+    /// Fails a connection on which no text or binary message has arrived for this long, pings
+    /// and pongs notwithstanding (close 1001, [`EndCause::IdleTimeout`]). Defaults to none.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.idle_timeout = timeout;
+        self
+    }
+
     /// Bounds every write to a connection; a peer that does not take a frame within it is
     /// failed with 1008 ([`EndCause::WriteTimeout`]). This bounds how long a slow member delays
     /// a [`Room`](crate::Room) broadcast. `None` waits for ever. Defaults to 10 s.
@@ -259,6 +279,12 @@ impl<T: Send + 'static> ServerBuilder<T> {
         self.settings.config.validate()?;
         if self.settings.max_connections == 0 {
             return Err(Error::InvalidConfig("max_connections must be positive"));
+        }
+        let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
+        if zero(self.settings.message_timeout) || zero(self.settings.idle_timeout) {
+            return Err(Error::InvalidConfig(
+                "message and idle timeouts must be positive",
+            ));
         }
         if let Some(hb) = self.settings.heartbeat {
             if hb.interval.is_zero() || hb.timeout.is_zero() {
@@ -343,7 +369,16 @@ impl<T: Send + 'static> Server<T> {
             http,
             on_end,
         } = self.builder;
-        let heartbeat = settings.heartbeat.map(HeartbeatTimer::start).transpose()?;
+        let watch = crate::proto::watch::WatchConfig {
+            heartbeat: settings.heartbeat.map(|h| (h.interval, h.timeout)),
+            message_timeout: settings.message_timeout,
+            idle_timeout: settings.idle_timeout,
+        };
+        let heartbeat = if watch.is_active() {
+            Some(HeartbeatTimer::start(watch)?)
+        } else {
+            None
+        };
         let context = Arc::new(Context {
             settings,
             hook,

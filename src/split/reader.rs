@@ -7,7 +7,7 @@ use crate::ending::EndCause;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::connection::next_event;
-use crate::proto::message::{Event, Message};
+use crate::proto::message::{Chunk, Event, Message};
 use crate::proto::{Receiver, Role, State};
 use std::io;
 use std::net::Shutdown;
@@ -62,9 +62,16 @@ impl Reader {
     ///
     /// Does not hold the writer's lock while it waits for bytes.
     pub fn read(&mut self) -> Result<Message, Error> {
+        if self.receiver.is_mid_stream() {
+            return Err(Error::InvalidInput(
+                "read() in the middle of a message being read with read_event()",
+            ));
+        }
         match self.read_with(false)? {
             Event::Message(message) => Ok(message),
-            Event::Chunk(_) => unreachable!("chunks only in streaming mode"),
+            Event::Chunk(_) => Err(Error::InvalidInput(
+                "a chunk arrived outside streaming mode",
+            )),
         }
     }
 
@@ -90,8 +97,15 @@ impl Reader {
                     // A pong or our close reply may be due.
                     let flushed = out.flush();
                     drop(out);
-                    if let Event::Message(Message::Close(frame)) = &event {
-                        self.writer.record(EndCause::PeerClosed(frame.clone()));
+                    match &event {
+                        Event::Message(Message::Close(frame)) => {
+                            self.writer.record(EndCause::PeerClosed(frame.clone()));
+                        }
+                        Event::Message(Message::Text(_) | Message::Binary(_))
+                        | Event::Chunk(Chunk { last: true, .. }) => {
+                            self.writer.shared.message_done()
+                        }
+                        _ => {}
                     }
                     if let Err(e) = flushed {
                         self.writer.after_write(Err(e.into()))?;
@@ -168,7 +182,9 @@ impl Reader {
                 }
                 Ok(n) => {
                     self.receiver.commit(n);
-                    self.writer.shared.touch();
+                    self.writer
+                        .shared
+                        .touch(self.receiver.is_receiving_message());
                     return Ok(());
                 }
                 Err(e) => {

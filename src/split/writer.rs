@@ -64,6 +64,10 @@ pub(crate) struct Shared {
     pub(super) cause: Mutex<Option<EndCause>>,
     /// When bytes last arrived, in nanoseconds since `epoch`; read by the heartbeat thread.
     pub(super) last_activity: AtomicU64,
+    /// When a data message last completed, in nanoseconds since `epoch`.
+    pub(super) last_data: AtomicU64,
+    /// When the message now arriving began, in nanoseconds since `epoch` plus one; 0: none.
+    pub(super) message_started: AtomicU64,
     pub(super) epoch: Instant,
     pub(super) id: u64,
     pub(super) role: Role,
@@ -89,9 +93,20 @@ impl Shared {
         }
     }
 
-    pub(super) fn touch(&self) {
-        let nanos = self.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+    /// Bytes arrived; `in_message`: a data message is now partly received.
+    pub(super) fn touch(&self, in_message: bool) {
+        let nanos = self.epoch.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64;
         self.last_activity.store(nanos, Ordering::Relaxed);
+        if in_message && self.message_started.load(Ordering::Relaxed) == 0 {
+            self.message_started.store(nanos + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// A data message completed.
+    pub(super) fn message_done(&self) {
+        let nanos = self.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.last_data.store(nanos, Ordering::Relaxed);
+        self.message_started.store(0, Ordering::Relaxed);
     }
 }
 
@@ -143,6 +158,8 @@ impl Writer {
             tcp,
             cause: Mutex::new(None),
             last_activity: AtomicU64::new(0),
+            last_data: AtomicU64::new(0),
+            message_started: AtomicU64::new(0),
             epoch: Instant::now(),
             id: next_id(),
             role,
@@ -259,6 +276,17 @@ impl Writer {
     /// When bytes last arrived from the peer.
     pub(crate) fn last_activity(&self) -> Instant {
         self.shared.epoch + Duration::from_nanos(self.shared.last_activity.load(Ordering::Relaxed))
+    }
+
+    /// What the reader last recorded, for the shared timer.
+    pub(crate) fn observed(&self) -> crate::proto::watch::Observed {
+        let at = |nanos: u64| self.shared.epoch + Duration::from_nanos(nanos);
+        let started = self.shared.message_started.load(Ordering::Relaxed);
+        crate::proto::watch::Observed {
+            last_activity: self.last_activity(),
+            last_data: at(self.shared.last_data.load(Ordering::Relaxed)),
+            message_started: (started != 0).then(|| at(started - 1)),
+        }
     }
 
     pub(crate) fn record(&self, cause: EndCause) {
