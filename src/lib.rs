@@ -59,13 +59,14 @@ mod url;
 
 pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
 pub use client::{ClientBuilder, client, connect};
-pub use config::Config;
+pub use config::{Config, DeflateConfig};
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use proto::close::{CloseCode, CloseFrame};
 pub use proto::frame;
 pub use proto::handshake::{Headers, Request, Response, accept_key};
 pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
+pub use proto::deflate::DeflateParams;
 pub use proto::{Role, State};
 pub use socket::{MessageWriter, WebSocket};
 pub use url::WsUrl;

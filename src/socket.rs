@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::deflate::DeflateParams;
 use crate::proto::message::{DataKind, Event, Message};
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{Connection, Role, State};
@@ -28,6 +29,7 @@ pub struct WebSocket<S> {
     role: Role,
     config: Config,
     subprotocol: Option<String>,
+    deflate: Option<DeflateParams>,
     /// The end of the connection was reported to the caller.
     ended: bool,
 }
@@ -49,12 +51,21 @@ impl<S: Read + Write> WebSocket<S> {
             role,
             config,
             subprotocol: None,
+            deflate: None,
             ended: false,
         }
     }
 
     pub(crate) fn set_subprotocol(&mut self, protocol: Option<String>) {
         self.subprotocol = protocol;
+    }
+
+    /// Turns on permessage-deflate with the parameters agreed in the handshake.
+    pub(crate) fn set_deflate(&mut self, params: Option<DeflateParams>) {
+        if let Some(params) = &params {
+            self.conn.set_deflate(params, &self.config.deflate);
+        }
+        self.deflate = params;
     }
 
     /// Reads the next message, blocking until one arrives.
@@ -246,6 +257,11 @@ impl<S: Read + Write> WebSocket<S> {
     /// The subprotocol agreed in the opening handshake.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the opening handshake, if it was agreed.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
     }
 
     /// Which end this is.

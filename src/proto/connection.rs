@@ -16,7 +16,8 @@ use super::Role;
 use super::message::{Event, Message};
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
-use crate::config::Config;
+use crate::config::{Config, DeflateConfig};
+use super::deflate::DeflateParams;
 use crate::error::Error;
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
@@ -33,6 +34,14 @@ impl Connection {
             receiver: Receiver::new(role, config.limits(), config.read_buffer_size),
             sender: Sender::new(role),
         }
+    }
+
+    /// Turns on permessage-deflate (RFC 7692) with parameters agreed in the opening handshake:
+    /// incoming messages with RSV1 are inflated, outgoing ones compressed per `config` (level,
+    /// threshold, receive-only). Without the `deflate` feature this does nothing (no agreement can
+    /// be reached then).
+    pub fn set_deflate(&mut self, params: &DeflateParams, config: &DeflateConfig) {
+        super::deflate::install(&mut self.receiver, &mut self.sender, params, config);
     }
 
     /// Splits into the inbound and outbound halves.

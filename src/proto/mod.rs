@@ -10,6 +10,7 @@
 
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub(crate) mod extension;
 pub mod frame;
 pub mod handshake;
