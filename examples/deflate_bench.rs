@@ -97,8 +97,12 @@ fn run(size: usize, deflate: Option<u32>, seconds: f64) -> io::Result<()> {
         .connect_on(stream)
         .map_err(io::Error::other)?;
     assert_eq!(ws.deflate().is_some(), deflate.is_some());
-    // Sixteen different messages, cycled: the compressor cannot just match the previous one.
-    let messages: Vec<String> = (0..16).map(|k| json_text(size, k * 1000)).collect();
+    // 1 MiB of distinct messages, cycled: more than the 32 KiB window, so no message is found
+    // verbatim in the compressor's memory.
+    let distinct = (1 << 20) / size;
+    let messages: Vec<String> = (0..distinct)
+        .map(|k| json_text(size, k * 100_000))
+        .collect();
     let start_written = written.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut count = 0;

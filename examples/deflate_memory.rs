@@ -84,12 +84,19 @@ fn main() {
         ("deflate, windows 15/15", Some(params(15, 15)), full.clone()),
         ("deflate, windows 12/12", Some(params(12, 12)), full.clone()),
         ("deflate, windows 9/9", Some(params(9, 9)), full.clone()),
-        ("receive-only, window 15", Some(params(15, 15)), receive_only.clone()),
+        (
+            "receive-only, window 15",
+            Some(params(15, 15)),
+            receive_only.clone(),
+        ),
         ("receive-only, window 9", Some(params(15, 9)), receive_only),
     ];
     // Each run in a fresh process: memory freed by one run would otherwise be reused by the next
     // and hide its growth.
-    if let Some(index) = std::env::args().nth(1).and_then(|a| a.parse::<usize>().ok()) {
+    if let Some(index) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse::<usize>().ok())
+    {
         let (label, params, config) = runs[index].clone();
         match measure(label, params, config) {
             Some(bytes) => println!("{bytes}"),
@@ -105,7 +112,10 @@ fn main() {
             .arg(index.to_string())
             .output()
             .expect("run a measurement");
-        let Some(bytes) = String::from_utf8_lossy(&output.stdout).trim().parse::<usize>().ok()
+        let Some(bytes) = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<usize>()
+            .ok()
         else {
             eprintln!("{label}: measurement failed");
             std::process::exit(1);

@@ -100,9 +100,7 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
     let sent = ws.get_ref().written - handshake.1;
     let received = ws.get_ref().read - handshake.0;
-    println!(
-        "50 messages, {payload} payload bytes; on the wire: {sent} sent, {received} received"
-    );
+    println!("50 messages, {payload} payload bytes; on the wire: {sent} sent, {received} received");
     // JSON like this deflates to well under a third; uncompressed frames would be larger than
     // the payload. So less than half proves each side compressed.
     if sent * 2 > payload {

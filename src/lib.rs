@@ -44,7 +44,11 @@
 //! ## Features
 //!
 //! - `native-tls`: `wss://` (planned; today `wss://` URLs give [`UrlError::TlsNotEnabled`]).
-//! - `deflate`: permessage-deflate, RFC 7692 (planned).
+//! - `deflate`: permessage-deflate, RFC 7692, via flate2's zlib-rs backend. Built with it, clients
+//!   offer and servers accept the extension by default; [`DeflateConfig`] (in [`Config::deflate`])
+//!   picks the parameters, the level, a size threshold and receive-only mode, and
+//!   [`WebSocket::deflate`] tells what was agreed. See the README's "Compression" section for
+//!   memory per connection and speed.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -62,11 +66,11 @@ pub use client::{ClientBuilder, client, connect};
 pub use config::{Config, DeflateConfig};
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use proto::close::{CloseCode, CloseFrame};
+pub use proto::deflate::DeflateParams;
 pub use proto::frame;
 pub use proto::handshake::{Headers, Request, Response, accept_key};
 pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
-pub use proto::deflate::DeflateParams;
 pub use proto::{Role, State};
 pub use socket::{MessageWriter, WebSocket};
 pub use url::WsUrl;

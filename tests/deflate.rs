@@ -9,14 +9,16 @@ use flate2::{Compress, Compression, FlushCompress};
 use std::io::{Read, Write};
 use syncws::proto::{Connection, Role};
 use syncws::{
-    CloseCode, Config, DataKind, DeflateConfig, DeflateParams, Error, Event, Message,
-    ProtocolError,
+    CloseCode, Config, DataKind, DeflateConfig, DeflateParams, Error, Event, Message, ProtocolError,
 };
 
 /// An echo server for one connection with `config`; returns the agreed parameters.
 fn echo_server(config: Config) -> (String, std::thread::JoinHandle<Option<DeflateParams>>) {
     let (addr, handle) = serve_once(move |stream| {
-        let mut ws = syncws::Acceptor::new().config(config).accept(stream).unwrap();
+        let mut ws = syncws::Acceptor::new()
+            .config(config)
+            .accept(stream)
+            .unwrap();
         let agreed = ws.deflate().copied();
         while let Ok(msg) = ws.read() {
             if msg.is_data() {
@@ -61,10 +63,7 @@ fn both_roles_agree_by_default_and_echo_every_shape() {
     writer.finish().unwrap();
     assert_eq!(ws.read().unwrap(), Message::Text(text));
     ws.close(CloseCode::Normal, "").unwrap();
-    assert_eq!(
-        server.join().unwrap(),
-        Some(DeflateParams::default())
-    );
+    assert_eq!(server.join().unwrap(), Some(DeflateParams::default()));
 }
 
 #[test]
@@ -183,16 +182,27 @@ fn client_fails_a_bad_server_answer() {
         });
         let err = syncws::connect(&format!("ws://{addr}/")).unwrap_err();
         assert!(
-            matches!(err, Error::Handshake(syncws::HandshakeError::InvalidExtension(_))),
+            matches!(
+                err,
+                Error::Handshake(syncws::HandshakeError::InvalidExtension(_))
+            ),
             "{answer}: {err}"
         );
         let request = server.join().unwrap();
-        assert!(request.contains("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"));
+        assert!(
+            request.contains(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            )
+        );
     }
 }
 
 /// A connected pair of sans-I/O connections with permessage-deflate on.
-fn pair(params: DeflateParams, server: DeflateConfig, client: DeflateConfig) -> (Connection, Connection) {
+fn pair(
+    params: DeflateParams,
+    server: DeflateConfig,
+    client: DeflateConfig,
+) -> (Connection, Connection) {
     let mut s = Connection::new(Role::Server, &Config::default());
     let mut c = Connection::new(Role::Client, &Config::default());
     s.set_deflate(&params, &server);
@@ -236,8 +246,11 @@ fn rsv1_marks_compressed_messages_and_the_threshold_skips_small_ones() {
 fn receive_only_inflates_but_sends_plain() {
     let mut receive_only = DeflateConfig::default();
     receive_only.receive_only = true;
-    let (mut server, mut client) =
-        pair(DeflateParams::default(), receive_only, DeflateConfig::default());
+    let (mut server, mut client) = pair(
+        DeflateParams::default(),
+        receive_only,
+        DeflateConfig::default(),
+    );
     client.send(&Message::text(json(50))).unwrap();
     assert_eq!(transfer(&mut client, &mut server)[0], 0xc1);
     assert_eq!(
@@ -311,7 +324,10 @@ fn rsv1_where_it_does_not_belong_is_1002() {
     }
     // Without the extension RSV1 on a data frame is 1002 too (RFC 6455 §5.2).
     let mut plain = Connection::new(Role::Server, &Config::default());
-    plain.receive_data(&client_frame(0xc1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
+    plain.receive_data(&client_frame(
+        0xc1,
+        &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+    ));
     assert!(matches!(
         plain.next_event(),
         Err(Error::Protocol(ProtocolError::ReservedBits))
@@ -337,9 +353,13 @@ fn bomb(gib: usize) -> Vec<u8> {
     let mut deflate = Compress::new(Compression::best(), false);
     let zeros = vec![0u8; 1 << 20];
     let mut first = Vec::with_capacity(4096);
-    deflate.compress_vec(&zeros, &mut first, FlushCompress::Sync).unwrap();
+    deflate
+        .compress_vec(&zeros, &mut first, FlushCompress::Sync)
+        .unwrap();
     let mut repeat = Vec::with_capacity(4096);
-    deflate.compress_vec(&zeros, &mut repeat, FlushCompress::Sync).unwrap();
+    deflate
+        .compress_vec(&zeros, &mut repeat, FlushCompress::Sync)
+        .unwrap();
     let mut bomb = first;
     for _ in 1..gib << 10 {
         bomb.extend_from_slice(&repeat);
@@ -354,7 +374,10 @@ fn a_10_gib_bomb_stops_at_the_limit_with_1009() {
     let mut config = Config::default();
     config.max_message_size = 1 << 20;
     let (addr, server) = serve_once(move |stream| {
-        let mut ws = syncws::Acceptor::new().config(config).accept(stream).unwrap();
+        let mut ws = syncws::Acceptor::new()
+            .config(config)
+            .accept(stream)
+            .unwrap();
         let result = ws.read();
         let held = ws.buffered_capacity();
         // Read the rest of the bomb so closing the socket does not reset the connection (and

@@ -13,11 +13,11 @@
 //! ```
 
 use super::Role;
+use super::deflate::DeflateParams;
 use super::message::{Event, Message};
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
 use crate::config::{Config, DeflateConfig};
-use super::deflate::DeflateParams;
 use crate::error::Error;
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.

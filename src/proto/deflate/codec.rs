@@ -125,7 +125,11 @@ impl Deflater {
             return None;
         }
         Some(Deflater {
-            inner: Compress::new_with_window_bits(Compression::new(level.min(9)), false, window_bits),
+            inner: Compress::new_with_window_bits(
+                Compression::new(level.min(9)),
+                false,
+                window_bits,
+            ),
             reset_after_message,
             threshold,
         })
@@ -164,7 +168,9 @@ impl Deflater {
             let before = self.inner.total_in();
             // A sync flush never fails on a valid stream; an error could only mean a bug in the
             // backend, and the stream would then be unusable, so it is treated as fatal below.
-            let status = self.inner.compress_vec(input, &mut out, FlushCompress::Sync);
+            let status = self
+                .inner
+                .compress_vec(input, &mut out, FlushCompress::Sync);
             input = &input[(self.inner.total_in() - before) as usize..];
             let full = out.capacity() == out.len();
             if status.is_err() || (input.is_empty() && !full) {
@@ -207,7 +213,9 @@ mod tests {
         let again = [0xf2, 0x00, 0x11, 0x00, 0x00];
         assert_eq!(inflate_all(&mut inflater, &again).unwrap(), b"Hello");
         // §7.2.3.3: a stored (uncompressed) block.
-        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+        let stored = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
         assert_eq!(inflate_all(&mut inflater, &stored).unwrap(), b"Hello");
         // §7.2.3.4: a BFINAL block; the next message starts a fresh stream.
         let mut inflater = Inflater::new(15, false);
@@ -246,7 +254,10 @@ mod tests {
                 let mut fresh = Inflater::new(15, false);
                 assert_eq!(inflate_all(&mut fresh, &second).unwrap(), message);
             } else {
-                assert!(second.len() < first.len() / 4, "context takeover shrinks repeats");
+                assert!(
+                    second.len() < first.len() / 4,
+                    "context takeover shrinks repeats"
+                );
             }
             for compressed in [first, second] {
                 assert_eq!(inflate_all(&mut inflater, &compressed).unwrap(), message);
@@ -285,7 +296,11 @@ mod tests {
         assert_eq!(deflater.compress(&[b'a'; 99]), None);
         assert!(deflater.compress(&[b'a'; 100]).is_some());
         let noise: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
-        assert_eq!(deflater.compress(&noise), None, "grew, and no context to keep");
+        assert_eq!(
+            deflater.compress(&noise),
+            None,
+            "grew, and no context to keep"
+        );
     }
 
     #[test]

@@ -170,10 +170,7 @@ fn split_outside_quotes(text: &str, separator: char) -> Result<Vec<&str>, Syntax
 /// A parameter value: a token, or a quoted string whose content is a token (RFC 6455 §9.1).
 fn parse_value(raw: &str) -> Result<String, SyntaxError> {
     let value = match raw.strip_prefix('"') {
-        Some(rest) => rest
-            .strip_suffix('"')
-            .ok_or(SyntaxError)?
-            .replace('\\', ""),
+        Some(rest) => rest.strip_suffix('"').ok_or(SyntaxError)?.replace('\\', ""),
         None => raw.to_owned(),
     };
     if is_token(&value) {
@@ -186,9 +183,9 @@ fn parse_value(raw: &str) -> Result<String, SyntaxError> {
 /// RFC 7230 §3.2.6 token.
 fn is_token(text: &str) -> bool {
     !text.is_empty()
-        && text.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A `*_max_window_bits` value: 1*DIGIT in 8..=15, no leading zeros (RFC 7692 §7.1.2).
@@ -366,9 +363,10 @@ mod tests {
     use super::*;
 
     fn config() -> DeflateConfig {
-        let mut config = DeflateConfig::default();
-        config.enabled = true;
-        config
+        DeflateConfig {
+            enabled: true,
+            ..DeflateConfig::default()
+        }
     }
 
     fn params(snct: bool, cnct: bool, sbits: u8, cbits: u8) -> DeflateParams {
@@ -504,15 +502,17 @@ mod tests {
         for offer in declined {
             assert_eq!(select_offer([offer], &config()), None, "{offer}");
         }
-        let several =
-            "permessage-deflate; server_max_window_bits=99, permessage-deflate; server_no_context_takeover, permessage-deflate";
+        let several = "permessage-deflate; server_max_window_bits=99, permessage-deflate; server_no_context_takeover, permessage-deflate";
         assert_eq!(
             select_offer([several], &config()),
             Some(params(true, false, 15, 15))
         );
         // The same across header fields.
         assert_eq!(
-            select_offer(["foo", "permessage-deflate; client_max_window_bits=12"], &config()),
+            select_offer(
+                ["foo", "permessage-deflate; client_max_window_bits=12"],
+                &config()
+            ),
             Some(params(false, false, 15, 12))
         );
     }
