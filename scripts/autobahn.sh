@@ -19,6 +19,7 @@
 #   4. client role: starts `wstest -m fuzzingserver -u 0` in the background, waits for its port, runs
 #      `autobahn_client ws://127.0.0.1:PORT syncws` (getCaseCount, every runCase, updateReports), then
 #      stops the fuzzing server by PID;
+#   (steps 3 and 4 run at the same time unless AUTOBAHN_PARALLEL=0)
 #   5. runs check.py REPORT --strict on each role's report (prints the per-section table and every
 #      failing case, NON-STRICT included), prints each role's wall time.
 # Exit status: 0 all roles passed; 1 a role failed (cases failed, testee crashed/timed out, no report);
