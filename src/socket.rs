@@ -60,8 +60,17 @@ impl<S: Read + Write> WebSocket<S> {
         self.subprotocol = protocol;
     }
 
-    /// Turns on permessage-deflate with the parameters agreed in the handshake.
-    pub(crate) fn set_deflate(&mut self, params: Option<DeflateParams>) {
+    /// Turns on permessage-deflate with the parameters agreed in the opening handshake, using
+    /// [`Config::deflate`] for the level, threshold and receive-only mode. [`connect`](crate::connect)
+    /// and [`accept`](crate::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
+    /// when the handshake was done elsewhere (e.g. with
+    /// [`negotiation::select_offer`](crate::proto::deflate::negotiation::select_offer)), before
+    /// any message is exchanged. Without the `deflate` feature there is no codec: `params` is
+    /// ignored and [`deflate`](Self::deflate) stays `None`.
+    pub fn set_deflate(&mut self, params: Option<DeflateParams>) {
+        if !cfg!(feature = "deflate") {
+            return;
+        }
         if let Some(params) = &params {
             self.conn.set_deflate(params, &self.config.deflate);
         }
