@@ -414,3 +414,113 @@ fn a_10_gib_bomb_stops_at_the_limit_with_1009() {
         "no 1009 close frame in the answer"
     );
 }
+
+/// A small deterministic generator (xorshift), so a failure can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_messages_parameters_and_fragmentation_round_trip() {
+    for seed in 1..=12u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let bits = |rng: &mut Rng| 8 + rng.below(8) as u8;
+        let params = DeflateParams {
+            server_no_context_takeover: rng.below(2) == 0,
+            client_no_context_takeover: rng.below(2) == 0,
+            server_max_window_bits: bits(&mut rng),
+            client_max_window_bits: bits(&mut rng),
+        };
+        let mut config = DeflateConfig::default();
+        config.level = rng.below(10) as u32;
+        config.threshold = rng.below(300);
+        let (mut server, mut client) = pair(params, config.clone(), config);
+        for _ in 0..30 {
+            // Text from a small alphabet (compressible) or arbitrary bytes (not).
+            let size = [0, 1, 50, 500, 5000, 70_000][rng.below(6)];
+            let text = rng.below(2) == 0;
+            let data: Vec<u8> = (0..size)
+                .map(|_| {
+                    if text {
+                        b"abc {}\":,0123"[rng.below(13)]
+                    } else {
+                        rng.next() as u8
+                    }
+                })
+                .collect();
+            let kind = if text {
+                DataKind::Text
+            } else {
+                DataKind::Binary
+            };
+            let (from, to) = if rng.below(2) == 0 {
+                (&mut client, &mut server)
+            } else {
+                (&mut server, &mut client)
+            };
+            if rng.below(3) == 0 && size > 1 {
+                // Streamed in random pieces.
+                let mut rest = &data[..];
+                while !rest.is_empty() {
+                    let n = 1 + rng.below(rest.len());
+                    let (piece, tail) = rest.split_at(n);
+                    from.sender()
+                        .send_fragment(kind, piece, tail.is_empty())
+                        .unwrap();
+                    rest = tail;
+                }
+            } else if text {
+                from.send(&Message::Text(String::from_utf8(data.clone()).unwrap()))
+                    .unwrap();
+            } else {
+                from.send(&Message::Binary(data.clone())).unwrap();
+            }
+            // Delivered in random chunks.
+            let wire = from.data_to_send().to_vec();
+            from.advance(wire.len());
+            let mut received = None;
+            for chunk in wire.chunks(1 + rng.below(9000)) {
+                to.receive_data(chunk);
+                while let Some(event) = to.next_event().unwrap_or_else(|e| {
+                    panic!("seed {seed} {params:?} size {size} text {text}: {e}")
+                }) {
+                    received = Some(event);
+                }
+            }
+            let Some(Event::Message(message)) = received else {
+                panic!("seed {seed}: nothing received");
+            };
+            assert_eq!(message.as_bytes(), &data[..], "seed {seed}, {params:?}");
+        }
+    }
+}
+
+#[test]
+fn garbage_behind_rsv1_never_panics() {
+    let config = DeflateConfig::default();
+    let mut rng = Rng(0x1234_5678);
+    for _ in 0..2000 {
+        let (mut server, _) = pair(DeflateParams::default(), config.clone(), config.clone());
+        let payload: Vec<u8> = (0..rng.below(200)).map(|_| rng.next() as u8).collect();
+        server.receive_data(&client_frame(0xc2, &payload));
+        // Inflates to something, or fails as a peer's violation: never a panic.
+        match server.next_event() {
+            Ok(_) => {}
+            Err(Error::Protocol(
+                ProtocolError::InvalidCompressedData | ProtocolError::MessageTooLarge,
+            )) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -181,6 +181,12 @@ impl Deflater {
             // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end."
             if out.ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
+            } else if out.is_empty() {
+                // Nothing new since the last flush (an empty message, or an empty last fragment),
+                // so zlib wrote no block. The receiver will append the tail all the same: send the
+                // empty stored block's header byte it belongs to (§7.2.3.6), or it would read the
+                // tail as the start of a block and corrupt the stream.
+                out.push(0x00);
             }
             if self.reset_after_message {
                 self.inner.reset();
@@ -275,6 +281,27 @@ mod tests {
             inflate_all(&mut inflater, &wire).unwrap(),
             b"first part, second part"
         );
+    }
+
+    #[test]
+    fn empty_messages_and_empty_last_fragments_keep_the_stream_in_step() {
+        let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
+        let mut inflater = Inflater::new(15, false);
+        // Context takeover: after a flush, an empty message makes zlib write nothing at all.
+        for data in [&b"hello"[..], b"", b"", b"hello again", b""] {
+            let compressed = deflater.compress(data).unwrap();
+            assert!(!compressed.is_empty());
+            assert_eq!(inflate_all(&mut inflater, &compressed).unwrap(), data);
+        }
+        // A streamed message whose last fragment is empty.
+        let mut wire = deflater.compress_part(b"all in the first fragment", false);
+        wire.extend(deflater.compress_part(b"", true));
+        assert_eq!(
+            inflate_all(&mut inflater, &wire).unwrap(),
+            b"all in the first fragment"
+        );
+        let next = deflater.compress(b"next").unwrap();
+        assert_eq!(inflate_all(&mut inflater, &next).unwrap(), b"next");
     }
 
     #[test]
