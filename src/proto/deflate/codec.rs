@@ -23,6 +23,8 @@ pub(crate) struct Inflater {
     /// The peer ended a stream with a BFINAL block (§7.2.3.4); the rest of the message is ignored
     /// and the next message starts a new stream.
     stream_ended: bool,
+    /// Compressed bytes of the current message have arrived.
+    message_started: bool,
 }
 
 impl Inflater {
@@ -33,6 +35,7 @@ impl Inflater {
             inner: Decompress::new_with_window_bits(false, window_bits.clamp(9, 15)),
             reset_after_message,
             stream_ended: false,
+            message_started: false,
         }
     }
 
@@ -48,9 +51,15 @@ impl Inflater {
         budget: usize,
     ) -> Result<(), ProtocolError> {
         let start = out.len();
+        self.message_started |= !input.is_empty();
         self.feed(input, out, start, budget)?;
         if message_end {
-            self.feed(&TAIL, out, start, budget)?;
+            // A message with no compressed bytes at all is empty. Appending the tail to nothing
+            // would leave the inflater inside a block header, so it is skipped: some senders
+            // write nothing for an empty message instead of §7.2.3.6's single 0x00.
+            if std::mem::take(&mut self.message_started) {
+                self.feed(&TAIL, out, start, budget)?;
+            }
             if self.reset_after_message || self.stream_ended {
                 self.inner.reset(false);
                 self.stream_ended = false;
@@ -302,6 +311,11 @@ mod tests {
         );
         let next = deflater.compress(b"next").unwrap();
         assert_eq!(inflate_all(&mut inflater, &next).unwrap(), b"next");
+        // A sender that writes no bytes at all for an empty message is understood too.
+        assert_eq!(inflate_all(&mut inflater, b"").unwrap(), b"");
+        assert_eq!(inflate_all(&mut inflater, b"").unwrap(), b"");
+        let last = deflater.compress(b"still in step").unwrap();
+        assert_eq!(inflate_all(&mut inflater, &last).unwrap(), b"still in step");
     }
 
     #[test]
