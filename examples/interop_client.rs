@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use syncws::{CloseCode, Message};
+use syncws::{ClientBuilder, CloseCode, Config, Message};
 
 /// A stream that counts the bytes it moves.
 struct Counting {
@@ -76,7 +76,10 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         read: 0,
         written: 0,
     };
-    let (mut ws, response) = syncws::client(url, stream)?;
+    // Every message compressed, even empty ones (RFC 7692 §7.2.3.6), to exercise the edge cases.
+    let mut config = Config::default();
+    config.deflate.threshold = 0;
+    let (mut ws, response) = ClientBuilder::new(url).config(config).connect_on(stream)?;
     let header = response.header("sec-websocket-extensions").unwrap_or("");
     println!("server answered Sec-WebSocket-Extensions: {header:?}");
     let params = *ws.deflate().ok_or("permessage-deflate was not agreed")?;
@@ -98,9 +101,18 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("echo {i} differs from what was sent").into());
         }
     }
+    // Two empty messages in a row: with context takeover, nothing new since the last flush.
+    for _ in 0..2 {
+        ws.send(Message::text(""))?;
+        if ws.read()? != Message::text("") {
+            return Err("an empty message did not come back empty".into());
+        }
+    }
     let sent = ws.get_ref().written - handshake.1;
     let received = ws.get_ref().read - handshake.0;
-    println!("50 messages, {payload} payload bytes; on the wire: {sent} sent, {received} received");
+    println!(
+        "50 messages and 2 empty ones, {payload} payload bytes; on the wire: {sent} sent, {received} received"
+    );
     // JSON like this deflates to well under a third; uncompressed frames would be larger than
     // the payload. So less than half proves each side compressed.
     if sent * 2 > payload {

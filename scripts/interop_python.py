@@ -90,6 +90,12 @@ def our_server_their_client(server_bin):
                 if ws.recv(timeout=TIMEOUT) != message:
                     print("echo %d differs" % i)
                     return False
+            # Empty messages, twice: the server's compressor has nothing new to flush.
+            for _ in range(2):
+                ws.send("")
+                if ws.recv(timeout=TIMEOUT) != "":
+                    print("an empty message did not come back empty")
+                    return False
             received = sock.received - start
         print("our server, their client: 50 echoes, %d payload bytes, %d bytes received" % (payload, received))
         ok = received * 2 < payload
