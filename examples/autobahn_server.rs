@@ -1,7 +1,8 @@
 //! The Autobahn|Testsuite server testee: echoes every message, limits raised to 64 MiB.
 //!
 //! Run: `cargo run --release --example autobahn_server -- [ADDR]` (default 127.0.0.1:9002), then
-//! point `wstest -m fuzzingclient` at it; `scripts/autobahn.sh` does both.
+//! point `wstest -m fuzzingclient` at it; `scripts/autobahn.sh` does both. Built with
+//! `--features deflate` it accepts permessage-deflate offers (the default `Config` enables it).
 
 use std::net::TcpListener;
 use syncws::{Acceptor, Config};

@@ -11,6 +11,9 @@ if [[ ! -x ${CHROMIUM:-/usr/bin/chromium} ]]; then
     echo "no Chromium: apt-get install -y chromium (TMPDIR=/var/tmp if dpkg loses its temp files)" >&2
     exit 1
 fi
-cargo build --quiet --example chat
 npm install --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
+# Once as built by default, once with permessage-deflate (the extension agreed with Chromium).
+cargo build --quiet --example chat
 CHAT_BIN="$PWD/target/debug/examples/chat" timeout 180 node tests/browser/chat_test.mjs
+cargo build --quiet --features deflate --example chat --target-dir target/deflate
+CHAT_EXPECT_DEFLATE=1 CHAT_BIN="$PWD/target/deflate/debug/examples/chat" timeout 180 node tests/browser/chat_test.mjs

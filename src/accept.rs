@@ -4,6 +4,7 @@ use crate::client::read_more;
 use crate::config::Config;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Role;
+use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Headers, Request, accept_response, check_request, error_response, parse_request,
@@ -186,10 +187,21 @@ impl Acceptor {
                 ));
             }
         }
+        // RFC 7692 §5.1: the first acceptable permessage-deflate offer, or none.
+        let deflate = &self.config.deflate;
+        let agreed = if deflate.enabled {
+            negotiation::select_offer(request.headers.get_all("sec-websocket-extensions"), deflate)
+        } else {
+            None
+        };
+        let mut headers = accept.headers;
+        if let Some(params) = &agreed {
+            headers.push("Sec-WebSocket-Extensions", params.to_header_value());
+        }
         stream.write_all(&accept_response(
             &key,
             accept.subprotocol.as_deref(),
-            &accept.headers,
+            &headers,
         ))?;
         stream.flush()?;
         // Bytes pipelined behind the request are the client's first frames.
@@ -200,6 +212,7 @@ impl Acceptor {
             self.config.clone(),
         );
         ws.set_subprotocol(accept.subprotocol);
+        ws.set_deflate(agreed);
         Ok((ws, request))
     }
 }

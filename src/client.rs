@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
 use crate::net_stream::NetStream;
 use crate::proto::Role;
+use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     ClientRequest, Headers, Response, check_response, generate_key, parse_response,
@@ -285,12 +286,14 @@ impl ClientBuilder {
                 headers.push("Authorization", format!("Basic {encoded}"));
             }
         }
+        let deflate = &self.config.deflate;
+        let offer = deflate.enabled.then(|| negotiation::client_offer(deflate));
         let request = ClientRequest {
             host: &host,
             target: &url.target,
             key: &key,
             subprotocols: &self.subprotocols,
-            extensions: None,
+            extensions: offer.as_deref(),
             headers: &headers,
         };
         stream.write_all(&request.to_bytes())?;
@@ -315,6 +318,12 @@ impl ClientBuilder {
             );
         }
         let protocol = check_response(&response, &key, &self.subprotocols)?;
+        // RFC 6455 §4.1: an extension we did not offer, or bad parameters, fail the connection.
+        let agreed = negotiation::check_server_response(
+            response.headers.get_all("sec-websocket-extensions"),
+            offer.is_some(),
+            deflate,
+        )?;
         // Bytes right behind the 101 response are the server's first frames: keep them.
         let mut ws = WebSocket::from_partially_read(
             stream,
@@ -323,6 +332,7 @@ impl ClientBuilder {
             self.config.clone(),
         );
         ws.set_subprotocol(protocol);
+        ws.set_deflate(agreed);
         Ok((ws, response))
     }
 }

@@ -35,6 +35,9 @@ pub struct Config {
     /// How long the opening handshake may take, where the stream supports deadlines
     /// ([`connect`](crate::connect) and the server). Defaults to 10 s.
     pub handshake_timeout: Option<Duration>,
+    /// permessage-deflate (RFC 7692) settings. Enabled by default when the crate is built with the
+    /// `deflate` feature; see [`DeflateConfig`].
+    pub deflate: DeflateConfig,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             max_handshake_size: 8 << 10,
             max_headers: 64,
             handshake_timeout: Some(Duration::from_secs(10)),
+            deflate: DeflateConfig::default(),
         }
     }
 }
@@ -70,7 +74,7 @@ impl Config {
                 "handshake limits too small for any request",
             ));
         }
-        Ok(())
+        self.deflate.validate()
     }
 
     /// The receiver's limits.
@@ -87,5 +91,87 @@ impl Config {
             max_size: self.max_handshake_size,
             max_headers: self.max_headers,
         }
+    }
+}
+
+/// permessage-deflate (RFC 7692) settings for one side of a connection.
+///
+/// Names follow the RFC in both roles: `server_*` is about what the server sends, `client_*` about
+/// what the client sends. A client offers these; a server uses them to choose among the client's
+/// offers. Each compressing direction costs memory per connection (see the README's
+/// "Compression" section): smaller windows, no context takeover and [`receive_only`] reduce it.
+///
+/// [`receive_only`]: DeflateConfig::receive_only
+///
+/// ```
+/// let mut config = syncws::Config::default();
+/// config.deflate.enabled = cfg!(feature = "deflate");
+/// config.deflate.server_max_window_bits = 10; // 1 KiB window for server-to-client data
+/// config.deflate.threshold = 256;
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeflateConfig {
+    /// Offer (client) or accept (server) permessage-deflate. Defaults to `true` when built with
+    /// the `deflate` feature, `false` otherwise; `true` without the feature is a config error.
+    pub enabled: bool,
+    /// The server resets its compression context after every message: less memory kept between
+    /// messages on the client, worse compression of similar messages. A client requests it; a
+    /// server imposes it on itself. Defaults to `false`.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compression context after every message. A client promises it in its
+    /// offer; a server demands it in its answer. Defaults to `false`.
+    pub client_no_context_takeover: bool,
+    /// The largest window the server compresses with, 2^bits bytes, 9–15 (8 is accepted from a
+    /// peer, but then that side sends uncompressed: zlib cannot compress with 8). A client
+    /// requests it, a server caps itself. Defaults to 15 (32 KiB).
+    pub server_max_window_bits: u8,
+    /// The largest window the client compresses with, 9–15. A client caps itself; a server asks
+    /// for it (declining offers that do not allow it when below 15). Defaults to 15.
+    pub client_max_window_bits: u8,
+    /// zlib compression level, 0 (store) to 9 (best). Defaults to 1: on JSON-like text it is
+    /// several times faster than 6 for a few percent larger output (see the README).
+    pub level: u32,
+    /// Messages shorter than this many bytes are sent uncompressed. Defaults to 128.
+    pub threshold: usize,
+    /// Accept the extension and inflate what arrives, but send everything uncompressed: no
+    /// compressor is allocated. Defaults to `false`.
+    pub receive_only: bool,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> DeflateConfig {
+        DeflateConfig {
+            enabled: cfg!(feature = "deflate"),
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            level: 1,
+            threshold: 128,
+            receive_only: false,
+        }
+    }
+}
+
+impl DeflateConfig {
+    /// Checks the values; see [`Config::validate`].
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.enabled && !cfg!(feature = "deflate") {
+            return Err(Error::InvalidConfig(
+                "deflate.enabled needs the `deflate` feature",
+            ));
+        }
+        let bits = 9..=15;
+        if !bits.contains(&self.server_max_window_bits)
+            || !bits.contains(&self.client_max_window_bits)
+        {
+            return Err(Error::InvalidConfig("deflate window bits must be 9 to 15"));
+        }
+        if self.level > 9 {
+            return Err(Error::InvalidConfig("deflate level must be 0 to 9"));
+        }
+        Ok(())
     }
 }

@@ -77,7 +77,11 @@
 //!
 //! - `native-tls` (default): `wss://` through the platform's TLS (OpenSSL on Linux). Without it,
 //!   `wss://` URLs give [`UrlError::TlsNotEnabled`].
-//! - `deflate`: permessage-deflate, RFC 7692 (planned).
+//! - `deflate`: permessage-deflate, RFC 7692, via flate2's zlib-rs backend. Built with it, clients
+//!   offer and servers accept the extension by default; [`DeflateConfig`] (in [`Config::deflate`])
+//!   picks the parameters, the level, a size threshold and receive-only mode, and
+//!   [`WebSocket::deflate`] tells what was agreed. See the README's "Compression" section for
+//!   memory per connection and speed.
 //! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
 //!   target `syncws::frame`).
 
@@ -105,13 +109,14 @@ mod url;
 
 pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
 pub use client::{ClientBuilder, client, connect};
-pub use config::Config;
+pub use config::{Config, DeflateConfig};
 pub use ending::EndCause;
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
 pub use net_stream::NetStream;
 #[cfg(feature = "native-tls")]
 pub use net_stream::TlsStream;
 pub use proto::close::{CloseCode, CloseFrame};
+pub use proto::deflate::DeflateParams;
 pub use proto::dissect;
 pub use proto::frame;
 pub use proto::handshake::{Headers, Request, Response, accept_key};

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::deflate::DeflateParams;
 use crate::proto::message::{DataKind, Event, Message};
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{Connection, Role, State};
@@ -28,6 +29,7 @@ pub struct WebSocket<S> {
     role: Role,
     config: Config,
     subprotocol: Option<String>,
+    deflate: Option<DeflateParams>,
     /// The end of the connection was reported to the caller.
     ended: bool,
 }
@@ -49,6 +51,7 @@ impl<S: Read + Write> WebSocket<S> {
             role,
             config,
             subprotocol: None,
+            deflate: None,
             ended: false,
         }
     }
@@ -60,6 +63,23 @@ impl<S: Read + Write> WebSocket<S> {
 
     pub(crate) fn set_subprotocol(&mut self, protocol: Option<String>) {
         self.subprotocol = protocol;
+    }
+
+    /// Turns on permessage-deflate with the parameters agreed in the opening handshake, using
+    /// [`Config::deflate`] for the level, threshold and receive-only mode. [`connect`](crate::connect)
+    /// and [`accept`](crate::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
+    /// when the handshake was done elsewhere (e.g. with
+    /// [`negotiation::select_offer`](crate::proto::deflate::negotiation::select_offer)), before
+    /// any message is exchanged. Without the `deflate` feature there is no codec: `params` is
+    /// ignored and [`deflate`](Self::deflate) stays `None`.
+    pub fn set_deflate(&mut self, params: Option<DeflateParams>) {
+        if !cfg!(feature = "deflate") {
+            return;
+        }
+        if let Some(params) = &params {
+            self.conn.set_deflate(params, &self.config.deflate);
+        }
+        self.deflate = params;
     }
 
     /// Reads the next message, blocking until one arrives.
@@ -276,6 +296,11 @@ impl<S: Read + Write> WebSocket<S> {
     /// The subprotocol agreed in the opening handshake.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the opening handshake, if it was agreed.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
     }
 
     /// Which end this is.

@@ -34,7 +34,14 @@ fn both_ends_see_every_frame_with_its_direction() {
         }
     });
     let (client_hook, client_lines) = recorder();
-    let (mut ws, _) = syncws::connect(&format!("ws://{addr}/")).unwrap();
+    // Uncompressed, so that the payloads seen are the ones sent (with `--features deflate` the
+    // extension would otherwise be agreed).
+    let mut config = syncws::Config::default();
+    config.deflate.enabled = false;
+    let (mut ws, _) = syncws::ClientBuilder::new(format!("ws://{addr}/"))
+        .config(config)
+        .connect()
+        .unwrap();
     ws.get_ref().set_read_timeout(Some(DEADLINE)).unwrap();
     ws.set_frame_hook(Some(client_hook));
     ws.send(Message::text("hi")).unwrap();

@@ -113,6 +113,8 @@ fn the_proxy_shows_the_handshake_and_every_frame_both_ways() {
 
     let mut config = syncws::Config::default();
     config.write_fragment_size = 4;
+    // Uncompressed, so that the dissected payloads are the ones sent.
+    config.deflate.enabled = false;
     let (mut ws, response) = syncws::ClientBuilder::new(format!("ws://{proxy_addr}/"))
         .config(config)
         .connect()

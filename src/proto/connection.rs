@@ -13,11 +13,12 @@
 //! ```
 
 use super::Role;
+use super::deflate::DeflateParams;
 use super::message::{Event, Message};
 use super::observer::FrameObserver;
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
-use crate::config::Config;
+use crate::config::{Config, DeflateConfig};
 use crate::error::Error;
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
@@ -41,6 +42,14 @@ impl Connection {
     pub fn set_frame_observer(&mut self, observer: Option<FrameObserver>) {
         self.receiver.set_frame_observer(observer.clone());
         self.sender.set_frame_observer(observer);
+    }
+
+    /// Turns on permessage-deflate (RFC 7692) with parameters agreed in the opening handshake:
+    /// incoming messages with RSV1 are inflated, outgoing ones compressed per `config` (level,
+    /// threshold, receive-only). Without the `deflate` feature this does nothing (no agreement can
+    /// be reached then).
+    pub fn set_deflate(&mut self, params: &DeflateParams, config: &DeflateConfig) {
+        super::deflate::install(&mut self.receiver, &mut self.sender, params, config);
     }
 
     /// Splits into the inbound and outbound halves.

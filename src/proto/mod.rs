@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod dissect;
 pub(crate) mod extension;
 pub mod frame;

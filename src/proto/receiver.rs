@@ -108,8 +108,13 @@ impl Receiver {
         self.tap.observer()
     }
 
+    /// Which end this receiver belongs to.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Enables RSV1 and decompression for permessage-deflate (RFC 7692).
-    #[allow(dead_code)] // wired by permessage-deflate negotiation
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) fn set_inflater(&mut self, inflater: Option<Inflater>) {
         self.inflater = inflater;
     }

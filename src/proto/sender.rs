@@ -31,8 +31,8 @@ pub struct Sender {
     role: Role,
     state: State,
     out: Vec<u8>,
-    /// A streamed message is being sent as fragments.
-    streaming: Option<DataKind>,
+    /// A streamed message is being sent as fragments: its kind, and whether it is compressed.
+    streaming: Option<(DataKind, bool)>,
     deflater: Option<Deflater>,
     /// The peer's close frame, once received.
     peer_close: Option<Option<CloseFrame>>,
@@ -68,7 +68,8 @@ impl Sender {
         self.tap.observer()
     }
 
-    #[allow(dead_code)] // wired by permessage-deflate negotiation
+    /// Enables compression of outgoing data messages (permessage-deflate, RFC 7692).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) fn set_deflater(&mut self, deflater: Option<Deflater>) {
         self.deflater = deflater;
     }
@@ -156,17 +157,30 @@ impl Sender {
     /// The first call starts the message with `kind`; `fin` ends it.
     pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
         self.check_open()?;
-        let opcode = match self.streaming {
-            Some(current) if current != kind => {
+        let (opcode, compressed) = match self.streaming {
+            Some((current, _)) if current != kind => {
                 return Err(Error::InvalidInput(
                     "fragment kind differs from its message's",
                 ));
             }
-            Some(_) => OpCode::Continuation,
-            None => kind.opcode(),
+            Some((_, compressed)) => (OpCode::Continuation, compressed),
+            // The first fragment decides for the whole message (RFC 7692 §6.1: RSV1 on the
+            // first frame only).
+            None => (
+                kind.opcode(),
+                self.deflater
+                    .as_ref()
+                    .is_some_and(|d| d.wants(data.len(), fin)),
+            ),
         };
-        self.streaming = if fin { None } else { Some(kind) };
-        self.push_frame(opcode, fin, false, data);
+        self.streaming = if fin { None } else { Some((kind, compressed)) };
+        match self.deflater.as_mut() {
+            Some(deflater) if compressed => {
+                let payload = deflater.compress_part(data, fin);
+                self.push_frame(opcode, fin, opcode != OpCode::Continuation, &payload);
+            }
+            _ => self.push_frame(opcode, fin, false, data),
+        }
         Ok(())
     }
 

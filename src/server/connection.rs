@@ -10,6 +10,7 @@ use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Connection;
 use crate::proto::close::CloseCode;
+use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Request, accept_response, check_request, error_response, parse_request,
@@ -50,7 +51,9 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpS
             Err(_) => return,
         }
     }
-    let Some((request, data, leftover, subprotocol)) = handshake(context, &mut io, &stream) else {
+    let Some((request, data, leftover, subprotocol, deflate)) =
+        handshake(context, &mut io, &stream)
+    else {
         return;
     };
     let _ = stream.set_read_timeout(None);
@@ -59,6 +62,9 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpS
     let mut conn = Connection::new(Role::Server, &config);
     // Bytes pipelined behind the request are the client's first frames.
     conn.receive_data(&leftover);
+    if let Some(params) = &deflate {
+        conn.set_deflate(params, &config.deflate);
+    }
     drop(leftover);
     let (receiver, sender) = conn.into_parts();
     let (reader, writer) = io.split(receiver, sender, config, subprotocol);
@@ -166,7 +172,7 @@ impl Read for Deadline<'_> {
     }
 }
 
-type Upgraded<T> = (Request, T, Vec<u8>, Option<String>);
+type Upgraded<T> = (Request, T, Vec<u8>, Option<String>, Option<DeflateParams>);
 
 /// Runs the opening handshake: `Some` when upgraded (the 101 is sent); `None` when the request
 /// was answered otherwise (HTTP page, refusal, 503) or the client went away or was too slow.
@@ -271,14 +277,24 @@ fn handshake<T: Send + 'static>(
             return None;
         }
     }
-    // Extensions the client offers (Chromium always offers permessage-deflate) are declined by
-    // not naming them (RFC 6455 §9.1).
+    // RFC 7692 §5.1: the first acceptable permessage-deflate offer (browsers offer it on every
+    // connection), if the feature is built and enabled; other extensions are declined by not
+    // naming them (RFC 6455 §9.1).
+    let deflate = &config.deflate;
+    let agreed = (cfg!(feature = "deflate") && deflate.enabled)
+        .then(|| {
+            negotiation::select_offer(request.headers.get_all("sec-websocket-extensions"), deflate)
+        })
+        .flatten();
+    if let Some(params) = &agreed {
+        accept = accept.header("Sec-WebSocket-Extensions", params.to_header_value());
+    }
     let response = accept_response(&key, accept.subprotocol.as_deref(), &accept.headers);
     if io::Write::write_all(reader.io, &response).is_err() {
         return None;
     }
     let leftover = buf.split_off(head_len);
-    Some((request, data, leftover, accept.subprotocol))
+    Some((request, data, leftover, accept.subprotocol, agreed))
 }
 
 fn unavailable<T>(context: &Context<T>) -> Vec<u8> {

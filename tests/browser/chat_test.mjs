@@ -91,6 +91,20 @@ try {
   await sees(alice, "bob", "hi alice, bob here ✓");
   console.log("ok: two Chromium pages chatted through the server");
 
+  // Built with the `deflate` feature (CHAT_EXPECT_DEFLATE=1), the server accepts Chromium's
+  // permessage-deflate offer; a line longer than the 128-byte threshold travels compressed
+  // both ways.
+  if (process.env.CHAT_EXPECT_DEFLATE === "1") {
+    for (const page of [alice, bob]) {
+      const agreed = await page.evaluate(() => socket && socket.extensions);
+      if (!agreed || !agreed.startsWith("permessage-deflate")) fail(`extensions: "${agreed}"`);
+    }
+    const long = "compressible ".repeat(40).trim();
+    await say(alice, long);
+    await sees(bob, "alice", long);
+    console.log("ok: permessage-deflate agreed with both pages; a 519-byte line went through");
+  }
+
   // The server restarts on the same port; the pages notice and reconnect with backoff.
   const addr = new URL(server.url).host;
   await stopServer(server.child);

@@ -1,0 +1,33 @@
+//! The Server negotiates permessage-deflate like `accept` does (feature `deflate`).
+#![cfg(feature = "deflate")]
+
+use syncws::{Message, Server};
+
+#[test]
+fn the_server_agrees_to_permessage_deflate_and_echoes_compressed() {
+    let server = Server::bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(|mut session| {
+            while let Ok(msg) = session.read() {
+                if msg.is_data() && session.send(msg).is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    let (mut ws, response) = syncws::connect(&format!("ws://{}/", server.local_addr())).unwrap();
+    assert!(
+        response
+            .header("sec-websocket-extensions")
+            .unwrap()
+            .starts_with("permessage-deflate")
+    );
+    assert!(ws.deflate().is_some());
+    let text = "{\"event\": \"tick\", \"value\": 42} ".repeat(200);
+    for _ in 0..3 {
+        ws.send(Message::text(text.clone())).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::text(text.clone()));
+    }
+    drop(ws);
+    server.shutdown();
+}
