@@ -238,7 +238,7 @@ impl Receiver {
                     // Enough for most messages at once; larger ones grow as bytes arrive, so an
                     // announced length costs nothing until the bytes are really sent.
                     self.message
-                        .reserve(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
+                        .reserve_exact(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
                 }
             }
         }
