@@ -69,6 +69,10 @@ pub struct Receiver {
     target: ReadTarget,
     /// An error found while committing bytes read straight into the message.
     error: Option<ProtocolError>,
+    /// After a direct read, `message` is longer than what was received: its tail is zeroed room
+    /// for the next direct read, kept so that each byte is zeroed once per message rather than
+    /// once per read. This is the received length; `message` is cut to it before other use.
+    direct_filled: Option<usize>,
 }
 
 /// Below this, payload goes through the input buffer; above it, straight into the message.
@@ -90,6 +94,7 @@ impl Receiver {
             streaming: false,
             target: ReadTarget::Buffer,
             error: None,
+            direct_filled: None,
         }
     }
 
@@ -116,11 +121,14 @@ impl Receiver {
     /// so the bytes are copied once (socket to message) rather than twice.
     pub fn read_buf(&mut self) -> &mut [u8] {
         if let Some(direct) = self.direct_read_len() {
-            let len = self.message.len();
-            self.message.resize(len + direct, 0);
+            let len = self.direct_filled.unwrap_or(self.message.len());
+            if self.message.len() < len + direct {
+                self.message.resize(len + direct, 0);
+            }
             self.target = ReadTarget::Message { len };
-            return &mut self.message[len..];
+            return &mut self.message[len..len + direct];
         }
+        self.settle_direct();
         self.target = ReadTarget::Buffer;
         self.buf.spare_mut()
     }
@@ -130,12 +138,19 @@ impl Receiver {
         match self.target {
             ReadTarget::Buffer => self.buf.commit(n),
             ReadTarget::Message { len } => {
-                self.message.truncate(len + n);
+                self.direct_filled = Some(len + n);
                 self.target = ReadTarget::Buffer;
                 if let Err(e) = self.accept_direct(len, n) {
                     self.error = Some(e);
                 }
             }
+        }
+    }
+
+    /// Cuts the zeroed room left by direct reads, so `message` holds exactly what was received.
+    fn settle_direct(&mut self) {
+        if let Some(filled) = self.direct_filled.take() {
+            self.message.truncate(filled);
         }
     }
 
@@ -234,6 +249,7 @@ impl Receiver {
                     compressed: header.rsv1,
                 });
                 self.message.clear();
+                self.direct_filled = None;
                 if !self.streaming && !header.rsv1 {
                     // Enough for most messages at once; larger ones grow as bytes arrive, so an
                     // announced length costs nothing until the bytes are really sent.
@@ -301,10 +317,18 @@ impl Receiver {
 
     /// Moves the buffered part of the current frame's payload on; returns an event when one is due.
     fn take_payload(&mut self) -> Result<Option<Event>, ProtocolError> {
-        let Some(frame) = self.frame.as_mut() else {
+        let Some(frame) = self.frame.as_ref() else {
             return Ok(None);
         };
         let available = (self.buf.filled().len() as u64).min(frame.remaining) as usize;
+        if available == 0 && frame.remaining > 0 && self.direct_filled.is_some() {
+            // Mid-payload after a direct read: nothing to move, and the zeroed room is kept.
+            return Ok(None);
+        }
+        self.settle_direct();
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(None);
+        };
         let bytes = &mut self.buf.filled_mut()[..available];
         if let Some(key) = frame.header.mask {
             apply_mask(bytes, key, frame.offset);
