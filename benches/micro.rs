@@ -2,7 +2,8 @@
 //!
 //! Masking is measured next to a plain copy of the same buffer (the target: masking at
 //! ≥ 50 % of copy throughput); UTF-8 validation on ASCII and on mixed text, whole and in pieces;
-//! frame header encode and decode; handshake parsing; the accept key.
+//! frame header encode and decode; handshake parsing; the accept key; and a server's echo of one
+//! message over an in-memory stream (everything but the kernel's part).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -126,5 +127,68 @@ fn handshake(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, masking, utf8, frame_header, handshake);
+/// A stream that replays one masked frame forever, in reads of at most 64 KiB (as a socket
+/// delivers a large message), and discards what is written: the user-space cost of an echo.
+struct Replay {
+    frame: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for Replay {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.frame.len() - self.at).min(64 << 10);
+        buf[..n].copy_from_slice(&self.frame[self.at..self.at + n]);
+        self.at = (self.at + n) % self.frame.len();
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Replay {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        black_box(buf.first());
+        Ok(buf.len())
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        Ok(bufs.iter().map(|b| black_box(b.len())).sum())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn server_echo(c: &mut Criterion) {
+    let mut group = c.benchmark_group("server_echo");
+    for size in SIZES {
+        for (kind, opcode) in [("binary", OpCode::Binary), ("text", OpCode::Text)] {
+            let payload: Vec<u8> = b"The quick brown fox jumps over the lazy dog. "
+                .iter()
+                .copied()
+                .cycle()
+                .take(size)
+                .collect();
+            let mut header = FrameHeader::new(opcode, size as u64);
+            header.mask = Some([7, 3, 9, 1]);
+            let mut frame = Vec::new();
+            syncws::frame::encode_frame(&header, &payload, &mut frame);
+            let stream = Replay { frame, at: 0 };
+            let mut ws = syncws::WebSocket::from_stream(
+                stream,
+                syncws::Role::Server,
+                syncws::Config::default(),
+            );
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_function(BenchmarkId::new(kind, size), |b| {
+                b.iter(|| {
+                    let message = ws.read().unwrap();
+                    ws.send(message).unwrap();
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, masking, utf8, frame_header, handshake, server_echo);
 criterion_main!(benches);
