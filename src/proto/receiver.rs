@@ -1,7 +1,9 @@
 //! The inbound half of a connection: bytes in, validated messages and control frames out.
 //!
 //! Payload bytes are unmasked, validated and moved to the message as they arrive, so a frame is
-//! never held whole in the input buffer and invalid UTF-8 fails in the read that brings it.
+//! never held whole in the input buffer and invalid UTF-8 fails in the read that brings it. The
+//! exception is a text message with a frame of 16 KiB or more, read straight into the message: its
+//! UTF-8 is checked once, when the message ends and before it is handed over.
 
 use super::Role;
 use super::close::CloseFrame;
@@ -32,6 +34,9 @@ struct Incoming {
     first: bool,
     /// The message's first frame had RSV1 set (RFC 7692).
     compressed: bool,
+    /// Part of this text message was read straight into it: its UTF-8 is checked once, whole,
+    /// when the message ends (the check that makes it a `String`), not piece by piece as well.
+    utf8_deferred: bool,
 }
 
 /// The frame whose payload is arriving.
@@ -247,6 +252,7 @@ impl Receiver {
                     size: 0,
                     first: true,
                     compressed: header.rsv1,
+                    utf8_deferred: false,
                 });
                 self.message.clear();
                 self.direct_filled = None;
@@ -307,11 +313,10 @@ impl Receiver {
         frame.offset += n;
         frame.remaining -= n as u64;
         incoming.size += n;
-        if incoming.kind == DataKind::Text {
-            self.utf8
-                .feed(bytes)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
+        // Direct reads happen only for whole messages (not streaming), which `String::from_utf8`
+        // checks at the end anyway: checking each read too would validate every byte twice.
+        // Invalid text in a large frame is still caught before the message is handed over.
+        incoming.utf8_deferred = true;
         Ok(())
     }
 
@@ -373,7 +378,8 @@ impl Receiver {
         if incoming.size > self.limits.max_message_size {
             return Err(ProtocolError::MessageTooLarge);
         }
-        if incoming.kind == DataKind::Text {
+        let check_utf8 = incoming.kind == DataKind::Text && !incoming.utf8_deferred;
+        if check_utf8 {
             self.utf8
                 .feed(new)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -382,7 +388,11 @@ impl Receiver {
             self.frame = None;
         }
         if message_done && incoming.kind == DataKind::Text {
-            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            // Also resets a validator left mid-character when the check was deferred.
+            let ended_whole = self.utf8.finish();
+            if check_utf8 {
+                ended_whole.map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
         }
         if self.streaming {
             if self.message.is_empty() && !message_done && !(incoming.first && frame_done) {
@@ -406,7 +416,7 @@ impl Receiver {
         self.incoming = None;
         let data = std::mem::take(&mut self.message);
         let message = match kind {
-            // Validated piece by piece above.
+            // Validated piece by piece above, or deferred to here.
             DataKind::Text => {
                 Message::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
             }
