@@ -378,7 +378,12 @@ impl Receiver {
         if incoming.size > self.limits.max_message_size {
             return Err(ProtocolError::MessageTooLarge);
         }
-        let check_utf8 = incoming.kind == DataKind::Text && !incoming.utf8_deferred;
+        // A whole message is checked by `String::from_utf8` below, in this same call: the
+        // validator is needed only for pieces that come before the end, or in streaming mode.
+        let whole_message_checked_below = message_done && !self.streaming;
+        let check_utf8 = incoming.kind == DataKind::Text
+            && !incoming.utf8_deferred
+            && !whole_message_checked_below;
         if check_utf8 {
             self.utf8
                 .feed(new)
