@@ -78,10 +78,18 @@ pub struct Receiver {
     /// for the next direct read, kept so that each byte is zeroed once per message rather than
     /// once per read. This is the received length; `message` is cut to it before other use.
     direct_filled: Option<usize>,
+    /// The size to read a next frame in one go (header and payload), after a data frame of
+    /// between `DIRECT_READ_MIN` and `WHOLE_READ_MAX` bytes; 0 otherwise.
+    whole_read_hint: usize,
 }
 
 /// Below this, payload goes through the input buffer; above it, straight into the message.
 const DIRECT_READ_MIN: u64 = 16 * 1024;
+
+/// While data frames of up to this size keep coming, the input buffer grows to hold a whole one,
+/// so each arrives in one read (header and payload) rather than two; it shrinks back to its
+/// initial size when a smaller frame comes. Larger frames are read straight into the message.
+const WHOLE_READ_MAX: u64 = 128 * 1024;
 
 impl Receiver {
     /// A receiver for `role` (a server expects masked frames, a client unmasked ones).
@@ -100,6 +108,7 @@ impl Receiver {
             target: ReadTarget::Buffer,
             error: None,
             direct_filled: None,
+            whole_read_hint: 0,
         }
     }
 
@@ -135,6 +144,12 @@ impl Receiver {
         }
         self.settle_direct();
         self.target = ReadTarget::Buffer;
+        if self.frame.is_none() && self.buf.is_empty() {
+            if self.whole_read_hint > 0 {
+                return self.buf.spare_at_least(self.whole_read_hint);
+            }
+            self.buf.shrink_to_initial_if_idle();
+        }
         self.buf.spare_mut()
     }
 
@@ -263,6 +278,14 @@ impl Receiver {
                         .reserve_exact(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
                 }
             }
+        }
+        if !op.is_control() {
+            let len = header.payload_len;
+            self.whole_read_hint = if (DIRECT_READ_MIN..=WHOLE_READ_MAX).contains(&len) {
+                len as usize + super::frame::MAX_HEADER_LEN
+            } else {
+                0
+            };
         }
         self.frame = Some(CurrentFrame {
             remaining: header.payload_len,
