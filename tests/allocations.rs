@@ -182,7 +182,7 @@ fn websocket_server_echo_allocates_only_the_payload() {
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
             let mut ws = syncws::accept(stream).unwrap();
-            let mut echo = |ws: &mut syncws::WebSocket<TcpStream>| {
+            let echo = |ws: &mut syncws::WebSocket<TcpStream>| {
                 let message = ws.read().unwrap();
                 ws.send(message).unwrap();
             };
