@@ -378,7 +378,7 @@ fn report(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>) {
             "unpinned"
         };
         let runs = format!(
-            "median of {} × {:.1} s; ratio to raw TCP in brackets",
+            "median of {} × {:.2} s; ratio to raw TCP in brackets",
             options.reps,
             options.duration.as_secs_f64()
         );
