@@ -205,8 +205,42 @@ impl<S: Read + Write> WebSocket<S> {
     /// control payload over 125 bytes or an unsendable close code; [`Error::Io`].
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.flush_pending()?;
+        if self.conn.sender().send_header(&message)? {
+            // A large unmasked payload: written from the message itself, not copied first.
+            return self.write_with_payload(message.as_bytes());
+        }
         self.conn.send(&message)?;
         self.flush_pending()
+    }
+
+    /// Writes the queued header, then `payload`, with vectored writes. What a timeout or error
+    /// leaves unwritten is queued, so the frame is finished by the next write.
+    fn write_with_payload(&mut self, mut payload: &[u8]) -> Result<(), Error> {
+        loop {
+            let header = self.conn.data_to_send();
+            if header.is_empty() && payload.is_empty() {
+                break;
+            }
+            let slices = [io::IoSlice::new(header), io::IoSlice::new(payload)];
+            match self.stream.write_vectored(&slices) {
+                Ok(0) => {
+                    self.conn.sender().queue_unwritten(payload);
+                    return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+                }
+                Ok(n) => {
+                    let from_header = n.min(header.len());
+                    self.conn.advance(from_header);
+                    payload = &payload[n - from_header..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.conn.sender().queue_unwritten(payload);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.stream.flush()?;
+        Ok(())
     }
 
     /// Writes any frame left over from a send or reply that timed out.

@@ -546,6 +546,25 @@ mod tests {
         }
 
         #[test]
+        fn fails_fast_in_a_large_frame_read_straight_into_the_message() {
+            // A 64 KiB text frame: its payload bypasses the input buffer (direct reads).
+            let mut conn = Connection::new(Role::Client, &Config::default());
+            conn.receive_data(&[0x81, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+            assert_eq!(conn.next_event().unwrap(), None);
+            let mut first = vec![b'a'; 20_000];
+            first[19_999] = 0xff;
+            let buf = conn.receiver().read_buf();
+            assert!(buf.len() >= first.len(), "not a direct read: {}", buf.len());
+            buf[..first.len()].copy_from_slice(&first);
+            conn.receiver().commit(first.len());
+            // The rest of the frame has not arrived; the violation is reported now.
+            assert!(matches!(
+                conn.next_event(),
+                Err(Error::Protocol(ProtocolError::InvalidUtf8))
+            ));
+        }
+
+        #[test]
         fn characters_cut_between_fragments_are_fine() {
             let euro = "€".as_bytes();
             let mut bytes = frame(Role::Client, OpCode::Text, false, &euro[..1]);

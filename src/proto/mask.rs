@@ -16,17 +16,26 @@
 /// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
+    // 32-byte blocks XORed element by element: the compiler turns each block into one or two
+    // vector instructions. Every block starts at a multiple of 4, so the key stays in phase.
+    let block: [u8; 32] = std::array::from_fn(|i| key[i & 3]);
+    let mut blocks = buf.chunks_exact_mut(32);
+    for chunk in &mut blocks {
+        for (byte, k) in chunk.iter_mut().zip(block) {
+            *byte ^= k;
+        }
+    }
+    let tail = blocks.into_remainder();
     let word = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for chunk in &mut chunks {
+    let mut words = tail.chunks_exact_mut(8);
+    for chunk in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
-    // The tail starts at a multiple of 8 bytes, hence of 4: the key is in phase again.
-    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
+    for (i, byte) in words.into_remainder().iter_mut().enumerate() {
         *byte ^= key[i & 3];
     }
 }
@@ -38,10 +47,12 @@ pub(crate) fn extend_masked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     apply_mask(&mut dst[start..], key, 0);
 }
 
+/// The key as seen from `offset` bytes into the payload: byte `i` becomes `key[(i + offset) % 4]`.
+/// (A shift of the little-endian word; `<[u8]>::rotate_left` is a general, slower routine.)
 fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut rotated = key;
-    rotated.rotate_left(offset & 3);
-    rotated
+    u32::from_le_bytes(key)
+        .rotate_right(8 * (offset & 3) as u32)
+        .to_le_bytes()
 }
 
 #[cfg(test)]
@@ -57,7 +68,7 @@ mod tests {
     #[test]
     fn matches_the_definition_for_every_length_and_offset() {
         let key = [0x12, 0x34, 0x56, 0x78];
-        for len in 0..70 {
+        for len in 0..140 {
             for offset in 0..8 {
                 let data: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(31)).collect();
                 let mut fast = data.clone();

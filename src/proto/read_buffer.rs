@@ -60,6 +60,26 @@ impl ReadBuffer {
         &mut self.data[self.end..]
     }
 
+    /// Free space of at least `want` bytes, growing the buffer (zeroed once) if needed.
+    pub(crate) fn spare_at_least(&mut self, want: usize) -> &mut [u8] {
+        if self.data.len() - self.end < want {
+            if self.start > 0 {
+                self.compact();
+            }
+            if self.data.len() - self.end < want {
+                self.data.resize(self.end + want, 0);
+            }
+        }
+        self.spare_mut()
+    }
+
+    /// Drops a grown buffer while it holds nothing, so it returns to its initial size.
+    pub(crate) fn shrink_to_initial_if_idle(&mut self) {
+        if self.is_empty() && self.data.len() > self.initial {
+            self.data = Vec::new();
+        }
+    }
+
     pub(crate) fn commit(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
     }
@@ -77,9 +97,7 @@ impl ReadBuffer {
 
     /// Gives the memory back when it holds nothing and has grown past its initial size.
     pub(crate) fn shrink_if_idle(&mut self) {
-        if self.is_empty() && self.data.len() > self.initial {
-            self.data = Vec::new();
-        }
+        self.shrink_to_initial_if_idle();
     }
 
     /// Bytes held, for memory accounting.
@@ -109,6 +127,22 @@ mod tests {
         assert_eq!(buf.capacity(), 16);
         buf.consume(6);
         assert!(buf.is_empty());
+        assert_eq!(buf.spare_mut().len(), 16);
+    }
+
+    #[test]
+    fn spare_at_least_grows_once_and_shrinks_when_idle() {
+        let mut buf = ReadBuffer::new(16);
+        buf.extend(b"abc");
+        assert!(buf.spare_at_least(100).len() >= 100);
+        assert_eq!(buf.filled(), b"abc");
+        let grown = buf.capacity();
+        assert!(buf.spare_at_least(50).len() >= 50);
+        assert_eq!(buf.capacity(), grown);
+        buf.shrink_to_initial_if_idle();
+        assert_eq!(buf.capacity(), grown, "not while it holds bytes");
+        buf.consume(3);
+        buf.shrink_to_initial_if_idle();
         assert_eq!(buf.spare_mut().len(), 16);
     }
 

@@ -25,6 +25,10 @@ pub enum State {
     Closed,
 }
 
+/// Data payloads at least this long may be written from the caller's buffer after a header
+/// queued by [`Sender::send_header`], instead of being copied into the output.
+pub const DIRECT_WRITE_MIN: usize = 16 * 1024;
+
 /// Encodes outgoing frames and owns the connection state. See the module docs.
 #[derive(Debug)]
 pub struct Sender {
@@ -150,6 +154,41 @@ impl Sender {
     /// Which end this sender encodes for.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Queues only the frame header of a large data message whose payload goes on the wire
+    /// unchanged (a server does not mask, and no compression is negotiated), and returns `true`:
+    /// the caller then writes [`data_to_send`](Self::data_to_send) followed by the payload, e.g.
+    /// with one vectored write, and hands whatever part of the payload it could not write to
+    /// [`queue_unwritten`](Self::queue_unwritten) so the frame is finished by later writes.
+    ///
+    /// Returns `false` and queues nothing when the frame must be encoded whole: a control
+    /// message, a payload under [`DIRECT_WRITE_MIN`], a client (which masks), or compression.
+    /// Errors as for [`send`](Self::send).
+    pub fn send_header(&mut self, message: &Message) -> Result<bool, Error> {
+        let kind = match message {
+            Message::Text(_) => DataKind::Text,
+            Message::Binary(_) => DataKind::Binary,
+            _ => return Ok(false),
+        };
+        let len = message.len();
+        if self.role == Role::Client || self.deflater.is_some() || len < DIRECT_WRITE_MIN {
+            return Ok(false);
+        }
+        self.check_open()?;
+        if self.streaming.is_some() {
+            return Err(Error::InvalidInput("a streamed message is unfinished"));
+        }
+        let header = FrameHeader::new(kind.opcode(), len as u64);
+        self.tap.whole(&header, message.as_bytes());
+        header.encode(&mut self.out);
+        Ok(true)
+    }
+
+    /// Queues the part of a payload the caller could not write after
+    /// [`send_header`](Self::send_header); it goes out with the next bytes written.
+    pub fn queue_unwritten(&mut self, rest: &[u8]) {
+        self.out.extend_from_slice(rest);
     }
 
     /// Queues one fragment of a message sent piece by piece (RFC 6455 §5.4).
