@@ -51,6 +51,11 @@ fn handshake_response() {
 }
 
 #[test]
+fn extensions() {
+    replay("extensions", checks::extensions);
+}
+
+#[test]
 fn url() {
     replay("url", checks::url);
 }
