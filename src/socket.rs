@@ -93,17 +93,8 @@ impl<S: Read + Write> WebSocket<S> {
     /// been sent; drop the connection); [`Error::Io`] for transport errors, `UnexpectedEof` when
     /// the peer vanished without a close frame.
     pub fn read(&mut self) -> Result<Message, Error> {
-        if self.conn.receiver().is_mid_stream() {
-            return Err(Error::InvalidInput(
-                "read() in the middle of a message being read with read_event()",
-            ));
-        }
-        match self.read_with(false)? {
-            Event::Message(message) => Ok(message),
-            Event::Chunk(_) => Err(Error::InvalidInput(
-                "a chunk arrived outside streaming mode",
-            )),
-        }
+        let mid_stream = self.conn.receiver().is_mid_stream();
+        whole_message(mid_stream, || self.read_with(false))
     }
 
     /// Reads the next piece of data or control frame, without waiting for whole messages.
@@ -381,6 +372,25 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush_pending()?;
         self.conn.sender().send_fragment(kind, data, fin)?;
         self.flush_pending()
+    }
+}
+
+/// `read()` on top of the event reader, shared by [`WebSocket`] and [`Reader`](crate::Reader):
+/// whole messages only, and not in the middle of a message already being read in pieces.
+pub(crate) fn whole_message(
+    mid_stream: bool,
+    read_event: impl FnOnce() -> Result<Event, Error>,
+) -> Result<Message, Error> {
+    if mid_stream {
+        return Err(Error::InvalidInput(
+            "read() in the middle of a message being read with read_event()",
+        ));
+    }
+    match read_event()? {
+        Event::Message(message) => Ok(message),
+        Event::Chunk(_) => Err(Error::InvalidInput(
+            "a chunk arrived outside streaming mode",
+        )),
     }
 }
 

@@ -62,17 +62,8 @@ impl Reader {
     ///
     /// Does not hold the writer's lock while it waits for bytes.
     pub fn read(&mut self) -> Result<Message, Error> {
-        if self.receiver.is_mid_stream() {
-            return Err(Error::InvalidInput(
-                "read() in the middle of a message being read with read_event()",
-            ));
-        }
-        match self.read_with(false)? {
-            Event::Message(message) => Ok(message),
-            Event::Chunk(_) => Err(Error::InvalidInput(
-                "a chunk arrived outside streaming mode",
-            )),
-        }
+        let mid_stream = self.receiver.is_mid_stream();
+        crate::socket::whole_message(mid_stream, || self.read_with(false))
     }
 
     /// Reads the next piece of data or control frame; see [`WebSocket::read_event`](crate::WebSocket::read_event).
