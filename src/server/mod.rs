@@ -246,7 +246,9 @@ impl<T: Send + 'static> ServerBuilder<T> {
     }
 
     /// The stack size of each connection thread. Defaults to [`DEFAULT_STACK_SIZE`] (256 KiB);
-    /// raise it for handlers with deep recursion or large stack arrays.
+    /// raise it for handlers with deep recursion or large stack arrays. The library's own path
+    /// (handshake, reads, sends, close) fits 32 KiB, or 64 KiB with permessage-deflate agreed
+    /// (measured in a debug build by `tests/server.rs`).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.settings.stack_size = bytes;
         self
