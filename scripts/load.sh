@@ -44,7 +44,8 @@ threads() { awk '/^Threads/ {print $2}' /proc/"$server_pid"/status; }
 fds() { ls /proc/"$server_pid"/fd | wc -l; }
 heartbeat_ticks() {  # one grep, not a process per thread: clients do not answer pings meanwhile
     local comm
-    comm=$(grep -lx syncws-heartbeat /proc/"$server_pid"/task/*/comm 2>/dev/null | head -1)
+    # Linux keeps 15 characters of a thread's name: "syncws-heartbea".
+    comm=$(grep -l '^syncws-heartbea' /proc/"$server_pid"/task/*/comm 2>/dev/null | head -1)
     [ -n "$comm" ] && awk '{print $14 + $15}' "${comm%/comm}/stat" || echo 0
 }
 printf '%-12s %10s %14s %8s %7s\n' phase "RSS MiB" "KiB/conn" threads fds
