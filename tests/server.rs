@@ -592,7 +592,11 @@ fn the_whole_echo_path_runs_on_a_32_kib_stack() {
     // agreed (feature `deflate`), zlib's state setup needs 64 KiB in a debug build.
     let mut config = Config::default();
     config.max_message_size = 1 << 20;
-    let stack = if cfg!(feature = "deflate") { 64 * 1024 } else { 32 * 1024 };
+    let stack = if cfg!(feature = "deflate") {
+        64 * 1024
+    } else {
+        32 * 1024
+    };
     let (server, ends) = echo_server(Server::builder().stack_size(stack).config(config));
     let mut ws = connect(server.local_addr(), "/a?b=c");
     for size in [0usize, 125, 126, 65536, 1 << 20] {
