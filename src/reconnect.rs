@@ -141,6 +141,17 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Marks the client closing, wakes a backoff wait, and returns the current connection.
+    fn stop_reconnecting(&self) -> Option<Writer> {
+        let writer = {
+            let mut link = self.lock();
+            link.closing = true;
+            link.writer.clone()
+        };
+        self.wake.notify_all();
+        writer
+    }
+
     fn send(&self, message: Message) -> Result<(), Error> {
         let mut link = self.lock();
         if link.closing {
@@ -188,13 +199,7 @@ impl Sender {
     /// Closes for good from any thread: sends a close frame on the current connection and stops
     /// reconnecting; the reading thread's [`Reconnecting::read`] then returns the server's close.
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let writer = {
-            let mut link = self.shared.lock();
-            link.closing = true;
-            link.writer.clone()
-        };
-        self.shared.wake.notify_all();
-        match writer {
+        match self.shared.stop_reconnecting() {
             Some(writer) => writer.close(code, reason),
             None => Ok(()),
         }
@@ -328,13 +333,7 @@ impl Reconnecting {
     /// Closes for good: sends a close frame on the current connection (if any) and stops
     /// reconnecting; a [`read`](Self::read) in progress ends with the peer's close.
     pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let writer = {
-            let mut link = self.shared.lock();
-            link.closing = true;
-            link.writer.clone()
-        };
-        self.shared.wake.notify_all();
-        match writer {
+        match self.shared.stop_reconnecting() {
             Some(writer) => {
                 writer.close(code, reason)?;
                 if let Some(reader) = self.reader.as_mut() {
