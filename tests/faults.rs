@@ -8,7 +8,7 @@ mod common;
 
 use common::{DEADLINE, raw_connect, upgrade_request};
 use socket2::SockRef;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -47,14 +47,6 @@ fn server(
     (server, addr, causes)
 }
 
-fn echo(mut session: syncws::Session) {
-    while let Ok(msg) = session.read() {
-        if msg.is_data() && session.send(msg).is_err() {
-            break;
-        }
-    }
-}
-
 /// Waits (bounded) until threads and fds are back to what they were.
 fn assert_released(threads_before: usize, fds_before: usize) {
     let started = Instant::now();
@@ -82,18 +74,6 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let mut raw = raw_connect(addr);
-    raw.write_all(upgrade_request("").as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        raw.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    raw
-}
-
 fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let mut header = FrameHeader::new(opcode, payload.len() as u64);
     header.mask = Some([9, 8, 7, 6]);
@@ -103,9 +83,9 @@ fn masked(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
 }
 
 fn a_peer_that_resets_mid_frame() {
-    let (server, addr, causes) = server(echo);
+    let (server, addr, causes) = server(common::echo_session);
     let (threads_before, fds_before) = (threads(), fds());
-    let mut raw = upgraded(addr);
+    let mut raw = common::upgraded(addr);
     let frame = masked(OpCode::Binary, &[7; 1000]);
     raw.write_all(&frame[..500]).unwrap();
     reset(raw);
@@ -117,7 +97,7 @@ fn a_peer_that_resets_mid_frame() {
 }
 
 fn a_peer_that_resets_mid_handshake() {
-    let (server, addr, _causes) = server(echo);
+    let (server, addr, _causes) = server(common::echo_session);
     let (threads_before, fds_before) = (threads(), fds());
     let mut raw = raw_connect(addr);
     raw.write_all(&upgrade_request("").as_bytes()[..40])
@@ -134,9 +114,9 @@ fn a_peer_that_resets_mid_handshake() {
 }
 
 fn a_peer_that_sends_close_and_leaves_at_once() {
-    let (server, addr, causes) = server(echo);
+    let (server, addr, causes) = server(common::echo_session);
     let (threads_before, fds_before) = (threads(), fds());
-    let mut raw = upgraded(addr);
+    let mut raw = common::upgraded(addr);
     raw.write_all(&masked(OpCode::Close, &[0x03, 0xe8, b'b', b'y', b'e']))
         .unwrap();
     reset(raw);
@@ -160,7 +140,7 @@ fn a_peer_that_never_reads() {
         }
     });
     let (threads_before, fds_before) = (threads(), fds());
-    let raw = upgraded(addr);
+    let raw = common::upgraded(addr);
     SockRef::from(&raw).set_recv_buffer_size(4096).unwrap();
     let cause = causes.recv_timeout(DEADLINE).unwrap();
     assert_eq!(cause, EndCause::WriteTimeout, "{cause}");

@@ -5,7 +5,7 @@ mod common;
 
 use common::{DEADLINE, raw_connect, read_to_close, upgrade_request};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use syncws::frame::{FrameHeader, OpCode, encode_frame};
 use syncws::{Config, Message, NetStream, Server, ServerHandle, WebSocket};
@@ -27,13 +27,7 @@ impl Setup {
             .config(config)
             .bind("127.0.0.1:0")
             .unwrap()
-            .spawn(|mut session| {
-                while let Ok(msg) = session.read() {
-                    if msg.is_data() && session.send(msg).is_err() {
-                        break;
-                    }
-                }
-            })
+            .spawn(common::echo_session)
             .unwrap();
         let addr = server.local_addr();
         let (witness, _) = syncws::connect(&format!("ws://{addr}/")).unwrap();
@@ -68,10 +62,7 @@ impl Setup {
     /// Upgrades a raw connection, sends `frames`, and returns the close code the server sent
     /// (after which it must close TCP).
     fn close_code_for(&mut self, frames: &[u8]) -> u16 {
-        let mut raw = raw_connect(self.addr);
-        raw.write_all(upgrade_request("").as_bytes()).unwrap();
-        let head = read_head(&mut raw);
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let mut raw = common::upgraded(self.addr);
         raw.write_all(frames).unwrap();
         self.still_serving("during");
         let rest = read_to_close(&mut raw);
@@ -96,16 +87,6 @@ impl Drop for Setup {
             server.shutdown();
         }
     }
-}
-
-fn read_head(raw: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert!(raw.read(&mut byte).unwrap() == 1, "closed during the head");
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
 }
 
 /// A client frame: masked, as RFC 6455 §5.3 requires.

@@ -1,19 +1,15 @@
 //! The Server negotiates permessage-deflate like `accept` does (feature `deflate`).
 #![cfg(feature = "deflate")]
 
+mod common;
+
 use syncws::{Message, Server};
 
 #[test]
 fn the_server_agrees_to_permessage_deflate_and_echoes_compressed() {
     let server = Server::bind("127.0.0.1:0")
         .unwrap()
-        .spawn(|mut session| {
-            while let Ok(msg) = session.read() {
-                if msg.is_data() && session.send(msg).is_err() {
-                    break;
-                }
-            }
-        })
+        .spawn(common::echo_session)
         .unwrap();
     let (mut ws, response) = syncws::connect(&format!("ws://{}/", server.local_addr())).unwrap();
     assert!(

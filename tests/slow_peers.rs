@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{DEADLINE, raw_connect, read_to_close, upgrade_request};
-use std::io::{Read, Write};
+use common::{DEADLINE, read_to_close};
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use syncws::{EndCause, Message, Server, ServerHandle};
@@ -24,13 +24,7 @@ fn server(
         })
         .bind("127.0.0.1:0")
         .unwrap()
-        .spawn(|mut session| {
-            while let Ok(msg) = session.read() {
-                if msg.is_data() && session.send(msg).is_err() {
-                    break;
-                }
-            }
-        })
+        .spawn(common::echo_session)
         .unwrap();
     let addr = server.local_addr();
     (server, addr, causes)
@@ -39,14 +33,7 @@ fn server(
 #[test]
 fn a_message_dribbled_forever_is_dropped_at_its_deadline() {
     let (server, addr, causes) = server(Duration::from_millis(600), None);
-    let mut raw = raw_connect(addr);
-    raw.write_all(upgrade_request("").as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        raw.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
+    let mut raw = common::upgraded(addr);
     // A masked binary frame announcing 1,000 bytes, then one byte every 50 ms: the connection is
     // never quiet, so only the message deadline can end it.
     raw.write_all(&[0x82, 0xfe, 0x03, 0xe8, 1, 2, 3, 4])

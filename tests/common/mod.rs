@@ -58,3 +58,28 @@ pub fn status_of(addr: SocketAddr, request: &[u8]) -> (u16, String) {
         .unwrap_or(0);
     (status, answer)
 }
+
+/// A server handler that echoes every text and binary message until the connection ends.
+pub fn echo_session(mut session: syncws::Session) {
+    while let Ok(msg) = session.read() {
+        if msg.is_data() && session.send(msg).is_err() {
+            break;
+        }
+    }
+}
+
+/// A raw TCP connection upgraded by hand: the request sent, the 101 head read byte by byte (so
+/// nothing after it is consumed) and checked.
+pub fn upgraded(addr: SocketAddr) -> TcpStream {
+    let mut raw = raw_connect(addr);
+    raw.write_all(upgrade_request("").as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(raw.read(&mut byte).unwrap() == 1, "closed during the head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    raw
+}
