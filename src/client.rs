@@ -356,20 +356,30 @@ pub(crate) fn read_more<S: Read>(
     buf: &mut Vec<u8>,
     max: usize,
 ) -> Result<(), Error> {
-    let mut chunk = [0u8; 1024];
+    // The chunk lives on the heap, at the end of `buf`: a stack array would stay in every
+    // connection thread's resident stack for the life of the connection.
+    const CHUNK: usize = 1024;
+    let filled = buf.len();
+    buf.resize(filled + CHUNK, 0);
     loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(HandshakeError::ConnectionClosed.into()),
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => {
+                buf.truncate(filled);
+                return Err(HandshakeError::ConnectionClosed.into());
+            }
             Ok(n) => {
-                buf.extend_from_slice(&chunk[..n.min(chunk.len())]);
-                return if buf.len() > max + chunk.len() {
+                buf.truncate(filled + n.min(CHUNK));
+                return if buf.len() > max + CHUNK {
                     Err(HandshakeError::HeadTooLarge.into())
                 } else {
                     Ok(())
                 };
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                buf.truncate(filled);
+                return Err(e.into());
+            }
         }
     }
 }

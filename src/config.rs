@@ -21,8 +21,9 @@ pub struct Config {
     /// The largest single frame accepted, in bytes; a larger one fails the connection with 1009.
     /// Checked on the header, before anything is allocated. Defaults to 16 MiB.
     pub max_frame_size: usize,
-    /// The input buffer's size, in bytes. Large payloads bypass it, so it need only hold headers
-    /// and small frames. Defaults to 4 KiB.
+    /// The input buffer's size, in bytes, and so the memory an idle connection holds for input.
+    /// Larger frames grow it while they keep coming (up to 128 KiB, so each arrives in one read),
+    /// and large payloads may be read straight into the message instead. Defaults to 2 KiB.
     pub read_buffer_size: usize,
     /// The fragment size used when a message is streamed with
     /// [`WebSocket::send_stream`](crate::WebSocket::send_stream). Defaults to 64 KiB.
@@ -45,7 +46,7 @@ impl Default for Config {
         Config {
             max_message_size: 64 << 20,
             max_frame_size: 16 << 20,
-            read_buffer_size: 4 << 10,
+            read_buffer_size: 2 << 10,
             write_fragment_size: 64 << 10,
             max_handshake_size: 8 << 10,
             max_headers: 64,

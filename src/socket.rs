@@ -25,7 +25,9 @@ const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
-    conn: Connection,
+    /// Boxed: a `WebSocket` is moved by value through the handshake and into the caller's frame,
+    /// and every byte it carries there stays in each connection thread's resident stack.
+    conn: Box<Connection>,
     role: Role,
     config: Config,
     subprotocol: Option<String>,
@@ -43,7 +45,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Like [`from_stream`](Self::from_stream), with bytes already read from the stream after the
     /// handshake (they belong to the WebSocket stream).
     pub fn from_partially_read(stream: S, read: &[u8], role: Role, config: Config) -> WebSocket<S> {
-        let mut conn = Connection::new(role, &config);
+        let mut conn = Box::new(Connection::new(role, &config));
         conn.receive_data(read);
         WebSocket {
             stream,
@@ -58,7 +60,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Takes the connection apart, for [`split`](crate::WebSocket::split).
     pub(crate) fn into_parts(self) -> (S, Connection, Config, Option<String>) {
-        (self.stream, self.conn, self.config, self.subprotocol)
+        (self.stream, *self.conn, self.config, self.subprotocol)
     }
 
     pub(crate) fn set_subprotocol(&mut self, protocol: Option<String>) {

@@ -581,6 +581,50 @@ mod tests {
         }
     }
 
+    mod input_buffer {
+        use super::*;
+
+        /// Reads `bytes` the way the blocking layer does: into `read_buf()`, as much as offered.
+        /// Returns how many reads each message took.
+        fn reads_per_message(conn: &mut Connection, mut bytes: &[u8]) -> Vec<usize> {
+            let mut counts = Vec::new();
+            let mut reads = 0;
+            while !bytes.is_empty() {
+                let buf = conn.receiver().read_buf();
+                let n = buf.len().min(bytes.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                conn.receiver().commit(n);
+                bytes = &bytes[n..];
+                reads += 1;
+                while let Some(event) = conn.next_event().unwrap() {
+                    assert!(matches!(event, Event::Message(Message::Binary(_))));
+                    counts.push(std::mem::take(&mut reads));
+                }
+            }
+            counts
+        }
+
+        #[test]
+        fn an_idle_connection_offers_only_the_initial_buffer() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            assert_eq!(conn.receiver().read_buf().len(), 2048);
+        }
+
+        #[test]
+        fn mid_sized_frames_arrive_in_one_read_once_one_has_been_seen() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            let frame_8k = frame(Role::Client, OpCode::Binary, true, &[7; 8 << 10]);
+            let bytes = frame_8k.repeat(3);
+            // The first fills the 2 KiB buffer, then the buffer grows for the rest of it; the next
+            // ones (read back to back, as a pipelining peer sends them) come in whole.
+            assert_eq!(reads_per_message(&mut conn, &bytes), [2, 1, 1]);
+            // A small frame shrinks the buffer back, so an idle connection holds 2 KiB again.
+            let small = frame(Role::Client, OpCode::Binary, true, b"hi");
+            assert_eq!(reads_per_message(&mut conn, &small), [1]);
+            assert_eq!(conn.receiver().read_buf().len(), 2048);
+        }
+    }
+
     mod rfc6455_10_4_limits {
         use super::*;
 

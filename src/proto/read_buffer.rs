@@ -22,6 +22,11 @@ impl ReadBuffer {
         }
     }
 
+    /// The size it starts at and shrinks back to.
+    pub(crate) fn initial(&self) -> usize {
+        self.initial
+    }
+
     /// The filled, unconsumed bytes.
     pub(crate) fn filled(&self) -> &[u8] {
         &self.data[self.start..self.end]

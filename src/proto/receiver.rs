@@ -77,8 +77,8 @@ pub struct Receiver {
     /// for the next direct read, kept so that each byte is zeroed once per message rather than
     /// once per read. This is the received length; `message` is cut to it before other use.
     direct_filled: Option<usize>,
-    /// The size to read a next frame in one go (header and payload), after a data frame of
-    /// between `DIRECT_READ_MIN` and `WHOLE_READ_MAX` bytes; 0 otherwise.
+    /// The size to read a next frame in one go (header and payload), after a data frame too big
+    /// for the input buffer's initial size and at most `WHOLE_READ_MAX` bytes; 0 otherwise.
     whole_read_hint: usize,
 }
 
@@ -86,8 +86,10 @@ pub struct Receiver {
 const DIRECT_READ_MIN: u64 = 16 * 1024;
 
 /// While data frames of up to this size keep coming, the input buffer grows to hold a whole one,
-/// so each arrives in one read (header and payload) rather than two; it shrinks back to its
-/// initial size when a smaller frame comes. Larger frames are read straight into the message.
+/// so each arrives in one read (header and payload) rather than in buffer-sized pieces; it shrinks
+/// back to its initial size when a smaller frame comes. Larger frames are read straight into the
+/// message. So the initial size can stay small (idle connections hold only that) at no cost in
+/// reads for mid-sized messages.
 const WHOLE_READ_MAX: u64 = 128 * 1024;
 
 impl Receiver {
@@ -170,11 +172,18 @@ impl Receiver {
         }
         self.settle_direct();
         self.target = ReadTarget::Buffer;
-        if self.frame.is_none() && self.buf.is_empty() {
-            if self.whole_read_hint > 0 {
+        match &self.frame {
+            // The rest of a frame that will not fit: room for all of it, so it comes in one read
+            // rather than in buffer-sized pieces (a mid-sized frame, or a pipelined one).
+            Some(frame) if frame.remaining <= WHOLE_READ_MAX => {
+                return self.buf.spare_at_least(frame.remaining as usize);
+            }
+            Some(_) => {}
+            None if self.buf.is_empty() && self.whole_read_hint > 0 => {
                 return self.buf.spare_at_least(self.whole_read_hint);
             }
-            self.buf.shrink_to_initial_if_idle();
+            None if self.buf.is_empty() => self.buf.shrink_to_initial_if_idle(),
+            None => {}
         }
         self.buf.spare_mut()
     }
@@ -316,8 +325,9 @@ impl Receiver {
         }
         if !op.is_control() {
             let len = header.payload_len;
-            self.whole_read_hint = if (DIRECT_READ_MIN..=WHOLE_READ_MAX).contains(&len) {
-                len as usize + super::frame::MAX_HEADER_LEN
+            let whole = len as usize + super::frame::MAX_HEADER_LEN;
+            self.whole_read_hint = if whole > self.buf.initial() && len <= WHOLE_READ_MAX {
+                whole
             } else {
                 0
             };
