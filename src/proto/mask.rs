@@ -15,16 +15,32 @@
 /// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 /// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    mask_in_place::<false>(buf, key, offset);
+}
+
+/// [`apply_mask`], also telling whether every unmasked byte is ASCII: a text payload that is can
+/// skip UTF-8 validation, so the bytes are looked at once for both (the check rides on the
+/// masking loop at no measurable cost).
+pub(crate) fn apply_mask_ascii(buf: &mut [u8], key: [u8; 4], offset: usize) -> bool {
+    mask_in_place::<true>(buf, key, offset) & 0x80 == 0
+}
+
+/// Masks in place; with `OR_ALL`, returns every output byte ORed together (0 otherwise).
+fn mask_in_place<const OR_ALL: bool>(buf: &mut [u8], key: [u8; 4], offset: usize) -> u8 {
     let key = rotate_key(key, offset);
-    // 32-byte blocks XORed element by element: the compiler turns each block into one or two
-    // vector instructions. Every block starts at a multiple of 4, so the key stays in phase.
     let block: [u8; 32] = std::array::from_fn(|i| key[i & 3]);
+    // Kept per lane so the compiler can keep it in a vector register.
+    let mut or_block = [0u8; 32];
     let mut blocks = buf.chunks_exact_mut(32);
     for chunk in &mut blocks {
-        for (byte, k) in chunk.iter_mut().zip(block) {
+        for ((byte, k), or) in chunk.iter_mut().zip(block).zip(or_block.iter_mut()) {
             *byte ^= k;
+            if OR_ALL {
+                *or |= *byte;
+            }
         }
     }
+    let mut or_all = or_block.iter().fold(0, |acc, b| acc | b);
     let tail = blocks.into_remainder();
     let word = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
@@ -33,14 +49,21 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for chunk in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+        let unmasked = (u64::from_ne_bytes(bytes) ^ word).to_ne_bytes();
+        chunk.copy_from_slice(&unmasked);
+        if OR_ALL {
+            or_all |= unmasked.iter().fold(0, |acc, b| acc | b);
+        }
     }
     for (i, byte) in words.into_remainder().iter_mut().enumerate() {
         *byte ^= key[i & 3];
+        if OR_ALL {
+            or_all |= *byte;
+        }
     }
+    or_all
 }
 
-/// Copies `src` to the end of `dst`, masking it on the way: one pass instead of copy then mask.
 pub(crate) fn extend_masked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     let start = dst.len();
     dst.extend_from_slice(src);
@@ -76,6 +99,30 @@ mod tests {
                 apply_mask(&mut fast, key, offset);
                 naive(&mut slow, key, offset);
                 assert_eq!(fast, slow, "len {len} offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_report_is_exact_wherever_the_high_bit_is() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        for len in 1..100 {
+            let plain = vec![b'a'; len];
+            for offset in 0..4 {
+                let mut masked = plain.clone();
+                apply_mask(&mut masked, key, offset);
+                assert!(apply_mask_ascii(&mut masked, key, offset), "len {len}");
+                assert_eq!(masked, plain);
+                // One non-ASCII byte anywhere, in the vector part or the tails, is seen.
+                for at in 0..len {
+                    let mut text = plain.clone();
+                    text[at] = 0xc3;
+                    apply_mask(&mut text, key, offset);
+                    assert!(
+                        !apply_mask_ascii(&mut text, key, offset),
+                        "len {len} at {at}"
+                    );
+                }
             }
         }
     }

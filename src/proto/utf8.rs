@@ -48,6 +48,12 @@ impl Utf8Validator {
         }
     }
 
+    /// Whether the bytes so far end on a character boundary: then an all-ASCII piece is valid as
+    /// it stands and need not be fed.
+    pub fn at_char_boundary(&self) -> bool {
+        self.pending_len == 0
+    }
+
     /// Checks that the message ended on a character boundary, and resets for the next message.
     pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let cut = self.pending_len > 0;
