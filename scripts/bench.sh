@@ -2,7 +2,7 @@
 # End-to-end echo benchmark: syncws, tungstenite and a raw TCP echo, thread per connection, driven
 # by the same hand-framed load client; medians and ratios to raw TCP, pinned and unpinned.
 #
-#   scripts/bench.sh            full run (3 × 0.5 s per cell and server, a few minutes)
+#   scripts/bench.sh            full run (5 × 0.4 s per cell and server, about 7 minutes)
 #   scripts/bench.sh --quick    every cell once, briefly (CI: figures only)
 #   scripts/bench.sh --mode pinned --cell 64Kx1 --kind text --reps 5   one corner
 #

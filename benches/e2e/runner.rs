@@ -1,6 +1,6 @@
 //! The runner: starts a server process and a load process per measurement (pinned to CPU 0 with
-//! `taskset` in the pinned mode), interleaves the servers, and prints medians and ratios to raw
-//! TCP as Markdown tables.
+//! `taskset` in the pinned mode), interleaves the servers, and prints Markdown tables of medians
+//! and of ratios to raw TCP (the median of the ratios between back-to-back measurements).
 
 use crate::procfs;
 use crate::servers::ServerKind;
@@ -73,8 +73,8 @@ pub struct Options {
 impl Options {
     pub fn full() -> Options {
         Options {
-            reps: 3,
-            duration: Duration::from_millis(500),
+            reps: 5,
+            duration: Duration::from_millis(400),
             pinned: vec![true, false],
             kinds: vec![false, true],
             cells: CELLS.to_vec(),
@@ -371,6 +371,14 @@ fn report(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>) {
     let get = |key: &Key, f: fn(&Sample) -> f64| -> Option<f64> {
         samples.get(key).map(|s| median(s.iter().map(f).collect()))
     };
+    // Repetition i of every server ran back to back, so the ratio of their i-th samples compares
+    // them under the same background load; the median of those ratios is steadier than the ratio
+    // of the medians on a shared machine.
+    let paired_ratio = |key: &Key, base: &Key, f: fn(&Sample) -> f64| -> Option<f64> {
+        let (ours, theirs) = (samples.get(key)?, samples.get(base)?);
+        let ratios = ours.iter().zip(theirs).map(|(a, b)| f(a) / f(b)).collect();
+        Some(median(ratios))
+    };
     for &pinned in &options.pinned {
         let mode = if pinned {
             "pinned: server and load client on CPU 0"
@@ -378,13 +386,15 @@ fn report(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>) {
             "unpinned"
         };
         let runs = format!(
-            "median of {} × {:.2} s; ratio to raw TCP in brackets",
+            "median of {} × {:.2} s; in brackets the median ratio to raw TCP measured in the same \
+             repetition",
             options.reps,
             options.duration.as_secs_f64()
         );
         rate_table(
             options,
             &get,
+            &paired_ratio,
             pinned,
             &format!("Messages/s, {mode}, {runs}"),
             |s| s.messages_per_sec,
@@ -392,6 +402,7 @@ fn report(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>) {
         rate_table(
             options,
             &get,
+            &paired_ratio,
             pinned,
             &format!(
                 "Messages per CPU-second of server + load client, {mode}, {runs} \
@@ -427,11 +438,13 @@ fn report(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>) {
 }
 
 type Getter<'a> = dyn Fn(&Key, fn(&Sample) -> f64) -> Option<f64> + 'a;
+type RatioGetter<'a> = dyn Fn(&Key, &Key, fn(&Sample) -> f64) -> Option<f64> + 'a;
 
 /// One Markdown table of a rate for every cell, kind and server, with ratios to raw TCP.
 fn rate_table(
     options: &Options,
     get: &Getter<'_>,
+    paired_ratio: &RatioGetter<'_>,
     pinned: bool,
     title: &str,
     metric: fn(&Sample) -> f64,
@@ -448,16 +461,17 @@ fn rate_table(
     println!("{header}\n{rule}");
     for &cell in &options.cells {
         for &text in &options.kinds {
-            let raw = get(&(pinned, cell, text, ServerKind::RawTcp), metric);
+            let raw = (pinned, cell, text, ServerKind::RawTcp);
             let mut row = format!("| {} | {} |", cell_label(cell), kind_label(text));
             for &server in &options.servers {
-                let Some(rate) = get(&(pinned, cell, text, server), metric) else {
+                let key = (pinned, cell, text, server);
+                let Some(rate) = get(&key, metric) else {
                     row.push_str(" – |");
                     continue;
                 };
-                match raw {
-                    Some(raw) if server != ServerKind::RawTcp => {
-                        row.push_str(&format!(" {} ({:.2}) |", thousands(rate), rate / raw))
+                match paired_ratio(&key, &raw, metric) {
+                    Some(ratio) if server != ServerKind::RawTcp => {
+                        row.push_str(&format!(" {} ({ratio:.2}) |", thousands(rate)))
                     }
                     _ => row.push_str(&format!(" {} |", thousands(rate))),
                 }
