@@ -59,8 +59,8 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Takes the connection apart, for [`split`](crate::WebSocket::split).
-    pub(crate) fn into_parts(self) -> (S, Connection, Config, Option<String>) {
-        (self.stream, *self.conn, self.config, self.subprotocol)
+    pub(crate) fn into_parts(self) -> (S, Box<Connection>, Config, Option<String>) {
+        (self.stream, self.conn, self.config, self.subprotocol)
     }
 
     pub(crate) fn set_subprotocol(&mut self, protocol: Option<String>) {

@@ -54,13 +54,10 @@ impl WebSocket<NetStream> {
     pub fn split(self) -> Result<(Reader, Writer), Error> {
         let role = self.role();
         let (stream, conn, config, subprotocol) = self.into_parts();
-        let (receiver, sender) = conn.into_parts();
         Ok(match stream {
-            NetStream::Plain(tcp) => {
-                split_tcp(receiver, sender, Arc::new(tcp), role, config, subprotocol)
-            }
+            NetStream::Plain(tcp) => split_tcp(conn, Arc::new(tcp), role, config, subprotocol),
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => split_tls(receiver, sender, tls, role, config, subprotocol),
+            NetStream::Tls(tls) => split_tls(conn, tls, role, config, subprotocol),
         })
     }
 }
@@ -68,8 +65,7 @@ impl WebSocket<NetStream> {
 /// Splits a TLS session: it goes under the writer's lock, the reader waits on its socket.
 #[cfg(feature = "native-tls")]
 pub(crate) fn split_tls(
-    receiver: crate::proto::Receiver,
-    sender: crate::proto::Sender,
+    conn: Box<crate::proto::Connection>,
     tls: Box<TlsStream>,
     role: crate::proto::Role,
     config: crate::config::Config,
@@ -79,14 +75,5 @@ pub(crate) fn split_tls(
     let source = Box::new(ReadUnderLock {
         socket: Arc::clone(&socket),
     });
-    split_parts(
-        receiver,
-        sender,
-        source,
-        tls,
-        socket,
-        role,
-        config,
-        subprotocol,
-    )
+    split_parts(conn, source, tls, socket, role, config, subprotocol)
 }

@@ -17,7 +17,7 @@ use crate::proto::handshake::{
 };
 use crate::proto::message::{Event, Message};
 use crate::proto::{Receiver, Role};
-use crate::split::Writer;
+use crate::split::{Reader, Writer};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -38,36 +38,96 @@ impl<T> Drop for Deregister<'_, T> {
 /// The body of a connection thread.
 pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpStream>, id: u64) {
     let _deregister = Deregister { context, id };
+    if let Some(opened) = open(context, stream, id) {
+        serve(context, opened);
+    }
+}
+
+/// Runs the handler; the end guard closes and reports the connection after it, however it returns.
+///
+/// The session comes boxed from `open` and is unboxed only here, so `run`'s frame stays small while
+/// `open` works below it.
+#[inline(never)]
+#[allow(clippy::boxed_local)] // The box is the point: see above.
+fn serve<T: Send + 'static>(context: &Arc<Context<T>>, opened: Box<Opened<'_, T>>) {
+    let (session, _end) = *opened;
+    (context.handler)(session);
+}
+
+/// A connection ready for its handler: the session and the guard that ends it.
+type Opened<'a, T> = (Session<T>, End<'a, T>);
+
+/// Everything before the handler: TLS, the opening handshake, and the connection's setup.
+///
+/// Each step is a function of its own, not inlined, so that only one step's locals are on the
+/// stack at a time and none while the handler runs: the deepest frame of a connection thread sets
+/// how many of its stack pages stay resident (each handshake step alone fits in two pages).
+#[inline(never)]
+fn open<T: Send + 'static>(
+    context: &Arc<Context<T>>,
+    stream: Arc<TcpStream>,
+    id: u64,
+) -> Option<Box<Opened<'_, T>>> {
     let _ = stream.set_nodelay(true);
-    let Ok(peer) = stream.peer_addr() else {
-        return;
-    };
-    let mut io = ServerIo::Plain(Arc::clone(&stream));
+    let peer = stream.peer_addr().ok()?;
+    let (io, (request, data, leftover, subprotocol, deflate)) = upgrade(context, &stream)?;
+    let (reader, writer) = halves(context, &stream, io, leftover, subprotocol, deflate);
+    Some(register(context, id, peer, reader, writer, request, data))
+}
+
+/// TLS if configured, then the opening handshake.
+#[inline(never)]
+fn upgrade<T: Send + 'static>(
+    context: &Context<T>,
+    stream: &Arc<TcpStream>,
+) -> Option<(ServerIo, Upgraded<T>)> {
+    let mut io = ServerIo::Plain(Arc::clone(stream));
     #[cfg(feature = "native-tls")]
     if let Some((identity, timeout)) = &context.settings.tls {
         // The TLS handshake runs here, on the connection's thread, with its own deadline.
-        match identity.accept_shared(Arc::clone(&stream), Some(*timeout)) {
+        match identity.accept_shared(Arc::clone(stream), Some(*timeout)) {
             Ok(tls) => io = ServerIo::Tls(Box::new(tls)),
-            Err(_) => return,
+            Err(_) => return None,
         }
     }
-    let Some((request, data, leftover, subprotocol, deflate)) =
-        handshake(context, &mut io, &stream)
-    else {
-        return;
-    };
+    let upgraded = handshake(context, &mut io, stream)?;
+    Some((io, upgraded))
+}
+
+/// The upgraded connection's protocol state, split into the session's reader and a writer.
+#[inline(never)]
+fn halves<T>(
+    context: &Context<T>,
+    stream: &TcpStream,
+    io: ServerIo,
+    leftover: Vec<u8>,
+    subprotocol: Option<String>,
+    deflate: Option<DeflateParams>,
+) -> (Reader, Writer) {
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(context.settings.write_timeout);
     let config = context.settings.config.clone();
-    let mut conn = Connection::new(Role::Server, &config);
+    let mut conn = Box::new(Connection::new(Role::Server, &config));
     // Bytes pipelined behind the request are the client's first frames.
     conn.receive_data(&leftover);
     if let Some(params) = &deflate {
         conn.set_deflate(params, &config.deflate);
     }
     drop(leftover);
-    let (receiver, sender) = conn.into_parts();
-    let (reader, writer) = io.split(receiver, sender, config, subprotocol);
+    io.split(conn, config, subprotocol)
+}
+
+/// Registers the writer with the server and its heartbeat, and makes the session.
+#[inline(never)]
+fn register<T: Send + 'static>(
+    context: &Arc<Context<T>>,
+    id: u64,
+    peer: std::net::SocketAddr,
+    reader: Reader,
+    writer: Writer,
+    request: Request,
+    data: T,
+) -> Box<Opened<'_, T>> {
     if !context.registry.opened(id, &writer) {
         // Shutdown began between the 101 and now.
         writer.close_from_shared_thread(
@@ -80,13 +140,12 @@ pub(super) fn run<T: Send + 'static>(context: &Arc<Context<T>>, stream: Arc<TcpS
     if let Some(heartbeat) = &context.heartbeat {
         heartbeat.add(&writer);
     }
-    let _end = End {
+    let end = End {
         context,
         writer: writer.clone(),
         peer,
     };
-    let session = Session::new(reader, request, data, peer);
-    (context.handler)(session);
+    Box::new((Session::new(reader, request, data, peer), end))
 }
 
 /// The end of an upgraded connection, however the handler returns (a panic included): stop its

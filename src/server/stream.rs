@@ -1,7 +1,7 @@
 //! A server connection's byte path: the socket itself (`ws://`) or TLS over it (`wss://`).
 
 use crate::config::Config;
-use crate::proto::{Receiver, Role, Sender};
+use crate::proto::{Connection, Role};
 use crate::split::{Reader, Writer, split_tcp};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -18,24 +18,16 @@ impl ServerIo {
     /// Splits after the handshake; either way the connection keeps its one socket.
     pub(super) fn split(
         self,
-        receiver: Receiver,
-        sender: Sender,
+        conn: Box<Connection>,
         config: Config,
         subprotocol: Option<String>,
     ) -> (Reader, Writer) {
         match self {
-            ServerIo::Plain(tcp) => {
-                split_tcp(receiver, sender, tcp, Role::Server, config, subprotocol)
-            }
+            ServerIo::Plain(tcp) => split_tcp(conn, tcp, Role::Server, config, subprotocol),
             #[cfg(feature = "native-tls")]
-            ServerIo::Tls(tls) => crate::split_net::split_tls(
-                receiver,
-                sender,
-                tls,
-                Role::Server,
-                config,
-                subprotocol,
-            ),
+            ServerIo::Tls(tls) => {
+                crate::split_net::split_tls(conn, tls, Role::Server, config, subprotocol)
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ pub use writer::Writer;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::proto::{Receiver, Role, Sender};
+use crate::proto::{Connection, Role};
 use crate::socket::WebSocket;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -57,22 +57,13 @@ impl WebSocket<TcpStream> {
     pub fn split(self) -> Result<(Reader, Writer), Error> {
         let role = self.role();
         let (stream, conn, config, subprotocol) = self.into_parts();
-        let (receiver, sender) = conn.into_parts();
-        Ok(split_tcp(
-            receiver,
-            sender,
-            Arc::new(stream),
-            role,
-            config,
-            subprotocol,
-        ))
+        Ok(split_tcp(conn, Arc::new(stream), role, config, subprotocol))
     }
 }
 
 /// Splits a TCP connection: both halves and the shutdown handle share the one socket.
 pub(crate) fn split_tcp(
-    receiver: Receiver,
-    sender: Sender,
+    conn: Box<Connection>,
     tcp: Arc<TcpStream>,
     role: Role,
     config: Config,
@@ -80,24 +71,14 @@ pub(crate) fn split_tcp(
 ) -> (Reader, Writer) {
     let source = Box::new(SharedTcp(Arc::clone(&tcp)));
     let write_half = Box::new(SharedTcp(Arc::clone(&tcp)));
-    split_parts(
-        receiver,
-        sender,
-        source,
-        write_half,
-        tcp,
-        role,
-        config,
-        subprotocol,
-    )
+    split_parts(conn, source, write_half, tcp, role, config, subprotocol)
 }
 
 /// Assembles the halves; the seam where a TLS stream will plug in its own [`ReadHalf`] and
-/// [`Transport`].
-#[allow(clippy::too_many_arguments)]
+/// [`Transport`]. The connection comes boxed down to here: its halves are moved out of the box
+/// only now, so each layer of the split does not carry a copy of them in its stack frame.
 pub(crate) fn split_parts(
-    receiver: Receiver,
-    sender: Sender,
+    conn: Box<Connection>,
     source: Box<dyn ReadHalf>,
     write_half: Box<dyn Transport>,
     tcp: Arc<TcpStream>,
@@ -105,6 +86,7 @@ pub(crate) fn split_parts(
     config: Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
+    let (receiver, sender) = conn.into_parts();
     let writer = Writer::new(sender, write_half, tcp, role);
     let reader = Reader::new(receiver, source, writer.clone(), config, subprotocol);
     (reader, writer)
@@ -115,7 +97,6 @@ mod tests {
     //! The seam for streams that cannot be split, exercised over plain TCP with a stream that
     //! may only be read under the lock, as a TLS stream will be.
     use super::*;
-    use crate::proto::Connection;
     use crate::proto::message::Message;
     use std::io::{self, Read, Write};
     use std::net::TcpListener;
@@ -154,10 +135,8 @@ mod tests {
             .unwrap();
         let tcp = Arc::new(server);
         let config = Config::default();
-        let (receiver, sender) = Connection::new(Role::Server, &config).into_parts();
         let (reader, writer) = split_parts(
-            receiver,
-            sender,
+            Box::new(Connection::new(Role::Server, &config)),
             Box::new(ReadUnderLock {
                 socket: Arc::clone(&tcp),
             }),

@@ -20,7 +20,9 @@ const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 ///
 /// Holds a [`Writer`] to send the protocol's answers (pongs, close replies) through.
 pub struct Reader {
-    receiver: Receiver,
+    /// Boxed for the same reason as in [`WebSocket`](crate::WebSocket): a `Reader` is moved by
+    /// value into handlers, and its bytes would stay in each connection thread's resident stack.
+    receiver: Box<Receiver>,
     source: Box<dyn ReadHalf>,
     writer: Writer,
     config: Config,
@@ -46,7 +48,7 @@ impl Reader {
         subprotocol: Option<String>,
     ) -> Reader {
         Reader {
-            receiver,
+            receiver: Box::new(receiver),
             source,
             writer,
             config,
