@@ -623,6 +623,30 @@ mod tests {
             assert_eq!(reads_per_message(&mut conn, &small), [1]);
             assert_eq!(conn.receiver().read_buf().len(), 2048);
         }
+
+        #[test]
+        fn a_large_frame_not_read_into_the_message_still_comes_in_few_reads() {
+            // Streaming mode hands payload out as it comes, so it cannot read straight into a
+            // message; the buffer grows for the rest of the frame instead of taking 2 KiB a time.
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            conn.receiver().set_streaming(true);
+            let mut bytes: &[u8] = &frame(Role::Client, OpCode::Binary, true, &[7; 40 << 10]);
+            let (mut reads, mut received, mut last) = (0, 0, false);
+            while !bytes.is_empty() {
+                let buf = conn.receiver().read_buf();
+                let n = buf.len().min(bytes.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                conn.receiver().commit(n);
+                bytes = &bytes[n..];
+                reads += 1;
+                while let Some(Event::Chunk(chunk)) = conn.next_event().unwrap() {
+                    received += chunk.data.len();
+                    last = chunk.last;
+                }
+            }
+            assert_eq!((received, last), (40 << 10, true));
+            assert_eq!(reads, 2, "2 KiB first, then the rest of the frame at once");
+        }
     }
 
     mod rfc6455_10_4_limits {

@@ -78,7 +78,8 @@ pub struct Receiver {
     /// once per read. This is the received length; `message` is cut to it before other use.
     direct_filled: Option<usize>,
     /// The size to read a next frame in one go (header and payload), after a data frame too big
-    /// for the input buffer's initial size and smaller than `DIRECT_READ_MIN`; 0 otherwise.
+    /// for the input buffer's initial size, not read straight into the message and at most
+    /// `BUFFERED_READ_MAX`; 0 otherwise.
     whole_read_hint: usize,
 }
 
@@ -92,6 +93,11 @@ pub struct Receiver {
 /// its initial size when a smaller frame comes. So the initial size can stay small (an idle
 /// connection holds only that) at no cost in reads for mid-sized messages.
 const DIRECT_READ_MIN: u64 = 16 * 1024;
+
+/// The most the input buffer grows to take in the rest of a frame in one read, for payloads that
+/// cannot go straight into the message (compressed ones, or in streaming mode): without it a
+/// 64 KiB compressed frame would take 32 reads of the initial 2 KiB.
+const BUFFERED_READ_MAX: u64 = 64 * 1024;
 
 impl Receiver {
     /// A receiver for `role` (a server expects masked frames, a client unmasked ones).
@@ -174,12 +180,13 @@ impl Receiver {
         self.settle_direct();
         self.target = ReadTarget::Buffer;
         match &self.frame {
-            // The rest of a frame that will not fit: room for all of it, so it comes in one read
-            // rather than in buffer-sized pieces (a mid-sized frame, or a pipelined one).
-            Some(frame) if frame.remaining < DIRECT_READ_MIN => {
-                return self.buf.spare_at_least(frame.remaining as usize);
+            // The rest of a frame that will not fit: room for all of it (up to a bound), so it
+            // comes in one read rather than in buffer-sized pieces (a mid-sized frame, a
+            // pipelined one, or a large one that is not read straight into the message).
+            Some(frame) => {
+                let rest = frame.remaining.min(BUFFERED_READ_MAX) as usize;
+                return self.buf.spare_at_least(rest);
             }
-            Some(_) => {}
             None if self.buf.is_empty() && self.whole_read_hint > 0 => {
                 return self.buf.spare_at_least(self.whole_read_hint);
             }
@@ -224,6 +231,11 @@ impl Receiver {
 
     /// Releases grown buffers while no message is in progress.
     pub fn shrink(&mut self) {
+        if self.buf.is_empty() {
+            // Idle: the next frame is not expected to be like the last large one, so the next
+            // read starts in the initial buffer (the rest of a large frame still comes at once).
+            self.whole_read_hint = 0;
+        }
         self.buf.shrink_if_idle();
         if self.incoming.is_none() && self.message.capacity() > 64 * 1024 {
             self.message = Vec::new();
@@ -327,11 +339,14 @@ impl Receiver {
         if !op.is_control() {
             let len = header.payload_len;
             let whole = len as usize + super::frame::MAX_HEADER_LEN;
-            self.whole_read_hint = if whole > self.buf.initial() && len < DIRECT_READ_MIN {
-                whole
-            } else {
-                0
-            };
+            // Payloads read straight into the message need no room in the buffer.
+            let direct = len >= DIRECT_READ_MIN && !header.rsv1 && !self.streaming;
+            self.whole_read_hint =
+                if whole > self.buf.initial() && !direct && len <= BUFFERED_READ_MAX {
+                    whole
+                } else {
+                    0
+                };
         }
         self.frame = Some(CurrentFrame {
             remaining: header.payload_len,
