@@ -22,8 +22,9 @@ pub struct Config {
     /// Checked on the header, before anything is allocated. Defaults to 16 MiB.
     pub max_frame_size: usize,
     /// The input buffer's size, in bytes, and so the memory an idle connection holds for input.
-    /// Larger frames grow it while they keep coming (up to 16 KiB, so each arrives in one read);
-    /// payloads from 16 KiB on are read straight into the message. Defaults to 2 KiB.
+    /// It grows to take the rest of a larger frame in one read (up to 64 KiB) and shrinks back
+    /// when a smaller frame comes or the connection is idle; uncompressed payloads from 16 KiB on
+    /// are read straight into the message instead. Defaults to 2 KiB.
     pub read_buffer_size: usize,
     /// The fragment size used when a message is streamed with
     /// [`WebSocket::send_stream`](crate::WebSocket::send_stream). Defaults to 64 KiB.
