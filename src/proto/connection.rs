@@ -585,9 +585,12 @@ mod tests {
         use super::*;
 
         /// Reads `bytes` the way the blocking layer does: into `read_buf()`, as much as offered.
-        /// Returns how many reads each message took.
-        fn reads_per_message(conn: &mut Connection, mut bytes: &[u8]) -> Vec<usize> {
-            let mut counts = Vec::new();
+        /// Each event goes to `on_event` with the number of reads since the one before it.
+        fn read_like_a_socket(
+            conn: &mut Connection,
+            mut bytes: &[u8],
+            mut on_event: impl FnMut(Event, usize),
+        ) {
             let mut reads = 0;
             while !bytes.is_empty() {
                 let buf = conn.receiver().read_buf();
@@ -597,10 +600,18 @@ mod tests {
                 bytes = &bytes[n..];
                 reads += 1;
                 while let Some(event) = conn.next_event().unwrap() {
-                    assert!(matches!(event, Event::Message(Message::Binary(_))));
-                    counts.push(std::mem::take(&mut reads));
+                    on_event(event, std::mem::take(&mut reads));
                 }
             }
+        }
+
+        /// How many reads each of the binary messages in `bytes` took.
+        fn reads_per_message(conn: &mut Connection, bytes: &[u8]) -> Vec<usize> {
+            let mut counts = Vec::new();
+            read_like_a_socket(conn, bytes, |event, reads| {
+                assert!(matches!(event, Event::Message(Message::Binary(_))));
+                counts.push(reads);
+            });
             counts
         }
 
@@ -630,20 +641,16 @@ mod tests {
             // message; the buffer grows for the rest of the frame instead of taking 2 KiB a time.
             let mut conn = Connection::new(Role::Server, &Config::default());
             conn.receiver().set_streaming(true);
-            let mut bytes: &[u8] = &frame(Role::Client, OpCode::Binary, true, &[7; 40 << 10]);
+            let bytes = frame(Role::Client, OpCode::Binary, true, &[7; 40 << 10]);
             let (mut reads, mut received, mut last) = (0, 0, false);
-            while !bytes.is_empty() {
-                let buf = conn.receiver().read_buf();
-                let n = buf.len().min(bytes.len());
-                buf[..n].copy_from_slice(&bytes[..n]);
-                conn.receiver().commit(n);
-                bytes = &bytes[n..];
-                reads += 1;
-                while let Some(Event::Chunk(chunk)) = conn.next_event().unwrap() {
-                    received += chunk.data.len();
-                    last = chunk.last;
-                }
-            }
+            read_like_a_socket(&mut conn, &bytes, |event, reads_before| {
+                let Event::Chunk(chunk) = event else {
+                    panic!("expected chunks, got {event:?}");
+                };
+                reads += reads_before;
+                received += chunk.data.len();
+                last = chunk.last;
+            });
             assert_eq!((received, last), (40 << 10, true));
             assert_eq!(reads, 2, "2 KiB first, then the rest of the frame at once");
         }
