@@ -28,8 +28,10 @@ pub(crate) fn apply_mask_ascii(buf: &mut [u8], key: [u8; 4], offset: usize) -> b
 /// Masks in place; with `OR_ALL`, returns every output byte ORed together (0 otherwise).
 fn mask_in_place<const OR_ALL: bool>(buf: &mut [u8], key: [u8; 4], offset: usize) -> u8 {
     let key = rotate_key(key, offset);
+    // 32-byte blocks XORed element by element: the compiler turns each block into one or two
+    // vector instructions. Every block starts at a multiple of 4, so the key stays in phase.
     let block: [u8; 32] = std::array::from_fn(|i| key[i & 3]);
-    // Kept per lane so the compiler can keep it in a vector register.
+    // The OR is kept per lane, so it stays in a vector register too.
     let mut or_block = [0u8; 32];
     let mut blocks = buf.chunks_exact_mut(32);
     for chunk in &mut blocks {
@@ -64,6 +66,7 @@ fn mask_in_place<const OR_ALL: bool>(buf: &mut [u8], key: [u8; 4], offset: usize
     or_all
 }
 
+/// Copies `src` to the end of `dst` and masks it there.
 pub(crate) fn extend_masked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     let start = dst.len();
     dst.extend_from_slice(src);
