@@ -144,8 +144,14 @@ impl<S: Read + Write> WebSocket<S> {
     /// Reads once from the stream into the connection.
     fn fill(&mut self) -> Result<(), Error> {
         loop {
-            let buf = self.conn.receiver().read_buf();
-            match self.stream.read(buf) {
+            let read = match self.conn.receiver().read_bufs() {
+                (buf, []) => self.stream.read(buf),
+                // A predicted frame: header and payload in one read (see `Receiver::read_bufs`).
+                (head, rest) => self
+                    .stream
+                    .read_vectored(&mut [io::IoSliceMut::new(head), io::IoSliceMut::new(rest)]),
+            };
+            match read {
                 Ok(0) => {
                     self.conn.receiver().commit(0);
                     self.conn.sender().on_transport_closed();
@@ -200,10 +206,14 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush_pending()?;
         if self.conn.sender().send_header(&message)? {
             // A large unmasked payload: written from the message itself, not copied first.
-            return self.write_with_payload(message.as_bytes());
+            self.write_with_payload(message.as_bytes())?;
+        } else {
+            self.conn.send(&message)?;
+            self.flush_pending()?;
         }
-        self.conn.send(&message)?;
-        self.flush_pending()
+        // Its buffer may serve as room for the next large message (see `Receiver::recycle`).
+        self.conn.receiver().recycle(message.into_bytes());
+        Ok(())
     }
 
     /// Writes the queued header, then `payload`, with vectored writes. What a timeout or error

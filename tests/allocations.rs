@@ -165,11 +165,10 @@ fn sans_io_echo_allocates_only_the_payload() {
     }
 }
 
-/// A real server over loopback: `accept`, then `read` and `send` in a loop, counted on the server
-/// thread after a warm-up. The client is an unmeasured hand-framed peer on this thread.
-#[test]
-fn websocket_server_echo_allocates_only_the_payload() {
-    const LEN: usize = 16;
+/// A real server over loopback: `accept`, then `read` and `send` of `len`-byte binary messages in
+/// a loop, counted on the server thread after a warm-up. The client is an unmeasured hand-framed
+/// peer on this thread. Returns the allocations and bytes of the measured messages.
+fn websocket_server_echo(len: usize) -> (u64, u64) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (report, counted) = mpsc::channel();
@@ -217,11 +216,11 @@ fn websocket_server_echo_allocates_only_the_payload() {
     assert!(head.starts_with(b"HTTP/1.1 101"));
     // A masked binary frame, and the unmasked echo expected back (RFC 6455 §5.2, §5.3).
     let key = [0x11, 0x22, 0x33, 0x44];
-    let payload = [b'x'; LEN];
-    let mut frame = vec![0x82, 0x80 | LEN as u8];
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut frame = binary_header(len, true);
     frame.extend_from_slice(&key);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    let mut expected = vec![0x82, LEN as u8];
+    let mut expected = binary_header(len, false);
     expected.extend_from_slice(&payload);
     let mut reply = vec![0u8; expected.len()];
     for _ in 0..WARM_UP + MEASURED {
@@ -229,10 +228,48 @@ fn websocket_server_echo_allocates_only_the_payload() {
         client.read_exact(&mut reply).unwrap();
         assert_eq!(reply, expected);
     }
-    let (allocs, bytes) = counted.recv_timeout(Duration::from_secs(10)).unwrap();
+    let counted = counted.recv_timeout(Duration::from_secs(10)).unwrap();
     server.join().unwrap();
+    counted
+}
+
+/// A final binary frame's first bytes up to the mask key (RFC 6455 §5.2).
+fn binary_header(len: usize, masked: bool) -> Vec<u8> {
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut header = vec![0x82];
+    match len {
+        0..=125 => header.push(mask_bit | len as u8),
+        126..=0xffff => {
+            header.push(mask_bit | 126);
+            header.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(mask_bit | 127);
+            header.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    header
+}
+
+#[test]
+fn websocket_server_echo_allocates_only_the_payload() {
+    const LEN: usize = 16;
+    let (allocs, bytes) = websocket_server_echo(LEN);
     assert!(
         allocs <= MEASURED as u64 && bytes <= (MEASURED * LEN) as u64,
         "{allocs} allocations, {bytes} bytes for {MEASURED} echoed {LEN}-byte messages"
     );
+}
+
+#[test]
+fn websocket_server_echo_of_large_messages_reuses_one_buffer() {
+    // Each message sent back becomes the room the next one is read into (`Receiver::recycle`).
+    for len in [20 << 10, 64 << 10] {
+        let (allocs, bytes) = websocket_server_echo(len);
+        assert_eq!(
+            (allocs, bytes),
+            (0, 0),
+            "allocations and bytes for {MEASURED} echoed {len}-byte messages"
+        );
+    }
 }

@@ -584,25 +584,39 @@ mod tests {
     mod input_buffer {
         use super::*;
 
-        /// Reads `bytes` the way the blocking layer does: into `read_buf()`, as much as offered.
+        /// Reads `bytes` the way the blocking layer does: into `read_bufs()`, as much as offered
+        /// (a vectored read fills its first slice, then its second), at most `per_read` at a time.
         /// Each event goes to `on_event` with the number of reads since the one before it.
-        fn read_like_a_socket(
+        pub(super) fn read_in_pieces(
             conn: &mut Connection,
             mut bytes: &[u8],
+            per_read: usize,
             mut on_event: impl FnMut(Event, usize),
         ) {
             let mut reads = 0;
             while !bytes.is_empty() {
-                let buf = conn.receiver().read_buf();
-                let n = buf.len().min(bytes.len());
-                buf[..n].copy_from_slice(&bytes[..n]);
+                let (first, second) = conn.receiver().read_bufs();
+                let mut n = 0;
+                for slice in [first, second] {
+                    let take = slice.len().min(bytes.len()).min(per_read - n);
+                    slice[..take].copy_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    n += take;
+                }
                 conn.receiver().commit(n);
-                bytes = &bytes[n..];
                 reads += 1;
                 while let Some(event) = conn.next_event().unwrap() {
                     on_event(event, std::mem::take(&mut reads));
                 }
             }
+        }
+
+        pub(super) fn read_like_a_socket(
+            conn: &mut Connection,
+            bytes: &[u8],
+            on_event: impl FnMut(Event, usize),
+        ) {
+            read_in_pieces(conn, bytes, usize::MAX, on_event);
         }
 
         /// How many reads each of the binary messages in `bytes` took.
@@ -653,6 +667,151 @@ mod tests {
             });
             assert_eq!((received, last), (40 << 10, true));
             assert_eq!(reads, 2, "2 KiB first, then the rest of the frame at once");
+        }
+    }
+
+    mod predicted_reads {
+        use super::input_buffer::{read_in_pieces, read_like_a_socket};
+        use super::*;
+
+        fn binary(fill: u8, len: usize) -> Vec<u8> {
+            frame(Role::Client, OpCode::Binary, true, &vec![fill; len])
+        }
+
+        /// Every event of `bytes` read in pieces of at most `per_read` bytes.
+        fn events(bytes: &[u8], per_read: usize) -> Vec<Event> {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            let mut events = Vec::new();
+            read_in_pieces(&mut conn, bytes, per_read, |event, _| events.push(event));
+            events
+        }
+
+        #[test]
+        fn a_large_message_like_the_last_comes_in_one_read_straight_into_the_message() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            let bytes = [
+                binary(1, 64 << 10),
+                binary(2, 64 << 10),
+                binary(3, 64 << 10),
+            ]
+            .concat();
+            let mut seen = Vec::new();
+            read_like_a_socket(&mut conn, &bytes, |event, reads| {
+                let Event::Message(Message::Binary(data)) = event else {
+                    panic!("expected a binary message, got {event:?}");
+                };
+                assert!(data.iter().all(|&b| b == data[0]) && data.len() == 64 << 10);
+                seen.push((data[0], reads));
+            });
+            // The first: 2 KiB into the buffer, then the rest into the message. The next ones:
+            // one vectored read each, header into the buffer, payload into the message.
+            assert_eq!(seen, [(1, 2), (2, 1), (3, 1)]);
+            assert_eq!(
+                conn.receiver().buffered_capacity(),
+                2048,
+                "no payload went through the input buffer"
+            );
+        }
+
+        #[test]
+        fn frames_unlike_the_guess_decode_as_usual() {
+            // After a 64 KiB message, anything else: control frames, small and fragmented
+            // messages, text, other large sizes (same and longer length field), all back to back.
+            let text = "ü".repeat(20 << 10);
+            let pieces = [
+                binary(1, 64 << 10),
+                frame(Role::Client, OpCode::Ping, true, b"p"),
+                binary(2, 5),
+                binary(3, 64 << 10),
+                frame(Role::Client, OpCode::Text, true, text.as_bytes()),
+                binary(4, 20 << 10),
+                binary(5, 100 << 10),
+                frame(Role::Client, OpCode::Binary, false, &[6; 64 << 10]),
+                frame(Role::Client, OpCode::Continuation, true, &[6; 3]),
+                binary(7, 64 << 10),
+                binary(8, 1),
+            ];
+            let expected = [
+                Event::Message(Message::Binary(vec![1; 64 << 10])),
+                Event::Message(Message::Ping(b"p".to_vec())),
+                Event::Message(Message::Binary(vec![2; 5])),
+                Event::Message(Message::Binary(vec![3; 64 << 10])),
+                Event::Message(Message::Text(text.clone())),
+                Event::Message(Message::Binary(vec![4; 20 << 10])),
+                Event::Message(Message::Binary(vec![5; 100 << 10])),
+                Event::Message(Message::Binary(vec![6; (64 << 10) + 3])),
+                Event::Message(Message::Binary(vec![7; 64 << 10])),
+                Event::Message(Message::Binary(vec![8; 1])),
+            ];
+            let bytes = pieces.concat();
+            // Whole reads, and reads cut anywhere (in a header, between the two slices).
+            for per_read in [usize::MAX, 100_000, 65_541, 4_099, 7] {
+                assert_eq!(events(&bytes, per_read), expected, "per read: {per_read}");
+            }
+        }
+
+        #[test]
+        fn invalid_utf8_in_the_payload_a_predicted_read_brings_fails_in_that_read() {
+            let mut bad = vec![b'a'; 64 << 10];
+            bad[100] = 0xff;
+            let bad = frame(Role::Client, OpCode::Text, true, &bad);
+            // The start of the message, then the whole of it (left to the final conversion).
+            for received in [1014, bad.len()] {
+                let mut conn = Connection::new(Role::Server, &Config::default());
+                let text = frame(Role::Client, OpCode::Text, true, &[b'a'; 64 << 10]);
+                read_like_a_socket(&mut conn, &text, |_, _| {});
+                let (head, rest) = conn.receiver().read_bufs();
+                assert_eq!(head.len(), 14, "the header of a 64 KiB client frame");
+                head.copy_from_slice(&bad[..14]);
+                rest[..received - 14].copy_from_slice(&bad[14..received]);
+                conn.receiver().commit(received);
+                assert!(matches!(
+                    conn.next_event(),
+                    Err(Error::Protocol(ProtocolError::InvalidUtf8))
+                ));
+            }
+        }
+
+        #[test]
+        fn a_sent_message_s_buffer_becomes_the_room_and_its_bytes_never_show() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            read_like_a_socket(&mut conn, &binary(1, 64 << 10), |_, _| {});
+            // Too large to be held as room for 64 KiB: dropped.
+            conn.receiver().recycle(Vec::with_capacity(1 << 20));
+            assert_eq!(conn.receiver().buffered_capacity(), 2048);
+            conn.receiver().recycle(vec![9; 64 << 10]);
+            let (_, room) = conn.receiver().read_bufs();
+            assert!(
+                room.iter().all(|&b| b == 9),
+                "taken as it is, not zeroed again"
+            );
+            conn.receiver().commit(0);
+            // Frames shorter than the room, and one cut into pieces: only received bytes show.
+            let bytes = [binary(2, 20 << 10), binary(3, 64 << 10)].concat();
+            let mut seen = Vec::new();
+            read_in_pieces(&mut conn, &bytes, 4_099, |event, _| seen.push(event));
+            assert_eq!(
+                seen,
+                [
+                    Event::Message(Message::Binary(vec![2; 20 << 10])),
+                    Event::Message(Message::Binary(vec![3; 64 << 10])),
+                ]
+            );
+        }
+
+        #[test]
+        fn an_idle_shrink_drops_the_guess_and_its_room() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            read_like_a_socket(&mut conn, &binary(1, 64 << 10), |_, _| {});
+            assert_eq!(conn.receiver().read_bufs().1.len(), 64 << 10);
+            conn.receiver().commit(0);
+            conn.receiver().shrink();
+            assert_eq!(
+                conn.receiver().buffered_capacity(),
+                2048,
+                "the initial buffer only"
+            );
+            assert!(conn.receiver().read_bufs().1.is_empty());
         }
     }
 

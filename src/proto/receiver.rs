@@ -53,6 +53,19 @@ enum ReadTarget {
     Message {
         len: usize,
     },
+    /// A predicted frame: its header's `head` bytes into the buffer, then on into the message
+    /// (see `Receiver::read_bufs`).
+    Predicted {
+        head: usize,
+    },
+}
+
+/// After a message that came in one frame read straight into the message, the next one is
+/// expected to be like it: its header length and payload length.
+#[derive(Debug, Clone, Copy)]
+struct Prediction {
+    head: usize,
+    payload: usize,
 }
 
 /// Decodes and validates incoming frames. See the module docs.
@@ -81,6 +94,12 @@ pub struct Receiver {
     /// for the input buffer's initial size, not read straight into the message and at most
     /// `BUFFERED_READ_MAX`; 0 otherwise.
     whole_read_hint: usize,
+    /// The header and payload sizes a vectored read is shaped for, after a large message.
+    prediction: Option<Prediction>,
+    /// Bytes a predicted read put at the start of `message` before their frame's header was
+    /// decoded (still masked): kept there if that frame is read straight into the message,
+    /// otherwise moved behind the input buffer's bytes.
+    early: usize,
 }
 
 /// From this size on, a payload is read straight into the message (zeroed room, then unmasked
@@ -98,6 +117,10 @@ const DIRECT_READ_MIN: u64 = 16 * 1024;
 /// cannot go straight into the message (compressed ones, or in streaming mode): without it a
 /// 64 KiB compressed frame would take 32 reads of the initial 2 KiB.
 const BUFFERED_READ_MAX: u64 = 64 * 1024;
+
+/// The largest payload a predicted read is shaped for: the room it needs is held while the
+/// connection waits for its next message, so it is bounded like the input buffer's growth.
+const PREDICTED_PAYLOAD_MAX: u64 = BUFFERED_READ_MAX;
 
 impl Receiver {
     /// A receiver for `role` (a server expects masked frames, a client unmasked ones).
@@ -118,6 +141,8 @@ impl Receiver {
             tap: Tap::new(Direction::Received),
             direct_filled: None,
             whole_read_hint: 0,
+            prediction: None,
+            early: 0,
         }
     }
 
@@ -196,10 +221,48 @@ impl Receiver {
         self.buf.spare_mut()
     }
 
-    /// Marks `n` bytes of the last [`read_buf`](Self::read_buf) as filled by the peer.
+    /// Like [`read_buf`](Self::read_buf), but may offer a second slice to read on into (a
+    /// vectored read); follow with [`commit`](Self::commit) of the total.
+    ///
+    /// After a large message that came in one frame, the next is expected to be like it: the
+    /// first slice is just its header's length and the second room for its payload, so header and
+    /// payload arrive in one read, the payload already in the message (large echoes: one read
+    /// per message, as for a plain TCP echo, instead of two). When the guess is wrong, the bytes
+    /// are moved behind the input buffer's and decoded as usual.
+    pub fn read_bufs(&mut self) -> (&mut [u8], &mut [u8]) {
+        let predicted = match self.prediction {
+            Some(prediction)
+                if self.frame.is_none()
+                    && self.incoming.is_none()
+                    && self.buf.is_empty()
+                    && self.early == 0
+                    && !self.streaming =>
+            {
+                prediction
+            }
+            _ => return (self.read_buf(), &mut []),
+        };
+        if self.message.len() < predicted.payload {
+            self.message.resize(predicted.payload, 0);
+        }
+        self.target = ReadTarget::Predicted {
+            head: predicted.head,
+        };
+        let head = &mut self.buf.spare_mut()[..predicted.head];
+        (head, &mut self.message[..predicted.payload])
+    }
+
+    /// Marks `n` bytes of the last [`read_buf`](Self::read_buf) or
+    /// [`read_bufs`](Self::read_bufs) as filled by the peer.
     pub fn commit(&mut self, n: usize) {
         match self.target {
             ReadTarget::Buffer => self.buf.commit(n),
+            ReadTarget::Predicted { head } => {
+                self.target = ReadTarget::Buffer;
+                self.buf.commit(n.min(head));
+                // As for a direct read: never past the room offered.
+                self.early = (n - n.min(head)).min(self.message.len());
+            }
             ReadTarget::Message { len } => {
                 // A `Read` that reports more than it was given must not make us slice past the end.
                 let n = n.min(self.message.len() - len);
@@ -209,6 +272,22 @@ impl Receiver {
                     self.error = Some(e);
                 }
             }
+        }
+    }
+
+    /// Offers the buffer of a message just sent as the room the next predicted read needs, so
+    /// an echo or a relay of large messages reuses one allocation instead of zeroing a new one
+    /// per message. Taken only while a read is predicted and no room is held; otherwise dropped.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        let Some(prediction) = self.prediction else {
+            return;
+        };
+        // Its length counts as initialized room; a buffer much larger than needed would hold
+        // memory the bound on predictions is meant to cap.
+        let fits =
+            buffer.len() >= prediction.payload && buffer.capacity() <= 2 * prediction.payload;
+        if fits && self.incoming.is_none() && self.early == 0 && self.message.capacity() == 0 {
+            self.message = buffer;
         }
     }
 
@@ -224,9 +303,9 @@ impl Receiver {
         }
     }
 
-    /// Whether bytes are waiting in the input buffer.
+    /// Whether received bytes are waiting to be decoded.
     pub fn has_buffered_data(&self) -> bool {
-        !self.buf.is_empty()
+        !self.buf.is_empty() || self.early > 0
     }
 
     /// Releases grown buffers while no message is in progress.
@@ -237,7 +316,9 @@ impl Receiver {
             self.whole_read_hint = 0;
         }
         self.buf.shrink_if_idle();
-        if self.incoming.is_none() && self.message.capacity() > 64 * 1024 {
+        if self.incoming.is_none() && self.early == 0 {
+            // Nor is it expected to be like the last large message: no room held for it.
+            self.prediction = None;
             self.message = Vec::new();
         }
     }
@@ -256,6 +337,11 @@ impl Receiver {
         if let Some(e) = self.error.take() {
             return Err(self.tap.fail(e));
         }
+        if self.early > 0 && !self.early_bytes_begin_a_direct_payload() {
+            self.buf.extend(&self.message[..self.early]);
+            self.message.clear();
+            self.early = 0;
+        }
         loop {
             if self.frame.is_none() {
                 let Decoded::Complete(header, used) = FrameHeader::decode(self.buf.filled())?
@@ -265,6 +351,13 @@ impl Receiver {
                 self.buf.consume(used);
                 self.tap.start(header);
                 self.start_frame(header).map_err(|e| self.tap.fail(e))?;
+                self.predict_after(&header, used);
+                if self.early > 0 {
+                    // The payload's first bytes are already in the message.
+                    let early = std::mem::take(&mut self.early);
+                    self.direct_filled = Some(early);
+                    self.accept_direct(0, early).map_err(|e| self.tap.fail(e))?;
+                }
             }
             if let Some(event) = self.take_payload().map_err(|e| self.tap.fail(e))? {
                 return Ok(Some(event));
@@ -273,6 +366,39 @@ impl Receiver {
                 return Ok(None);
             }
         }
+    }
+
+    /// Whether the bytes of a predicted read that went past the header's slice belong to the
+    /// payload of a frame that is read straight into the message: the input buffer holds exactly
+    /// one header, of a new data message that large, and the payload is at least that long.
+    fn early_bytes_begin_a_direct_payload(&self) -> bool {
+        let Ok(Decoded::Complete(header, used)) = FrameHeader::decode(self.buf.filled()) else {
+            return false;
+        };
+        used == self.buf.filled().len()
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && self.incoming.is_none()
+            && !header.rsv1
+            && !self.streaming
+            && header.payload_len >= DIRECT_READ_MIN
+            && header.payload_len >= self.early as u64
+    }
+
+    /// Shapes the next read after a data frame's header (see `read_bufs`); control frames
+    /// between messages leave the guess as it was.
+    fn predict_after(&mut self, header: &FrameHeader, header_len: usize) {
+        if header.opcode.is_control() {
+            return;
+        }
+        let one_frame_message = header.fin && header.opcode != OpCode::Continuation;
+        let direct = header.payload_len >= DIRECT_READ_MIN && !header.rsv1 && !self.streaming;
+        self.prediction = (one_frame_message
+            && direct
+            && header.payload_len <= PREDICTED_PAYLOAD_MAX)
+            .then_some(Prediction {
+                head: header_len,
+                payload: header.payload_len as usize,
+            });
     }
 
     /// Validates a header against RFC 6455 §5 and the limits, and sets up for its payload.
@@ -326,13 +452,17 @@ impl Receiver {
                     first: true,
                     compressed: header.rsv1,
                 });
-                self.message.clear();
                 self.direct_filled = None;
-                if !self.streaming && !header.rsv1 {
-                    // Enough for most messages at once; larger ones grow as bytes arrive, so an
-                    // announced length costs nothing until the bytes are really sent.
-                    self.message
-                        .reserve_exact(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
+                // Unless a predicted read already put the payload's start there (in room sized
+                // for it).
+                if self.early == 0 {
+                    self.message.clear();
+                    if !self.streaming && !header.rsv1 {
+                        // Enough for most messages at once; larger ones grow as bytes arrive, so
+                        // an announced length costs nothing until the bytes are really sent.
+                        self.message
+                            .reserve_exact(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
+                    }
                 }
             }
         }
@@ -391,16 +521,18 @@ impl Receiver {
             return Ok(());
         };
         let bytes = &mut self.message[at..at + n];
-        let text = incoming.kind == DataKind::Text;
-        let ascii = unmask(bytes, frame.header.mask, frame.offset, text);
+        // Fail fast: an impossible byte ends the connection in the read that brings it, even
+        // though `String::from_utf8` checks the whole message again at its end (safe Rust has no
+        // unchecked conversion). ASCII seen while unmasking needs no second look here, and the
+        // piece that ends the message none at all: `String::from_utf8` follows in this read.
+        let ends_message = frame.header.fin && frame.remaining == n as u64;
+        let check_utf8 = incoming.kind == DataKind::Text && !ends_message;
+        let ascii = unmask(bytes, frame.header.mask, frame.offset, check_utf8);
         self.tap.payload(bytes);
         frame.offset += n;
         frame.remaining -= n as u64;
         incoming.size += n;
-        // Fail fast: an impossible byte ends the connection in the read that brings it, even
-        // though `String::from_utf8` checks the whole message again at its end (safe Rust has no
-        // unchecked conversion). ASCII seen while unmasking needs no second look here.
-        if text && !(ascii && self.utf8.at_char_boundary()) {
+        if check_utf8 && !(ascii && self.utf8.at_char_boundary()) {
             self.utf8
                 .feed(bytes)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
