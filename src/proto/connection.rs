@@ -800,6 +800,24 @@ mod tests {
         }
 
         #[test]
+        fn room_over_64_kib_is_only_ever_a_recycled_buffer_and_is_dropped_on_a_miss() {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            read_like_a_socket(&mut conn, &binary(1, 1 << 20), |_, _| {});
+            assert!(
+                conn.receiver().read_bufs().1.is_empty(),
+                "no 1 MiB allocated ahead"
+            );
+            conn.receiver().commit(0);
+            conn.receiver().recycle(vec![0; 1 << 20]);
+            assert_eq!(conn.receiver().read_bufs().1.len(), 1 << 20);
+            conn.receiver().commit(0);
+            let mut seen = Vec::new();
+            read_like_a_socket(&mut conn, &binary(2, 10), |event, _| seen.push(event));
+            assert_eq!(seen, [Event::Message(Message::Binary(vec![2; 10]))]);
+            assert!(conn.receiver().buffered_capacity() < 64 << 10);
+        }
+
+        #[test]
         fn an_idle_shrink_drops_the_guess_and_its_room() {
             let mut conn = Connection::new(Role::Server, &Config::default());
             read_like_a_socket(&mut conn, &binary(1, 64 << 10), |_, _| {});

@@ -118,9 +118,14 @@ const DIRECT_READ_MIN: u64 = 16 * 1024;
 /// 64 KiB compressed frame would take 32 reads of the initial 2 KiB.
 const BUFFERED_READ_MAX: u64 = 64 * 1024;
 
-/// The largest payload a predicted read is shaped for: the room it needs is held while the
+/// The most read straight into the message at once.
+const DIRECT_READ_MAX: u64 = 1 << 20;
+
+/// The largest payload a predicted read allocates room for: the room is held while the
 /// connection waits for its next message, so it is bounded like the input buffer's growth.
-const PREDICTED_PAYLOAD_MAX: u64 = BUFFERED_READ_MAX;
+/// Larger predictions (up to `DIRECT_READ_MAX`) are read into room only when the application
+/// handed one over by sending a message (`recycle`): memory it had in use anyway.
+const PREDICTED_ROOM_MAX: usize = BUFFERED_READ_MAX as usize;
 
 impl Receiver {
     /// A receiver for `role` (a server expects masked frames, a client unmasked ones).
@@ -242,6 +247,10 @@ impl Receiver {
             }
             _ => return (self.read_buf(), &mut []),
         };
+        if self.message.len() < predicted.payload && predicted.payload > PREDICTED_ROOM_MAX {
+            // Room this large only when recycled: the header comes alone, the payload after it.
+            return (self.read_buf(), &mut []);
+        }
         if self.message.len() < predicted.payload {
             self.message.resize(predicted.payload, 0);
         }
@@ -392,9 +401,7 @@ impl Receiver {
         }
         let one_frame_message = header.fin && header.opcode != OpCode::Continuation;
         let direct = header.payload_len >= DIRECT_READ_MIN && !header.rsv1 && !self.streaming;
-        self.prediction = (one_frame_message
-            && direct
-            && header.payload_len <= PREDICTED_PAYLOAD_MAX)
+        self.prediction = (one_frame_message && direct && header.payload_len <= DIRECT_READ_MAX)
             .then_some(Prediction {
                 head: header_len,
                 payload: header.payload_len as usize,
@@ -454,9 +461,9 @@ impl Receiver {
                 });
                 self.direct_filled = None;
                 // Unless a predicted read already put the payload's start there (in room sized
-                // for it).
+                // for it). Room held for a prediction that missed is not kept.
                 if self.early == 0 {
-                    self.message.clear();
+                    self.message = Vec::new();
                     if !self.streaming && !header.rsv1 {
                         // Enough for most messages at once; larger ones grow as bytes arrive, so
                         // an announced length costs nothing until the bytes are really sent.
@@ -512,7 +519,7 @@ impl Receiver {
             && !frame.header.opcode.is_control()
             && self.buf.is_empty()
             && frame.remaining >= DIRECT_READ_MIN;
-        direct.then(|| frame.remaining.min(1 << 20) as usize)
+        direct.then(|| frame.remaining.min(DIRECT_READ_MAX) as usize)
     }
 
     /// Processes `n` payload bytes that were read straight into `self.message[at..]`.
@@ -555,11 +562,13 @@ impl Receiver {
             return Ok(None);
         };
         let bytes = &mut self.buf.filled_mut()[..available];
-        let text = self
-            .incoming
-            .as_ref()
-            .is_some_and(|i| i.kind == DataKind::Text && !i.compressed);
-        let ascii = unmask(bytes, frame.header.mask, frame.offset, text);
+        // Whether the validator may need these bytes (see `check_utf8` below): only then is it
+        // worth noting whether they are all ASCII while unmasking.
+        let ends_message = frame.header.fin && frame.remaining == available as u64;
+        let may_check_utf8 = self.incoming.as_ref().is_some_and(|i| {
+            i.kind == DataKind::Text && !i.compressed && !(ends_message && !self.streaming)
+        });
+        let ascii = unmask(bytes, frame.header.mask, frame.offset, may_check_utf8);
         frame.offset += available;
         frame.remaining -= available as u64;
         let frame_done = frame.remaining == 0;
