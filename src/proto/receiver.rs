@@ -565,9 +565,11 @@ impl Receiver {
         // Whether the validator may need these bytes (see `check_utf8` below): only then is it
         // worth noting whether they are all ASCII while unmasking.
         let ends_message = frame.header.fin && frame.remaining == available as u64;
-        let may_check_utf8 = self.incoming.as_ref().is_some_and(|i| {
-            i.kind == DataKind::Text && !i.compressed && !(ends_message && !self.streaming)
-        });
+        let checked_whole_below = ends_message && !self.streaming;
+        let may_check_utf8 = self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.kind == DataKind::Text && !i.compressed && !checked_whole_below);
         let ascii = unmask(bytes, frame.header.mask, frame.offset, may_check_utf8);
         frame.offset += available;
         frame.remaining -= available as u64;
