@@ -24,7 +24,12 @@ pub struct Config {
     /// The input buffer's size, in bytes, and so the memory an idle connection holds for input.
     /// It grows to take the rest of a larger frame in one read (up to 64 KiB) and shrinks back
     /// when a smaller frame comes or the connection is idle; uncompressed payloads from 16 KiB on
-    /// are read straight into the message instead. Defaults to 2 KiB.
+    /// are read straight into the message instead. After such a message, a [`WebSocket`] expects
+    /// the next to be like it and holds room for its payload while it waits (up to 64 KiB, or the
+    /// buffer of a message it just sent, up to 1 MiB), so header and payload come in one read; a
+    /// server's connections drop that room whenever they wait idle. Defaults to 2 KiB.
+    ///
+    /// [`WebSocket`]: crate::WebSocket
     pub read_buffer_size: usize,
     /// The fragment size used when a message is streamed with
     /// [`WebSocket::send_stream`](crate::WebSocket::send_stream). Defaults to 64 KiB.
