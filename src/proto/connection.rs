@@ -818,6 +818,28 @@ mod tests {
         }
 
         #[test]
+        fn a_stream_that_fills_only_the_first_slice_still_reads_into_the_room() {
+            // `Read::read_vectored`'s default (TLS streams) fills the first non-empty slice only:
+            // the header arrives alone, and the payload follows into the same room.
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            read_like_a_socket(&mut conn, &binary(1, 64 << 10), |_, _| {});
+            conn.receiver().recycle(vec![9; 64 << 10]);
+            let bytes = binary(2, 64 << 10);
+            let (head, _) = conn.receiver().read_bufs();
+            head.copy_from_slice(&bytes[..14]);
+            conn.receiver().commit(14);
+            assert_eq!(conn.receiver().next_event().unwrap(), None);
+            let room = conn.receiver().read_buf();
+            assert!(
+                room.len() == 64 << 10 && room.iter().all(|&b| b == 9),
+                "the recycled room, not a new zeroed one"
+            );
+            let mut seen = Vec::new();
+            read_like_a_socket(&mut conn, &bytes[14..], |event, _| seen.push(event));
+            assert_eq!(seen, [Event::Message(Message::Binary(vec![2; 64 << 10]))]);
+        }
+
+        #[test]
         fn an_idle_shrink_drops_the_guess_and_its_room() {
             let mut conn = Connection::new(Role::Server, &Config::default());
             read_like_a_socket(&mut conn, &binary(1, 64 << 10), |_, _| {});

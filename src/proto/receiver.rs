@@ -387,10 +387,17 @@ impl Receiver {
         used == self.buf.filled().len()
             && matches!(header.opcode, OpCode::Text | OpCode::Binary)
             && self.incoming.is_none()
-            && !header.rsv1
+            && self.room_suits(&header)
+            && header.payload_len >= self.early as u64
+    }
+
+    /// Whether the room held in `message` suits a new data message's payload: one read straight
+    /// into the message, and not so much smaller that the room would waste memory in it.
+    fn room_suits(&self, header: &FrameHeader) -> bool {
+        !header.rsv1
             && !self.streaming
             && header.payload_len >= DIRECT_READ_MIN
-            && header.payload_len >= self.early as u64
+            && self.message.len() as u64 <= 2 * header.payload_len
     }
 
     /// Shapes the next read after a data frame's header (see `read_bufs`); control frames
@@ -460,9 +467,14 @@ impl Receiver {
                     compressed: header.rsv1,
                 });
                 self.direct_filled = None;
-                // Unless a predicted read already put the payload's start there (in room sized
-                // for it). Room held for a prediction that missed is not kept.
-                if self.early == 0 {
+                if self.early > 0 {
+                    // A predicted read already put the payload's start there.
+                } else if !self.message.is_empty() && self.room_suits(&header) {
+                    // Room from a predicted read whose stream filled only the header's slice (a
+                    // `Read` without real vectored reads, such as TLS): the payload goes there.
+                    self.direct_filled = Some(0);
+                } else {
+                    // Room held for a prediction that missed is not kept.
                     self.message = Vec::new();
                     if !self.streaming && !header.rsv1 {
                         // Enough for most messages at once; larger ones grow as bytes arrive, so
