@@ -346,15 +346,17 @@ impl Receiver {
         if let Some(e) = self.error.take() {
             return Err(self.tap.fail(e));
         }
-        if self.early > 0 && !self.early_bytes_begin_a_direct_payload() {
-            self.buf.extend(&self.message[..self.early]);
-            self.message.clear();
-            self.early = 0;
-        }
         loop {
             if self.frame.is_none() {
-                let Decoded::Complete(header, used) = FrameHeader::decode(self.buf.filled())?
-                else {
+                let decoded = FrameHeader::decode(self.buf.filled())?;
+                if self.early > 0 && !self.early_bytes_begin_a_direct_payload(&decoded) {
+                    // Not the frame the read was shaped for: its bytes go behind the buffer's.
+                    self.buf.extend(&self.message[..self.early]);
+                    self.message.clear();
+                    self.early = 0;
+                    continue;
+                }
+                let Decoded::Complete(header, used) = decoded else {
                     return Ok(None);
                 };
                 self.buf.consume(used);
@@ -380,8 +382,8 @@ impl Receiver {
     /// Whether the bytes of a predicted read that went past the header's slice belong to the
     /// payload of a frame that is read straight into the message: the input buffer holds exactly
     /// one header, of a new data message that large, and the payload is at least that long.
-    fn early_bytes_begin_a_direct_payload(&self) -> bool {
-        let Ok(Decoded::Complete(header, used)) = FrameHeader::decode(self.buf.filled()) else {
+    fn early_bytes_begin_a_direct_payload(&self, decoded: &Decoded<FrameHeader>) -> bool {
+        let Decoded::Complete(header, used) = *decoded else {
             return false;
         };
         used == self.buf.filled().len()
