@@ -139,6 +139,14 @@ pub fn connection_client(data: &[u8]) {
     connection(Role::Client, data)
 }
 
+/// Hands a received message's buffer back as `WebSocket::send` does after echoing it (so the next
+/// message may be received into it), for the messages of even length: both paths are explored.
+fn recycle_some(conn: &mut Connection, buffer: Vec<u8>) {
+    if buffer.len() % 2 == 0 {
+        conn.receiver().recycle(buffer);
+    }
+}
+
 /// Drives a connection with arbitrary peer bytes read in arbitrary pieces, switching between
 /// whole-message and streaming reads; the first byte picks the piece size, the modes and whether a
 /// large message comes first.
@@ -192,10 +200,12 @@ fn connection(role: Role, data: &[u8]) {
                     // Validated text really is UTF-8 (it is a String) and within the limit.
                     assert!(text.len() <= config.max_message_size);
                     received += text.len();
+                    recycle_some(&mut conn, text.into_bytes());
                 }
                 Ok(Some(Event::Message(Message::Binary(data)))) => {
                     assert!(data.len() <= config.max_message_size);
                     received += data.len();
+                    recycle_some(&mut conn, data);
                 }
                 Ok(Some(Event::Chunk(chunk))) => received += chunk.data.len(),
                 Ok(Some(Event::Message(message))) => {

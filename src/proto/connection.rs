@@ -855,6 +855,72 @@ mod tests {
         }
     }
 
+    mod kept_buffers {
+        use super::input_buffer::read_like_a_socket;
+        use super::*;
+
+        /// The one message `bytes` brings, read as a socket would.
+        fn receive(conn: &mut Connection, bytes: &[u8]) -> Message {
+            let mut received = None;
+            read_like_a_socket(conn, bytes, |event, _| match event {
+                Event::Message(message) => received = Some(message),
+                other => panic!("unexpected {other:?}"),
+            });
+            received.expect("one message")
+        }
+
+        /// A server connection whose input buffer is in place (it is allocated on the first read).
+        fn server() -> Connection {
+            let mut conn = Connection::new(Role::Server, &Config::default());
+            receive(&mut conn, &frame(Role::Client, OpCode::Binary, true, &[]));
+            assert_eq!(conn.receiver().buffered_capacity(), 2048);
+            conn
+        }
+
+        #[test]
+        fn a_small_sent_message_s_buffer_takes_the_next_message() {
+            let mut conn = server();
+            for (sent, next) in [
+                (Message::binary(vec![0; 100]), OpCode::Binary),
+                (Message::text("x".repeat(100)), OpCode::Text),
+            ] {
+                let sent = sent.into_bytes();
+                let address = sent.as_ptr();
+                conn.receiver().recycle(sent);
+                assert_eq!(conn.receiver().buffered_capacity(), 2048 + 100);
+                let received = receive(&mut conn, &frame(Role::Client, next, true, &[b'y'; 60]));
+                assert_eq!(received.as_bytes(), [b'y'; 60]);
+                let bytes = received.into_bytes();
+                assert_eq!(bytes.as_ptr(), address, "received into the kept buffer");
+                assert_eq!(conn.receiver().buffered_capacity(), 2048);
+            }
+        }
+
+        #[test]
+        fn a_kept_buffer_too_small_or_over_twice_the_payload_is_not_used() {
+            for len in [101, 49] {
+                let mut conn = server();
+                conn.receiver().recycle(vec![0; 100]);
+                let bytes = frame(Role::Client, OpCode::Binary, true, &vec![7; len]);
+                let received = receive(&mut conn, &bytes).into_bytes();
+                assert_eq!(received, vec![7; len]);
+                assert_eq!(received.capacity(), len, "an exact allocation of its own");
+            }
+        }
+
+        #[test]
+        fn only_buffers_up_to_the_direct_read_size_are_kept() {
+            let mut conn = server();
+            conn.receiver().recycle(Vec::with_capacity((16 << 10) + 1));
+            assert_eq!(conn.receiver().buffered_capacity(), 2048);
+            conn.receiver().recycle(Vec::with_capacity(16 << 10));
+            assert_eq!(conn.receiver().buffered_capacity(), 2048 + (16 << 10));
+            // An idle shrink gives it back.
+            conn.receiver().shrink();
+            assert_eq!(conn.receiver().buffered_capacity(), 2048);
+        }
+    }
+
     mod rfc6455_10_4_limits {
         use super::*;
 

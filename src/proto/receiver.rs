@@ -121,6 +121,11 @@ const BUFFERED_READ_MAX: u64 = 64 * 1024;
 /// The most read straight into the message at once.
 const DIRECT_READ_MAX: u64 = 1 << 20;
 
+/// The largest buffer of a sent message kept for the next message to be received into, when no
+/// read is predicted: the size from which payloads are read straight into the message instead.
+/// It is held while the connection waits, so it is bounded like the input buffer's growth.
+const KEPT_BUFFER_MAX: usize = DIRECT_READ_MIN as usize;
+
 /// The largest payload a predicted read allocates room for: the room is held while the
 /// connection waits for its next message, so it is bounded like the input buffer's growth.
 /// Larger predictions (up to `DIRECT_READ_MAX`) are read into room only when the application
@@ -284,19 +289,30 @@ impl Receiver {
         }
     }
 
-    /// Offers the buffer of a message just sent as the room the next predicted read needs, so
-    /// an echo or a relay of large messages reuses one allocation instead of zeroing a new one
-    /// per message. Taken only while a read is predicted and no room is held; otherwise dropped.
-    pub fn recycle(&mut self, buffer: Vec<u8>) {
-        let Some(prediction) = self.prediction else {
+    /// Offers the buffer of a message just sent for the next message to be received into, so an
+    /// echo or a relay reuses one allocation instead of making (and, for large messages, zeroing)
+    /// a new one per message. While a read is predicted, a buffer that fits the predicted payload
+    /// becomes its room; otherwise a small one is kept, emptied, for the next message that comes
+    /// through the input buffer (see `start_frame`). Anything else is dropped.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.incoming.is_some() || self.early > 0 || self.message.capacity() > 0 {
             return;
-        };
-        // Its length counts as initialized room; a buffer much larger than needed would hold
-        // memory the bound on predictions is meant to cap.
-        let fits =
-            buffer.len() >= prediction.payload && buffer.capacity() <= 2 * prediction.payload;
-        if fits && self.incoming.is_none() && self.early == 0 && self.message.capacity() == 0 {
-            self.message = buffer;
+        }
+        match self.prediction {
+            // Its length counts as initialized room; a buffer much larger than needed would hold
+            // memory the bound on predictions is meant to cap.
+            Some(prediction)
+                if buffer.len() >= prediction.payload
+                    && buffer.capacity() <= 2 * prediction.payload =>
+            {
+                self.message = buffer;
+            }
+            Some(_) => {}
+            None if buffer.capacity() <= KEPT_BUFFER_MAX => {
+                buffer.clear();
+                self.message = buffer;
+            }
+            None => {}
         }
     }
 
@@ -402,6 +418,18 @@ impl Receiver {
             && self.message.len() as u64 <= 2 * header.payload_len
     }
 
+    /// Whether the empty buffer kept by `recycle` can take a new data message read through the
+    /// input buffer: the whole payload fits, and it is not so much larger that the message handed
+    /// to the application would waste memory (at most twice its length).
+    fn kept_buffer_suits(&self, header: &FrameHeader) -> bool {
+        let (len, capacity) = (header.payload_len, self.message.capacity() as u64);
+        self.message.is_empty()
+            && !header.rsv1
+            && !self.streaming
+            && len <= capacity
+            && capacity <= 2 * len
+    }
+
     /// Shapes the next read after a data frame's header (see `read_bufs`); control frames
     /// between messages leave the guess as it was.
     fn predict_after(&mut self, header: &FrameHeader, header_len: usize) {
@@ -475,7 +503,7 @@ impl Receiver {
                     // Room from a predicted read whose stream filled only the header's slice (a
                     // `Read` without real vectored reads, such as TLS): the payload goes there.
                     self.direct_filled = Some(0);
-                } else {
+                } else if !self.kept_buffer_suits(&header) {
                     // Room held for a prediction that missed is not kept.
                     self.message = Vec::new();
                     if !self.streaming && !header.rsv1 {
