@@ -283,6 +283,9 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// RFC 6455 §7.1.1: "the underlying TCP connection, in most normal cases, SHOULD be closed
     /// first by the server". The client waits for it, discarding at most a bounded amount.
+    // Out of line: its scratch buffer would otherwise sit in every read's stack frame.
+    #[cold]
+    #[inline(never)]
     fn wait_for_server_close(&mut self) {
         let mut scratch = [0u8; 1024];
         let mut drained = 0;

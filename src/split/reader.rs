@@ -142,6 +142,9 @@ impl Reader {
         Error::ConnectionClosed
     }
 
+    // Out of line: its scratch buffer would otherwise sit in every read's stack frame.
+    #[cold]
+    #[inline(never)]
     fn wait_for_server_close(&mut self) {
         let mut scratch = [0u8; 1024];
         let mut drained = 0;
