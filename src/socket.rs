@@ -211,7 +211,7 @@ impl<S: Read + Write> WebSocket<S> {
             self.conn.send(&message)?;
             self.flush_pending()?;
         }
-        // Its buffer may serve as room for the next large message (see `Receiver::recycle`).
+        // Its buffer may take the next message received (see `Receiver::recycle`).
         self.conn.receiver().recycle(message.into_bytes());
         Ok(())
     }
