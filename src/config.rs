@@ -26,8 +26,9 @@ pub struct Config {
     /// when a smaller frame comes or the connection is idle; uncompressed payloads from 16 KiB on
     /// are read straight into the message instead. After such a message, a [`WebSocket`] expects
     /// the next to be like it and holds room for its payload while it waits (up to 64 KiB, or the
-    /// buffer of a message it just sent, up to 1 MiB), so header and payload come in one read; a
-    /// server's connections drop that room whenever they wait idle. Defaults to 2 KiB.
+    /// buffer of a message it just sent, up to 1 MiB), so header and payload come in one read;
+    /// otherwise it keeps the buffer of a message it just sent, up to 16 KiB, to receive the next
+    /// one into. A server's connections hold neither while they wait idle. Defaults to 2 KiB.
     ///
     /// [`WebSocket`]: crate::WebSocket
     pub read_buffer_size: usize,
