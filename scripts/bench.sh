@@ -5,6 +5,8 @@
 #   scripts/bench.sh            full run (5 × 0.4 s per cell and server, about 7 minutes)
 #   scripts/bench.sh --quick    every cell once, briefly (CI: figures only)
 #   scripts/bench.sh --mode pinned --cell 64Kx1 --kind text --reps 5   one corner
+#   scripts/bench.sh --mode pinned --server raw --server syncws --server syncws-server
+#                               also the library's own Server (split reader and writer)
 #
 # Needs Linux (/proc) and taskset (util-linux).
 set -euo pipefail

@@ -78,7 +78,7 @@ impl Options {
             pinned: vec![true, false],
             kinds: vec![false, true],
             cells: CELLS.to_vec(),
-            servers: ServerKind::ALL.to_vec(),
+            servers: ServerKind::DEFAULT.to_vec(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! The three echo servers, built the same way: one listener on 127.0.0.1, one thread per
-//! connection, Nagle off, default thread stacks.
+//! The echo servers, built the same way: one listener on 127.0.0.1, one thread per connection,
+//! Nagle off, default thread stacks. Three are measured by default; `syncws-server` (the
+//! library's own `Server`) on request.
 //!
 //! A server prints its port on stdout and then serves until its stdin closes (the runner holds
 //! the other end, so a server never outlives the runner) or the runner kills it.
@@ -17,13 +18,23 @@ pub enum ServerKind {
     Tungstenite,
     /// `syncws::accept` with its default settings.
     Syncws,
+    /// `syncws::Server` with its default settings: a split reader and writer per connection.
+    SyncwsServer,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 3] = [
+    /// The servers measured unless `--server` picks others.
+    pub const DEFAULT: [ServerKind; 3] = [
         ServerKind::RawTcp,
         ServerKind::Tungstenite,
         ServerKind::Syncws,
+    ];
+
+    const ALL: [ServerKind; 4] = [
+        ServerKind::RawTcp,
+        ServerKind::Tungstenite,
+        ServerKind::Syncws,
+        ServerKind::SyncwsServer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -31,6 +42,7 @@ impl ServerKind {
             ServerKind::RawTcp => "raw",
             ServerKind::Tungstenite => "tungstenite",
             ServerKind::Syncws => "syncws",
+            ServerKind::SyncwsServer => "syncws-server",
         }
     }
 
@@ -46,19 +58,13 @@ impl ServerKind {
 
 /// Runs the server until stdin closes.
 pub fn serve(kind: ServerKind) -> io::Result<()> {
+    if kind == ServerKind::SyncwsServer {
+        return syncws_server();
+    }
     let listener = TcpListener::bind("127.0.0.1:0")?;
     println!("port {}", listener.local_addr()?.port());
     io::stdout().flush()?;
-    // Stop path: the runner closes our stdin (or dies); the process exits with its threads.
-    thread::Builder::new()
-        .name("stdin-watch".into())
-        .spawn(|| {
-            let mut line = String::new();
-            while io::stdin().lock().read_line(&mut line).is_ok_and(|n| n > 0) {
-                line.clear();
-            }
-            std::process::exit(0);
-        })?;
+    exit_when_stdin_closes()?;
     for (n, stream) in listener.incoming().enumerate() {
         let stream = stream?;
         stream.set_nodelay(true)?;
@@ -69,6 +75,7 @@ pub fn serve(kind: ServerKind) -> io::Result<()> {
                 ServerKind::RawTcp => raw_echo(stream),
                 ServerKind::Tungstenite => tungstenite_echo(stream),
                 ServerKind::Syncws => syncws_echo(stream),
+                ServerKind::SyncwsServer => unreachable!("served by syncws_server"),
             })?;
     }
     Ok(())
@@ -145,4 +152,35 @@ fn syncws_echo(stream: TcpStream) {
             return;
         }
     }
+}
+
+/// `syncws::Server`: it owns the listener and the connection threads.
+fn syncws_server() -> io::Result<()> {
+    let server = syncws::Server::bind("127.0.0.1:0").map_err(io::Error::other)?;
+    println!("port {}", server.local_addr()?.port());
+    io::stdout().flush()?;
+    exit_when_stdin_closes()?;
+    server
+        .serve(|mut session| {
+            while let Ok(message) = session.read() {
+                if message.is_data() && session.send(message).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(io::Error::other)
+}
+
+/// Stop path: the runner closes our stdin (or dies); the process exits with its threads.
+fn exit_when_stdin_closes() -> io::Result<()> {
+    thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(|| {
+            let mut line = String::new();
+            while io::stdin().lock().read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+            }
+            std::process::exit(0);
+        })?;
+    Ok(())
 }
