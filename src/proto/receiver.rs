@@ -504,7 +504,8 @@ impl Receiver {
                     // `Read` without real vectored reads, such as TLS): the payload goes there.
                     self.direct_filled = Some(0);
                 } else if !self.kept_buffer_suits(&header) {
-                    // Room held for a prediction that missed is not kept.
+                    // Room held for a prediction that missed, or a kept buffer that does not suit
+                    // this payload, is not kept.
                     self.message = Vec::new();
                     if !self.streaming && !header.rsv1 {
                         // Enough for most messages at once; larger ones grow as bytes arrive, so
