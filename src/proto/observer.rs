@@ -310,4 +310,14 @@ mod tests {
         assert!(seen[0].1.mask.is_some());
         assert_eq!(seen[0].2, b"one");
     }
+
+    #[test]
+    fn a_frame_encoded_once_for_a_broadcast_is_seen() {
+        let (mut server, seen) = hooked(Role::Server);
+        let mut frame = Vec::new();
+        encode_frame(&FrameHeader::new(OpCode::Text, 6), b"to all", &mut frame);
+        server.sender().send_encoded(&frame).unwrap();
+        assert_eq!(server.data_to_send(), frame);
+        assert_eq!(summaries(&seen), ["sent Text fin len=6 \"to all\""]);
+    }
 }

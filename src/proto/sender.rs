@@ -9,7 +9,7 @@
 use super::Role;
 use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use super::extension::Deflater;
-use super::frame::{FrameHeader, OpCode, encode_frame};
+use super::frame::{Decoded, FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
 use super::observer::{Direction, FrameObserver, Tap};
 use crate::error::{Error, ProtocolError};
@@ -146,6 +146,13 @@ impl Sender {
         }
         if self.streaming.is_some() {
             return Err(Error::InvalidInput("a streamed message is unfinished"));
+        }
+        // The frame hook and the trace log see a broadcast like any frame this sender encodes;
+        // the header is decoded again only when someone listens.
+        if self.tap.active()
+            && let Ok(Decoded::Complete(header, header_len)) = FrameHeader::decode(frame)
+        {
+            self.tap.whole(&header, &frame[header_len..]);
         }
         self.out.extend_from_slice(frame);
         Ok(())
