@@ -36,13 +36,18 @@ profile_once() {
     local server=$1 secs=$((window + 3)) port
     coproc SERVER { exec taskset -c 0 "$exe" server "$server"; }
     server_pid=$SERVER_PID
-    read -r line <&"${SERVER[0]}"
+    read -r line <&"${SERVER[0]}" || true
+    [[ $line =~ ^port\ [0-9]+$ ]] || { echo "profile.sh: server $server did not start" >&2; exit 1; }
     port=${line#port }
     # The line on its stdin starts the load at once; the end of stdin lets it exit after its result.
     (echo | taskset -c 0 "$exe" load "$port" "$server" "$size" "$conns" "$kind" "$secs" \
         >"$work/load.out") &
     local load=$!
-    for _ in $(seq 600); do grep -q '^ready' "$work/load.out" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do
+        grep -q '^ready' "$work/load.out" 2>/dev/null && break
+        kill -0 "$load" 2>/dev/null || break
+        sleep 0.1
+    done
     grep -q '^ready' "$work/load.out" || { echo "profile.sh: the load client never got ready" >&2; exit 1; }
     sleep 1.5
     perf record -q -C 0 -o "$work/perf.data" -- sleep "$window" >/dev/null 2>&1
@@ -70,8 +75,9 @@ echo "cell: $size B × $conns $kind; $rounds rounds, servers alternated; perf sa
 echo "per message, µs (each column the median of the rounds; all: their sum):"
 for round in $(seq "$rounds"); do
     for server in "${servers[@]}"; do
-        out=$(profile_once "$server")
+        out=$(profile_once "$server") || exit 1
         messages=$(head -1 <<<"$out")
+        [[ $messages =~ ^[1-9][0-9]*$ ]] || { echo "profile.sh: no result from $server" >&2; exit 1; }
         tail -n +2 <<<"$out" | awk -v s="$server" -v m="$messages" '{ print s, $1, $2, $3 / m / 1000 }'
         echo "$server total messages $messages"
     done
