@@ -79,13 +79,11 @@ for round in $(seq "$rounds"); do
         messages=$(head -1 <<<"$out")
         [[ $messages =~ ^[1-9][0-9]*$ ]] || { echo "profile.sh: no result from $server" >&2; exit 1; }
         tail -n +2 <<<"$out" | awk -v s="$server" -v m="$messages" '{ print s, $1, $2, $3 / m / 1000 }'
-        echo "$server total messages $messages"
     done
 done >"$work/rows"
 
 awk -v order_of_servers="${servers[*]}" '
-    # rows: SERVER WHO SPACE MICROSECONDS, and SERVER total messages N
-    $2 == "total" { next }
+    # rows: SERVER WHO SPACE MICROSECONDS
     { key = $1 SUBSEP $2 " " $3; vals[key] = vals[key] " " $4; servers[$1] = 1; cols[$2 " " $3] = 1 }
     function median(list,   n, a, i, j, t) {
         n = split(list, a, " ")
