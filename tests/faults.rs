@@ -102,6 +102,13 @@ fn a_peer_that_resets_mid_handshake() {
     let mut raw = raw_connect(addr);
     raw.write_all(&upgrade_request("").as_bytes()[..40])
         .unwrap();
+    // Reset only once the server holds the connection: otherwise the counts below could match
+    // before it was even accepted, and the accept would then add a socket after the check.
+    let started = Instant::now();
+    while server.connection_count() == 0 && started.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(server.connection_count(), 1, "the server never accepted");
     reset(raw);
     // No WebSocket connection existed, so no cause is reported; the thread and socket go.
     assert_released(threads_before, fds_before);
