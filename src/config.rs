@@ -129,7 +129,8 @@ pub struct DeflateConfig {
     /// server imposes it on itself. Defaults to `false`.
     pub server_no_context_takeover: bool,
     /// The client resets its compression context after every message. A client promises it in its
-    /// offer; a server demands it in its answer. Defaults to `false`.
+    /// offer; a server demands it in its answer (and always confirms a client's promise, which
+    /// binds the client either way). Defaults to `false`.
     pub client_no_context_takeover: bool,
     /// The largest window the server compresses with, 2^bits bytes, 9–15 (8 is accepted from a
     /// peer, but then that side sends uncompressed: zlib cannot compress with 8). A client

@@ -351,7 +351,11 @@ fn accept_offer(offer: RawParams, config: &DeflateConfig) -> Option<DeflateParam
         // §7.1.1.1: a server accepting an offer with server_no_context_takeover MUST include it.
         server_no_context_takeover: offer.server_no_context_takeover
             || config.server_no_context_takeover,
-        client_no_context_takeover: config.client_no_context_takeover,
+        // §7.1.1.2: an offered client_no_context_takeover is a hint that binds the client even if
+        // unanswered, so echoing it costs nothing; some clients (npm `ws`) reset their context
+        // only when it is echoed, and our inflater may then reset too.
+        client_no_context_takeover: offer.client_no_context_takeover
+            || config.client_no_context_takeover,
         server_max_window_bits: server_bits,
         client_max_window_bits: client_bits,
     })
@@ -437,10 +441,10 @@ mod tests {
                 "permessage-deflate; server_no_context_takeover",
                 params(true, false, 15, 15),
             ),
-            // A hint only: the server need not echo it.
+            // A hint the client is bound by either way; echoed, so the client knows it was seen.
             (
                 "permessage-deflate; client_no_context_takeover",
-                params(false, false, 15, 15),
+                params(false, true, 15, 15),
             ),
             (
                 "permessage-deflate; server_max_window_bits=10",
