@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# permessage-deflate interop with python's `websockets` from PyPI, both roles (called by .ci/run).
+# Interop with python's `websockets` from PyPI, both roles (called by .ci/run).
 #
 #   usage: scripts/interop_python.sh
 #
-# Builds the `interop_client` and `echo_server` examples with `--features deflate`, installs
+# Builds the `interop_client`, `echo_server` and `interop_checks` examples with `--features deflate`, installs
 # `websockets` into a virtualenv under the target dir (reused on later runs), and runs
 # scripts/interop_python.py (see its docstring for what is checked). Exit status 0 = both roles pass.
 set -euo pipefail
@@ -13,10 +13,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 VENV=$TARGET_DIR/interop-venv
 
 cd "$REPO"
-cargo build --release --features deflate --example interop_client --example echo_server
+cargo build --release --features deflate --example interop_client --example echo_server \
+    --example interop_checks
 if [[ ! -x $VENV/bin/python ]]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check 'websockets>=14,<18'
 timeout -k 10 300 "$VENV/bin/python" scripts/interop_python.py \
-    "$TARGET_DIR/release/examples/interop_client" "$TARGET_DIR/release/examples/echo_server"
+    "$TARGET_DIR/release/examples/interop_client" "$TARGET_DIR/release/examples/echo_server" \
+    "$TARGET_DIR/release/examples/interop_checks"
