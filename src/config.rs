@@ -28,7 +28,12 @@ pub struct Config {
     /// the next to be like it and holds room for its payload while it waits (up to 64 KiB, or the
     /// buffer of a message it just sent, up to 1 MiB), so header and payload come in one read;
     /// otherwise it keeps the buffer of a message it just sent, up to 16 KiB, to receive the next
-    /// one into. A server's connections hold neither while they wait idle. Defaults to 2 KiB.
+    /// one into. A [`Server`]'s connections (and split [`Reader`]s) do the same while messages
+    /// keep coming, but hold more than the input buffer and one message buffer of its size only
+    /// for 100 ms of quiet: then they give the rest back. Defaults to 2 KiB.
+    ///
+    /// [`Server`]: crate::Server
+    /// [`Reader`]: crate::Reader
     ///
     /// [`WebSocket`]: crate::WebSocket
     pub read_buffer_size: usize,

@@ -82,12 +82,23 @@ impl NetStream {
     }
 }
 
+// The vectored calls are forwarded for plain TCP, so that a frame's header and a large payload
+// go in one system call (see `WebSocket::send` and `Receiver::read_bufs`). TLS keeps std's
+// default, one slice per call.
 impl Read for NetStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             NetStream::Plain(tcp) => tcp.read(buf),
             #[cfg(feature = "native-tls")]
             NetStream::Tls(tls) => tls.tls.read(buf),
+        }
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        match self {
+            NetStream::Plain(tcp) => tcp.read_vectored(bufs),
+            #[cfg(feature = "native-tls")]
+            NetStream::Tls(tls) => tls.tls.read_vectored(bufs),
         }
     }
 }
@@ -98,6 +109,14 @@ impl Write for NetStream {
             NetStream::Plain(tcp) => tcp.write(buf),
             #[cfg(feature = "native-tls")]
             NetStream::Tls(tls) => tls.tls.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            NetStream::Plain(tcp) => tcp.write_vectored(bufs),
+            #[cfg(feature = "native-tls")]
+            NetStream::Tls(tls) => tls.tls.write_vectored(bufs),
         }
     }
 

@@ -6,7 +6,7 @@ use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::deflate::DeflateParams;
 use crate::proto::message::{DataKind, Event, Message};
 use crate::proto::utf8::Utf8Validator;
-use crate::proto::{Connection, Role, State};
+use crate::proto::{Connection, Role, Sender, State};
 use std::io::{self, Read, Write};
 
 /// How many bytes a client discards while it waits for the server to close TCP after the closing
@@ -206,43 +206,13 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush_pending()?;
         if self.conn.sender().send_header(&message)? {
             // A large unmasked payload: written from the message itself, not copied first.
-            self.write_with_payload(message.as_bytes())?;
+            write_with_payload(&mut self.stream, self.conn.sender(), message.as_bytes())?;
         } else {
             self.conn.send(&message)?;
             self.flush_pending()?;
         }
         // Its buffer may take the next message received (see `Receiver::recycle`).
         self.conn.receiver().recycle(message.into_bytes());
-        Ok(())
-    }
-
-    /// Writes the queued header, then `payload`, with vectored writes. What a timeout or error
-    /// leaves unwritten is queued, so the frame is finished by the next write.
-    fn write_with_payload(&mut self, mut payload: &[u8]) -> Result<(), Error> {
-        loop {
-            let header = self.conn.data_to_send();
-            if header.is_empty() && payload.is_empty() {
-                break;
-            }
-            let slices = [io::IoSlice::new(header), io::IoSlice::new(payload)];
-            match self.stream.write_vectored(&slices) {
-                Ok(0) => {
-                    self.conn.sender().queue_unwritten(payload);
-                    return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-                }
-                Ok(n) => {
-                    let from_header = n.min(header.len());
-                    self.conn.advance(from_header);
-                    payload = &payload[n - from_header..];
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.conn.sender().queue_unwritten(payload);
-                    return Err(e.into());
-                }
-            }
-        }
-        self.stream.flush()?;
         Ok(())
     }
 
@@ -388,6 +358,41 @@ impl<S: Read + Write> WebSocket<S> {
         self.conn.sender().send_fragment(kind, data, fin)?;
         self.flush_pending()
     }
+}
+
+/// Writes the header [`Sender::send_header`] queued, then `payload`, with vectored writes (one
+/// system call for both, usually). What a timeout or error leaves unwritten is queued, so the
+/// frame is finished by the next write.
+pub(crate) fn write_with_payload<W: Write + ?Sized>(
+    stream: &mut W,
+    sender: &mut Sender,
+    mut payload: &[u8],
+) -> Result<(), Error> {
+    loop {
+        let header = sender.data_to_send();
+        if header.is_empty() && payload.is_empty() {
+            break;
+        }
+        let slices = [io::IoSlice::new(header), io::IoSlice::new(payload)];
+        match stream.write_vectored(&slices) {
+            Ok(0) => {
+                sender.queue_unwritten(payload);
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            Ok(n) => {
+                let from_header = n.min(header.len());
+                sender.advance(from_header);
+                payload = &payload[n - from_header..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                sender.queue_unwritten(payload);
+                return Err(e.into());
+            }
+        }
+    }
+    stream.flush()?;
+    Ok(())
 }
 
 /// `read()` on top of the event reader, shared by [`WebSocket`] and [`Reader`](crate::Reader):

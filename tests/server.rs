@@ -673,6 +673,11 @@ fn buffers_grow_for_a_large_message_and_shrink_back_when_idle() {
         Message::Binary(vec![1; 3 << 20]),
         Message::text("small again"),
     ] {
+        if message.len() < 100 && !report.is_empty() {
+            // The scenario: a connection that stays quiet longer than the 100 ms for which
+            // buffers kept for large messages are held.
+            std::thread::sleep(Duration::from_millis(300));
+        }
         ws.send(message).unwrap();
         report.push(ws.read().unwrap().as_text().unwrap().to_owned());
     }
@@ -688,4 +693,50 @@ fn buffers_grow_for_a_large_message_and_shrink_back_when_idle() {
     assert!(capacities[2] <= 8 << 10, "{report}");
     drop(ws);
     server.shutdown();
+}
+
+#[test]
+fn a_read_timeout_is_kept_while_large_buffers_are_held_and_released() {
+    // After a 64 KiB echo the session holds room for the next one, waiting at most 100 ms at a
+    // time; the caller's own read timeout must still be what the caller sees, whether longer or
+    // shorter than that window, and the room must be gone once the wait timed out.
+    for timeout_ms in [400u64, 50] {
+        let (report, reports) = mpsc::channel();
+        let report = std::sync::Mutex::new(report);
+        let server = Server::bind("127.0.0.1:0")
+            .unwrap()
+            .spawn(move |mut session: Session| {
+                let timeout = Duration::from_millis(timeout_ms);
+                session.reader().set_read_timeout(Some(timeout)).unwrap();
+                let Ok(message) = session.read() else { return };
+                session.send(message).unwrap();
+                let started = Instant::now();
+                let outcome = session.read();
+                let waited = started.elapsed();
+                let held = session.reader().buffered_capacity();
+                let timed_out = matches!(&outcome, Err(e) if e.is_timeout());
+                report
+                    .lock()
+                    .unwrap()
+                    .send((timed_out, waited, held))
+                    .unwrap();
+                session.reader().set_read_timeout(Some(DEADLINE)).unwrap();
+                let _ = session.read();
+            })
+            .unwrap();
+        let mut ws = connect(server.local_addr(), "/");
+        let payload = Message::Binary(vec![7; 64 << 10]);
+        ws.send(payload.clone()).unwrap();
+        assert_eq!(ws.read().unwrap(), payload);
+        let (timed_out, waited, held) = reports.recv_timeout(DEADLINE).unwrap();
+        assert!(timed_out, "the read timed out ({timeout_ms} ms)");
+        let timeout = Duration::from_millis(timeout_ms);
+        assert!(
+            waited + Duration::from_millis(20) >= timeout && waited < timeout + DEADLINE / 2,
+            "waited {waited:?} for a {timeout_ms} ms read timeout"
+        );
+        assert!(held <= 4 << 10, "{held} bytes held after the timeout");
+        ws.close(CloseCode::Normal, "").unwrap();
+        server.shutdown();
+    }
 }

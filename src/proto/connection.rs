@@ -916,8 +916,19 @@ mod tests {
             conn.receiver().recycle(Vec::with_capacity(16 << 10));
             assert_eq!(conn.receiver().buffered_capacity(), 2048 + (16 << 10));
             // An idle shrink gives it back.
+            assert!(conn.receiver().holds_more_than_idle());
             conn.receiver().shrink();
             assert_eq!(conn.receiver().buffered_capacity(), 2048);
+            assert!(!conn.receiver().holds_more_than_idle());
+        }
+
+        #[test]
+        fn an_idle_shrink_keeps_a_buffer_no_larger_than_the_input_buffer() {
+            let mut conn = server();
+            conn.receiver().recycle(Vec::with_capacity(2048));
+            assert!(!conn.receiver().holds_more_than_idle());
+            conn.receiver().shrink();
+            assert_eq!(conn.receiver().buffered_capacity(), 2048 + 2048);
         }
     }
 

@@ -72,6 +72,8 @@ impl ReadBuffer {
                 self.compact();
             }
             if self.data.len() - self.end < want {
+                // Exactly: `resize` alone would round the capacity up to a power of two.
+                self.data.reserve_exact(self.end + want - self.data.len());
                 self.data.resize(self.end + want, 0);
             }
         }
@@ -142,6 +144,7 @@ mod tests {
         assert!(buf.spare_at_least(100).len() >= 100);
         assert_eq!(buf.filled(), b"abc");
         let grown = buf.capacity();
+        assert_eq!(grown, 103, "exactly the room asked for, not rounded up");
         assert!(buf.spare_at_least(50).len() >= 50);
         assert_eq!(buf.capacity(), grown);
         buf.shrink_to_initial_if_idle();

@@ -295,24 +295,27 @@ impl Receiver {
     /// becomes its room; otherwise a small one is kept, emptied, for the next message that comes
     /// through the input buffer (see `start_frame`). Anything else is dropped.
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if self.incoming.is_some() || self.early > 0 || self.message.capacity() > 0 {
+        if !self.would_recycle(&buffer) {
             return;
+        }
+        if self.prediction.is_none() {
+            buffer.clear();
+        }
+        self.message = buffer;
+    }
+
+    /// Whether [`recycle`](Self::recycle) would keep `buffer` now.
+    pub fn would_recycle(&self, buffer: &Vec<u8>) -> bool {
+        if self.incoming.is_some() || self.early > 0 || self.message.capacity() > 0 {
+            return false;
         }
         match self.prediction {
             // Its length counts as initialized room; a buffer much larger than needed would hold
             // memory the bound on predictions is meant to cap.
-            Some(prediction)
-                if buffer.len() >= prediction.payload
-                    && buffer.capacity() <= 2 * prediction.payload =>
-            {
-                self.message = buffer;
+            Some(prediction) => {
+                buffer.len() >= prediction.payload && buffer.capacity() <= 2 * prediction.payload
             }
-            Some(_) => {}
-            None if buffer.capacity() <= KEPT_BUFFER_MAX => {
-                buffer.clear();
-                self.message = buffer;
-            }
-            None => {}
+            None => buffer.capacity() <= KEPT_BUFFER_MAX,
         }
     }
 
@@ -333,7 +336,9 @@ impl Receiver {
         !self.buf.is_empty() || self.early > 0
     }
 
-    /// Releases grown buffers while no message is in progress.
+    /// Releases what an idle connection should not hold, while no message is in progress: a grown
+    /// input buffer, room for a predicted payload, and a kept buffer larger than the input
+    /// buffer's initial size (see [`holds_more_than_idle`](Self::holds_more_than_idle)).
     pub fn shrink(&mut self) {
         if self.buf.is_empty() {
             // Idle: the next frame is not expected to be like the last large one, so the next
@@ -344,8 +349,18 @@ impl Receiver {
         if self.incoming.is_none() && self.early == 0 {
             // Nor is it expected to be like the last large message: no room held for it.
             self.prediction = None;
-            self.message = Vec::new();
+            if self.message.capacity() > self.buf.initial() {
+                self.message = Vec::new();
+            } else {
+                self.message.clear();
+            }
         }
+    }
+
+    /// Whether it holds more than [`shrink`](Self::shrink) would leave: the memory kept so that
+    /// large messages following each other are read without allocating.
+    pub fn holds_more_than_idle(&self) -> bool {
+        self.buf.capacity() > self.buf.initial() || self.message.capacity() > self.buf.initial()
     }
 
     /// Bytes of buffer memory held, for measuring.

@@ -43,9 +43,12 @@ impl<T> Session<T> {
         self.reader.read_event()
     }
 
-    /// Sends a message; see [`Writer::send`].
+    /// Sends a message; see [`Writer::send`]. Its buffer may take the next message received, so
+    /// an echo or a relay reuses one allocation (as with [`WebSocket::send`](crate::WebSocket::send)).
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        self.reader.writer().send(message)
+        let buffer = self.reader.writer().send_returning(message)?;
+        self.reader.offer_buffer(buffer);
+        Ok(())
     }
 
     /// Closes: sends a close frame and reads until the peer's reply; see [`Reader::close`].

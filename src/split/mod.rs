@@ -23,6 +23,7 @@
 //! underlying `TcpStream` with `peek()` (after checking bytes the TLS layer already holds) without
 //! the lock, then take the lock and read with a short read timeout. Nothing else here changes.
 
+mod read_deadline;
 mod reader;
 mod transport;
 mod writer;

@@ -1,5 +1,6 @@
 //! The receiving half: decodes without the writer's lock and answers through the writer.
 
+use super::read_deadline::ReadDeadline;
 use super::transport::ReadHalf;
 use super::writer::Writer;
 use crate::config::Config;
@@ -9,6 +10,7 @@ use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::connection::next_event;
 use crate::proto::message::{Chunk, Event, Message};
 use crate::proto::{Receiver, Role, State};
+use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
 use std::time::Duration;
@@ -22,13 +24,23 @@ const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 pub struct Reader {
     /// Boxed for the same reason as in [`WebSocket`](crate::WebSocket): a `Reader` is moved by
     /// value into handlers, and its bytes would stay in each connection thread's resident stack.
-    receiver: Box<Receiver>,
+    inbound: Box<Inbound>,
     source: Box<dyn ReadHalf>,
     writer: Writer,
     config: Config,
     subprotocol: Option<String>,
     /// The end of the connection was reported to the caller.
     ended: bool,
+}
+
+/// The reader's state, in one allocation.
+struct Inbound {
+    receiver: Receiver,
+    /// The read timeout on the socket: the caller's, or a window while large buffers are kept.
+    deadline: ReadDeadline,
+    /// The buffer of a message the session just sent, for the next message to be received into
+    /// (see [`Reader::offer_buffer`]).
+    offered: Cell<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -47,13 +59,27 @@ impl Reader {
         config: Config,
         subprotocol: Option<String>,
     ) -> Reader {
+        let deadline = ReadDeadline::new(writer.shared.tcp.read_timeout().unwrap_or(None));
         Reader {
-            receiver: Box::new(receiver),
+            inbound: Box::new(Inbound {
+                receiver,
+                deadline,
+                offered: Cell::new(Vec::new()),
+            }),
             source,
             writer,
             config,
             subprotocol,
             ended: false,
+        }
+    }
+
+    /// Offers the buffer of a message sent from this reader's thread for the next message to be
+    /// received into, as [`WebSocket::send`](crate::WebSocket::send) does: an echo or a relay then
+    /// reuses one allocation per connection. Taken by the next read, if the receiver can use it.
+    pub(crate) fn offer_buffer(&self, buffer: Vec<u8>) {
+        if self.inbound.receiver.would_recycle(&buffer) {
+            self.inbound.offered.set(buffer);
         }
     }
 
@@ -64,7 +90,7 @@ impl Reader {
     ///
     /// Does not hold the writer's lock while it waits for bytes.
     pub fn read(&mut self) -> Result<Message, Error> {
-        let mid_stream = self.receiver.is_mid_stream();
+        let mid_stream = self.inbound.receiver.is_mid_stream();
         crate::socket::whole_message(mid_stream, || self.read_with(false))
     }
 
@@ -77,7 +103,11 @@ impl Reader {
         if self.ended {
             return Err(Error::AlreadyClosed);
         }
-        self.receiver.set_streaming(streaming);
+        self.inbound.receiver.set_streaming(streaming);
+        let offered = self.inbound.offered.take();
+        if offered.capacity() > 0 {
+            self.inbound.receiver.recycle(offered);
+        }
         loop {
             let mut out = self.writer.shared.lock();
             if out.sender.state() == State::Closed {
@@ -85,7 +115,7 @@ impl Reader {
                 drop(out);
                 return Err(self.finish(close_received));
             }
-            match next_event(&mut self.receiver, &mut out.sender) {
+            match next_event(&mut self.inbound.receiver, &mut out.sender) {
                 Ok(Some(event)) => {
                     // A pong or our close reply may be due.
                     let flushed = out.flush();
@@ -146,6 +176,15 @@ impl Reader {
     #[cold]
     #[inline(never)]
     fn wait_for_server_close(&mut self) {
+        // The caller's bound, not a window kept for buffers, limits this wait.
+        if self
+            .inbound
+            .deadline
+            .close_window(&self.writer.shared.tcp)
+            .is_err()
+        {
+            return;
+        }
         let mut scratch = [0u8; 1024];
         let mut drained = 0;
         while drained < CLOSE_DRAIN_LIMIT {
@@ -158,15 +197,31 @@ impl Reader {
 
     /// Reads once from the stream into the receiver, without the writer's lock.
     fn fill(&mut self) -> Result<(), Error> {
-        if !self.receiver.has_buffered_data() {
-            // Idle: give back a buffer that grew for a large frame.
-            self.receiver.shrink();
+        let tcp = &*self.writer.shared.tcp;
+        if !self.inbound.receiver.has_buffered_data() {
+            // This read may wait long. Buffers kept for large messages are held through it only
+            // for a short window (see `read_deadline`); otherwise, or without room for a window,
+            // they go now.
+            if !(self.inbound.receiver.holds_more_than_idle()
+                && self.inbound.deadline.open_window(tcp)?)
+            {
+                self.inbound.receiver.shrink();
+                self.inbound.deadline.close_window(tcp)?;
+            }
         }
         loop {
-            let buf = self.receiver.read_buf();
-            match self.source.read(buf, &self.writer.shared.out) {
+            let out = &self.writer.shared.out;
+            let read = match self.inbound.receiver.read_bufs() {
+                (buf, []) => self.source.read(buf, out),
+                // A predicted frame: header and payload in one read (see `Receiver::read_bufs`).
+                (head, rest) if self.source.reads_vectored() => {
+                    self.source.read_vectored(head, rest, out)
+                }
+                (head, _) => self.source.read(head, out),
+            };
+            match read {
                 Ok(0) => {
-                    self.receiver.commit(0);
+                    self.inbound.receiver.commit(0);
                     let eof = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the peer closed the connection without a close frame (1006)",
@@ -177,16 +232,23 @@ impl Reader {
                     return Err(eof.into());
                 }
                 Ok(n) => {
-                    self.receiver.commit(n);
+                    self.inbound.receiver.commit(n);
                     self.writer
                         .shared
-                        .touch(self.receiver.is_receiving_message());
+                        .touch(self.inbound.receiver.is_receiving_message());
                     return Ok(());
                 }
                 Err(e) => {
-                    self.receiver.commit(0);
+                    self.inbound.receiver.commit(0);
                     match e.kind() {
                         io::ErrorKind::Interrupted => continue,
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                            if self.inbound.deadline.in_window() =>
+                        {
+                            // Quiet for the whole window: idle. Release, and wait on.
+                            self.inbound.receiver.shrink();
+                            self.inbound.deadline.window_expired(tcp)?;
+                        }
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                             return Err(e.into());
                         }
@@ -223,8 +285,11 @@ impl Reader {
 
     /// Bounds each wait for bytes (`None`: wait for ever). A timed-out read returns
     /// [`Error::Io`] with `WouldBlock`/`TimedOut` and can be repeated.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        Ok(self.writer.shared.tcp.set_read_timeout(timeout)?)
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        Ok(self
+            .inbound
+            .deadline
+            .set_caller(&self.writer.shared.tcp, timeout)?)
     }
 
     /// The writer this reader answers through; clone it to send from other threads.
@@ -249,6 +314,7 @@ impl Reader {
 
     /// Bytes of buffer memory this connection holds now (both directions).
     pub fn buffered_capacity(&self) -> usize {
-        self.receiver.buffered_capacity() + self.writer.shared.lock().sender.data_to_send().len()
+        self.inbound.receiver.buffered_capacity()
+            + self.writer.shared.lock().sender.data_to_send().len()
     }
 }

@@ -12,6 +12,11 @@ pub(crate) trait Transport: Write + Send + 'static {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// The current write bound.
     fn write_timeout(&self) -> io::Result<Option<Duration>>;
+    /// Whether `write_vectored` writes several slices in one go. If not (TLS: one record per
+    /// write), a frame is better copied into one buffer than written header and payload apart.
+    fn writes_vectored(&self) -> bool {
+        false
+    }
     /// Reads through the write half, for streams that only the lock holder may use (TLS).
     #[allow(dead_code)] // used by ReadUnderLock
     fn read_locked(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
@@ -40,6 +45,9 @@ impl Write for SharedTcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self.0).write(buf)
     }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
     fn flush(&mut self) -> io::Result<()> {
         (&*self.0).flush()
     }
@@ -52,18 +60,46 @@ impl Transport for SharedTcp {
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
         self.0.write_timeout()
     }
+    fn writes_vectored(&self) -> bool {
+        true
+    }
 }
 
 /// The read half of a stream, owned by the reader's thread. `out` is the writer's lock: a read
 /// half that needs the write half to read (TLS) must wait for bytes without holding it.
 pub(crate) trait ReadHalf: Send + 'static {
     fn read(&mut self, buf: &mut [u8], out: &Mutex<Outbound>) -> io::Result<usize>;
+    /// Reads into `head`, then on into `rest`, in one call. Only called when
+    /// [`reads_vectored`](Self::reads_vectored) says it does that.
+    fn read_vectored(
+        &mut self,
+        head: &mut [u8],
+        _rest: &mut [u8],
+        out: &Mutex<Outbound>,
+    ) -> io::Result<usize> {
+        self.read(head, out)
+    }
+    /// Whether [`read_vectored`](Self::read_vectored) reads into both slices at once.
+    fn reads_vectored(&self) -> bool {
+        false
+    }
 }
 
 impl ReadHalf for SharedTcp {
     fn read(&mut self, buf: &mut [u8], _out: &Mutex<Outbound>) -> io::Result<usize> {
         // The socket itself: reading never touches the lock.
         (&*self.0).read(buf)
+    }
+    fn read_vectored(
+        &mut self,
+        head: &mut [u8],
+        rest: &mut [u8],
+        _out: &Mutex<Outbound>,
+    ) -> io::Result<usize> {
+        (&*self.0).read_vectored(&mut [io::IoSliceMut::new(head), io::IoSliceMut::new(rest)])
+    }
+    fn reads_vectored(&self) -> bool {
+        true
     }
 }
 

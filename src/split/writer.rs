@@ -40,6 +40,22 @@ impl Outbound {
         self.stream.flush()
     }
 
+    /// Queues `message` and writes it. A large payload a server sends unchanged is written from
+    /// the message itself, in one vectored write with its header, rather than copied first.
+    fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.flush()?;
+        if self.stream.writes_vectored() && self.sender.send_header(message)? {
+            crate::socket::write_with_payload(
+                &mut *self.stream,
+                &mut self.sender,
+                message.as_bytes(),
+            )
+        } else {
+            self.sender.send(message)?;
+            Ok(self.flush()?)
+        }
+    }
+
     /// Queues `message` and writes it within `bound`, restoring the stream's own write timeout.
     fn send_within(&mut self, message: &Message, bound: Duration) -> Result<(), Error> {
         if !self.sender.data_to_send().is_empty() {
@@ -173,10 +189,16 @@ impl Writer {
     /// [`Error::InvalidInput`] as for [`WebSocket::send`](crate::WebSocket::send); [`Error::Io`] when the transport
     /// fails. A write that times out fails the connection ([`EndCause::WriteTimeout`], 1008).
     pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.send_returning(message).map(drop)
+    }
+
+    /// [`send`](Self::send), then gives back the message's buffer for reuse.
+    pub(crate) fn send_returning(&self, message: Message) -> Result<Vec<u8>, Error> {
         let mut out = self.shared.lock();
-        let result = self.flush_then(&mut out, |sender| sender.send(&message));
+        let result = out.send(&message);
         drop(out);
-        self.after_write(result)
+        self.after_write(result)?;
+        Ok(message.into_bytes())
     }
 
     /// Sends a frame encoded once for many connections (see [`Room`](crate::Room)).
