@@ -66,6 +66,14 @@ fn wss_echo_through_the_server() {
         ws.send(Message::Binary(data.clone())).unwrap();
         assert_eq!(ws.read().unwrap(), Message::Binary(data));
     }
+    // Quiet for longer than the 100 ms the server holds buffers kept for large messages: its
+    // read over TLS times out within that window, releases them and waits on.
+    std::thread::sleep(Duration::from_millis(300));
+    for size in [70_000, 10] {
+        let data = vec![0x43; size];
+        ws.send(Message::Binary(data.clone())).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::Binary(data));
+    }
     ws.close(syncws::CloseCode::Normal, "bye").unwrap();
     let cause = causes.recv_timeout(DEADLINE).unwrap();
     assert!(

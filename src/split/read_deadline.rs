@@ -17,7 +17,7 @@ use std::time::Duration;
 pub(crate) const KEEP_WINDOW: Duration = Duration::from_millis(100);
 
 /// The read timeout installed on the socket, and the caller's.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct ReadDeadline {
     /// The caller's bound on each wait for bytes (`None`: wait for ever).
     caller: Option<Duration>,

@@ -37,7 +37,8 @@ pub struct Reader {
 struct Inbound {
     receiver: Receiver,
     /// The read timeout on the socket: the caller's, or a window while large buffers are kept.
-    deadline: ReadDeadline,
+    /// (A `Cell`, so that `set_read_timeout` can keep taking `&self`.)
+    deadline: Cell<ReadDeadline>,
     /// The buffer of a message the session just sent, for the next message to be received into
     /// (see [`Reader::offer_buffer`]).
     offered: Cell<Vec<u8>>,
@@ -63,7 +64,7 @@ impl Reader {
         Reader {
             inbound: Box::new(Inbound {
                 receiver,
-                deadline,
+                deadline: Cell::new(deadline),
                 offered: Cell::new(Vec::new()),
             }),
             source,
@@ -177,12 +178,8 @@ impl Reader {
     #[inline(never)]
     fn wait_for_server_close(&mut self) {
         // The caller's bound, not a window kept for buffers, limits this wait.
-        if self
-            .inbound
-            .deadline
-            .close_window(&self.writer.shared.tcp)
-            .is_err()
-        {
+        let tcp = &*self.writer.shared.tcp;
+        if self.inbound.deadline.get_mut().close_window(tcp).is_err() {
             return;
         }
         let mut scratch = [0u8; 1024];
@@ -203,10 +200,10 @@ impl Reader {
             // for a short window (see `read_deadline`); otherwise, or without room for a window,
             // they go now.
             if !(self.inbound.receiver.holds_more_than_idle()
-                && self.inbound.deadline.open_window(tcp)?)
+                && self.inbound.deadline.get_mut().open_window(tcp)?)
             {
                 self.inbound.receiver.shrink();
-                self.inbound.deadline.close_window(tcp)?;
+                self.inbound.deadline.get_mut().close_window(tcp)?;
             }
         }
         loop {
@@ -243,11 +240,11 @@ impl Reader {
                     match e.kind() {
                         io::ErrorKind::Interrupted => continue,
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                            if self.inbound.deadline.in_window() =>
+                            if self.inbound.deadline.get_mut().in_window() =>
                         {
                             // Quiet for the whole window: idle. Release, and wait on.
                             self.inbound.receiver.shrink();
-                            self.inbound.deadline.window_expired(tcp)?;
+                            self.inbound.deadline.get_mut().window_expired(tcp)?;
                         }
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                             return Err(e.into());
@@ -285,11 +282,11 @@ impl Reader {
 
     /// Bounds each wait for bytes (`None`: wait for ever). A timed-out read returns
     /// [`Error::Io`] with `WouldBlock`/`TimedOut` and can be repeated.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        Ok(self
-            .inbound
-            .deadline
-            .set_caller(&self.writer.shared.tcp, timeout)?)
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        let mut deadline = self.inbound.deadline.get();
+        let result = deadline.set_caller(&self.writer.shared.tcp, timeout);
+        self.inbound.deadline.set(deadline);
+        Ok(result?)
     }
 
     /// The writer this reader answers through; clone it to send from other threads.
