@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# End-to-end echo benchmark: syncws, tungstenite and a raw TCP echo, thread per connection, driven
-# by the same hand-framed load client; medians and ratios to raw TCP, pinned and unpinned.
+# End-to-end echo benchmark: syncws (`accept`, and its `Server`), tungstenite and a raw TCP echo,
+# thread per connection, driven by the same hand-framed load client; medians and ratios to raw
+# TCP, pinned and unpinned.
 #
-#   scripts/bench.sh            full run (5 × 0.4 s per cell and server, about 7 minutes)
+#   scripts/bench.sh            full run (5 × 0.4 s per cell and server, about 10 minutes)
 #   scripts/bench.sh --quick    every cell once, briefly (CI: figures only)
 #   scripts/bench.sh --mode pinned --cell 64Kx1 --kind text --reps 5   one corner
-#   scripts/bench.sh --mode pinned --server raw --server syncws --server syncws-server
-#                               also the library's own Server (split reader and writer)
+#   scripts/bench.sh --mode pinned --server raw --server syncws-server  some servers only
 #
 # Needs Linux (/proc) and taskset (util-linux).
 set -euo pipefail

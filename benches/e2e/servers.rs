@@ -24,13 +24,7 @@ pub enum ServerKind {
 
 impl ServerKind {
     /// The servers measured unless `--server` picks others.
-    pub const DEFAULT: [ServerKind; 3] = [
-        ServerKind::RawTcp,
-        ServerKind::Tungstenite,
-        ServerKind::Syncws,
-    ];
-
-    const ALL: [ServerKind; 4] = [
+    pub const DEFAULT: [ServerKind; 4] = [
         ServerKind::RawTcp,
         ServerKind::Tungstenite,
         ServerKind::Syncws,
@@ -47,7 +41,7 @@ impl ServerKind {
     }
 
     pub fn parse(name: &str) -> Option<ServerKind> {
-        ServerKind::ALL.into_iter().find(|k| k.name() == name)
+        ServerKind::DEFAULT.into_iter().find(|k| k.name() == name)
     }
 
     /// Whether clients open with the HTTP upgrade and expect unmasked replies.

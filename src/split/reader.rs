@@ -208,13 +208,15 @@ impl Reader {
         }
         loop {
             let out = &self.writer.shared.out;
-            let read = match self.inbound.receiver.read_bufs() {
-                (buf, []) => self.source.read(buf, out),
-                // A predicted frame: header and payload in one read (see `Receiver::read_bufs`).
-                (head, rest) if self.source.reads_vectored() => {
-                    self.source.read_vectored(head, rest, out)
+            let receiver = &mut self.inbound.receiver;
+            let read = if self.source.reads_vectored() {
+                match receiver.read_bufs() {
+                    (buf, []) => self.source.read(buf, out),
+                    // A predicted frame: header and payload in one read (`Receiver::read_bufs`).
+                    (head, rest) => self.source.read_vectored(head, rest, out),
                 }
-                (head, _) => self.source.read(head, out),
+            } else {
+                self.source.read(receiver.read_buf(), out)
             };
             match read {
                 Ok(0) => {
