@@ -14,13 +14,12 @@
 //! Run: `cargo run --features deflate --example interop_checks -- ws://127.0.0.1:PORT
 //! [--no-deflate]`. Prints one line per check; exits 0 when all passed, 1 otherwise.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use syncws::frame::OpCode;
-use syncws::{ClientBuilder, CloseCode, Config, DataKind, Error, Message, WebSocket};
+use syncws::{ClientBuilder, CloseCode, Config, DataKind, Error, Message, NetStream, WebSocket};
 
 type Outcome = Result<(), Box<dyn std::error::Error>>;
 
@@ -64,73 +63,49 @@ fn main() {
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
 
-/// A stream that counts the bytes it reads, to see whether the peer compressed.
-struct Counting {
-    inner: TcpStream,
-    read: usize,
-}
-
-impl Read for Counting {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n;
-        Ok(n)
-    }
-}
-
-impl Write for Counting {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// One connection to the peer, with what arrived besides data.
 struct Peer {
-    ws: WebSocket<Counting>,
+    ws: WebSocket<NetStream>,
     /// Pings the peer sent (each already answered by `read`).
     pings: Vec<Vec<u8>>,
     /// Data frames received (first fragments and continuations), counted by the frame hook.
     data_frames: Arc<AtomicUsize>,
+    /// Their payload bytes as on the wire (compressed, if the peer compressed).
+    data_bytes: Arc<AtomicUsize>,
 }
 
 impl Peer {
     fn open(url: &str, deflate: bool) -> Result<Peer, Box<dyn std::error::Error>> {
-        let host = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let tcp = TcpStream::connect(host)?;
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-        tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
         let mut config = Config::default();
         config.deflate.enabled = deflate;
         // Small fragments for `send_stream`, so that one message goes out as many frames.
         config.write_fragment_size = 1000;
-        let stream = Counting {
-            inner: tcp,
-            read: 0,
-        };
-        let (mut ws, _) = ClientBuilder::new(url).config(config).connect_on(stream)?;
+        let bound = Some(Duration::from_secs(10));
+        let (mut ws, _) = ClientBuilder::new(url)
+            .config(config)
+            .read_timeout(bound)
+            .write_timeout(bound)
+            .connect()?;
         let data_frames = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&data_frames);
+        let data_bytes = Arc::new(AtomicUsize::new(0));
+        let (frames, bytes) = (Arc::clone(&data_frames), Arc::clone(&data_bytes));
+        // The hook sees each frame's header as on the wire: a compressed frame's length is what
+        // the peer's compressor produced.
         ws.set_frame_hook(Some(Arc::new(move |direction, header, _| {
             let data = matches!(
                 header.opcode,
                 OpCode::Text | OpCode::Binary | OpCode::Continuation
             );
             if data && direction == syncws::Direction::Received {
-                counter.fetch_add(1, Ordering::Relaxed);
+                frames.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(header.payload_len as usize, Ordering::Relaxed);
             }
         })));
         Ok(Peer {
             ws,
             pings: Vec::new(),
             data_frames,
+            data_bytes,
         })
     }
 
@@ -221,11 +196,11 @@ fn echo(url: &str, deflate: bool) -> Outcome {
         peer.round_trip(Message::Binary(noise(len)))?;
     }
     // A compressible megabyte: with permessage-deflate the echo must arrive much smaller.
-    let before = peer.ws.get_ref().read;
+    let before = peer.data_bytes.load(Ordering::Relaxed);
     peer.round_trip(Message::Text(
         "{\"event\":\"position\",\"x\":1} ".repeat(40_000),
     ))?;
-    let received = peer.ws.get_ref().read - before;
+    let received = peer.data_bytes.load(Ordering::Relaxed) - before;
     if agreed.is_some() && received > 1 << 18 {
         return Err(format!("a 1 MiB compressible echo took {received} bytes").into());
     }

@@ -319,30 +319,28 @@ fn binary_header(len: usize, masked: bool) -> Vec<u8> {
     header
 }
 
+/// Echoes 1 B to 64 KiB messages through `via` and checks that steady state allocates nothing.
+fn assert_steady_echo_allocates_nothing(via: Via) {
+    for len in [1, 16, 1000, 16 << 10, 20 << 10, 64 << 10] {
+        let (allocs, bytes) = server_echo(via, len);
+        assert_eq!(
+            (allocs, bytes),
+            (0, 0),
+            "allocations and bytes for {MEASURED} echoed {len}-byte messages ({via:?})"
+        );
+    }
+}
+
 #[test]
 fn websocket_server_echo_allocates_nothing_in_steady_state() {
     // Each message sent back is the buffer the next one is received into (`Receiver::recycle`):
     // small ones through the input buffer, large ones read straight into it.
-    for len in [1, 16, 1000, 16 << 10, 20 << 10, 64 << 10] {
-        let (allocs, bytes) = server_echo(Via::Accept, len);
-        assert_eq!(
-            (allocs, bytes),
-            (0, 0),
-            "allocations and bytes for {MEASURED} echoed {len}-byte messages"
-        );
-    }
+    assert_steady_echo_allocates_nothing(Via::Accept);
 }
 
 #[test]
 fn server_session_echo_allocates_nothing_in_steady_state() {
     // The same through `Server`: `Session::send` offers the message's buffer to the reader, which
     // keeps it while messages keep coming.
-    for len in [1, 16, 1000, 16 << 10, 20 << 10, 64 << 10] {
-        let (allocs, bytes) = server_echo(Via::Server, len);
-        assert_eq!(
-            (allocs, bytes),
-            (0, 0),
-            "allocations and bytes for {MEASURED} messages of {len} bytes echoed by a session"
-        );
-    }
+    assert_steady_echo_allocates_nothing(Via::Server);
 }
