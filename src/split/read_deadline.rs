@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long a quiet connection holds buffers kept for large messages.
-pub(crate) const KEEP_WINDOW: Duration = Duration::from_millis(100);
+const KEEP_WINDOW: Duration = Duration::from_millis(100);
 
 /// The read timeout installed on the socket, and the caller's.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +49,10 @@ impl ReadDeadline {
     }
 
     /// Waits from now on are cut to the window, unless the caller's own bound is as short (then
-    /// there is no room for a window, and `false` says the buffers should go now).
+    /// there is no room for a window, nothing changes, and `false` says the buffers should go
+    /// now).
     pub(super) fn open_window(&mut self, tcp: &TcpStream) -> io::Result<bool> {
         if self.caller.is_some_and(|bound| bound <= KEEP_WINDOW) {
-            self.close_window(tcp)?;
             return Ok(false);
         }
         self.window = true;

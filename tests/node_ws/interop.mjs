@@ -219,7 +219,7 @@ async function ourServerTheirClient(setting, url) {
   check(setting.agreed(params), `${label}: permessage-deflate agreed: ${JSON.stringify(params)}`);
 
   let echoes = 0;
-  let wrong = [];
+  const wrong = [];
   for (const len of [0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20]) {
     for (const [data, isBinary] of [[mixedText(len), false], [noise(len), true]]) {
       ws.send(data, { binary: isBinary });
