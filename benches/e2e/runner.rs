@@ -410,6 +410,9 @@ fn report(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>) {
             ),
             |s| s.messages_per_cpu_sec,
         );
+        if options.reps > 1 {
+            range_table(options, samples, pinned);
+        }
         if options.cells.contains(&MEMORY_CELL) {
             println!();
             println!(
@@ -482,6 +485,46 @@ fn rate_table(
                 .filter_map(|&s| get(&(pinned, cell, text, s), |s| s.client_cpu_share))
                 .collect();
             row.push_str(&format!(" {:.0} % |", median(share) * 100.0));
+            println!("{row}");
+        }
+    }
+}
+
+/// The lowest and highest messages/s of each server's repetitions. Where ranges are wide and the
+/// servers' overlap (1 MiB × 1 flips between two rates from one connection to the next, for raw
+/// TCP too), compare servers by their ranges, not by the median ratio of the table above.
+fn range_table(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>, pinned: bool) {
+    println!(
+        "\nLowest–highest messages/s of the {} repetitions, {}\n",
+        options.reps,
+        if pinned { "pinned" } else { "unpinned" }
+    );
+    let mut header = String::from("| cell | kind |");
+    let mut rule = String::from("|---|---|");
+    for server in &options.servers {
+        header.push_str(&format!(" {} |", server.name()));
+        rule.push_str("---:|");
+    }
+    println!("{header}\n{rule}");
+    for &cell in &options.cells {
+        for &text in &options.kinds {
+            let mut row = format!("| {} | {} |", cell_label(cell), kind_label(text));
+            for &server in &options.servers {
+                let rates = samples
+                    .get(&(pinned, cell, text, server))
+                    .map(|s| s.iter().map(|s| s.messages_per_sec));
+                let (low, high) = rates
+                    .into_iter()
+                    .flatten()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), rate| {
+                        (low.min(rate), high.max(rate))
+                    });
+                if low <= high {
+                    row.push_str(&format!(" {}–{} |", thousands(low), thousands(high)));
+                } else {
+                    row.push_str(" – |");
+                }
+            }
             println!("{row}");
         }
     }

@@ -118,9 +118,10 @@ impl Shared {
         }
     }
 
-    /// A data message completed.
+    /// A data message completed: its last bytes arrived at the latest `touch` (or came with the
+    /// handshake), so that time is reused rather than the clock read twice per message.
     pub(super) fn message_done(&self) {
-        let nanos = self.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        let nanos = self.last_activity.load(Ordering::Relaxed);
         self.last_data.store(nanos, Ordering::Relaxed);
         self.message_started.store(0, Ordering::Relaxed);
     }
