@@ -6,7 +6,12 @@
 //! The page connects to `/ws?room=ROOM&nick=NICK`. Messages from the server are text lines of
 //! tab-separated fields: `msg NICK TEXT`, `join NICK`, `leave NICK`, `count N`. Every line the
 //! page sends is a chat message for its room.
+//!
+//! Ctrl-C (or SIGTERM) stops the server gracefully: every page gets close code 1001 ("going
+//! away", RFC 6455 §7.4.1) and reconnects when the server is back, instead of seeing the
+//! connection drop (1006).
 
+use std::sync::mpsc;
 use std::time::Duration;
 use syncws::{HttpResponse, Message, Reject, Rooms, Server, Session};
 
@@ -53,7 +58,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind(&addr)?;
     // The test scripts read this line to find the port.
     println!("chat on http://{}/", server.local_addr()?);
-    server.serve(move |session| chat(&rooms, session))?;
+    // The server runs on its own threads; this one waits for Ctrl-C, then shuts it down.
+    let handle = server.spawn(move |session| chat(&rooms, session))?;
+    let (stop, stop_requested) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    })?;
+    let _ = stop_requested.recv();
+    println!("stopping: closing every connection with 1001");
+    // Sends 1001 to each page, waits (up to the shutdown timeout) for the handlers to return.
+    handle.shutdown();
     Ok(())
 }
 

@@ -36,6 +36,8 @@ function startServer(addr) {
 
 function stopServer(child) {
   return new Promise((resolve) => {
+    // Already gone (a failure after the restart step): no exit event will come.
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.removeAllListeners("exit");
     child.on("exit", resolve);
     child.kill("SIGTERM");
@@ -111,6 +113,8 @@ try {
   await alice.waitForSelector("#dot:not(.up)", { timeout: WAIT });
   const state = await alice.textContent("#state");
   if (!state.includes("retrying")) fail(`indicator says "${state}"`);
+  // Stopped by a signal, the server closes each page's connection with 1001 (going away).
+  if (!state.includes("(1001)")) fail(`not a clean 1001 close: indicator says "${state}"`);
   console.log(`ok: indicator shows "${state}"`);
   server = await startServer(addr);
   await alice.waitForSelector("#dot.up", { timeout: WAIT });
