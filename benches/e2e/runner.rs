@@ -453,15 +453,7 @@ fn rate_table(
     metric: fn(&Sample) -> f64,
 ) {
     println!("\n{title}\n");
-    let mut header = String::from("| cell | kind |");
-    let mut rule = String::from("|---|---|");
-    for server in &options.servers {
-        header.push_str(&format!(" {} |", server.name()));
-        rule.push_str("---:|");
-    }
-    header.push_str(" load client CPU share |");
-    rule.push_str("---:|");
-    println!("{header}\n{rule}");
+    print_header(options, &["load client CPU share"]);
     for &cell in &options.cells {
         for &text in &options.kinds {
             let raw = (pinned, cell, text, ServerKind::RawTcp);
@@ -499,13 +491,7 @@ fn range_table(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>, pinned: 
         options.reps,
         if pinned { "pinned" } else { "unpinned" }
     );
-    let mut header = String::from("| cell | kind |");
-    let mut rule = String::from("|---|---|");
-    for server in &options.servers {
-        header.push_str(&format!(" {} |", server.name()));
-        rule.push_str("---:|");
-    }
-    println!("{header}\n{rule}");
+    print_header(options, &[]);
     for &cell in &options.cells {
         for &text in &options.kinds {
             let mut row = format!("| {} | {} |", cell_label(cell), kind_label(text));
@@ -528,6 +514,18 @@ fn range_table(options: &Options, samples: &BTreeMap<Key, Vec<Sample>>, pinned: 
             println!("{row}");
         }
     }
+}
+
+/// A table's header row and rule: cell, kind, one column per server, then `extra` columns.
+fn print_header(options: &Options, extra: &[&str]) {
+    let mut header = String::from("| cell | kind |");
+    let mut rule = String::from("|---|---|");
+    let servers = options.servers.iter().map(|s| s.name());
+    for name in servers.chain(extra.iter().copied()) {
+        header.push_str(&format!(" {name} |"));
+        rule.push_str("---:|");
+    }
+    println!("{header}\n{rule}");
 }
 
 /// 1234567 → "1,234,567".
