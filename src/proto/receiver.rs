@@ -121,6 +121,13 @@ const BUFFERED_READ_MAX: u64 = 64 * 1024;
 /// The most read straight into the message at once.
 const DIRECT_READ_MAX: u64 = 1 << 20;
 
+/// The room a payload read straight into the message gets before any of it arrived; from there
+/// the message at most doubles per read, so room follows the bytes that came, not the length a
+/// header announces (a 14-byte header announcing 16 MiB costs this, not 1 MiB). Half the input
+/// buffer's largest growth: a 64 KiB message still comes in three reads the first time, and in
+/// one once it is predicted (`read_bufs`).
+const DIRECT_ROOM_START: usize = 32 * 1024;
+
 /// The largest buffer of a sent message kept for the next message to be received into, when no
 /// read is predicted: the size from which payloads are read straight into the message instead.
 /// It is held while the connection waits, so it is bounded like the input buffer's growth.
@@ -204,13 +211,23 @@ impl Receiver {
     /// Usually the input buffer; while a large payload is arriving, the end of the message itself,
     /// so the bytes are copied once (socket to message) rather than twice.
     pub fn read_buf(&mut self) -> &mut [u8] {
-        if let Some(direct) = self.direct_read_len() {
+        if let Some(remaining) = self.direct_remaining() {
             let len = self.direct_filled.unwrap_or(self.message.len());
-            if self.message.len() < len + direct {
-                self.message.resize(len + direct, 0);
+            // Room follows the bytes that arrived, not the announced length (RFC 6455 §10.4): a
+            // header alone gets `DIRECT_ROOM_START`, then the message at most doubles per read,
+            // unless room is already there (a recycled buffer).
+            let room_end = self.message.len().max(DIRECT_ROOM_START).max(2 * len);
+            let end = len + remaining.min(DIRECT_READ_MAX as usize).min(room_end - len);
+            if self.message.len() < end {
+                if self.message.capacity() < end {
+                    // Exactly: `Vec`'s own doubling would count the zeroed room as arrived.
+                    let capacity = room_end.min(len + remaining);
+                    self.message.reserve_exact(capacity - self.message.len());
+                }
+                self.message.resize(end, 0);
             }
             self.target = ReadTarget::Message { len };
-            return &mut self.message[len..len + direct];
+            return &mut self.message[len..end];
         }
         self.settle_direct();
         self.target = ReadTarget::Buffer;
@@ -523,10 +540,11 @@ impl Receiver {
                     // this payload, is not kept.
                     self.message = Vec::new();
                     if !self.streaming && !header.rsv1 {
-                        // Enough for most messages at once; larger ones grow as bytes arrive, so
-                        // an announced length costs nothing until the bytes are really sent.
-                        self.message
-                            .reserve_exact(header.payload_len.min(DIRECT_READ_MIN * 4) as usize);
+                        // Small messages at once; larger ones grow as bytes arrive from the room
+                        // a direct read starts with, so an announced length costs no more than
+                        // that until the bytes are really sent.
+                        let start = header.payload_len.min(DIRECT_ROOM_START as u64) as usize;
+                        self.message.reserve_exact(start);
                     }
                 }
             }
@@ -568,8 +586,9 @@ impl Receiver {
         Ok(())
     }
 
-    /// How many bytes may be read straight into the message, if this is a good moment for it.
-    fn direct_read_len(&self) -> Option<usize> {
+    /// The payload bytes still to come, if this is a good moment to read them straight into the
+    /// message.
+    fn direct_remaining(&self) -> Option<usize> {
         let frame = self.frame.as_ref()?;
         let incoming = self.incoming.as_ref()?;
         let direct = !self.streaming
@@ -577,7 +596,8 @@ impl Receiver {
             && !frame.header.opcode.is_control()
             && self.buf.is_empty()
             && frame.remaining >= DIRECT_READ_MIN;
-        direct.then(|| frame.remaining.min(DIRECT_READ_MAX) as usize)
+        // At most `max_frame_size` (checked in `start_frame`), so it fits.
+        direct.then_some(frame.remaining as usize)
     }
 
     /// Processes `n` payload bytes that were read straight into `self.message[at..]`.
@@ -742,3 +762,7 @@ fn unmask(bytes: &mut [u8], mask: Option<[u8; 4]>, offset: usize, text: bool) ->
         None => false,
     }
 }
+
+#[cfg(test)]
+#[path = "receiver_room_tests.rs"]
+mod room_tests;
