@@ -13,6 +13,7 @@ use super::frame::{Decoded, FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
 use super::observer::{Direction, FrameObserver, Tap};
 use crate::error::{Error, ProtocolError};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where a connection is in its life (RFC 6455 §4–§7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,12 @@ pub struct Sender {
     our_close: Option<Option<CloseFrame>>,
     /// The frame hook, if one is set.
     tap: Tap,
+    /// Where the pong answering the latest ping starts in `out`, while it is the last frame
+    /// queued and none of its bytes has been shown or taken: a newer ping replaces it.
+    auto_pong: Option<usize>,
+    /// Whether `data_to_send` has shown the output since `auto_pong` was queued: a writer may be
+    /// writing those bytes and `advance` later, so they must stay as they were.
+    shown: AtomicBool,
 }
 
 impl Sender {
@@ -58,6 +65,8 @@ impl Sender {
             peer_close: None,
             our_close: None,
             tap: Tap::new(Direction::Sent),
+            auto_pong: None,
+            shown: AtomicBool::new(false),
         }
     }
 
@@ -98,13 +107,19 @@ impl Sender {
         self.peer_close.is_some()
     }
 
-    /// Bytes waiting to be written to the peer.
+    /// Bytes waiting to be written to the peer. They stay as shown until taken with
+    /// [`advance`](Self::advance): only output queued after this call may still change (a pong
+    /// replaced by a newer one, see [`on_event`](Self::on_event)).
     pub fn data_to_send(&self) -> &[u8] {
+        if self.auto_pong.is_some() {
+            self.shown.store(true, Ordering::Relaxed);
+        }
         &self.out
     }
 
     /// Drops the first `n` bytes of [`data_to_send`](Self::data_to_send), once written.
     pub fn advance(&mut self, n: usize) {
+        self.auto_pong = None;
         if n >= self.out.len() {
             self.out.clear();
             if self.out.capacity() > 64 * 1024 {
@@ -117,6 +132,7 @@ impl Sender {
 
     /// Takes all bytes waiting to be written.
     pub fn take_data_to_send(&mut self) -> Vec<u8> {
+        self.auto_pong = None;
         std::mem::take(&mut self.out)
     }
 
@@ -154,6 +170,7 @@ impl Sender {
         {
             self.tap.whole(&header, &frame[header_len..]);
         }
+        self.auto_pong = None;
         self.out.extend_from_slice(frame);
         Ok(())
     }
@@ -188,6 +205,7 @@ impl Sender {
         }
         let header = FrameHeader::new(kind.opcode(), len as u64);
         self.tap.whole(&header, message.as_bytes());
+        self.auto_pong = None;
         header.encode(&mut self.out);
         Ok(true)
     }
@@ -195,6 +213,7 @@ impl Sender {
     /// Queues the part of a payload the caller could not write after
     /// [`send_header`](Self::send_header); it goes out with the next bytes written.
     pub fn queue_unwritten(&mut self, rest: &[u8]) {
+        self.auto_pong = None;
         self.out.extend_from_slice(rest);
     }
 
@@ -262,12 +281,20 @@ impl Sender {
     }
 
     /// Reacts to an event the receiver produced: answers a ping, echoes a close.
+    ///
+    /// A ping is answered while the peer's close has not arrived, also after our own close
+    /// (RFC 6455 §5.5.2). Pings that come faster than their pongs leave get one pong, for the
+    /// most recent (§5.5.3): a pong queued here that is still the last frame, not yet shown by
+    /// [`data_to_send`](Self::data_to_send) nor taken, is replaced by the newer one. (The frame
+    /// hook has seen the replaced pong queued.)
     pub fn on_event(&mut self, event: &Event) {
         match event {
             // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
-            // in response, unless it already received a Close frame." Not after our close either.
-            Event::Message(Message::Ping(data)) if self.state == State::Open => {
-                self.push_frame(OpCode::Pong, true, false, data);
+            // in response, unless it already received a Close frame."
+            Event::Message(Message::Ping(data))
+                if self.peer_close.is_none() && self.state != State::Closed =>
+            {
+                self.answer_ping(data);
             }
             Event::Message(Message::Close(frame)) => {
                 self.peer_close = Some(frame.clone());
@@ -347,7 +374,24 @@ impl Sender {
         Ok(())
     }
 
+    /// Queues the pong for a ping, in place of the pong for an earlier one if that one is still
+    /// the unseen tail of the output (RFC 6455 §5.5.3: "an endpoint MAY elect to send a Pong
+    /// frame for only the most recently processed Ping frame").
+    fn answer_ping(&mut self, data: &[u8]) {
+        let shown = std::mem::replace(self.shown.get_mut(), false);
+        let start = match self.auto_pong {
+            Some(start) if !shown => {
+                self.out.truncate(start);
+                start
+            }
+            _ => self.out.len(),
+        };
+        self.push_frame(OpCode::Pong, true, false, data);
+        self.auto_pong = Some(start);
+    }
+
     fn push_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
+        self.auto_pong = None;
         let mut header = FrameHeader::new(opcode, payload.len() as u64);
         header.fin = fin;
         header.rsv1 = rsv1;
@@ -359,3 +403,7 @@ impl Sender {
         encode_frame(&header, payload, &mut self.out);
     }
 }
+
+#[cfg(test)]
+#[path = "sender_pong_tests.rs"]
+mod pong_tests;
