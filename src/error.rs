@@ -118,7 +118,8 @@ impl From<Error> for io::Error {
     }
 }
 
-/// A violation of RFC 6455 by the peer. Each maps to the close code sent when failing the connection.
+/// A violation of RFC 6455 (or of a limit this endpoint sets) by the peer. Each maps to the close
+/// code sent when failing the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtocolError {
@@ -152,6 +153,9 @@ pub enum ProtocolError {
     MessageTooLarge,
     /// Compressed data that does not inflate (RFC 7692 §6.2).
     InvalidCompressedData,
+    /// Pings and pongs faster than the configured rate: not an RFC 6455 rule but this endpoint's
+    /// policy against floods (close code 1008, §7.4.1).
+    ControlFrameFlood,
 }
 
 impl ProtocolError {
@@ -162,6 +166,7 @@ impl ProtocolError {
                 CloseCode::InvalidPayload
             }
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::TooBig,
+            ProtocolError::ControlFrameFlood => CloseCode::Policy,
             _ => CloseCode::Protocol,
         }
     }
@@ -187,6 +192,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::FrameTooLarge => "frame larger than max_frame_size",
             ProtocolError::MessageTooLarge => "message larger than max_message_size",
             ProtocolError::InvalidCompressedData => "compressed data that does not inflate",
+            ProtocolError::ControlFrameFlood => "pings and pongs faster than the allowed rate",
         };
         write!(f, "{what} (close code {})", self.close_code().as_u16())
     }

@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod close;
 pub mod connection;
+pub(crate) mod control_rate;
 pub mod deflate;
 pub mod dissect;
 pub(crate) mod extension;

@@ -6,6 +6,7 @@
 
 use super::Role;
 use super::close::CloseFrame;
+use super::control_rate::{ControlRate, DEFAULT_CONTROL_FRAMES_PER_SECOND};
 use super::extension::Inflater;
 use super::frame::{Decoded, FrameHeader, OpCode};
 use super::mask::{apply_mask, apply_mask_ascii};
@@ -14,6 +15,7 @@ use super::observer::{Direction, FrameObserver, Tap};
 use super::read_buffer::ReadBuffer;
 use super::utf8::Utf8Validator;
 use crate::error::ProtocolError;
+use std::time::Instant;
 
 /// Size limits the receiver enforces before allocating (RFC 6455 §10.4).
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +102,11 @@ pub struct Receiver {
     /// decoded (still masked): kept there if that frame is read straight into the message,
     /// otherwise moved behind the input buffer's bytes.
     early: usize,
+    /// The bound on pings and pongs per second; `None`: unbounded.
+    control_rate: Option<ControlRate>,
+    /// The time of the latest read, from the I/O layer (`note_time`); until one is given, pings
+    /// and pongs are not counted.
+    now: Option<Instant>,
 }
 
 /// From this size on, a payload is read straight into the message (zeroed room, then unmasked
@@ -160,7 +167,24 @@ impl Receiver {
             whole_read_hint: 0,
             prediction: None,
             early: 0,
+            control_rate: Some(ControlRate::new(DEFAULT_CONTROL_FRAMES_PER_SECOND)),
+            now: None,
         }
+    }
+
+    /// Tells the time of the read that brought the bytes decoded next (the core has no clock).
+    /// From the first call on, pings and pongs are counted against
+    /// [`set_control_frame_rate`](Self::set_control_frame_rate)'s bound; past it
+    /// [`next_event`](Self::next_event) fails with [`ProtocolError::ControlFrameFlood`] (close
+    /// code 1008). The I/O layer calls it once per read.
+    pub fn note_time(&mut self, now: Instant) {
+        self.now = Some(now);
+    }
+
+    /// Bounds the pings and pongs accepted per second, and at once (default: 1,000); `None`
+    /// accepts any number. Takes effect with [`note_time`](Self::note_time).
+    pub fn set_control_frame_rate(&mut self, per_second: Option<u32>) {
+        self.control_rate = per_second.map(ControlRate::new);
     }
 
     /// Sets (or with `None` removes) the hook that sees every received frame; see
@@ -740,6 +764,12 @@ impl Receiver {
     }
 
     fn control_event(&mut self, opcode: OpCode) -> Result<Event, ProtocolError> {
+        if let (OpCode::Ping | OpCode::Pong, Some(rate), Some(now)) =
+            (opcode, self.control_rate.as_mut(), self.now)
+            && !rate.admit(now)
+        {
+            return Err(ProtocolError::ControlFrameFlood);
+        }
         let payload = std::mem::take(&mut self.control);
         let message = match opcode {
             OpCode::Ping => Message::Ping(payload),
