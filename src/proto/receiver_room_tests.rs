@@ -4,21 +4,33 @@
 use super::*;
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-fn server() -> Receiver {
+fn receiver(role: Role) -> Receiver {
     let limits = Limits {
         max_frame_size: 16 << 20,
         max_message_size: 64 << 20,
     };
-    Receiver::new(Role::Server, limits, 2048)
+    Receiver::new(role, limits, 2048)
+}
+
+fn server() -> Receiver {
+    receiver(Role::Server)
+}
+
+/// A binary frame header announcing `len` payload bytes, as the peer of `role` sends it: masked
+/// from a client.
+fn header_to(role: Role, len: u64) -> Vec<u8> {
+    let mut header = FrameHeader::new(OpCode::Binary, len);
+    if role == Role::Server {
+        header.mask = Some(KEY);
+    }
+    let mut out = Vec::new();
+    header.encode(&mut out);
+    out
 }
 
 /// A masked binary frame header (as a client sends it) announcing `len` payload bytes.
 fn header(len: u64) -> Vec<u8> {
-    let mut header = FrameHeader::new(OpCode::Binary, len);
-    header.mask = Some(KEY);
-    let mut out = Vec::new();
-    header.encode(&mut out);
-    out
+    header_to(Role::Server, len)
 }
 
 /// Reads `bytes` as the blocking layer does (`read_bufs`, as much as offered), checking after
@@ -50,19 +62,21 @@ fn read_checking(receiver: &mut Receiver, mut bytes: &[u8], bound: impl Fn(usize
 
 #[test]
 fn a_header_announcing_16_mib_alone_reserves_little() {
-    let mut receiver = server();
-    receiver.receive_data(&header((16 << 20) - 1));
-    assert_eq!(receiver.next_event().unwrap(), None);
-    // The blocking layer asks where to read next, then waits for the peer.
-    let (first, second) = receiver.read_bufs();
-    let offered = first.len() + second.len();
-    receiver.commit(0);
-    assert!(offered <= 64 << 10, "{offered} bytes offered to read into");
-    assert!(
-        receiver.buffered_capacity() <= 64 << 10,
-        "{} bytes held for a payload not sent",
-        receiver.buffered_capacity()
-    );
+    for role in [Role::Server, Role::Client] {
+        let mut receiver = receiver(role);
+        receiver.receive_data(&header_to(role, (16 << 20) - 1));
+        assert_eq!(receiver.next_event().unwrap(), None);
+        // The blocking layer asks where to read next, then waits for the peer.
+        let (first, second) = receiver.read_bufs();
+        let offered = first.len() + second.len();
+        receiver.commit(0);
+        assert!(offered <= 64 << 10, "{role:?}: {offered} bytes offered");
+        assert!(
+            receiver.buffered_capacity() <= 64 << 10,
+            "{role:?}: {} bytes held for a payload not sent",
+            receiver.buffered_capacity()
+        );
+    }
 }
 
 #[test]
