@@ -419,12 +419,16 @@ impl Reconnecting {
         }
     }
 
-    /// Sleeps for `delay` unless the client is closed meanwhile; `false` if it was.
+    /// Sleeps for `delay` unless the client is closed meanwhile; `false` if it was. A delay too
+    /// long for the clock (e.g. `Duration::MAX`) waits until the client is closed.
     fn wait(&self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
+        let until = Instant::now().checked_add(delay);
         let mut link = self.shared.lock();
         while !link.closing {
-            let left = until.saturating_duration_since(Instant::now());
+            // Without a representable end, wake now and then to look again.
+            let left = until.map_or(Duration::from_secs(3600), |until| {
+                until.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return true;
             }
