@@ -207,7 +207,11 @@ impl Shared {
     /// if a newer connection is up by then, draining goes on with it, else the next connect
     /// drains. Errors only for `first`: [`Error::Disconnected`] when it cannot be kept, or an
     /// error that is not the connection's.
-    fn drain<'a>(&'a self, mut link: MutexGuard<'a, Link>, first: Option<Message>) -> Result<(), Error> {
+    fn drain<'a>(
+        &'a self,
+        mut link: MutexGuard<'a, Link>,
+        first: Option<Message>,
+    ) -> Result<(), Error> {
         link.draining = true;
         let mut first = first;
         let mut result = Ok(());
@@ -572,7 +576,9 @@ impl Reconnecting {
                 timer.remove(&writer);
             }
             let error = match writer.end_cause() {
-                Some(cause) => std::io::Error::other(format!("the outbox could not be sent: {cause:?}")),
+                Some(cause) => {
+                    std::io::Error::other(format!("the outbox could not be sent: {cause:?}"))
+                }
                 None => std::io::Error::other("the outbox could not be sent"),
             };
             return Err(Error::Io(error));

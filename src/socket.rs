@@ -463,7 +463,10 @@ impl<S: Read + Write> WebSocket<S> {
     /// Fails the connection from our side: queues a close frame with `code` (unless one was
     /// sent), writes what it can, and ends the connection, so nothing more is sent or read.
     fn fail(&mut self, code: CloseCode, reason: &str) {
-        let _ = self.conn.sender().close(Some(CloseFrame::new(code, reason)));
+        let _ = self
+            .conn
+            .sender()
+            .close(Some(CloseFrame::new(code, reason)));
         let _ = self.flush_pending();
         self.conn.sender().on_transport_closed();
     }
@@ -596,7 +599,8 @@ impl<S: Read + Write> MessageWriter<'_, S> {
             .send_fragment(self.kind, &self.buf, true)
         {
             if self.ws.conn.state() != State::Closed {
-                self.ws.fail(CloseCode::InternalError, "message not finished");
+                self.ws
+                    .fail(CloseCode::InternalError, "message not finished");
             }
             return Err(error);
         }

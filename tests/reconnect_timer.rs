@@ -57,7 +57,11 @@ fn the_heartbeat_thread_runs_only_with_a_heartbeat_and_ends_with_the_client() {
         .unwrap();
     assert_eq!(heartbeat_threads(), 0, "started without a heartbeat");
     drop(ws);
-    assert_eq!(heartbeat_threads(), 0, "started by dropping a client without a heartbeat");
+    assert_eq!(
+        heartbeat_threads(),
+        0,
+        "started by dropping a client without a heartbeat"
+    );
 
     let ws = Reconnecting::builder(ClientBuilder::new(&url))
         .heartbeat(Duration::from_secs(1), Duration::from_secs(1))

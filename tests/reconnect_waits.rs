@@ -138,7 +138,11 @@ fn a_send_does_not_wait_while_the_outbox_is_written_to_a_server_that_does_not_re
     });
     let outcome = wait_sent.recv_timeout(DEADLINE);
     let _ = read_now.send(());
-    assert_eq!(outcome, Ok(true), "send waited behind the outbox's network write");
+    assert_eq!(
+        outcome,
+        Ok(true),
+        "send waited behind the outbox's network write"
+    );
     let got = server.join().unwrap();
     assert_numbered(&got, LEN);
     assert!(reading.join().unwrap().is_ok());
@@ -195,7 +199,11 @@ fn close_returns_when_the_server_never_answers() {
     });
     let outcome = wait_closed.recv_timeout(DEADLINE);
     let _ = done.send(());
-    assert_eq!(outcome, Ok(true), "close() still waiting for the server's close frame");
+    assert_eq!(
+        outcome,
+        Ok(true),
+        "close() still waiting for the server's close frame"
+    );
     server.join().unwrap();
 }
 

@@ -67,7 +67,12 @@ fn streamed_message_survives_write_timeouts(chunk: usize) {
             assert!(started.elapsed() < DEADLINE, "the stream never got through");
             match writer.write_all(piece) {
                 Ok(()) => break,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     timeouts += 1;
                     let _ = start_reading.send(());
                 }
@@ -84,7 +89,10 @@ fn streamed_message_survives_write_timeouts(chunk: usize) {
             assert!(finish_started.elapsed() < DEADLINE);
         }
     }
-    assert!(timeouts > 0, "the peer never pushed back; the test proves nothing");
+    assert!(
+        timeouts > 0,
+        "the peer never pushed back; the test proves nothing"
+    );
     match reader.join().unwrap() {
         Ok(Message::Binary(got)) => {
             assert_eq!(got.len(), total, "length after {timeouts} timeouts");
@@ -173,7 +181,7 @@ fn read_returns_a_ping_whose_pong_cannot_be_written_and_sends_the_pong_later() {
     let peer = thread::spawn(move || {
         let mut ws = server_end(server);
         wait_filled.recv_timeout(DEADLINE).unwrap();
-        ws.send(Message::Ping(b"p1".to_vec().into())).unwrap();
+        ws.send(Message::Ping(b"p1".to_vec())).unwrap();
         ws.send(Message::text("hello")).unwrap();
         let _ = go.recv_timeout(DEADLINE);
         // Everything the client sent arrives, the pong after the data it queued first.
@@ -212,8 +220,14 @@ fn read_returns_a_ping_whose_pong_cannot_be_written_and_sends_the_pong_later() {
         }
     }
     let _ = start_reading.send(());
-    assert!(matches!(&got[0], Message::Ping(data) if &data[..] == b"p1"), "{got:?}");
-    assert!(matches!(&got[1], Message::Text(text) if text == "hello"), "{got:?}");
+    assert!(
+        matches!(&got[0], Message::Ping(data) if &data[..] == b"p1"),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[1], Message::Text(text) if text == "hello"),
+        "{got:?}"
+    );
     // The pong went out after all, behind the data queued before it.
     let flush_started = Instant::now();
     while let Err(e) = ws.flush() {
@@ -295,5 +309,8 @@ fn try_from_stream_reports_an_invalid_config_at_once() {
     config.read_buffer_size = 0;
     let mut ws = WebSocket::from_stream(client, Role::Client, config);
     assert!(matches!(ws.read(), Err(Error::InvalidConfig(_))));
-    assert!(matches!(ws.send(Message::text("x")), Err(Error::InvalidConfig(_))));
+    assert!(matches!(
+        ws.send(Message::text("x")),
+        Err(Error::InvalidConfig(_))
+    ));
 }

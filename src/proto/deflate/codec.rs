@@ -342,7 +342,9 @@ mod tests {
             assert_eq!(inflate_all(&mut inflater, &compressed).unwrap(), data);
         }
         // A streamed message whose last fragment is empty.
-        let mut wire = deflater.compress_part(b"all in the first fragment", false).unwrap();
+        let mut wire = deflater
+            .compress_part(b"all in the first fragment", false)
+            .unwrap();
         wire.extend(deflater.compress_part(b"", true).unwrap());
         assert_eq!(
             inflate_all(&mut inflater, &wire).unwrap(),
@@ -418,7 +420,10 @@ mod tests {
     #[test]
     fn a_failed_compression_is_an_error_and_poisons_the_deflater() {
         let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
-        let _ = deflater.compress(b"a first message, fine").unwrap().unwrap();
+        let _ = deflater
+            .compress(b"a first message, fine")
+            .unwrap()
+            .unwrap();
         deflater.fail_next_step = true;
         assert_eq!(deflater.compress(&[b'x'; 4096]), Err(CompressError));
         // The stream is broken: nothing more may come out of it, even once the backend works.
@@ -452,7 +457,11 @@ mod tests {
                 panic!("no close frame queued");
             };
             assert_eq!(frame.header.opcode, OpCode::Close, "a data frame went out");
-            assert_eq!(used, sender.data_to_send().len(), "more than the close frame");
+            assert_eq!(
+                used,
+                sender.data_to_send().len(),
+                "more than the close frame"
+            );
             let close = CloseFrame::parse(&frame.payload).unwrap().unwrap();
             assert_eq!(close.code, CloseCode::InternalError);
             assert!(sender.send(&Message::text("later")).is_err());
