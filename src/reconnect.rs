@@ -287,7 +287,8 @@ impl Sender {
     /// Sends now if connected, else queues in the outbox. Messages go out in the order they were
     /// sent: while another thread is writing, this one only queues (and returns at once), and a
     /// message whose write failed because the connection went is sent again, first, on the next.
-    /// No lock is held while writing.
+    /// No lock is held while writing; the thread that finds no write in progress writes the
+    /// outbox, including what other threads queue meanwhile, so `Ok` means written or queued.
     ///
     /// Errors: [`Error::Disconnected`] when the message cannot wait (the outbox is full, or
     /// disabled, while disconnected or behind another thread's write);

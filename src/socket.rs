@@ -187,7 +187,8 @@ impl<S: Read + Write> WebSocket<S> {
             return Err(Error::AlreadyClosed);
         }
         let closed = self.conn.state() == State::Closed;
-        if !closed || self.conn.sender().close_received() {
+        if !self.conn.data_to_send().is_empty() && (!closed || self.conn.sender().close_received())
+        {
             // A pong or close reply that an earlier call could not write goes out first; a
             // timeout here has decoded nothing, so the call can be repeated.
             self.flush_pending()?;
