@@ -210,8 +210,10 @@ mod tests {
 
     #[test]
     fn a_timeout_too_long_for_the_clock_is_refused() {
-        let mut config = Config::default();
-        config.handshake_timeout = Some(Duration::MAX);
+        let mut config = Config {
+            handshake_timeout: Some(Duration::MAX),
+            ..Config::default()
+        };
         assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
         config.handshake_timeout = Some(Config::MAX_TIMEOUT);
         assert!(config.validate().is_ok());
