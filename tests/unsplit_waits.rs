@@ -314,3 +314,53 @@ fn try_from_stream_reports_an_invalid_config_at_once() {
         Err(Error::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn read_returns_the_peers_close_whose_reply_cannot_be_written_and_replies_later() {
+    let (client, server) = small_buffered_pair();
+    let (filled, wait_filled) = mpsc::channel::<()>();
+    let (start_reading, go) = mpsc::channel::<()>();
+    let peer = thread::spawn(move || {
+        let mut ws = server_end(server);
+        wait_filled.recv_timeout(DEADLINE).unwrap();
+        ws.send(Message::Close(Some(syncws::CloseFrame::new(
+            CloseCode::GoingAway,
+            "bye",
+        ))))
+        .unwrap();
+        let _ = go.recv_timeout(DEADLINE);
+        // The data queued first, then the close reply.
+        let started = Instant::now();
+        while started.elapsed() < DEADLINE {
+            match ws.read() {
+                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
+                Ok(_) => {}
+                Err(e) => panic!("server read failed: {e}"),
+            }
+        }
+        None
+    });
+    let mut ws = WebSocket::from_stream(client, Role::Client, Config::default());
+    send_until_timeout(&mut ws);
+    filled.send(()).unwrap();
+    let started = Instant::now();
+    let mut got = None;
+    let mut after = None;
+    while after.is_none() {
+        assert!(started.elapsed() < DEADLINE, "got {got:?}");
+        match ws.read() {
+            Ok(message) => got = Some(message),
+            Err(e) if e.is_timeout() => {
+                let _ = start_reading.send(());
+            }
+            Err(e) => after = Some(e),
+        }
+    }
+    let _ = start_reading.send(());
+    assert!(
+        matches!(&got, Some(Message::Close(Some(frame))) if frame.code == CloseCode::GoingAway),
+        "{got:?}"
+    );
+    assert!(matches!(after, Some(Error::ConnectionClosed)), "{after:?}");
+    assert_eq!(peer.join().unwrap(), Some(CloseCode::GoingAway));
+}
