@@ -199,9 +199,10 @@ impl ClientBuilder {
                     redirects += 1;
                 }
                 Err(e) => return Err(e),
-                Ok((ws, response)) => {
+                Ok((mut ws, response)) => {
                     ws.get_ref().set_read_timeout(self.read_timeout)?;
                     ws.get_ref().set_write_timeout(self.write_timeout)?;
+                    ws.bound_close_wait();
                     return Ok((ws, response));
                 }
             }

@@ -46,7 +46,8 @@ pub struct Config {
     /// The most header fields in a handshake head; more get 431. Defaults to 64.
     pub max_headers: usize,
     /// How long the opening handshake may take, where the stream supports deadlines
-    /// ([`connect`](crate::connect) and the server). Defaults to 10 s.
+    /// ([`connect`](crate::connect) and the server). Defaults to 10 s; at most
+    /// [`MAX_TIMEOUT`](Config::MAX_TIMEOUT) (use `None` for no limit).
     pub handshake_timeout: Option<Duration>,
     /// permessage-deflate (RFC 7692) settings. Enabled by default when the crate is built with the
     /// `deflate` feature; see [`DeflateConfig`].
@@ -69,6 +70,10 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The longest timeout a configuration may hold (365 days): deadlines are computed as
+    /// `now + timeout`, which must stay within what the clock can represent.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
     /// Checks that the values make sense together.
     pub fn validate(&self) -> Result<(), Error> {
         if self.max_frame_size == 0 || self.max_message_size == 0 {
@@ -81,6 +86,15 @@ impl Config {
         }
         if self.write_fragment_size == 0 {
             return Err(Error::InvalidConfig("write_fragment_size must be positive"));
+        }
+        if self
+            .handshake_timeout
+            .is_some_and(|t| t > Config::MAX_TIMEOUT)
+        {
+            // A deadline is "now + timeout": one too far for the clock would panic.
+            return Err(Error::InvalidConfig(
+                "handshake_timeout over a year; use None for no limit",
+            ));
         }
         if self.max_handshake_size < 256 || self.max_headers == 0 {
             return Err(Error::InvalidConfig(
@@ -187,5 +201,23 @@ impl DeflateConfig {
             return Err(Error::InvalidConfig("deflate level must be 0 to 9"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_is_refused() {
+        let mut config = Config {
+            handshake_timeout: Some(Duration::MAX),
+            ..Config::default()
+        };
+        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+        config.handshake_timeout = Some(Config::MAX_TIMEOUT);
+        assert!(config.validate().is_ok());
+        config.handshake_timeout = None;
+        assert!(config.validate().is_ok());
     }
 }

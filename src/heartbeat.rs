@@ -87,6 +87,8 @@ impl HeartbeatTimer {
 
     /// The process-wide timer for client connections, started on first use. Its thread, named
     /// `syncws-heartbeat`, sleeps while no connection is watched and lives until the process exits.
+    // Unused since `Reconnecting` owns its timer (issue 17.7); kept for other callers.
+    #[allow(dead_code)]
     pub(crate) fn shared() -> std::io::Result<&'static HeartbeatTimer> {
         static SHARED: std::sync::OnceLock<HeartbeatTimer> = std::sync::OnceLock::new();
         if let Some(timer) = SHARED.get() {

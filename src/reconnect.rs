@@ -1,6 +1,9 @@
 //! A client that reconnects by itself: backoff with full jitter, a hook to re-authenticate or
 //! resubscribe, a bounded outbox for messages sent while disconnected, a retry decision by close
-//! code, and heartbeats (on the shared timer thread) that notice a dead server.
+//! code, and heartbeats that notice a dead server.
+//!
+//! Sending never holds a lock across a network write: one thread at a time (the "drainer")
+//! writes the outbox in order, outside the lock, while other senders only append to it.
 
 use crate::client::ClientBuilder;
 use crate::ending::EndCause;
@@ -35,9 +38,13 @@ pub struct ReconnectBuilder {
     retry: RetryPolicy,
     outbox: Option<usize>,
     heartbeat: Option<HeartbeatConfig>,
+    close_timeout: Duration,
     on_connect: Option<ConnectHook>,
     on_disconnect: Option<DisconnectHook>,
 }
+
+/// How long [`Reconnecting::close`] waits for the server's close frame by default.
+const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for ReconnectBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +70,8 @@ impl ReconnectBuilder {
 
     /// Keep up to `capacity` messages sent while disconnected, and send them in order after the
     /// next connect. `0` makes such a send fail with [`Error::Disconnected`] instead. Defaults to
-    /// 1,000.
+    /// 1,000. While connected, the outbox also holds messages waiting behind another thread's
+    /// send.
     pub fn outbox(mut self, capacity: usize) -> Self {
         self.outbox = Some(capacity);
         self
@@ -71,8 +79,18 @@ impl ReconnectBuilder {
 
     /// Ping a quiet server every `interval`; if nothing arrives within `timeout`, drop the
     /// connection and reconnect. Defaults to none (a dead server is noticed only by TCP).
+    ///
+    /// The pings come from a timer thread (named `syncws-heartbeat`) that this client starts at
+    /// its first connect and stops when it is dropped; without a heartbeat there is none.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.heartbeat = Some(HeartbeatConfig { interval, timeout });
+        self
+    }
+
+    /// How long [`Reconnecting::close`] waits for the server's close frame before it drops the
+    /// connection anyway. Defaults to 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 
@@ -100,6 +118,9 @@ impl ReconnectBuilder {
             shared: Arc::new(Shared {
                 state: Mutex::new(Link {
                     writer: None,
+                    generation: 0,
+                    usable: false,
+                    draining: false,
                     outbox: VecDeque::new(),
                     closing: false,
                 }),
@@ -111,6 +132,8 @@ impl ReconnectBuilder {
             backoff: self.backoff,
             retry: self.retry,
             heartbeat: self.heartbeat,
+            timer: None,
+            close_timeout: self.close_timeout,
             on_connect: self.on_connect,
             on_disconnect: self.on_disconnect,
             attempt: 0,
@@ -132,6 +155,12 @@ struct Shared {
 
 struct Link {
     writer: Option<Writer>,
+    /// Counts connections, so a drainer can tell whether a failed write hit the current one.
+    generation: u64,
+    /// `writer` takes messages: false once a write on it failed.
+    usable: bool,
+    /// A thread is writing the outbox; the others only append to it.
+    draining: bool,
     outbox: VecDeque<Message>,
     closing: bool,
 }
@@ -152,25 +181,93 @@ impl Shared {
         writer
     }
 
+    /// Sends in order with whatever was sent before: at once when nothing is waiting, else
+    /// behind the outbox.
     fn send(&self, message: Message) -> Result<(), Error> {
+        check_sendable(&message)?;
         let mut link = self.lock();
         if link.closing {
             return Err(Error::AlreadyClosed);
         }
-        if let Some(writer) = link.writer.clone() {
+        if link.draining || !link.usable || !link.outbox.is_empty() {
+            if link.outbox.len() >= self.capacity {
+                return Err(Error::Disconnected);
+            }
+            link.outbox.push_back(message);
+            if link.usable && !link.draining {
+                self.drain(link, None)?;
+            }
+            return Ok(());
+        }
+        self.drain(link, Some(message))
+    }
+
+    /// Writes `first`, then the outbox, in order, without holding the lock while writing. A
+    /// write that fails because the connection is going puts its message back at the front;
+    /// if a newer connection is up by then, draining goes on with it, else the next connect
+    /// drains. Errors only for `first`: [`Error::Disconnected`] when it cannot be kept, or an
+    /// error that is not the connection's.
+    fn drain<'a>(
+        &'a self,
+        mut link: MutexGuard<'a, Link>,
+        first: Option<Message>,
+    ) -> Result<(), Error> {
+        link.draining = true;
+        let mut first = first;
+        let mut result = Ok(());
+        loop {
+            let (message, own) = match first.take() {
+                Some(message) => (message, true),
+                None => match link.outbox.pop_front() {
+                    Some(message) => (message, false),
+                    None => break,
+                },
+            };
+            let (Some(writer), true) = (link.writer.clone(), link.usable) else {
+                link.outbox.push_front(message);
+                break;
+            };
+            let generation = link.generation;
             drop(link);
-            match writer.send(message.clone()) {
-                Ok(()) => return Ok(()),
-                // The connection is going: keep the message for the next one.
-                Err(Error::Io(_) | Error::AlreadyClosed) => link = self.lock(),
-                Err(other) => return Err(other),
+            let sent = writer.send(message.clone());
+            link = self.lock();
+            match sent {
+                Ok(()) => {}
+                Err(Error::Io(_) | Error::AlreadyClosed) => {
+                    if own && link.outbox.len() >= self.capacity {
+                        result = Err(Error::Disconnected);
+                    } else {
+                        link.outbox.push_front(message);
+                    }
+                    if link.generation == generation {
+                        link.usable = false;
+                        break;
+                    }
+                }
+                // Checked before queueing, so only a message of this caller's gets here.
+                Err(other) if own => result = Err(other),
+                Err(_) => {}
             }
         }
-        if link.outbox.len() >= self.capacity {
-            return Err(Error::Disconnected);
+        link.draining = false;
+        result
+    }
+}
+
+/// The checks [`WebSocket::send`](crate::WebSocket::send) makes on a message itself, made before
+/// it is queued: a message in the outbox is one the connection will take.
+fn check_sendable(message: &Message) -> Result<(), Error> {
+    match message {
+        Message::Ping(data) | Message::Pong(data) if data.len() > 125 => Err(Error::InvalidInput(
+            "control frame payload over 125 bytes (RFC 6455 §5.5)",
+        )),
+        Message::Close(Some(frame)) if !frame.code.is_sendable() => Err(Error::InvalidInput(
+            "this close code may not be sent (RFC 6455 §7.4)",
+        )),
+        Message::Close(Some(frame)) if frame.reason.len() > 123 => {
+            Err(Error::InvalidInput("close reason over 123 bytes"))
         }
-        link.outbox.push_back(message);
-        Ok(())
+        _ => Ok(()),
     }
 }
 
@@ -187,9 +284,14 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
-    /// Sends now if connected, else queues in the outbox.
+    /// Sends now if connected, else queues in the outbox. Messages go out in the order they were
+    /// sent: while another thread is writing, this one only queues (and returns at once), and a
+    /// message whose write failed because the connection went is sent again, first, on the next.
+    /// No lock is held while writing; the thread that finds no write in progress writes the
+    /// outbox, including what other threads queue meanwhile, so `Ok` means written or queued.
     ///
-    /// Errors: [`Error::Disconnected`] when disconnected with the outbox full (or disabled);
+    /// Errors: [`Error::Disconnected`] when the message cannot wait (the outbox is full, or
+    /// disabled, while disconnected or behind another thread's write);
     /// [`Error::AlreadyClosed`] after [`Reconnecting::close`]; [`Error::InvalidInput`] as for
     /// [`WebSocket::send`](crate::WebSocket::send).
     pub fn send(&self, message: Message) -> Result<(), Error> {
@@ -236,6 +338,10 @@ pub struct Reconnecting {
     backoff: Backoff,
     retry: RetryPolicy,
     heartbeat: Option<HeartbeatConfig>,
+    /// This client's heartbeat thread, started at the first connect when heartbeats are on and
+    /// stopped (joined) on drop.
+    timer: Option<HeartbeatTimer>,
+    close_timeout: Duration,
     on_connect: Option<ConnectHook>,
     on_disconnect: Option<DisconnectHook>,
     attempt: u32,
@@ -260,6 +366,7 @@ impl Reconnecting {
             retry: RetryPolicy::default(),
             outbox: None,
             heartbeat: None,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
             on_connect: None,
             on_disconnect: None,
         }
@@ -331,35 +438,32 @@ impl Reconnecting {
     }
 
     /// Closes for good: sends a close frame on the current connection (if any) and stops
-    /// reconnecting; a [`read`](Self::read) in progress ends with the peer's close.
+    /// reconnecting, then waits for the server's close frame, for at most the
+    /// [`close_timeout`](ReconnectBuilder::close_timeout) (5 s by default), before dropping the
+    /// connection.
     pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        match self.shared.stop_reconnecting() {
-            Some(writer) => {
-                writer.close(code, reason)?;
-                if let Some(reader) = self.reader.as_mut() {
-                    // Wait (bounded by the peer) for its close, so the handshake completes.
-                    while let Ok(message) = reader.read() {
-                        if let Message::Close(_) = message {
-                            break;
-                        }
-                    }
-                }
-                self.finished = true;
-                Ok(())
-            }
-            None => {
-                self.finished = true;
-                Ok(())
-            }
+        let Some(writer) = self.shared.stop_reconnecting() else {
+            self.finished = true;
+            return Ok(());
+        };
+        writer.close(code, reason)?;
+        if let Some(reader) = self.reader.as_mut() {
+            wait_for_close(reader, self.close_timeout);
         }
+        writer.abort();
+        self.finished = true;
+        Ok(())
     }
 
     /// Tears down the current connection and reports why.
     fn end(&mut self, cause: &EndCause, retry_in: Option<Duration>) {
-        if let Some(writer) = self.shared.lock().writer.take() {
-            if let Ok(timer) = HeartbeatTimer::shared() {
-                timer.remove(&writer);
-            }
+        let writer = {
+            let mut link = self.shared.lock();
+            link.usable = false;
+            link.writer.take()
+        };
+        if let (Some(writer), Some(timer)) = (writer, self.timer.as_ref()) {
+            timer.remove(&writer);
         }
         self.reader = None;
         if retry_in.is_none() {
@@ -419,12 +523,16 @@ impl Reconnecting {
         }
     }
 
-    /// Sleeps for `delay` unless the client is closed meanwhile; `false` if it was.
+    /// Sleeps for `delay` unless the client is closed meanwhile; `false` if it was. A delay too
+    /// long for the clock (e.g. `Duration::MAX`) waits until the client is closed.
     fn wait(&self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
+        let until = Instant::now().checked_add(delay);
         let mut link = self.shared.lock();
         while !link.closing {
-            let left = until.saturating_duration_since(Instant::now());
+            // Without a representable end, wake now and then to look again.
+            let left = until.map_or(Duration::from_secs(3600), |until| {
+                until.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return true;
             }
@@ -445,30 +553,134 @@ impl Reconnecting {
         if let Some(hook) = self.on_connect.as_mut() {
             hook(&writer)?;
         }
-        let mut link = self.shared.lock();
-        while let Some(message) = link.outbox.pop_front() {
-            if let Err(e) = writer.send(message.clone()) {
-                link.outbox.push_front(message);
-                return Err(e);
+        if let Some(config) = self.heartbeat {
+            if self.timer.is_none() {
+                self.timer = Some(HeartbeatTimer::start(config)?);
+            }
+            if let Some(timer) = self.timer.as_ref() {
+                timer.add(&writer);
             }
         }
-        if let Some(config) = self.heartbeat {
-            HeartbeatTimer::shared()?.add_with(&writer, config);
+        let mut link = self.shared.lock();
+        link.writer = Some(writer.clone());
+        link.generation += 1;
+        link.usable = true;
+        // A sender already draining goes on with this connection; else this thread drains.
+        let drained = if link.draining {
+            drop(link);
+            true
+        } else {
+            self.shared.drain(link, None).is_ok() && self.shared.lock().usable
+        };
+        if !drained {
+            if let Some(timer) = self.timer.as_ref() {
+                timer.remove(&writer);
+            }
+            let error = match writer.end_cause() {
+                Some(cause) => {
+                    std::io::Error::other(format!("the outbox could not be sent: {cause:?}"))
+                }
+                None => std::io::Error::other("the outbox could not be sent"),
+            };
+            return Err(Error::Io(error));
         }
-        link.writer = Some(writer);
-        drop(link);
         self.reader = Some(reader);
         Ok(())
     }
 }
 
+/// Reads until the peer's close frame arrives, an error, or `timeout` passes.
+fn wait_for_close(reader: &mut Reader, timeout: Duration) {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            return;
+        }
+        if reader.set_read_timeout(left).is_err() {
+            return;
+        }
+        match reader.read() {
+            Ok(Message::Close(_)) => return,
+            Ok(_) => {}
+            Err(e) if e.is_timeout() => {}
+            Err(_) => return,
+        }
+    }
+}
+
 impl Drop for Reconnecting {
     fn drop(&mut self) {
-        if let Some(writer) = self.shared.lock().writer.take() {
-            if let Ok(timer) = HeartbeatTimer::shared() {
+        let writer = self.shared.lock().writer.take();
+        if let Some(writer) = writer {
+            if let Some(timer) = self.timer.as_ref() {
                 timer.remove(&writer);
             }
             writer.abort();
         }
+        // Dropping the timer stops its thread.
+        self.timer = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unconnected() -> Reconnecting {
+        let builder = Reconnecting::builder(ClientBuilder::new("ws://127.0.0.1:9/"));
+        Reconnecting {
+            shared: Arc::new(Shared {
+                state: Mutex::new(Link {
+                    writer: None,
+                    generation: 0,
+                    usable: false,
+                    draining: false,
+                    outbox: VecDeque::new(),
+                    closing: false,
+                }),
+                wake: Condvar::new(),
+                capacity: 2,
+            }),
+            reader: None,
+            client: builder.client,
+            backoff: builder.backoff,
+            retry: builder.retry,
+            heartbeat: None,
+            timer: None,
+            close_timeout: builder.close_timeout,
+            on_connect: None,
+            on_disconnect: None,
+            attempt: 0,
+            connections: 0,
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn a_wait_longer_than_the_clock_can_count_ends_when_closed_without_panicking() {
+        let client = unconnected();
+        let closer = client.sender();
+        let waiter = std::thread::spawn(move || client.wait(Duration::MAX));
+        closer.close(CloseCode::Normal, "").unwrap();
+        assert!(!waiter.join().expect("wait panicked"));
+    }
+
+    #[test]
+    fn sends_while_disconnected_queue_in_order_up_to_the_bound() {
+        let client = unconnected();
+        client.send(Message::text("1")).unwrap();
+        client.send(Message::text("2")).unwrap();
+        assert!(matches!(
+            client.send(Message::text("3")),
+            Err(Error::Disconnected)
+        ));
+        assert!(matches!(
+            client.send(Message::Ping(vec![0; 126])),
+            Err(Error::InvalidInput(_))
+        ));
+        let link = client.shared.lock();
+        let queued: Vec<_> = link.outbox.iter().cloned().collect();
+        assert_eq!(queued, [Message::text("1"), Message::text("2")]);
     }
 }

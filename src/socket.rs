@@ -8,10 +8,37 @@ use crate::proto::message::{DataKind, Event, Message};
 use crate::proto::utf8::Utf8Validator;
 use crate::proto::{Connection, Role, Sender, State};
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 /// How many bytes a client discards while it waits for the server to close TCP after the closing
 /// handshake; a server that keeps talking past this is cut off.
 const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// How long a client made by [`connect`](crate::connect) waits, after the closing handshake, for
+/// the server to close TCP (RFC 6455 §7.1.1) before it stops waiting and leaves the closing to
+/// the drop of the connection.
+pub(crate) const SERVER_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The read timeout of a stream whose type the driver knows, to bound a wait the caller did not
+/// ask for (the wait for the server's TCP close).
+struct ReadTimeout<S> {
+    get: fn(&S) -> io::Result<Option<Duration>>,
+    set: fn(&S, Option<Duration>) -> io::Result<()>,
+}
+
+impl<S> Clone for ReadTimeout<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for ReadTimeout<S> {}
+
+impl<S> std::fmt::Debug for ReadTimeout<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadTimeout")
+    }
+}
 
 /// A WebSocket connection over a blocking stream, after the opening handshake.
 ///
@@ -34,18 +61,49 @@ pub struct WebSocket<S> {
     deflate: Option<DeflateParams>,
     /// The end of the connection was reported to the caller.
     ended: bool,
+    /// Why the configuration given to [`from_stream`](Self::from_stream) is unusable; every call
+    /// then fails with [`Error::InvalidConfig`].
+    invalid_config: Option<&'static str>,
+    /// Set for streams from [`connect`](crate::connect): bounds the wait for the server's close.
+    read_timeout: Option<ReadTimeout<S>>,
 }
 
 impl<S: Read + Write> WebSocket<S> {
     /// Wraps a stream on which the opening handshake is complete.
+    ///
+    /// `config` is checked with [`Config::validate`]: if it is out of range, the connection is
+    /// unusable and every call on it ([`read`](Self::read), [`send`](Self::send), ...) fails with
+    /// [`Error::InvalidConfig`] (the halves of a `split` of it start closed). Use
+    /// [`try_from_stream`](Self::try_from_stream) to get that error here instead.
     pub fn from_stream(stream: S, role: Role, config: Config) -> WebSocket<S> {
         WebSocket::from_partially_read(stream, &[], role, config)
     }
 
+    /// Like [`from_stream`](Self::from_stream), but an invalid `config` is returned as
+    /// [`Error::InvalidConfig`] at once.
+    pub fn try_from_stream(stream: S, role: Role, config: Config) -> Result<WebSocket<S>, Error> {
+        config.validate()?;
+        Ok(WebSocket::from_stream(stream, role, config))
+    }
+
     /// Like [`from_stream`](Self::from_stream), with bytes already read from the stream after the
-    /// handshake (they belong to the WebSocket stream).
+    /// handshake (they belong to the WebSocket stream). An invalid `config` is handled as there.
     pub fn from_partially_read(stream: S, read: &[u8], role: Role, config: Config) -> WebSocket<S> {
-        let mut conn = Box::new(Connection::new(role, &config));
+        let invalid_config = match config.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidConfig(why)) => Some(why),
+            Err(_) => Some("the configuration is invalid"),
+        };
+        // An unusable configuration never reaches the codec: it gets safe defaults and starts
+        // closed, so nothing can loop on a zero-sized fragment or buffer.
+        let mut conn = match invalid_config {
+            None => Box::new(Connection::new(role, &config)),
+            Some(_) => {
+                let mut conn = Box::new(Connection::new(role, &Config::default()));
+                conn.sender().on_transport_closed();
+                conn
+            }
+        };
         conn.receive_data(read);
         WebSocket {
             stream,
@@ -55,6 +113,16 @@ impl<S: Read + Write> WebSocket<S> {
             subprotocol: None,
             deflate: None,
             ended: false,
+            invalid_config,
+            read_timeout: None,
+        }
+    }
+
+    /// Fails every call on a connection made with an invalid configuration.
+    fn check_config(&self) -> Result<(), Error> {
+        match self.invalid_config {
+            None => Ok(()),
+            Some(why) => Err(Error::InvalidConfig(why)),
         }
     }
 
@@ -89,7 +157,12 @@ impl<S: Read + Write> WebSocket<S> {
     /// Pings are answered before they are returned. The peer's close is returned once as
     /// [`Message::Close`], after our reply has been sent: the closing handshake is then complete.
     /// After that, `read` returns [`Error::ConnectionClosed`] (a client first waits for the server
-    /// to close TCP, RFC 6455 §7.1.1), then [`Error::AlreadyClosed`].
+    /// to close TCP, RFC 6455 §7.1.1, for up to 2 seconds on a connection from
+    /// [`connect`](crate::connect)), then [`Error::AlreadyClosed`].
+    ///
+    /// A message read is never lost to a write: if the pong or close reply it calls for cannot
+    /// be written in time, the message is returned anyway and the reply stays queued, to go out
+    /// first on the next call (`read`, [`send`](Self::send) or [`flush`](Self::flush)).
     ///
     /// Errors: [`Error::Protocol`] when the peer broke the protocol (the failing close frame has
     /// been sent; drop the connection); [`Error::Io`] for transport errors, `UnexpectedEof` when
@@ -109,10 +182,18 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     fn read_with(&mut self, streaming: bool) -> Result<Event, Error> {
+        self.check_config()?;
         if self.ended {
             return Err(Error::AlreadyClosed);
         }
-        if self.conn.state() == State::Closed {
+        let closed = self.conn.state() == State::Closed;
+        if !self.conn.data_to_send().is_empty() && (!closed || self.conn.sender().close_received())
+        {
+            // A pong or close reply that an earlier call could not write goes out first; a
+            // timeout here has decoded nothing, so the call can be repeated.
+            self.flush_pending()?;
+        }
+        if closed {
             // The close was returned by the previous call, or the connection failed.
             self.ended = true;
             if self.conn.sender().close_received() {
@@ -127,8 +208,10 @@ impl<S: Read + Write> WebSocket<S> {
         loop {
             match self.conn.next_event() {
                 Ok(Some(event)) => {
-                    // A pong or our close reply may be due.
-                    self.flush_pending()?;
+                    // A pong or our close reply may be due. The event is returned whatever the
+                    // write does: a reply it could not finish stays queued for the next call
+                    // (read, send or flush), and a broken transport shows on the next call.
+                    let _ = self.flush_pending();
                     return Ok(event);
                 }
                 Ok(None) => self.fill()?,
@@ -183,6 +266,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Writes everything the connection has queued. A timeout leaves the rest queued for the next
     /// call, so a frame is never cut in half.
     fn flush_pending(&mut self) -> Result<(), Error> {
+        self.check_config()?;
         while !self.conn.data_to_send().is_empty() {
             match self.stream.write(self.conn.data_to_send()) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
@@ -208,7 +292,14 @@ impl<S: Read + Write> WebSocket<S> {
             // A large unmasked payload: written from the message itself, not copied first.
             write_with_payload(&mut self.stream, self.conn.sender(), message.as_bytes())?;
         } else {
-            self.conn.send(&message)?;
+            if let Err(error) = self.conn.send(&message) {
+                if self.conn.state() == State::Closed {
+                    // The send failed the connection (a compression failure, 1011): the close
+                    // frame goes out if the transport still works.
+                    let _ = self.flush_pending();
+                }
+                return Err(error);
+            }
             self.flush_pending()?;
         }
         // Its buffer may take the next message received (see `Receiver::recycle`).
@@ -223,7 +314,8 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Closes the connection: sends a close frame with `code` and `reason`, then reads until the
     /// peer's close frame arrives (data arriving meanwhile is discarded) and, as a client, until
-    /// the server closes TCP. Returns the peer's close frame.
+    /// the server closes TCP (for up to 2 seconds on a connection from [`connect`](crate::connect)).
+    /// Returns the peer's close frame.
     ///
     /// Blocks on the stream: without a read timeout, a peer that never answers blocks forever.
     ///
@@ -234,6 +326,7 @@ impl<S: Read + Write> WebSocket<S> {
         code: impl Into<CloseCode>,
         reason: &str,
     ) -> Result<Option<CloseFrame>, Error> {
+        self.check_config()?;
         let frame = CloseFrame::new(code, reason);
         self.conn.sender().close(Some(frame))?;
         self.flush_pending()?;
@@ -252,18 +345,37 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// RFC 6455 §7.1.1: "the underlying TCP connection, in most normal cases, SHOULD be closed
-    /// first by the server". The client waits for it, discarding at most a bounded amount.
+    /// first by the server". The client waits for it, discarding at most a bounded amount, for at
+    /// most [`SERVER_CLOSE_WAIT`] on a stream from [`connect`](crate::connect) (other streams:
+    /// as long as their own read timeout allows).
     // Out of line: its scratch buffer would otherwise sit in every read's stack frame.
     #[cold]
     #[inline(never)]
     fn wait_for_server_close(&mut self) {
+        let deadline = Instant::now().checked_add(SERVER_CLOSE_WAIT);
+        let bound = self.read_timeout;
+        let before = bound.and_then(|timeout| (timeout.get)(&self.stream).ok());
         let mut scratch = [0u8; 1024];
         let mut drained = 0;
         while drained < CLOSE_DRAIN_LIMIT {
+            if let (Some(timeout), Some(deadline)) = (bound, deadline) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // A zero timeout means "none" to the socket: stop instead.
+                if left.is_zero() {
+                    break;
+                }
+                let left = before.flatten().map_or(left, |user| user.min(left));
+                if (timeout.set)(&self.stream, Some(left)).is_err() {
+                    break;
+                }
+            }
             match self.stream.read(&mut scratch) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => break,
                 Ok(n) => drained += n,
             }
+        }
+        if let (Some(timeout), Some(before)) = (bound, before) {
+            let _ = (timeout.set)(&self.stream, before);
         }
     }
 
@@ -271,6 +383,7 @@ impl<S: Read + Write> WebSocket<S> {
     ///
     /// Errors: [`Error::AlreadyClosed`] after a close frame was sent.
     pub fn send_stream(&mut self, kind: DataKind) -> Result<MessageWriter<'_, S>, Error> {
+        self.check_config()?;
         if self.conn.state() != State::Open {
             return Err(Error::AlreadyClosed);
         }
@@ -348,15 +461,25 @@ impl<S: Read + Write> WebSocket<S> {
         self.conn.receiver().buffered_capacity() + self.conn.data_to_send().len()
     }
 
-    pub(crate) fn send_fragment(
-        &mut self,
-        kind: DataKind,
-        data: &[u8],
-        fin: bool,
-    ) -> Result<(), Error> {
-        self.flush_pending()?;
-        self.conn.sender().send_fragment(kind, data, fin)?;
-        self.flush_pending()
+    /// Fails the connection from our side: queues a close frame with `code` (unless one was
+    /// sent), writes what it can, and ends the connection, so nothing more is sent or read.
+    fn fail(&mut self, code: CloseCode, reason: &str) {
+        let _ = self
+            .conn
+            .sender()
+            .close(Some(CloseFrame::new(code, reason)));
+        let _ = self.flush_pending();
+        self.conn.sender().on_transport_closed();
+    }
+}
+
+impl WebSocket<crate::net_stream::NetStream> {
+    /// Lets the client bound its wait for the server's TCP close by [`SERVER_CLOSE_WAIT`].
+    pub(crate) fn bound_close_wait(&mut self) {
+        self.read_timeout = Some(ReadTimeout {
+            get: |stream| stream.tcp().read_timeout(),
+            set: |stream, timeout| stream.set_read_timeout(timeout),
+        });
     }
 }
 
@@ -415,8 +538,16 @@ pub(crate) fn whole_message(
 }
 
 /// Sends one message in fragments of [`Config::write_fragment_size`] as it is written
-/// (RFC 6455 §5.4). Call [`finish`](Self::finish) to send the last fragment; dropping the writer
-/// finishes it too, ignoring errors.
+/// (RFC 6455 §5.4). Call [`finish`](Self::finish) to send the last fragment.
+///
+/// Each `write` takes all of its buffer (`Ok(len)`) or none of it (`Err`), so repeating a write
+/// that failed, e.g. with a timeout ([`io::ErrorKind::WouldBlock`] or `TimedOut`), neither loses
+/// nor repeats a byte. A fragment that a write timeout interrupted stays queued (in memory, up to
+/// one write's worth) and is finished by the next call.
+///
+/// A message that cannot be finished never looks finished to the peer: dropping the writer
+/// without [`finish`](Self::finish), a text message ending inside a UTF-8 character, or a
+/// transport error in the middle fails the connection with 1011 (internal error) instead.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), syncws::Error> {
@@ -431,16 +562,21 @@ pub(crate) fn whole_message(
 pub struct MessageWriter<'a, S: Read + Write> {
     ws: &'a mut WebSocket<S>,
     kind: DataKind,
+    /// The fragment being filled (never `capacity` long between calls).
     buf: Vec<u8>,
     capacity: usize,
     utf8: Utf8Validator,
+    /// The last fragment was queued, or the connection was failed: nothing more to do.
     finished: bool,
 }
 
 impl<S: Read + Write> MessageWriter<'_, S> {
     /// Sends what is buffered as the final fragment, ending the message.
     ///
-    /// Errors: [`Error::InvalidInput`] if a text message ended inside a UTF-8 character.
+    /// Errors: [`Error::InvalidInput`] if a text message ended inside a UTF-8 character (the
+    /// connection is then failed with 1011); [`Error::Io`] if the final fragment could not be
+    /// written: after a timeout it stays queued and [`WebSocket::flush`] (or any later call)
+    /// finishes it.
     pub fn finish(mut self) -> Result<(), Error> {
         self.finish_inner()
     }
@@ -451,46 +587,124 @@ impl<S: Read + Write> MessageWriter<'_, S> {
         }
         self.finished = true;
         if self.kind == DataKind::Text && self.utf8.finish().is_err() {
+            self.ws
+                .fail(CloseCode::InternalError, "unfinished UTF-8 character");
             return Err(Error::InvalidInput(
                 "text message ended inside a UTF-8 character",
             ));
         }
-        let data = std::mem::take(&mut self.buf);
-        self.ws.send_fragment(self.kind, &data, true)
+        if let Err(error) = self
+            .ws
+            .conn
+            .sender()
+            .send_fragment(self.kind, &self.buf, true)
+        {
+            if self.ws.conn.state() != State::Closed {
+                self.ws
+                    .fail(CloseCode::InternalError, "message not finished");
+            }
+            return Err(error);
+        }
+        self.buf.clear();
+        self.flush_queued()
+    }
+
+    /// Writes what is queued. A timeout leaves it queued; any other failure fails the connection
+    /// (the message can never be finished).
+    fn flush_queued(&mut self) -> Result<(), Error> {
+        match self.ws.flush_pending() {
+            Err(error) if !error.is_timeout() => {
+                self.ws.conn.sender().on_transport_closed();
+                self.finished = true;
+                Err(error)
+            }
+            other => other,
+        }
+    }
+
+    /// Queues the full fragment in `buf` (not the last).
+    fn queue_fragment(&mut self) -> Result<(), Error> {
+        self.ws
+            .conn
+            .sender()
+            .send_fragment(self.kind, &self.buf, false)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+fn to_io(error: Error) -> io::Error {
+    match error {
+        Error::Io(io) => io,
+        Error::InvalidInput(why) => io::Error::new(io::ErrorKind::InvalidInput, why),
+        other => io::Error::other(other.to_string()),
     }
 }
 
 impl<S: Read + Write> Write for MessageWriter<'_, S> {
+    /// Takes all of `data` or, with an error, none of it (see [`MessageWriter`]).
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.kind == DataKind::Text && self.utf8.feed(data).is_err() {
+        if self.finished {
+            return Err(to_io(Error::AlreadyClosed));
+        }
+        // What an earlier write left queued goes first; a timeout here has taken nothing.
+        self.flush_queued().map_err(to_io)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if self.ws.conn.state() != State::Open {
+            return Err(to_io(Error::AlreadyClosed));
+        }
+        let mut utf8 = self.utf8.clone();
+        if self.kind == DataKind::Text && utf8.feed(data).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "text message is not UTF-8",
             ));
         }
+        // From here on every byte of `data` is taken: fragments are queued, and a timeout
+        // only stops the writing (the next call goes on with it).
+        self.utf8 = utf8;
         let mut rest = data;
+        let mut writable = true;
         while !rest.is_empty() {
-            let room = self.capacity - self.buf.len();
-            let take = room.min(rest.len());
+            let take = (self.capacity - self.buf.len()).min(rest.len());
             self.buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.buf.len() == self.capacity {
-                let full = std::mem::take(&mut self.buf);
-                self.ws.send_fragment(self.kind, &full, false)?;
-                self.buf = full;
-                self.buf.clear();
+            if self.buf.len() < self.capacity {
+                break;
+            }
+            if let Err(error) = self.queue_fragment() {
+                // Only a closed connection refuses a fragment; the message is lost either way.
+                self.finished = true;
+                return Err(to_io(error));
+            }
+            if writable {
+                match self.flush_queued() {
+                    Ok(()) => {}
+                    // Stop writing; the rest of `data` is queued and goes with the next call.
+                    Err(error) if error.is_timeout() => writable = false,
+                    Err(error) => return Err(to_io(error)),
+                }
             }
         }
         Ok(data.len())
     }
 
+    /// Writes the queued fragments; the fragment being filled waits for more data or
+    /// [`finish`](MessageWriter::finish).
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.flush_queued().map_err(to_io)
     }
 }
 
 impl<S: Read + Write> Drop for MessageWriter<'_, S> {
+    /// Dropped unfinished: the message cannot be completed, so the connection is failed with
+    /// 1011 rather than ending the message early.
     fn drop(&mut self) {
-        let _ = self.finish_inner();
+        if !self.finished {
+            self.finished = true;
+            self.ws.fail(CloseCode::InternalError, "message abandoned");
+        }
     }
 }

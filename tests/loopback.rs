@@ -113,7 +113,8 @@ fn pings_between_fragments_are_answered_and_returned() {
         let mut writer = ws.send_stream(DataKind::Binary).unwrap();
         writer.write_all(&[1; 10]).unwrap();
         writer.flush().unwrap();
-        drop(writer);
+        // Finished explicitly: a writer dropped unfinished fails the connection (1011).
+        writer.finish().unwrap();
         ws.send(Message::Ping(b"are you there".to_vec())).unwrap();
         // The client's pong comes back.
         let pong = ws.read().unwrap();

@@ -44,7 +44,16 @@ impl Backoff {
         if self.max_attempts.is_some_and(|max| attempt >= max) {
             return None;
         }
-        Some(self.ceiling(attempt).mul_f64(draw.clamp(0.0, 1.0)))
+        // `clamp` keeps NaN; and near `Duration::MAX`, f64 rounding can overshoot what a
+        // `Duration` holds: both would make `mul_f64` panic.
+        let draw = if draw.is_nan() {
+            0.0
+        } else {
+            draw.clamp(0.0, 1.0)
+        };
+        let ceiling = self.ceiling(attempt);
+        let wait = Duration::try_from_secs_f64(ceiling.as_secs_f64() * draw).unwrap_or(ceiling);
+        Some(wait.min(ceiling))
     }
 
     /// The largest wait attempt `attempt` can draw.
@@ -114,6 +123,18 @@ mod tests {
         assert_eq!(backoff.delay(3, 0.0), Some(Duration::ZERO));
         assert_eq!(backoff.delay(3, 1.0), Some(backoff.ceiling(3)));
         assert_eq!(backoff.delay(3, 7.0), Some(backoff.ceiling(3)));
+    }
+
+    #[test]
+    fn a_draw_that_is_not_a_number_waits_nothing_instead_of_panicking() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.delay(3, f64::NAN), Some(Duration::ZERO));
+        let huge = Backoff {
+            initial_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+            max_attempts: None,
+        };
+        assert!(huge.delay(40, 1.0).is_some());
     }
 
     #[test]

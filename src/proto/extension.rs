@@ -32,6 +32,10 @@ mod disabled {
     #[derive(Debug)]
     pub(crate) enum Deflater {}
 
+    /// The compressor failed (never, without a compressor).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct CompressError;
+
     impl Deflater {
         /// Whether a message starting with `len` bytes is worth compressing.
         pub(crate) fn wants(&self, _len: usize, _whole: bool) -> bool {
@@ -39,12 +43,16 @@ mod disabled {
         }
 
         /// The compressed payload, or `None` to send this message uncompressed.
-        pub(crate) fn compress(&mut self, _data: &[u8]) -> Option<Vec<u8>> {
+        pub(crate) fn compress(&mut self, _data: &[u8]) -> Result<Option<Vec<u8>>, CompressError> {
             match *self {}
         }
 
         /// Compresses one fragment of a message.
-        pub(crate) fn compress_part(&mut self, _data: &[u8], _message_end: bool) -> Vec<u8> {
+        pub(crate) fn compress_part(
+            &mut self,
+            _data: &[u8],
+            _message_end: bool,
+        ) -> Result<Vec<u8>, CompressError> {
             match *self {}
         }
     }

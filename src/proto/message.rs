@@ -11,7 +11,8 @@ pub enum Message {
     Text(String),
     /// A binary message.
     Binary(Vec<u8>),
-    /// A ping (at most 125 bytes). On receipt the pong has already been sent.
+    /// A ping (at most 125 bytes). On receipt the pong has already been sent (or queued, if
+    /// writing it timed out: the next call on the connection sends it).
     Ping(Vec<u8>),
     /// A pong (at most 125 bytes).
     Pong(Vec<u8>),

@@ -241,7 +241,9 @@ impl Sender {
         self.streaming = if fin { None } else { Some((kind, compressed)) };
         match self.deflater.as_mut() {
             Some(deflater) if compressed => {
-                let payload = deflater.compress_part(data, fin);
+                let Ok(payload) = deflater.compress_part(data, fin) else {
+                    return Err(self.on_compress_error());
+                };
                 self.push_frame(opcode, fin, opcode != OpCode::Continuation, &payload);
             }
             _ => self.push_frame(opcode, fin, false, data),
@@ -325,6 +327,22 @@ impl Sender {
         self.state = State::Closed;
     }
 
+    /// Fails the connection after our compressor failed: its output is a truncated stream that
+    /// must never go out as a frame. Queues a 1011 close (RFC 6455 §7.4.1, "an unexpected
+    /// condition") unless one was sent, moves to CLOSED, and returns the error for the caller.
+    fn on_compress_error(&mut self) -> Error {
+        if self.our_close.is_none() && self.state != State::Closed {
+            let frame = CloseFrame::new(CloseCode::InternalError, "");
+            self.push_frame(OpCode::Close, true, false, &frame.to_payload());
+            self.our_close = Some(Some(frame));
+        }
+        self.state = State::Closed;
+        self.streaming = None;
+        Error::Io(std::io::Error::other(
+            "permessage-deflate compression failed; the connection was failed with 1011",
+        ))
+    }
+
     /// Ends the connection without a close frame (the transport died).
     pub fn on_transport_closed(&mut self) {
         self.state = State::Closed;
@@ -354,9 +372,13 @@ impl Sender {
             return Err(Error::InvalidInput("a streamed message is unfinished"));
         }
         if let Some(deflater) = self.deflater.as_mut() {
-            if let Some(compressed) = deflater.compress(data) {
-                self.push_frame(kind.opcode(), true, true, &compressed);
-                return Ok(());
+            match deflater.compress(data) {
+                Ok(Some(compressed)) => {
+                    self.push_frame(kind.opcode(), true, true, &compressed);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(_) => return Err(self.on_compress_error()),
             }
         }
         self.push_frame(kind.opcode(), true, false, data);

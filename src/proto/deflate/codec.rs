@@ -119,6 +119,11 @@ pub(crate) struct Deflater {
     inner: Compress,
     reset_after_message: bool,
     threshold: usize,
+    /// A compression step failed: the stream is broken for good.
+    failed: bool,
+    /// Test hook: the next compression step fails.
+    #[cfg(test)]
+    fail_next_step: bool,
 }
 
 impl Deflater {
@@ -141,6 +146,9 @@ impl Deflater {
             ),
             reset_after_message,
             threshold,
+            failed: false,
+            #[cfg(test)]
+            fail_next_step: false,
         })
     }
 
@@ -151,23 +159,36 @@ impl Deflater {
     }
 
     /// The compressed message, or `None` to send this message uncompressed.
-    pub(crate) fn compress(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+    ///
+    /// Errors: [`CompressError`] when the backend fails; the stream is then unusable.
+    pub(crate) fn compress(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, CompressError> {
         if !self.wants(data.len(), true) {
-            return None;
+            return Ok(None);
         }
-        let compressed = self.compress_part(data, true);
+        let compressed = self.compress_part(data, true)?;
         // Without context takeover nothing of this message is remembered, so a message that
         // grew may as well go uncompressed.
         if self.reset_after_message && compressed.len() >= data.len() {
-            return None;
+            return Ok(None);
         }
-        Some(compressed)
+        Ok(Some(compressed))
     }
 
     /// Compresses one fragment of a message. Every fragment is flushed so it can be sent at once;
     /// at `message_end` the flush's tail is stripped (RFC 7692 §7.2.1) and, without context
     /// takeover, the context is reset.
-    pub(crate) fn compress_part(&mut self, data: &[u8], message_end: bool) -> Vec<u8> {
+    ///
+    /// Errors: [`CompressError`] when the backend fails. The output so far is a truncated
+    /// stream that must never be sent as a frame: the caller fails the connection (1011), and
+    /// this deflater refuses every later call.
+    pub(crate) fn compress_part(
+        &mut self,
+        data: &[u8],
+        message_end: bool,
+    ) -> Result<Vec<u8>, CompressError> {
+        if self.failed {
+            return Err(CompressError);
+        }
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         let mut input = data;
         loop {
@@ -175,14 +196,14 @@ impl Deflater {
                 out.reserve(out.capacity().max(1024));
             }
             let before = self.inner.total_in();
-            // A sync flush never fails on a valid stream; an error could only mean a bug in the
-            // backend, and the stream would then be unusable, so it is treated as fatal below.
-            let status = self
-                .inner
-                .compress_vec(input, &mut out, FlushCompress::Sync);
+            let status = self.step(input, &mut out);
             input = &input[(self.inner.total_in() - before) as usize..];
+            if status.is_err() {
+                self.failed = true;
+                return Err(CompressError);
+            }
             let full = out.capacity() == out.len();
-            if status.is_err() || (input.is_empty() && !full) {
+            if input.is_empty() && !full {
                 break;
             }
         }
@@ -201,9 +222,27 @@ impl Deflater {
                 self.inner.reset();
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// One sync-flush step of the backend. A sync flush never fails on a valid stream; tests
+    /// can make it fail to check that a failure never reaches the wire.
+    fn step(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Status, ()> {
+        #[cfg(test)]
+        if self.fail_next_step {
+            return Err(());
+        }
+        self.inner
+            .compress_vec(input, out, FlushCompress::Sync)
+            .map_err(|_| ())
     }
 }
+
+/// The compressor failed; what it produced is not a valid DEFLATE stream. The connection must be
+/// failed with 1011 (RFC 6455 §7.4.1: "an unexpected condition that prevented it from fulfilling
+/// the request").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompressError;
 
 #[cfg(test)]
 mod tests {
@@ -243,7 +282,7 @@ mod tests {
     fn pieces_inflate_like_the_whole() {
         let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
         let text = "{\"id\": 12, \"name\": \"syncws\", \"tags\": [\"a\", \"b\"]}".repeat(200);
-        let compressed = deflater.compress(text.as_bytes()).unwrap();
+        let compressed = deflater.compress(text.as_bytes()).unwrap().unwrap();
         assert!(!compressed.ends_with(&TAIL));
         assert!(compressed.len() < text.len() / 10);
         let mut inflater = Inflater::new(15, false);
@@ -261,8 +300,8 @@ mod tests {
         for reset in [false, true] {
             let mut deflater = Deflater::new(12, reset, 6, 0).unwrap();
             let mut inflater = Inflater::new(12, reset);
-            let first = deflater.compress(message).unwrap();
-            let second = deflater.compress(message).unwrap();
+            let first = deflater.compress(message).unwrap().unwrap();
+            let second = deflater.compress(message).unwrap().unwrap();
             if reset {
                 assert_eq!(first, second, "no context: each message stands alone");
                 // Each also inflates on a fresh inflater.
@@ -283,8 +322,8 @@ mod tests {
     #[test]
     fn fragments_compress_into_one_message() {
         let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
-        let mut wire = deflater.compress_part(b"first part, ", false);
-        wire.extend(deflater.compress_part(b"second part", true));
+        let mut wire = deflater.compress_part(b"first part, ", false).unwrap();
+        wire.extend(deflater.compress_part(b"second part", true).unwrap());
         let mut inflater = Inflater::new(15, false);
         assert_eq!(
             inflate_all(&mut inflater, &wire).unwrap(),
@@ -298,23 +337,25 @@ mod tests {
         let mut inflater = Inflater::new(15, false);
         // Context takeover: after a flush, an empty message makes zlib write nothing at all.
         for data in [&b"hello"[..], b"", b"", b"hello again", b""] {
-            let compressed = deflater.compress(data).unwrap();
+            let compressed = deflater.compress(data).unwrap().unwrap();
             assert!(!compressed.is_empty());
             assert_eq!(inflate_all(&mut inflater, &compressed).unwrap(), data);
         }
         // A streamed message whose last fragment is empty.
-        let mut wire = deflater.compress_part(b"all in the first fragment", false);
-        wire.extend(deflater.compress_part(b"", true));
+        let mut wire = deflater
+            .compress_part(b"all in the first fragment", false)
+            .unwrap();
+        wire.extend(deflater.compress_part(b"", true).unwrap());
         assert_eq!(
             inflate_all(&mut inflater, &wire).unwrap(),
             b"all in the first fragment"
         );
-        let next = deflater.compress(b"next").unwrap();
+        let next = deflater.compress(b"next").unwrap().unwrap();
         assert_eq!(inflate_all(&mut inflater, &next).unwrap(), b"next");
         // A sender that writes no bytes at all for an empty message is understood too.
         assert_eq!(inflate_all(&mut inflater, b"").unwrap(), b"");
         assert_eq!(inflate_all(&mut inflater, b"").unwrap(), b"");
-        let last = deflater.compress(b"still in step").unwrap();
+        let last = deflater.compress(b"still in step").unwrap().unwrap();
         assert_eq!(inflate_all(&mut inflater, &last).unwrap(), b"still in step");
     }
 
@@ -324,7 +365,7 @@ mod tests {
         assert!(Deflater::new(9, false, 6, 0).is_some());
         // But a peer's 8-bit window inflates fine.
         let mut deflater = Deflater::new(9, false, 6, 0).unwrap();
-        let compressed = deflater.compress(b"abcabcabcabc").unwrap();
+        let compressed = deflater.compress(b"abcabcabcabc").unwrap().unwrap();
         assert_eq!(
             inflate_all(&mut Inflater::new(8, false), &compressed).unwrap(),
             b"abcabcabcabc"
@@ -334,12 +375,12 @@ mod tests {
     #[test]
     fn threshold_and_incompressible_data() {
         let mut deflater = Deflater::new(15, true, 6, 100).unwrap();
-        assert_eq!(deflater.compress(&[b'a'; 99]), None);
-        assert!(deflater.compress(&[b'a'; 100]).is_some());
+        assert_eq!(deflater.compress(&[b'a'; 99]), Ok(None));
+        assert!(deflater.compress(&[b'a'; 100]).unwrap().is_some());
         let noise: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
         assert_eq!(
             deflater.compress(&noise),
-            None,
+            Ok(None),
             "grew, and no context to keep"
         );
     }
@@ -355,7 +396,7 @@ mod tests {
     fn budget_stops_a_bomb_without_allocating_past_it() {
         // 10 MiB of zeros compress to about 10 KiB; a 1 MiB budget must stop it.
         let mut deflater = Deflater::new(15, false, 9, 0).unwrap();
-        let bomb = deflater.compress(&vec![0u8; 10 << 20]).unwrap();
+        let bomb = deflater.compress(&vec![0u8; 10 << 20]).unwrap().unwrap();
         assert!(bomb.len() < 16 << 10);
         let mut inflater = Inflater::new(15, false);
         let mut out = Vec::new();
@@ -369,9 +410,61 @@ mod tests {
         let exact = Deflater::new(15, false, 9, 0)
             .unwrap()
             .compress(&vec![7u8; 1 << 20])
+            .unwrap()
             .unwrap();
         let mut out = Vec::new();
         inflater.inflate(&exact, true, &mut out, 1 << 20).unwrap();
         assert_eq!(out.len(), 1 << 20);
+    }
+
+    #[test]
+    fn a_failed_compression_is_an_error_and_poisons_the_deflater() {
+        let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
+        let _ = deflater
+            .compress(b"a first message, fine")
+            .unwrap()
+            .unwrap();
+        deflater.fail_next_step = true;
+        assert_eq!(deflater.compress(&[b'x'; 4096]), Err(CompressError));
+        // The stream is broken: nothing more may come out of it, even once the backend works.
+        deflater.fail_next_step = false;
+        assert_eq!(deflater.compress_part(b"more", false), Err(CompressError));
+        assert_eq!(deflater.compress(b"more"), Err(CompressError));
+    }
+
+    #[test]
+    fn a_sender_fails_the_connection_with_1011_and_sends_no_truncated_frame() {
+        use crate::proto::close::{CloseCode, CloseFrame};
+        use crate::proto::frame::{Decoded, Frame, OpCode};
+        use crate::proto::message::{DataKind, Message};
+        use crate::proto::{Role, Sender, State};
+        // Once as a whole message, once as a streamed fragment.
+        for streamed in [false, true] {
+            let mut sender = Sender::new(Role::Server);
+            let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
+            deflater.fail_next_step = true;
+            sender.set_deflater(Some(deflater));
+            let data = vec![b'x'; 4096];
+            let result = if streamed {
+                sender.send_fragment(DataKind::Binary, &data, false)
+            } else {
+                sender.send(&Message::binary(data))
+            };
+            assert!(result.is_err(), "streamed: {streamed}");
+            assert_eq!(sender.state(), State::Closed);
+            let Decoded::Complete(frame, used) = Frame::decode(sender.data_to_send(), 125).unwrap()
+            else {
+                panic!("no close frame queued");
+            };
+            assert_eq!(frame.header.opcode, OpCode::Close, "a data frame went out");
+            assert_eq!(
+                used,
+                sender.data_to_send().len(),
+                "more than the close frame"
+            );
+            let close = CloseFrame::parse(&frame.payload).unwrap().unwrap();
+            assert_eq!(close.code, CloseCode::InternalError);
+            assert!(sender.send(&Message::text("later")).is_err());
+        }
     }
 }
