@@ -52,6 +52,11 @@ pub struct Config {
     /// permessage-deflate (RFC 7692) settings. Enabled by default when the crate is built with the
     /// `deflate` feature; see [`DeflateConfig`].
     pub deflate: DeflateConfig,
+    /// The most pings and pongs accepted per second (and at once, as a burst); past it the
+    /// connection fails with 1008. Each ping costs a pong (RFC 6455 §5.5.2), so this bounds the
+    /// writes a peer can make the connection do for nothing. `None` accepts any number.
+    /// Defaults to 1,000.
+    pub max_control_frames_per_second: Option<u32>,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             max_headers: 64,
             handshake_timeout: Some(Duration::from_secs(10)),
             deflate: DeflateConfig::default(),
+            max_control_frames_per_second: Some(1000),
         }
     }
 }
@@ -94,6 +100,11 @@ impl Config {
             // A deadline is "now + timeout": one too far for the clock would panic.
             return Err(Error::InvalidConfig(
                 "handshake_timeout over a year; use None for no limit",
+            ));
+        }
+        if self.max_control_frames_per_second == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_control_frames_per_second must be positive (None: no limit)",
             ));
         }
         if self.max_handshake_size < 256 || self.max_headers == 0 {

@@ -246,6 +246,8 @@ impl<S: Read + Write> WebSocket<S> {
                 }
                 Ok(n) => {
                     self.conn.receiver().commit(n);
+                    // Pings and pongs are counted per second of this clock (Config::max_control_frames_per_second).
+                    self.conn.receiver().note_time(Instant::now());
                     return Ok(());
                 }
                 Err(e) => {

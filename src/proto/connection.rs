@@ -31,8 +31,10 @@ pub struct Connection {
 impl Connection {
     /// A connection whose opening handshake has completed, in `role`, with `config`'s limits.
     pub fn new(role: Role, config: &Config) -> Connection {
+        let mut receiver = Receiver::new(role, config.limits(), config.read_buffer_size);
+        receiver.set_control_frame_rate(config.max_control_frames_per_second);
         Connection {
-            receiver: Receiver::new(role, config.limits(), config.read_buffer_size),
+            receiver,
             sender: Sender::new(role),
         }
     }
