@@ -7,7 +7,8 @@ use crate::proto::Role;
 use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
-    ClientRequest, Headers, Response, check_response, generate_key, parse_response,
+    ClientRequest, Headers, Response, check_response, check_subprotocols, generate_key,
+    parse_response,
 };
 use crate::proxy::Proxy;
 use crate::socket::WebSocket;
@@ -99,12 +100,21 @@ impl ClientBuilder {
     }
 
     /// Adds a request header (e.g. `Authorization`, `Origin`, `Cookie`).
+    ///
+    /// The name must be an RFC 9110 token and the value a field value (no CR, LF, NUL or other
+    /// control characters, no leading or trailing whitespace); otherwise [`connect`](Self::connect)
+    /// returns [`HandshakeError::InvalidField`] before connecting.
+    ///
+    /// `Authorization`, `Cookie` and `Proxy-Authorization` are sent to the URL's scheme, host and
+    /// port only: a redirect elsewhere drops them.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> ClientBuilder {
         self.headers.push(name, value);
         self
     }
 
-    /// Offers a subprotocol; call again to offer more, most preferred first.
+    /// Offers a subprotocol; call again to offer more, most preferred first. A name that is not
+    /// an RFC 9110 token makes [`connect`](Self::connect) fail with
+    /// [`HandshakeError::InvalidField`] before connecting.
     pub fn subprotocol(mut self, protocol: impl Into<String>) -> ClientBuilder {
         self.subprotocols.push(protocol.into());
         self
@@ -173,7 +183,9 @@ impl ClientBuilder {
     }
 
     /// How many redirects (301, 302, 303, 307, 308) to follow; 0 follows none. A redirect from
-    /// `wss://` to `ws://` is never followed. Defaults to 5.
+    /// `wss://` to `ws://` is never followed. A redirect to another scheme, host or port is
+    /// followed without the `Authorization`, `Cookie` and `Proxy-Authorization` headers (nor
+    /// the URL's `user:password`), as browsers and curl do. Defaults to 5.
     pub fn max_redirects(mut self, max: usize) -> ClientBuilder {
         self.max_redirects = max;
         self
@@ -181,15 +193,16 @@ impl ClientBuilder {
 
     /// Connects and performs the handshake. See [`connect`].
     pub fn connect(self) -> Result<(WebSocket<NetStream>, Response), Error> {
-        self.config.validate()?;
-        let mut url = WsUrl::parse(&self.url)?;
+        let first = self.checked_url()?;
+        let mut url = first.clone();
         let deadline = self.config.handshake_timeout.map(|t| Instant::now() + t);
         let mut redirects = 0;
         loop {
             let stream = self.open(&url, deadline)?;
             let before_read = |s: &mut NetStream| s.set_read_timeout(remaining(deadline)?);
+            let headers = self.headers_for(&first, &url);
             match self
-                .handshake(&url, stream, before_read)
+                .handshake(&url, &headers, stream, before_read)
                 .map_err(timeout_as_handshake)
             {
                 Err(Error::Handshake(HandshakeError::UnexpectedResponse(response)))
@@ -211,9 +224,39 @@ impl ClientBuilder {
     /// Performs the handshake over `stream`, which the caller connected to the URL's host.
     /// Redirects and timeouts are the caller's business here.
     pub fn connect_on<S: Read + Write>(self, stream: S) -> Result<(WebSocket<S>, Response), Error> {
+        let url = self.checked_url()?;
+        self.handshake(&url, &self.headers, stream, |_| Ok(()))
+    }
+
+    /// Everything the caller gave, checked before a connection is opened: the config, the URL
+    /// (RFC 3986), the headers (RFC 9110 fields) and the subprotocols (tokens). A CR or LF in any
+    /// of them would otherwise split the request into lines the caller did not mean.
+    fn checked_url(&self) -> Result<WsUrl, Error> {
         self.config.validate()?;
         let url = WsUrl::parse(&self.url)?;
-        self.handshake(&url, stream, |_| Ok(()))
+        self.headers.validate()?;
+        check_subprotocols(self.subprotocols.iter().map(String::as_str))?;
+        Ok(url)
+    }
+
+    /// The caller's headers for a request to `url`: all of them on the first URL's origin
+    /// (scheme, host, port); without the credentials anywhere else, so that a redirect cannot
+    /// hand them to another server (RFC 9110 §15.4 leaves it to the client; browsers and curl
+    /// drop them).
+    fn headers_for(&self, first: &WsUrl, url: &WsUrl) -> Headers {
+        let same_origin = first.secure == url.secure
+            && first.host.eq_ignore_ascii_case(&url.host)
+            && first.port == url.port;
+        if same_origin {
+            return self.headers.clone();
+        }
+        let mut headers = Headers::new();
+        for (name, value) in self.headers.iter() {
+            if !CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+                headers.push(name, value);
+            }
+        }
+        headers
     }
 
     /// The next URL of a redirect, if it may be followed.
@@ -273,12 +316,13 @@ impl ClientBuilder {
     fn handshake<S: Read + Write>(
         &self,
         url: &WsUrl,
+        headers: &Headers,
         mut stream: S,
         mut before_read: impl FnMut(&mut S) -> io::Result<()>,
     ) -> Result<(WebSocket<S>, Response), Error> {
         let key = generate_key();
         let host = url.host_header();
-        let mut headers = self.headers.clone();
+        let mut headers = headers.clone();
         if let Some(userinfo) = &url.userinfo {
             if headers.get("authorization").is_none() {
                 use base64::Engine;
@@ -296,6 +340,7 @@ impl ClientBuilder {
             extensions: offer.as_deref(),
             headers: &headers,
         };
+        request.validate()?;
         stream.write_all(&request.to_bytes())?;
         stream.flush()?;
 
@@ -336,6 +381,9 @@ impl ClientBuilder {
         Ok((ws, response))
     }
 }
+
+/// Headers that carry credentials: sent to the first URL's origin only.
+const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 /// The time left before `deadline`, as a socket timeout; an error once it has passed.
 fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
