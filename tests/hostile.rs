@@ -350,13 +350,14 @@ fn policy_server() -> (ServerHandle, SocketAddr, std::sync::mpsc::Receiver<Strin
     let server = Server::builder()
         .config(config)
         .allowed_origins(["https://good.example"])
-        .http(|req| {
-            syncws::HttpResponse::new(200).body(format!("page {}\n", req.path()))
-        })
+        .http(|req| syncws::HttpResponse::new(200).body(format!("page {}\n", req.path())))
         .bind("127.0.0.1:0")
         .unwrap()
         .spawn(move |session| {
-            let _ = seen.lock().unwrap().send(session.request().path().to_owned());
+            let _ = seen
+                .lock()
+                .unwrap()
+                .send(session.request().path().to_owned());
             common::echo_session(session);
         })
         .unwrap();
@@ -369,7 +370,9 @@ fn a_second_origin_does_not_slip_past_the_allowlist() {
     let (server, addr, paths) = policy_server();
     let allowed = "Origin: https://good.example\r\n";
     let mut alone = raw_connect(addr);
-    alone.write_all(upgrade_request(allowed).as_bytes()).unwrap();
+    alone
+        .write_all(upgrade_request(allowed).as_bytes())
+        .unwrap();
     let mut head = [0u8; 12];
     alone.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");
@@ -394,8 +397,7 @@ fn a_second_origin_does_not_slip_past_the_allowlist() {
 #[test]
 fn a_plain_http_1_0_request_reaches_the_page_handler() {
     let (server, addr, _) = policy_server();
-    let (status, answer) =
-        common::status_of(addr, b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n");
+    let (status, answer) = common::status_of(addr, b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200, "{answer}");
     assert!(answer.ends_with("page /index.html\n"), "{answer}");
     // An HTTP/1.0 upgrade stays refused: RFC 6455 §4.1 needs 1.1.
