@@ -354,13 +354,12 @@ impl ClientBuilder {
             read_more(&mut stream, &mut buf, limits.max_size)?;
         };
         if response.status != 101 {
-            read_body(
-                &mut stream,
-                &mut buf,
+            let mut body = Body {
+                buf: &mut buf,
                 head_len,
-                &mut response,
-                limits.max_size,
-            );
+                max: limits.max_size,
+            };
+            body.read(&mut stream, &mut before_read, &mut response);
         }
         let protocol = check_response(&response, &key, &self.subprotocols)?;
         // RFC 6455 §4.1: an extension we did not offer, or bad parameters, fail the connection.
@@ -432,27 +431,38 @@ pub(crate) fn read_more<S: Read>(
     }
 }
 
-/// Reads the body of a refusal (up to its Content-Length, within `max`), best effort: it often
-/// says why.
-fn read_body<S: Read>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
+/// The body of a refusal, read into the handshake buffer behind its head.
+struct Body<'a> {
+    buf: &'a mut Vec<u8>,
     head_len: usize,
-    response: &mut Response,
     max: usize,
-) {
-    let wanted = response
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(max);
-    while buf.len() - head_len < wanted {
-        if read_more(stream, buf, head_len + max).is_err() {
-            break;
+}
+
+impl Body<'_> {
+    /// Reads the body (up to its Content-Length, within `max`), best effort: it often says why.
+    /// Each read goes through `before_read`, so the handshake deadline holds for the body too:
+    /// a server trickling it a byte at a time cannot keep the client past it.
+    fn read<S: Read>(
+        &mut self,
+        stream: &mut S,
+        before_read: &mut impl FnMut(&mut S) -> io::Result<()>,
+        response: &mut Response,
+    ) {
+        let wanted = response
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(self.max);
+        while self.buf.len() - self.head_len < wanted {
+            if before_read(stream).is_err()
+                || read_more(stream, self.buf, self.head_len + self.max).is_err()
+            {
+                break;
+            }
         }
+        let end = self.buf.len().min(self.head_len + wanted);
+        response.body = self.buf[self.head_len..end].to_vec();
     }
-    let end = buf.len().min(head_len + wanted);
-    response.body = buf[head_len..end].to_vec();
 }
 
 /// Tries each address `addr` resolves to, in order, until one accepts.
