@@ -1,5 +1,7 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
+mod watchdog;
+
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
 use crate::net_stream::NetStream;
@@ -17,11 +19,13 @@ use crate::url::WsUrl;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+use watchdog::Watchdog;
 
 /// Connects to a `ws://` or `wss://` URL and performs the opening handshake.
 ///
 /// Returns the connection and the server's `101` response. Blocks while connecting and during the
-/// handshake (bounded by [`Config::handshake_timeout`]). Honours the proxy environment variables
+/// handshake (bounded by [`Config::handshake_timeout`], over a proxy and TLS too: for `wss://` a
+/// short-lived thread shuts the socket down at the deadline). Honours the proxy environment variables
 /// (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes both.
 ///
 /// ```no_run
@@ -198,13 +202,15 @@ impl ClientBuilder {
         let deadline = self.config.handshake_timeout.map(|t| Instant::now() + t);
         let mut redirects = 0;
         loop {
-            let stream = self.open(&url, deadline)?;
+            let (stream, watchdog) = self.open(&url, deadline)?;
             let before_read = |s: &mut NetStream| s.set_read_timeout(remaining(deadline)?);
             let headers = self.headers_for(&first, &url);
-            match self
-                .handshake(&url, &headers, stream, before_read)
-                .map_err(timeout_as_handshake)
-            {
+            let result = self.handshake(&url, &headers, stream, before_read);
+            let result = match watchdog.map(Watchdog::stop) {
+                Some(true) => Err(HandshakeError::Timeout.into()),
+                _ => result.map_err(timeout_as_handshake),
+            };
+            match result {
                 Err(Error::Handshake(HandshakeError::UnexpectedResponse(response)))
                     if matches!(response.status, 301 | 302 | 303 | 307 | 308) =>
                 {
@@ -275,8 +281,13 @@ impl ClientBuilder {
         Ok(next)
     }
 
-    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`.
-    fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<NetStream, Error> {
+    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`, with the watchdog that
+    /// holds the handshake deadline over TLS (see [`watchdog`]).
+    fn open(
+        &self,
+        url: &WsUrl,
+        deadline: Option<Instant>,
+    ) -> Result<(NetStream, Option<Watchdog>), Error> {
         if url.secure && !cfg!(feature = "native-tls") {
             return Err(UrlError::TlsNotEnabled.into());
         }
@@ -295,16 +306,31 @@ impl ClientBuilder {
         };
         let tcp = match proxy {
             Some(proxy) => proxy
-                .tunnel(&url.socket_addr(), dial, self.config.head_limits())
+                .tunnel(
+                    &url.socket_addr(),
+                    dial,
+                    self.config.head_limits(),
+                    deadline,
+                )
                 .map_err(timeout_as_handshake)?,
             None => dial(&url.socket_addr())?,
         };
         if !url.secure {
-            return Ok(NetStream::Plain(tcp));
+            return Ok((NetStream::Plain(tcp), None));
         }
         #[cfg(feature = "native-tls")]
         {
-            Ok(NetStream::Tls(Box::new(self.tls.wrap(&url.host, tcp)?)))
+            let watchdog = deadline
+                .map(|deadline| Watchdog::start(&tcp, deadline))
+                .transpose()?;
+            match self.tls.wrap(&url.host, tcp) {
+                Ok(tls) => Ok((NetStream::Tls(Box::new(tls)), watchdog)),
+                // The watchdog shut the socket: the TLS error is the deadline's.
+                Err(_) if watchdog.is_some_and(Watchdog::stop) => {
+                    Err(HandshakeError::Timeout.into())
+                }
+                Err(e) => Err(e),
+            }
         }
         #[cfg(not(feature = "native-tls"))]
         {

@@ -420,3 +420,84 @@ fn a_compression_bomb_stops_at_max_message_size() {
     drop(ws);
     server.join().unwrap();
 }
+
+/// A stream that sends what it is given one byte at a time, `gap` apart: TLS records trickled.
+#[cfg(feature = "native-tls")]
+#[derive(Debug)]
+struct Trickling {
+    tcp: TcpStream,
+    started: Instant,
+}
+
+#[cfg(feature = "native-tls")]
+impl Read for Trickling {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+#[cfg(feature = "native-tls")]
+impl Write for Trickling {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.started.elapsed() > PERSISTENCE {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        self.tcp.write(&buf[..buf.len().min(1)])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+#[cfg(feature = "native-tls")]
+#[test]
+fn trickled_tls_records_end_at_the_handshake_deadline() {
+    #[path = "common/certs.rs"]
+    mod certs;
+    let pki = certs::make();
+    let identity =
+        native_tls::Identity::from_pkcs8(pki.server.cert.as_bytes(), pki.server.key.as_bytes())
+            .unwrap();
+    let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        tcp.set_write_timeout(Some(DEADLINE)).unwrap();
+        // The server's certificate flight, about 1.5 KB, takes ~30 s at 20 ms a byte.
+        let stream = Trickling {
+            tcp,
+            started: Instant::now(),
+        };
+        let _ = acceptor.accept(stream);
+    });
+    let builder = ClientBuilder::new(format!("wss://localhost:{}/", addr.port()))
+        .config(config())
+        .root_certificate(pki.ca.cert.as_bytes());
+    let err = handshake_error(connect_bounded(builder));
+    assert_eq!(err, HandshakeError::Timeout);
+    server.join().unwrap();
+}
+
+#[test]
+fn a_proxy_trickling_its_answer_ends_at_the_handshake_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let proxy = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        read_request(&mut stream);
+        let answer = format!("HTTP/1.1 200 OK\r\nX-Slow: {}\r\n\r\n", "a".repeat(4000));
+        trickle(&mut stream, answer.as_bytes(), Duration::from_millis(50));
+    });
+    let builder = ClientBuilder::new("ws://127.0.0.1:9/")
+        .config(config())
+        .proxy(syncws::Proxy::parse(&format!("http://{proxy_addr}")).unwrap());
+    let started = Instant::now();
+    let err = handshake_error(builder.connect());
+    assert!(started.elapsed() < BOUND, "took {:?}", started.elapsed());
+    assert_eq!(err, HandshakeError::Timeout);
+    proxy.join().unwrap();
+}
