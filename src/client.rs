@@ -109,8 +109,11 @@ impl ClientBuilder {
     /// control characters, no leading or trailing whitespace); otherwise [`connect`](Self::connect)
     /// returns [`HandshakeError::InvalidField`] before connecting.
     ///
-    /// `Authorization`, `Cookie` and `Proxy-Authorization` are sent to the URL's scheme, host and
-    /// port only: a redirect elsewhere drops them.
+    /// A `Host` header replaces the one made from the URL. `Sec-WebSocket-Key` and
+    /// `Sec-WebSocket-Version` are the client's own and refused.
+    ///
+    /// `Authorization`, `Cookie`, `Proxy-Authorization` (and a given `Host`) are sent to the
+    /// URL's scheme, host and port only: a redirect elsewhere drops them.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> ClientBuilder {
         self.headers.push(name, value);
         self
@@ -241,6 +244,17 @@ impl ClientBuilder {
         self.config.validate()?;
         let url = WsUrl::parse(&self.url)?;
         self.headers.validate()?;
+        for own in ["sec-websocket-key", "sec-websocket-version"] {
+            if self.headers.get(own).is_some() {
+                return Err(HandshakeError::InvalidField(format!(
+                    "{own} is the client's own header; a second one gets 400"
+                ))
+                .into());
+            }
+        }
+        if self.headers.get_all("host").nth(1).is_some() {
+            return Err(HandshakeError::InvalidField("more than one Host header".into()).into());
+        }
         check_subprotocols(self.subprotocols.iter().map(String::as_str))?;
         Ok(url)
     }
@@ -258,7 +272,10 @@ impl ClientBuilder {
         }
         let mut headers = Headers::new();
         for (name, value) in self.headers.iter() {
-            if !CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+            // A caller's Host named the first server, not this one.
+            let first_only = name.eq_ignore_ascii_case("host")
+                || CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name));
+            if !first_only {
                 headers.push(name, value);
             }
         }
@@ -347,8 +364,19 @@ impl ClientBuilder {
         mut before_read: impl FnMut(&mut S) -> io::Result<()>,
     ) -> Result<(WebSocket<S>, Response), Error> {
         let key = generate_key();
-        let host = url.host_header();
+        // A caller's Host replaces the URL's: a request has one Host (RFC 9112 §3.2).
+        let mut host = url.host_header();
         let mut headers = headers.clone();
+        if let Some(given) = headers.get("host") {
+            host = given.to_owned();
+            headers = headers
+                .iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+                .fold(Headers::new(), |mut kept, (name, value)| {
+                    kept.push(name, value);
+                    kept
+                });
+        }
         if let Some(userinfo) = &url.userinfo {
             if headers.get("authorization").is_none() {
                 use base64::Engine;

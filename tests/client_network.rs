@@ -325,3 +325,34 @@ fn a_redirect_on_the_same_origin_keeps_the_credentials() {
     assert_eq!(seen.get("authorization"), Some("Bearer secret-a"));
     assert_eq!(seen.get("cookie"), Some("session=secret-a"));
 }
+
+#[test]
+fn a_callers_host_header_replaces_the_urls() {
+    let (addr, server) = recording_server("127.0.0.1:0");
+    let (ws, _) = ClientBuilder::new(format!("ws://{addr}/"))
+        .no_proxy()
+        .header("Host", "chat.example")
+        .connect()
+        .unwrap();
+    drop(ws);
+    let seen = server.join().unwrap();
+    assert_eq!(seen.get_all("host").collect::<Vec<_>>(), ["chat.example"]);
+}
+
+#[test]
+fn the_clients_own_headers_cannot_be_given_twice() {
+    for (name, value) in [
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ] {
+        let err = ClientBuilder::new("ws://127.0.0.1:9/")
+            .no_proxy()
+            .header(name, value)
+            .connect()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Handshake(HandshakeError::InvalidField(_))),
+            "{name}: {err}"
+        );
+    }
+}
