@@ -501,3 +501,30 @@ fn a_proxy_trickling_its_answer_ends_at_the_handshake_deadline() {
     assert_eq!(err, HandshakeError::Timeout);
     proxy.join().unwrap();
 }
+
+#[test]
+#[ignore = "needs a time bound on the client's wait for the server's TCP close (socket.rs, helper D)"]
+fn a_server_that_never_closes_tcp_does_not_hold_a_client_with_default_settings() {
+    // As above, but the client has no read timeout: its wait for the server's TCP close
+    // (RFC 6455 §7.1.1) is bounded in bytes only today.
+    let (go, wait) = mpsc::channel::<()>();
+    let (addr, server) = upgrading("", move |mut stream| {
+        let _ = stream.write_all(&[0x88, 0x02, 0x03, 0xe8]);
+        let _ = stream.read(&mut [0u8; 64]);
+        let _ = wait.recv_timeout(DEADLINE);
+    });
+    let (mut ws, _) = connect_bounded(client(addr)).unwrap();
+    let (done, result) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let close = ws.read();
+        let end = ws.read();
+        let _ = done.send((close.is_ok(), end));
+    });
+    let outcome = result.recv_timeout(BOUND);
+    go.send(()).unwrap();
+    server.join().unwrap();
+    reader.join().unwrap();
+    let (closed, end) = outcome.expect("the client still waits for the server's TCP close");
+    assert!(closed);
+    assert!(matches!(end, Err(Error::ConnectionClosed)), "{end:?}");
+}
