@@ -400,6 +400,12 @@ fn a_plain_http_1_0_request_reaches_the_page_handler() {
     let (status, answer) = common::status_of(addr, b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200, "{answer}");
     assert!(answer.ends_with("page /index.html\n"), "{answer}");
+    // RFC 9112 §3.2: two Host headers get 400, page or not.
+    let (status, answer) = common::status_of(
+        addr,
+        b"GET /index.html HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    );
+    assert_eq!(status, 400, "{answer}");
     // An HTTP/1.0 upgrade stays refused: RFC 6455 §4.1 needs 1.1.
     let request = upgrade_request("").replace("HTTP/1.1", "HTTP/1.0");
     assert_eq!(common::status_of(addr, request.as_bytes()).0, 505);

@@ -287,6 +287,7 @@ fn map_httparse(e: httparse::Error) -> HandshakeError {
 ///
 /// A head that is still incomplete at `limits.max_size` bytes is `HeadTooLarge` (431).
 /// HTTP/1.0 parses (a plain page request may use it); [`check_request`] refuses it for an upgrade.
+/// A second `Host` is an error for every request (RFC 9112 §3.2).
 pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>, HandshakeError> {
     let mut fields = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut fields);
@@ -297,6 +298,16 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>,
         }
         httparse::Status::Partial => Ok(Decoded::Partial),
         httparse::Status::Complete(len) => {
+            // RFC 9112 §3.2: a request with more than one Host gets 400, page or upgrade.
+            if req
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("host"))
+                .nth(1)
+                .is_some()
+            {
+                return Err(HandshakeError::DuplicateField("host"));
+            }
             // httparse reads HTTP/1.0 and 1.1 only.
             let request = Request {
                 method: req.method.unwrap_or_default().to_owned(),
@@ -678,9 +689,13 @@ mod tests {
     #[test]
     fn duplicates_bodies_and_other_targets_are_400() {
         let with = |extra: &str| GOOD.replace("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"));
+        for text in [with("Host: evil.example"), with("HOST: server.example.com")] {
+            assert_eq!(
+                parse_request(text.as_bytes(), LIMITS),
+                Err(HandshakeError::DuplicateField("host"))
+            );
+        }
         let cases = [
-            with("Host: evil.example"),
-            with("HOST: server.example.com"),
             with("Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw=="),
             with("Sec-WebSocket-Version: 8"),
             with("Origin: https://a.example\r\nOrigin: https://evil.example"),
