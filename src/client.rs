@@ -24,9 +24,10 @@ use watchdog::Watchdog;
 /// Connects to a `ws://` or `wss://` URL and performs the opening handshake.
 ///
 /// Returns the connection and the server's `101` response. Blocks while connecting and during the
-/// handshake (bounded by [`Config::handshake_timeout`], over a proxy and TLS too: for `wss://` a
-/// short-lived thread shuts the socket down at the deadline). Honours the proxy environment variables
-/// (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes both.
+/// handshake (bounded by [`Config::handshake_timeout`], through a proxy and TLS too: for `wss://`
+/// a short-lived thread shuts the socket down at the deadline). Honours the proxy environment
+/// variables (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes
+/// both.
 ///
 /// ```no_run
 /// let (mut ws, _response) = syncws::connect("ws://127.0.0.1:9001/")?;
@@ -261,8 +262,8 @@ impl ClientBuilder {
 
     /// The caller's headers for a request to `url`: all of them on the first URL's origin
     /// (scheme, host, port); without the credentials anywhere else, so that a redirect cannot
-    /// hand them to another server (RFC 9110 §15.4 leaves it to the client; browsers and curl
-    /// drop them).
+    /// hand them to another server (RFC 9110 §15.4: consider removing fields "where there are
+    /// security implications; this includes ... Authorization and Cookie"; browsers and curl do).
     fn headers_for(&self, first: &WsUrl, url: &WsUrl) -> Headers {
         let same_origin = first.secure == url.secure
             && first.host.eq_ignore_ascii_case(&url.host)
