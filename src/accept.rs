@@ -7,7 +7,7 @@ use crate::proto::Role;
 use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
-    Headers, Request, accept_response, check_request, error_response, parse_request,
+    Headers, Request, accept_response, check_accept, check_request, error_response, parse_request,
     reject_response,
 };
 use crate::socket::WebSocket;
@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 /// Accepts a WebSocket connection on `stream`: reads the upgrade request, checks it, answers 101.
 ///
 /// A bad request gets its status (400, 405, 426, 431, 505) and a short reason, and the error is
-/// returned. Bytes the client sent right behind its request are kept for the WebSocket.
+/// returned; [`check_request`](crate::proto::handshake::check_request) lists what is refused. Bytes the client sent right behind its request are kept for the WebSocket.
 ///
 /// ```no_run
 /// let listener = std::net::TcpListener::bind("127.0.0.1:9001")?;
@@ -70,7 +70,9 @@ impl Accept {
         self
     }
 
-    /// Adds a response header.
+    /// Adds a response header. A name that is not an RFC 9110 token or a value with a control
+    /// character (CR, LF, NUL...) or surrounding whitespace is never sent: the handshake answers
+    /// 500 and fails with [`HandshakeError::InvalidField`].
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Accept {
         self.headers.push(name, value);
         self
@@ -104,7 +106,9 @@ impl Reject {
         self
     }
 
-    /// Adds a header.
+    /// Adds a header. As for [`Accept::header`], a header that breaks RFC 9110's field grammar
+    /// is never sent: the client gets a bare 500 instead, and the handshake fails with
+    /// [`HandshakeError::InvalidField`].
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reject {
         self.headers.push(name, value);
         self
@@ -168,6 +172,9 @@ impl Acceptor {
         let accept = match hook(&request) {
             Ok(accept) => accept,
             Err(reject) => {
+                if let Err(error) = reject.headers.validate() {
+                    return Err(refuse(&mut stream, &server_error(), error));
+                }
                 let response = reject_response(reject.status, &reject.headers, &reject.body);
                 return Err(refuse(
                     &mut stream,
@@ -176,6 +183,10 @@ impl Acceptor {
                 ));
             }
         };
+        if let Err(error) = check_accept(accept.subprotocol.as_deref(), &accept.headers) {
+            // The hook's mistake: nothing of it reaches the client (no response splitting).
+            return Err(refuse(&mut stream, &server_error(), error));
+        }
         if let Some(chosen) = &accept.subprotocol {
             if !request.subprotocols().any(|p| p == chosen) {
                 // A server bug, not the client's: refuse rather than break the client's handshake.
@@ -215,6 +226,11 @@ impl Acceptor {
         ws.set_deflate(agreed);
         Ok((ws, request))
     }
+}
+
+/// The answer when the server's own response would break HTTP's grammar.
+fn server_error() -> Vec<u8> {
+    reject_response(500, &Headers::new(), b"invalid response header\n")
 }
 
 fn refuse<S: Write>(stream: &mut S, response: &[u8], error: HandshakeError) -> Error {

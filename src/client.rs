@@ -1,5 +1,7 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
+mod watchdog;
+
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
 use crate::net_stream::NetStream;
@@ -7,7 +9,8 @@ use crate::proto::Role;
 use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
-    ClientRequest, Headers, Response, check_response, generate_key, parse_response,
+    ClientRequest, Headers, Response, check_response, check_subprotocols, generate_key,
+    parse_response,
 };
 use crate::proxy::Proxy;
 use crate::socket::WebSocket;
@@ -16,12 +19,15 @@ use crate::url::WsUrl;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+use watchdog::Watchdog;
 
 /// Connects to a `ws://` or `wss://` URL and performs the opening handshake.
 ///
 /// Returns the connection and the server's `101` response. Blocks while connecting and during the
-/// handshake (bounded by [`Config::handshake_timeout`]). Honours the proxy environment variables
-/// (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes both.
+/// handshake (bounded by [`Config::handshake_timeout`], through a proxy and TLS too: for `wss://`
+/// a short-lived thread shuts the socket down at the deadline). Honours the proxy environment
+/// variables (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes
+/// both.
 ///
 /// ```no_run
 /// let (mut ws, _response) = syncws::connect("ws://127.0.0.1:9001/")?;
@@ -99,12 +105,24 @@ impl ClientBuilder {
     }
 
     /// Adds a request header (e.g. `Authorization`, `Origin`, `Cookie`).
+    ///
+    /// The name must be an RFC 9110 token and the value a field value (no CR, LF, NUL or other
+    /// control characters, no leading or trailing whitespace); otherwise [`connect`](Self::connect)
+    /// returns [`HandshakeError::InvalidField`] before connecting.
+    ///
+    /// A `Host` header replaces the one made from the URL. `Sec-WebSocket-Key` and
+    /// `Sec-WebSocket-Version` are the client's own and refused.
+    ///
+    /// `Authorization`, `Cookie`, `Proxy-Authorization` (and a given `Host`) are sent to the
+    /// URL's scheme, host and port only: a redirect elsewhere drops them.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> ClientBuilder {
         self.headers.push(name, value);
         self
     }
 
-    /// Offers a subprotocol; call again to offer more, most preferred first.
+    /// Offers a subprotocol; call again to offer more, most preferred first. A name that is not
+    /// an RFC 9110 token makes [`connect`](Self::connect) fail with
+    /// [`HandshakeError::InvalidField`] before connecting.
     pub fn subprotocol(mut self, protocol: impl Into<String>) -> ClientBuilder {
         self.subprotocols.push(protocol.into());
         self
@@ -173,7 +191,9 @@ impl ClientBuilder {
     }
 
     /// How many redirects (301, 302, 303, 307, 308) to follow; 0 follows none. A redirect from
-    /// `wss://` to `ws://` is never followed. Defaults to 5.
+    /// `wss://` to `ws://` is never followed. A redirect to another scheme, host or port is
+    /// followed without the `Authorization`, `Cookie` and `Proxy-Authorization` headers (nor
+    /// the URL's `user:password`), as browsers and curl do. Defaults to 5.
     pub fn max_redirects(mut self, max: usize) -> ClientBuilder {
         self.max_redirects = max;
         self
@@ -181,17 +201,20 @@ impl ClientBuilder {
 
     /// Connects and performs the handshake. See [`connect`].
     pub fn connect(self) -> Result<(WebSocket<NetStream>, Response), Error> {
-        self.config.validate()?;
-        let mut url = WsUrl::parse(&self.url)?;
+        let first = self.checked_url()?;
+        let mut url = first.clone();
         let deadline = self.config.handshake_timeout.map(|t| Instant::now() + t);
         let mut redirects = 0;
         loop {
-            let stream = self.open(&url, deadline)?;
+            let (stream, watchdog) = self.open(&url, deadline)?;
             let before_read = |s: &mut NetStream| s.set_read_timeout(remaining(deadline)?);
-            match self
-                .handshake(&url, stream, before_read)
-                .map_err(timeout_as_handshake)
-            {
+            let headers = self.headers_for(&first, &url);
+            let result = self.handshake(&url, &headers, stream, before_read);
+            let result = match watchdog.map(Watchdog::stop) {
+                Some(true) => Err(HandshakeError::Timeout.into()),
+                _ => result.map_err(timeout_as_handshake),
+            };
+            match result {
                 Err(Error::Handshake(HandshakeError::UnexpectedResponse(response)))
                     if matches!(response.status, 301 | 302 | 303 | 307 | 308) =>
                 {
@@ -212,9 +235,53 @@ impl ClientBuilder {
     /// Performs the handshake over `stream`, which the caller connected to the URL's host.
     /// Redirects and timeouts are the caller's business here.
     pub fn connect_on<S: Read + Write>(self, stream: S) -> Result<(WebSocket<S>, Response), Error> {
+        let url = self.checked_url()?;
+        self.handshake(&url, &self.headers, stream, |_| Ok(()))
+    }
+
+    /// Everything the caller gave, checked before a connection is opened: the config, the URL
+    /// (RFC 3986), the headers (RFC 9110 fields) and the subprotocols (tokens). A CR or LF in any
+    /// of them would otherwise split the request into lines the caller did not mean.
+    fn checked_url(&self) -> Result<WsUrl, Error> {
         self.config.validate()?;
         let url = WsUrl::parse(&self.url)?;
-        self.handshake(&url, stream, |_| Ok(()))
+        self.headers.validate()?;
+        for own in ["sec-websocket-key", "sec-websocket-version"] {
+            if self.headers.get(own).is_some() {
+                return Err(HandshakeError::InvalidField(format!(
+                    "{own} is the client's own header; a second one gets 400"
+                ))
+                .into());
+            }
+        }
+        if self.headers.get_all("host").nth(1).is_some() {
+            return Err(HandshakeError::InvalidField("more than one Host header".into()).into());
+        }
+        check_subprotocols(self.subprotocols.iter().map(String::as_str))?;
+        Ok(url)
+    }
+
+    /// The caller's headers for a request to `url`: all of them on the first URL's origin
+    /// (scheme, host, port); without the credentials anywhere else, so that a redirect cannot
+    /// hand them to another server (RFC 9110 §15.4: consider removing fields "where there are
+    /// security implications; this includes ... Authorization and Cookie"; browsers and curl do).
+    fn headers_for(&self, first: &WsUrl, url: &WsUrl) -> Headers {
+        let same_origin = first.secure == url.secure
+            && first.host.eq_ignore_ascii_case(&url.host)
+            && first.port == url.port;
+        if same_origin {
+            return self.headers.clone();
+        }
+        let mut headers = Headers::new();
+        for (name, value) in self.headers.iter() {
+            // A caller's Host named the first server, not this one.
+            let first_only = name.eq_ignore_ascii_case("host")
+                || CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name));
+            if !first_only {
+                headers.push(name, value);
+            }
+        }
+        headers
     }
 
     /// The next URL of a redirect, if it may be followed.
@@ -233,8 +300,13 @@ impl ClientBuilder {
         Ok(next)
     }
 
-    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`.
-    fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<NetStream, Error> {
+    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`, with the watchdog that
+    /// holds the handshake deadline over TLS (see [`watchdog`]).
+    fn open(
+        &self,
+        url: &WsUrl,
+        deadline: Option<Instant>,
+    ) -> Result<(NetStream, Option<Watchdog>), Error> {
         if url.secure && !cfg!(feature = "native-tls") {
             return Err(UrlError::TlsNotEnabled.into());
         }
@@ -253,16 +325,31 @@ impl ClientBuilder {
         };
         let tcp = match proxy {
             Some(proxy) => proxy
-                .tunnel(&url.socket_addr(), dial, self.config.head_limits())
+                .tunnel(
+                    &url.socket_addr(),
+                    dial,
+                    self.config.head_limits(),
+                    deadline,
+                )
                 .map_err(timeout_as_handshake)?,
             None => dial(&url.socket_addr())?,
         };
         if !url.secure {
-            return Ok(NetStream::Plain(tcp));
+            return Ok((NetStream::Plain(tcp), None));
         }
         #[cfg(feature = "native-tls")]
         {
-            Ok(NetStream::Tls(Box::new(self.tls.wrap(&url.host, tcp)?)))
+            let watchdog = deadline
+                .map(|deadline| Watchdog::start(&tcp, deadline))
+                .transpose()?;
+            match self.tls.wrap(&url.host, tcp) {
+                Ok(tls) => Ok((NetStream::Tls(Box::new(tls)), watchdog)),
+                // The watchdog shut the socket: the TLS error is the deadline's.
+                Err(_) if watchdog.is_some_and(Watchdog::stop) => {
+                    Err(HandshakeError::Timeout.into())
+                }
+                Err(e) => Err(e),
+            }
         }
         #[cfg(not(feature = "native-tls"))]
         {
@@ -274,12 +361,24 @@ impl ClientBuilder {
     fn handshake<S: Read + Write>(
         &self,
         url: &WsUrl,
+        headers: &Headers,
         mut stream: S,
         mut before_read: impl FnMut(&mut S) -> io::Result<()>,
     ) -> Result<(WebSocket<S>, Response), Error> {
         let key = generate_key();
-        let host = url.host_header();
-        let mut headers = self.headers.clone();
+        // A caller's Host replaces the URL's: a request has one Host (RFC 9112 §3.2).
+        let mut host = url.host_header();
+        let mut headers = headers.clone();
+        if let Some(given) = headers.get("host") {
+            host = given.to_owned();
+            headers = headers
+                .iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+                .fold(Headers::new(), |mut kept, (name, value)| {
+                    kept.push(name, value);
+                    kept
+                });
+        }
         if let Some(userinfo) = &url.userinfo {
             if headers.get("authorization").is_none() {
                 use base64::Engine;
@@ -297,6 +396,7 @@ impl ClientBuilder {
             extensions: offer.as_deref(),
             headers: &headers,
         };
+        request.validate()?;
         stream.write_all(&request.to_bytes())?;
         stream.flush()?;
 
@@ -310,13 +410,12 @@ impl ClientBuilder {
             read_more(&mut stream, &mut buf, limits.max_size)?;
         };
         if response.status != 101 {
-            read_body(
-                &mut stream,
-                &mut buf,
+            let mut body = Body {
+                buf: &mut buf,
                 head_len,
-                &mut response,
-                limits.max_size,
-            );
+                max: limits.max_size,
+            };
+            body.read(&mut stream, &mut before_read, &mut response);
         }
         let protocol = check_response(&response, &key, &self.subprotocols)?;
         // RFC 6455 §4.1: an extension we did not offer, or bad parameters, fail the connection.
@@ -337,6 +436,9 @@ impl ClientBuilder {
         Ok((ws, response))
     }
 }
+
+/// Headers that carry credentials: sent to the first URL's origin only.
+const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 /// The time left before `deadline`, as a socket timeout; an error once it has passed.
 fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
@@ -385,27 +487,38 @@ pub(crate) fn read_more<S: Read>(
     }
 }
 
-/// Reads the body of a refusal (up to its Content-Length, within `max`), best effort: it often
-/// says why.
-fn read_body<S: Read>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
+/// The body of a refusal, read into the handshake buffer behind its head.
+struct Body<'a> {
+    buf: &'a mut Vec<u8>,
     head_len: usize,
-    response: &mut Response,
     max: usize,
-) {
-    let wanted = response
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(max);
-    while buf.len() - head_len < wanted {
-        if read_more(stream, buf, head_len + max).is_err() {
-            break;
+}
+
+impl Body<'_> {
+    /// Reads the body (up to its Content-Length, within `max`), best effort: it often says why.
+    /// Each read goes through `before_read`, so the handshake deadline holds for the body too:
+    /// a server trickling it a byte at a time cannot keep the client past it.
+    fn read<S: Read>(
+        &mut self,
+        stream: &mut S,
+        before_read: &mut impl FnMut(&mut S) -> io::Result<()>,
+        response: &mut Response,
+    ) {
+        let wanted = response
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(self.max);
+        while self.buf.len() - self.head_len < wanted {
+            if before_read(stream).is_err()
+                || read_more(stream, self.buf, self.head_len + self.max).is_err()
+            {
+                break;
+            }
         }
+        let end = self.buf.len().min(self.head_len + wanted);
+        response.body = self.buf[self.head_len..end].to_vec();
     }
-    let end = buf.len().min(head_len + wanted);
-    response.body = buf[head_len..end].to_vec();
 }
 
 /// Tries each address `addr` resolves to, in order, until one accepts.

@@ -212,7 +212,7 @@ pub enum HandshakeError {
     TooManyHeaders,
     /// The request method is not GET (server answers 405).
     MethodNotAllowed(String),
-    /// The request is not HTTP/1.1 (server answers 505).
+    /// An upgrade request that is not HTTP/1.1 (server answers 505).
     UnsupportedHttpVersion,
     /// A required header is missing or has the wrong value (server answers 400).
     BadHeader(&'static str),
@@ -237,6 +237,13 @@ pub enum HandshakeError {
     ConnectionClosed,
     /// The handshake did not finish within its deadline.
     Timeout,
+    /// A header name, header value, subprotocol name or request target this side was asked to
+    /// send breaks RFC 9110's field grammar or RFC 3986 (e.g. a CR or LF that would add header
+    /// lines). Nothing was sent; a server answers 500 instead.
+    InvalidField(String),
+    /// A request carries this header (lower case) more than once where only one may be
+    /// (server answers 400).
+    DuplicateField(&'static str),
 }
 
 impl HandshakeError {
@@ -249,6 +256,7 @@ impl HandshakeError {
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::Rejected(status) => *status,
             HandshakeError::Timeout => 408,
+            HandshakeError::InvalidField(_) => 500,
             _ => 400,
         }
     }
@@ -285,6 +293,8 @@ impl fmt::Display for HandshakeError {
                 f.write_str("connection closed during the handshake")
             }
             HandshakeError::Timeout => f.write_str("handshake timed out"),
+            HandshakeError::InvalidField(what) => write!(f, "not sent: {what}"),
+            HandshakeError::DuplicateField(name) => write!(f, "more than one {name} header"),
         }
     }
 }
@@ -307,6 +317,9 @@ pub enum UrlError {
     Fragment,
     /// `wss://` needs the `native-tls` feature, which this build lacks.
     TlsNotEnabled,
+    /// The path or query has a control character (CR, LF, NUL, ...) or a `%` not followed by
+    /// two hex digits (RFC 3986 §2.1); other characters outside RFC 3986 are percent-encoded.
+    InvalidTarget,
 }
 
 impl fmt::Display for UrlError {
@@ -317,6 +330,9 @@ impl fmt::Display for UrlError {
             UrlError::InvalidPort => f.write_str("invalid port"),
             UrlError::InvalidHost => f.write_str("invalid host"),
             UrlError::Fragment => f.write_str("fragments (#...) are not allowed in WebSocket URLs"),
+            UrlError::InvalidTarget => {
+                f.write_str("the path or query has a control character or a malformed %-escape")
+            }
             UrlError::TlsNotEnabled => {
                 f.write_str("wss:// needs TLS: build syncws with the `native-tls` feature")
             }

@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::time::Instant;
 
 /// An HTTP proxy that tunnels with `CONNECT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +83,15 @@ impl Proxy {
     }
 
     /// Opens a TCP connection to the proxy and asks it for a tunnel to `target` (`host:port`).
+    ///
+    /// Each read of the answer waits only for the time left before `deadline`, so a proxy that
+    /// trickles its answer cannot hold the client past it.
     pub(crate) fn tunnel(
         &self,
         target: &str,
         connect: impl FnOnce(&str) -> Result<TcpStream, Error>,
         limits: HeadLimits,
+        deadline: Option<Instant>,
     ) -> Result<TcpStream, Error> {
         let mut stream = connect(
             &crate::url::WsUrl::parse(&format!("ws://{}:{}/", bracket(&self.host), self.port))?
@@ -106,6 +111,13 @@ impl Proxy {
         let mut head = Vec::with_capacity(256);
         let mut byte = [0u8; 1];
         let response = loop {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(HandshakeError::Timeout.into());
+                }
+                stream.set_read_timeout(Some(left))?;
+            }
             if stream.read(&mut byte)? == 0 {
                 return Err(Error::Proxy("the proxy closed the connection".into()));
             }

@@ -45,8 +45,8 @@ impl WsUrl {
         let (authority, target) = rest.split_at(split);
         let target = match target {
             "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
+            t if t.starts_with('?') => request_target(&format!("/{t}"))?,
+            t => request_target(t)?,
         };
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((user, hostport)) => (Some(user.to_owned()), hostport),
@@ -108,12 +108,15 @@ impl WsUrl {
             let scheme = if self.secure { "wss" } else { "ws" };
             return WsUrl::parse(&format!("{scheme}://{rest}"));
         }
+        if location.contains('#') {
+            return Err(UrlError::Fragment);
+        }
         let target = if location.starts_with('/') {
-            location.to_owned()
+            request_target(location)?
         } else {
             let path = self.target.split('?').next().unwrap_or("/");
             let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-            format!("{dir}{location}")
+            request_target(&format!("{dir}{location}"))?
         };
         Ok(WsUrl {
             target,
@@ -128,6 +131,35 @@ impl WsUrl {
             self.host.clone()
         }
     }
+}
+
+/// The path and query as a request target of RFC 3986 characters (§3.3 path-abempty, §3.4
+/// query): a character the grammar allows is kept, as is a `%XX` escape; any other printable
+/// character (a space, `"`, `<`, non-ASCII...) is percent-encoded as its UTF-8 bytes, as browsers
+/// do. A control character (CR, LF, NUL, ...) or a `%` without two hex digits is an error: it
+/// has no meaning a server could agree on, and CR/LF would split the request line.
+fn request_target(raw: &str) -> Result<String, UrlError> {
+    // unreserved, sub-delims, ":", "@" (pchar), "/" and "?" (path separators and query).
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b);
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_control() {
+            return Err(UrlError::InvalidTarget);
+        }
+        if b == b'%' {
+            let escape = bytes.get(i + 1..i + 3);
+            if !escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+                return Err(UrlError::InvalidTarget);
+            }
+            out.push('%');
+        } else if allowed(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
@@ -206,6 +238,17 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_rfc_3986() {
+        let u = WsUrl::parse("ws://x/a b/\u{e9}?q=\"<>\"&r=%2F").unwrap();
+        assert_eq!(u.target, "/a%20b/%C3%A9?q=%22%3C%3E%22&r=%2F");
+        let u = WsUrl::parse("ws://x/p:@!$&'()*+,;=-._~?/?").unwrap();
+        assert_eq!(u.target, "/p:@!$&'()*+,;=-._~?/?");
+        let base = WsUrl::parse("ws://x/a/b").unwrap();
+        assert_eq!(base.join("c d").unwrap().target, "/a/c%20d");
+        assert_eq!(base.join("/x\ty"), Err(UrlError::InvalidTarget));
+    }
+
+    #[test]
     fn redirect_locations() {
         let base = WsUrl::parse("wss://a.example/chat/room?x=1").unwrap();
         assert_eq!(
@@ -247,6 +290,14 @@ mod tests {
             Err(UrlError::InvalidHost)
         );
         assert_eq!(WsUrl::parse("ws://x/#frag"), Err(UrlError::Fragment));
+        for bad in [
+            "ws://x/p HTTP/1.1\r\nSmuggled: yes\r\nX: /",
+            "ws://x/\0",
+            "ws://x/?a=%zz",
+            "ws://x/%4",
+        ] {
+            assert_eq!(WsUrl::parse(bad), Err(UrlError::InvalidTarget), "{bad:?}");
+        }
         assert!(WsUrl::parse("nonsense").is_err());
     }
 }

@@ -209,3 +209,150 @@ fn a_timed_out_read_keeps_the_partial_frame() {
     drop(ws);
     server.join().unwrap();
 }
+
+/// Issue 18 item 9: a server that answers `302` to `location` after recording the request head.
+fn recording_redirector(
+    bind: &str,
+    location: impl Fn(std::net::SocketAddr) -> String + Send + 'static,
+) -> (
+    std::net::SocketAddr,
+    std::thread::JoinHandle<syncws::Headers>,
+) {
+    let listener = TcpListener::bind(bind).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut seen = syncws::Headers::new();
+        let _ = syncws::accept_with(stream, |req| {
+            seen = req.headers.clone();
+            Err(syncws::Reject::new(302).header("Location", location(addr)))
+        });
+        seen
+    });
+    (addr, server)
+}
+
+/// A WebSocket server that records the request head of its one connection.
+fn recording_server(
+    bind: &str,
+) -> (
+    std::net::SocketAddr,
+    std::thread::JoinHandle<syncws::Headers>,
+) {
+    let listener = TcpListener::bind(bind).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut seen = syncws::Headers::new();
+        let _ = syncws::accept_with(stream, |req| {
+            seen = req.headers.clone();
+            Ok(syncws::Accept::default())
+        });
+        seen
+    });
+    (addr, server)
+}
+
+fn with_credentials(url: String) -> ClientBuilder {
+    ClientBuilder::new(url)
+        .no_proxy()
+        .header("Authorization", "Bearer secret-a")
+        .header("Cookie", "session=secret-a")
+        .header("Proxy-Authorization", "Basic c2VjcmV0")
+        .header("X-Trace", "kept")
+}
+
+#[test]
+fn a_redirect_to_another_host_drops_the_credentials() {
+    // Linux routes all of 127.0.0.0/8 to the loopback interface: two hosts on one machine.
+    let (b, second) = recording_server("127.0.0.2:0");
+    let (a, first) = recording_redirector("127.0.0.1:0", move |_| format!("ws://{b}/next"));
+    let (ws, _) = with_credentials(format!("ws://user:pw@{a}/start"))
+        .connect()
+        .unwrap();
+    drop(ws);
+    let at_a = first.join().unwrap();
+    assert_eq!(at_a.get("authorization"), Some("Bearer secret-a"));
+    assert_eq!(at_a.get("cookie"), Some("session=secret-a"));
+    let at_b = second.join().unwrap();
+    for name in ["authorization", "cookie", "proxy-authorization"] {
+        assert_eq!(
+            at_b.get(name),
+            None,
+            "{name} reached the other host: {at_b:?}"
+        );
+    }
+    assert_eq!(at_b.get("x-trace"), Some("kept"));
+}
+
+#[test]
+fn a_redirect_to_another_port_drops_the_credentials() {
+    let (b, second) = recording_server("127.0.0.1:0");
+    let (a, first) = recording_redirector("127.0.0.1:0", move |_| format!("ws://{b}/next"));
+    let (ws, _) = with_credentials(format!("ws://{a}/start"))
+        .connect()
+        .unwrap();
+    drop(ws);
+    first.join().unwrap();
+    let at_b = second.join().unwrap();
+    assert_eq!(at_b.get("authorization"), None, "{at_b:?}");
+    assert_eq!(at_b.get("cookie"), None, "{at_b:?}");
+}
+
+#[test]
+fn a_redirect_on_the_same_origin_keeps_the_credentials() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        let _ = syncws::accept_with(first, |_| {
+            Err(syncws::Reject::new(307).header("Location", "/new"))
+        });
+        let (second, _) = listener.accept().unwrap();
+        let mut seen = syncws::Headers::new();
+        let _ws = syncws::accept_with(second, |req| {
+            seen = req.headers.clone();
+            Ok(syncws::Accept::default())
+        });
+        seen
+    });
+    let (_ws, _) = with_credentials(format!("ws://{addr}/old"))
+        .connect()
+        .unwrap();
+    let seen = server.join().unwrap();
+    assert_eq!(seen.get("authorization"), Some("Bearer secret-a"));
+    assert_eq!(seen.get("cookie"), Some("session=secret-a"));
+}
+
+#[test]
+fn a_callers_host_header_replaces_the_urls() {
+    let (addr, server) = recording_server("127.0.0.1:0");
+    let (ws, _) = ClientBuilder::new(format!("ws://{addr}/"))
+        .no_proxy()
+        .header("Host", "chat.example")
+        .connect()
+        .unwrap();
+    drop(ws);
+    let seen = server.join().unwrap();
+    assert_eq!(seen.get_all("host").collect::<Vec<_>>(), ["chat.example"]);
+}
+
+#[test]
+fn the_clients_own_headers_cannot_be_given_twice() {
+    for (name, value) in [
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ] {
+        let err = ClientBuilder::new("ws://127.0.0.1:9/")
+            .no_proxy()
+            .header(name, value)
+            .connect()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Handshake(HandshakeError::InvalidField(_))),
+            "{name}: {err}"
+        );
+    }
+}

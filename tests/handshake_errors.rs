@@ -111,3 +111,35 @@ fn the_answer_carries_a_reason() {
     let (_, answer) = answer_to(good().replace("Host: 127.0.0.1\r\n", "").as_bytes());
     assert!(answer.ends_with("missing Host\n"), "{answer}");
 }
+
+#[test]
+fn a_second_origin_key_or_version_is_400() {
+    for extra in [
+        "Origin: https://a.example\r\nOrigin: https://b.example\r\n",
+        "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n",
+        "Sec-WebSocket-Version: 13\r\n",
+        "Host: evil.example\r\n",
+    ] {
+        assert_eq!(
+            answer_to(upgrade_request(extra).as_bytes()).0,
+            400,
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn a_body_or_a_target_that_is_not_a_path_is_400() {
+    assert_eq!(
+        answer_to(upgrade_request("Content-Length: 3\r\n").as_bytes()).0,
+        400
+    );
+    assert_eq!(
+        answer_to(upgrade_request("Transfer-Encoding: chunked\r\n").as_bytes()).0,
+        400
+    );
+    for target in ["http://evil.example/admin", "*"] {
+        let request = good().replacen("/chat", target, 1);
+        assert_eq!(answer_to(request.as_bytes()).0, 400, "{target}");
+    }
+}

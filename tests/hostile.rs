@@ -289,3 +289,125 @@ fn a_new_data_frame_inside_a_fragmented_message_gets_1002() {
     bytes.extend(frame(OpCode::Binary, true, b"b"));
     assert_eq!(setup.close_code_for(&bytes), 1002);
 }
+
+// Issue 18 item 5: a request the server reads one way and a proxy or allowlist another.
+
+#[test]
+fn a_second_host_key_or_version_gets_400() {
+    let mut setup = Setup::new();
+    for extra in [
+        "Host: evil.example\r\n",
+        "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n",
+        "Sec-WebSocket-Version: 8\r\n",
+        "Origin: https://a.example\r\nOrigin: https://b.example\r\n",
+    ] {
+        let answer = setup.answer(upgrade_request(extra).as_bytes());
+        assert_eq!(status(&answer), 400, "{extra:?}: {answer}");
+        assert!(answer.contains("more than one"), "{answer}");
+    }
+}
+
+#[test]
+fn an_upgrade_request_with_a_body_gets_400_and_its_body_is_not_read_as_frames() {
+    let mut setup = Setup::new();
+    // The "body" is a valid masked text frame: upgraded, it would be echoed.
+    let body = frame(OpCode::Text, true, b"smuggled");
+    for extra in [
+        format!("Content-Length: {}\r\n", body.len()),
+        "Transfer-Encoding: chunked\r\n".to_owned(),
+    ] {
+        let mut request = upgrade_request(&extra).into_bytes();
+        request.extend_from_slice(&body);
+        let answer = setup.answer(&request);
+        assert_eq!(status(&answer), 400, "{extra:?}: {answer}");
+        assert!(!answer.contains("smuggled"), "{answer}");
+    }
+    // Content-Length: 0 is no body.
+    let mut raw = raw_connect(setup.addr);
+    raw.write_all(upgrade_request("Content-Length: 0\r\n").as_bytes())
+        .unwrap();
+    let mut head = [0u8; 12];
+    raw.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+}
+
+#[test]
+fn absolute_form_and_asterisk_targets_get_400() {
+    let mut setup = Setup::new();
+    for target in ["http://evil.example/admin", "*", "ws://127.0.0.1/chat"] {
+        let request = upgrade_request("").replacen("/chat", target, 1);
+        let answer = setup.answer(request.as_bytes());
+        assert_eq!(status(&answer), 400, "{target}: {answer}");
+    }
+}
+
+/// A server with an Origin allowlist and a page handler, and the paths its sessions saw.
+fn policy_server() -> (ServerHandle, SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let (seen, paths) = std::sync::mpsc::channel();
+    let seen = std::sync::Mutex::new(seen);
+    let mut config = Config::default();
+    config.handshake_timeout = Some(Duration::from_secs(5));
+    let server = Server::builder()
+        .config(config)
+        .allowed_origins(["https://good.example"])
+        .http(|req| syncws::HttpResponse::new(200).body(format!("page {}\n", req.path())))
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(move |session| {
+            let _ = seen
+                .lock()
+                .unwrap()
+                .send(session.request().path().to_owned());
+            common::echo_session(session);
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    (server, addr, paths)
+}
+
+#[test]
+fn a_second_origin_does_not_slip_past_the_allowlist() {
+    let (server, addr, paths) = policy_server();
+    let allowed = "Origin: https://good.example\r\n";
+    let mut alone = raw_connect(addr);
+    alone
+        .write_all(upgrade_request(allowed).as_bytes())
+        .unwrap();
+    let mut head = [0u8; 12];
+    alone.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    assert_eq!(paths.recv_timeout(DEADLINE).unwrap(), "/chat");
+    drop(alone);
+    for extra in [
+        format!("{allowed}Origin: https://evil.example\r\n"),
+        format!("Origin: https://evil.example\r\n{allowed}"),
+    ] {
+        let (status, answer) = common::status_of(addr, upgrade_request(&extra).as_bytes());
+        assert_eq!(status, 400, "{extra:?}: {answer}");
+    }
+    let (status, _) = common::status_of(
+        addr,
+        upgrade_request("Origin: https://evil.example\r\n").as_bytes(),
+    );
+    assert_eq!(status, 403);
+    server.shutdown();
+    assert!(paths.try_recv().is_err(), "an evil origin was upgraded");
+}
+
+#[test]
+fn a_plain_http_1_0_request_reaches_the_page_handler() {
+    let (server, addr, _) = policy_server();
+    let (status, answer) = common::status_of(addr, b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.ends_with("page /index.html\n"), "{answer}");
+    // RFC 9112 §3.2: two Host headers get 400, page or not.
+    let (status, answer) = common::status_of(
+        addr,
+        b"GET /index.html HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    );
+    assert_eq!(status, 400, "{answer}");
+    // An HTTP/1.0 upgrade stays refused: RFC 6455 §4.1 needs 1.1.
+    let request = upgrade_request("").replace("HTTP/1.1", "HTTP/1.0");
+    assert_eq!(common::status_of(addr, request.as_bytes()).0, 505);
+    server.shutdown();
+}

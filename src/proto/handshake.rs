@@ -97,11 +97,76 @@ impl Headers {
         )
     }
 
+    /// Checks every field against RFC 9110's grammar: the name a token (§5.1), the value a
+    /// field-value (§5.5), so no CR, LF or NUL can split the head into extra lines.
+    ///
+    /// Errors: [`HandshakeError::InvalidField`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), HandshakeError> {
+        self.0
+            .iter()
+            .try_for_each(|(name, value)| check_field(name, value))
+    }
+
+    /// Writes the fields as header lines. A field that fails [`Headers::validate`] is left out:
+    /// the callers in this crate validate first and report it; this only keeps a forgotten check
+    /// from ever putting a caller's CR/LF on the wire.
     fn write_to(&self, out: &mut String) {
         for (name, value) in &self.0 {
-            let _ = write!(out, "{name}: {value}\r\n");
+            if check_field(name, value).is_ok() {
+                let _ = write!(out, "{name}: {value}\r\n");
+            }
         }
     }
+}
+
+/// Whether `s` is an RFC 9110 §5.6.2 token: one or more `tchar`s. Header names and
+/// subprotocol names (RFC 6455 §4.1) are tokens.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `s` is an RFC 9110 §5.5 field-value: visible characters (and obs-text, bytes from
+/// 0x80) with spaces or tabs between them but not around them; no CR, LF, NUL or other control.
+pub fn is_field_value(s: &str) -> bool {
+    let visible = |b: u8| b > 0x20 && b != 0x7f;
+    let bytes = s.as_bytes();
+    let edges_ok = match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => visible(first) && visible(last),
+        _ => true,
+    };
+    edges_ok && bytes.iter().all(|&b| visible(b) || b == b' ' || b == b'\t')
+}
+
+/// One field against the grammar; the error names the field but never echoes its value, which
+/// may be a secret.
+fn check_field(name: &str, value: &str) -> Result<(), HandshakeError> {
+    if !is_token(name) {
+        return Err(HandshakeError::InvalidField(format!(
+            "header name {name:?} is not an RFC 9110 token"
+        )));
+    }
+    if !is_field_value(value) {
+        return Err(HandshakeError::InvalidField(format!(
+            "value of header {name} has a control character (CR, LF, NUL...) or surrounding whitespace"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks subprotocol names: each must be a token (RFC 6455 §4.1).
+pub fn check_subprotocols<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), HandshakeError> {
+    for name in names {
+        if !is_token(name) {
+            return Err(HandshakeError::InvalidField(format!(
+                "subprotocol {name:?} is not an RFC 9110 token"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A client's opening handshake request, as the server sees it.
@@ -109,8 +174,12 @@ impl Headers {
 pub struct Request {
     /// The method; a WebSocket upgrade is a GET.
     pub method: String,
-    /// The request target: path and query, e.g. `/chat?room=1`.
+    /// The request target: path and query, e.g. `/chat?room=1`. An upgrade request always has
+    /// this origin form ([`check_request`] refuses others); a plain HTTP request may not.
     pub target: String,
+    /// The HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0 (plain HTTP only: an upgrade
+    /// needs 1.1).
+    pub version: u8,
     /// The header fields.
     pub headers: Headers,
 }
@@ -217,6 +286,8 @@ fn map_httparse(e: httparse::Error) -> HandshakeError {
 /// after it already belong to the WebSocket stream.
 ///
 /// A head that is still incomplete at `limits.max_size` bytes is `HeadTooLarge` (431).
+/// HTTP/1.0 parses (a plain page request may use it); [`check_request`] refuses it for an upgrade.
+/// A second `Host` is an error for every request (RFC 9112 §3.2).
 pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>, HandshakeError> {
     let mut fields = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut fields);
@@ -227,14 +298,21 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>,
         }
         httparse::Status::Partial => Ok(Decoded::Partial),
         httparse::Status::Complete(len) => {
-            // RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be
-            // at least 1.1." httparse reads 1.0 and 1.1 only.
-            if req.version != Some(1) {
-                return Err(HandshakeError::UnsupportedHttpVersion);
+            // RFC 9112 §3.2: a request with more than one Host gets 400, page or upgrade.
+            if req
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("host"))
+                .nth(1)
+                .is_some()
+            {
+                return Err(HandshakeError::DuplicateField("host"));
             }
+            // httparse reads HTTP/1.0 and 1.1 only.
             let request = Request {
                 method: req.method.unwrap_or_default().to_owned(),
                 target: req.path.unwrap_or_default().to_owned(),
+                version: req.version.unwrap_or_default(),
                 headers: Headers::from_httparse(req.headers),
             };
             Ok(Decoded::Complete(request, len))
@@ -242,7 +320,23 @@ pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>,
     }
 }
 
+/// Header fields an upgrade request may carry once only: a second one would be read by one
+/// party and ignored by another (a second `Origin` slipping past an allowlist that reads the
+/// first, or a proxy routing on one `Host` while the application sees the other).
+const SINGLE_FIELDS: [&str; 4] = [
+    "host",
+    "origin",
+    "sec-websocket-key",
+    "sec-websocket-version",
+];
+
 /// Checks a request against RFC 6455 §4.2.1; returns the client's `Sec-WebSocket-Key`.
+///
+/// Beyond the RFC's list it refuses, with 400: a second `Host`, `Origin`, `Sec-WebSocket-Key` or
+/// `Sec-WebSocket-Version`; a body (`Content-Length` other than 0, or `Transfer-Encoding`), whose
+/// bytes would otherwise be read as WebSocket frames; and a request target that is not origin
+/// form (`/path?query`): the absolute form (`GET http://other.example/admin`) and `*` are
+/// refused rather than rewritten, so [`Request::path`] is always a path. HTTP/1.0 gets 505.
 pub fn check_request(request: &Request) -> Result<String, HandshakeError> {
     if request.method != "GET" {
         return Err(HandshakeError::MethodNotAllowed(request.method.clone()));
@@ -250,6 +344,29 @@ pub fn check_request(request: &Request) -> Result<String, HandshakeError> {
     let headers = &request.headers;
     if headers.get("upgrade").is_none() {
         return Err(HandshakeError::NotUpgrade);
+    }
+    // RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be at
+    // least 1.1."
+    if request.version < 1 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+    // RFC 9112 §3.2.1: the origin form is "absolute-path [ "?" query ]".
+    if !request.target.starts_with('/') {
+        return Err(HandshakeError::BadHeader(
+            "request target is not a path (origin form)",
+        ));
+    }
+    for name in SINGLE_FIELDS {
+        if headers.get_all(name).nth(1).is_some() {
+            return Err(HandshakeError::DuplicateField(name));
+        }
+    }
+    // RFC 9112 §6.3: a request has a body if it has Transfer-Encoding or a Content-Length; an
+    // upgrade request has none, or its body would be taken for the first frames.
+    let has_body = headers.get("transfer-encoding").is_some()
+        || headers.get_all("content-length").any(|v| v.trim() != "0");
+    if has_body {
+        return Err(HandshakeError::BadHeader("an upgrade request has no body"));
     }
     if !headers.has_token("upgrade", "websocket") {
         return Err(HandshakeError::BadHeader("Upgrade must be websocket"));
@@ -279,13 +396,21 @@ pub fn check_request(request: &Request) -> Result<String, HandshakeError> {
     }
 }
 
-/// The `101 Switching Protocols` answer to a checked request.
+/// Checks what a server is about to put in a 101: the subprotocol a token, the extra headers
+/// RFC 9110 fields. Call it before [`accept_response`] to refuse (500) instead of answering.
+pub fn check_accept(protocol: Option<&str>, extra: &Headers) -> Result<(), HandshakeError> {
+    check_subprotocols(protocol)?;
+    extra.validate()
+}
+
+/// The `101 Switching Protocols` answer to a checked request. Fields that fail
+/// [`check_accept`] are left out.
 pub fn accept_response(key: &str, protocol: Option<&str>, extra: &Headers) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         accept_key(key)
     );
-    if let Some(protocol) = protocol {
+    if let Some(protocol) = protocol.filter(|p| is_token(p)) {
         let _ = write!(head, "Sec-WebSocket-Protocol: {protocol}\r\n");
     }
     extra.write_to(&mut head);
@@ -294,6 +419,7 @@ pub fn accept_response(key: &str, protocol: Option<&str>, extra: &Headers) -> Ve
 }
 
 /// A refusal: `status` with `headers` and a plain-text `body`; the connection closes after it.
+/// Fields that fail [`Headers::validate`] are left out.
 pub fn reject_response(status: u16, extra: &Headers, body: &[u8]) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -364,7 +490,35 @@ pub struct ClientRequest<'a> {
 }
 
 impl ClientRequest<'_> {
-    /// The request head (RFC 6455 §4.1).
+    /// Checks everything that goes on the wire: the target an origin-form request target of
+    /// RFC 3986 characters (see [`WsUrl`](crate::WsUrl), which builds one), the host a value,
+    /// the subprotocols tokens, the headers RFC 9110 fields. [`to_bytes`](Self::to_bytes) of a
+    /// request that fails this would not be the request asked for.
+    ///
+    /// Errors: [`HandshakeError::InvalidField`].
+    pub fn validate(&self) -> Result<(), HandshakeError> {
+        let target_ok = self.target.starts_with('/')
+            && self
+                .target
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'#');
+        if !target_ok {
+            return Err(HandshakeError::InvalidField(format!(
+                "request target {:?} is not a path of RFC 3986 characters",
+                self.target
+            )));
+        }
+        check_field("Host", self.host)?;
+        check_field("Sec-WebSocket-Key", self.key)?;
+        if let Some(extensions) = self.extensions {
+            check_field("Sec-WebSocket-Extensions", extensions)?;
+        }
+        check_subprotocols(self.subprotocols.iter().map(String::as_str))?;
+        self.headers.validate()
+    }
+
+    /// The request head (RFC 6455 §4.1). Call [`validate`](Self::validate) first: header
+    /// fields that fail it are left out, but a bad target or host is written as given.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
@@ -526,10 +680,77 @@ mod tests {
             let err = check_request(&request(&text)).unwrap_err();
             assert_eq!(err.status(), status, "{err}");
         }
-        let v10 = GOOD.replace("HTTP/1.1", "HTTP/1.0");
-        assert_eq!(
-            parse_request(v10.as_bytes(), LIMITS).unwrap_err().status(),
-            505
+        // HTTP/1.0 parses (a plain page request), but an upgrade needs 1.1.
+        let v10 = request(&GOOD.replace("HTTP/1.1", "HTTP/1.0"));
+        assert_eq!(v10.version, 0);
+        assert_eq!(check_request(&v10).unwrap_err().status(), 505);
+    }
+
+    #[test]
+    fn duplicates_bodies_and_other_targets_are_400() {
+        let with = |extra: &str| GOOD.replace("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"));
+        for text in [with("Host: evil.example"), with("HOST: server.example.com")] {
+            assert_eq!(
+                parse_request(text.as_bytes(), LIMITS),
+                Err(HandshakeError::DuplicateField("host"))
+            );
+        }
+        let cases = [
+            with("Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw=="),
+            with("Sec-WebSocket-Version: 8"),
+            with("Origin: https://a.example\r\nOrigin: https://evil.example"),
+            with("Content-Length: 5"),
+            with("Transfer-Encoding: chunked"),
+            GOOD.replace(
+                "GET /chat?room=1&token=abc",
+                "GET http://evil.example/admin",
+            ),
+            GOOD.replace("GET /chat?room=1&token=abc", "GET *"),
+        ];
+        for text in cases {
+            let err = check_request(&request(&text)).unwrap_err();
+            assert_eq!(err.status(), 400, "{err}: {text}");
+        }
+        assert!(check_request(&request(&with("Content-Length: 0"))).is_ok());
+        assert!(check_request(&request(&with("Origin: https://a.example"))).is_ok());
+    }
+
+    #[test]
+    fn fields_follow_rfc_9110() {
+        for good in ["X-Test", "a", "!#$%&'*+-.^_`|~09azAZ"] {
+            assert!(is_token(good), "{good}");
+        }
+        for bad in ["", "X Test", "X:Test", "X\r\nY", "é", "(x)"] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+        for good in ["", "a", "a b\tc", "caf\u{e9}", "Bearer abc=="] {
+            assert!(is_field_value(good), "{good:?}");
+        }
+        for bad in [
+            "a\r\nInjected: yes",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            " a",
+            "a ",
+            "\ta",
+            "a\x7f",
+        ] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
+        let mut headers = Headers::new();
+        headers.push("X-Test", "a\r\nInjected: yes");
+        assert!(matches!(
+            headers.validate(),
+            Err(HandshakeError::InvalidField(_))
+        ));
+        // Even unchecked, the writers leave the field out rather than split the head.
+        let head = String::from_utf8(reject_response(403, &headers, b"")).unwrap();
+        assert!(!head.contains("Injected"), "{head}");
+        let head = String::from_utf8(accept_response("k", Some("a\r\nB: c"), &headers)).unwrap();
+        assert!(
+            !head.contains("Injected") && !head.contains("B: c"),
+            "{head}"
         );
     }
 

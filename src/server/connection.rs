@@ -13,7 +13,7 @@ use crate::proto::close::CloseCode;
 use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
-    Request, accept_response, check_request, error_response, parse_request,
+    Request, accept_response, check_accept, check_request, error_response, parse_request,
 };
 use crate::proto::message::{Event, Message};
 use crate::proto::{Receiver, Role};
@@ -348,6 +348,12 @@ fn handshake<T: Send + 'static>(
         .flatten();
     if let Some(params) = &agreed {
         accept = accept.header("Sec-WebSocket-Extensions", params.to_header_value());
+    }
+    if check_accept(accept.subprotocol.as_deref(), &accept.headers).is_err() {
+        // A hook's header with CR/LF (or the like) is never sent: no response splitting.
+        let refusal = HttpResponse::new(500).body("invalid response header\n");
+        respond(reader.io, stream, &refusal.to_bytes());
+        return None;
     }
     let response = accept_response(&key, accept.subprotocol.as_deref(), &accept.headers);
     if io::Write::write_all(reader.io, &response).is_err() {

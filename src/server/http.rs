@@ -31,7 +31,10 @@ impl HttpResponse {
         }
     }
 
-    /// Adds a header.
+    /// Adds a header. The name must be an RFC 9110 token and the value a field value (no CR,
+    /// LF, NUL or other control characters, no leading or trailing whitespace): a response with
+    /// a header that is not is never sent, the client gets a bare 500 instead (no response
+    /// splitting).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> HttpResponse {
         self.headers.push(name, value);
         self
@@ -43,8 +46,12 @@ impl HttpResponse {
         self
     }
 
+    /// The response on the wire; a bare 500 if a header breaks RFC 9110's field grammar.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        reject_response(self.status, &self.headers, &self.body)
+        match self.headers.validate() {
+            Ok(()) => reject_response(self.status, &self.headers, &self.body),
+            Err(_) => reject_response(500, &Headers::new(), b"invalid response header\n"),
+        }
     }
 }
 
