@@ -298,7 +298,6 @@ fn a_frame_announcing_2_pow_63_minus_1_bytes_is_frame_too_large() {
 }
 
 #[test]
-#[ignore = "needs F's predicted-read fix (issue 18 item 1, client side)"]
 fn an_announced_length_costs_nothing_until_its_bytes_arrive() {
     // A header announcing 16 MiB - 1 (within max_frame_size), then nothing.
     let (go, wait) = mpsc::channel::<()>();
@@ -503,7 +502,6 @@ fn a_proxy_trickling_its_answer_ends_at_the_handshake_deadline() {
 }
 
 #[test]
-#[ignore = "needs a time bound on the client's wait for the server's TCP close (socket.rs, helper D)"]
 fn a_server_that_never_closes_tcp_does_not_hold_a_client_with_default_settings() {
     // As above, but the client has no read timeout: its wait for the server's TCP close
     // (RFC 6455 §7.1.1) is bounded in bytes only today.

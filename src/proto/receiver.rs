@@ -130,10 +130,10 @@ const DIRECT_READ_MAX: u64 = 1 << 20;
 
 /// The room a payload read straight into the message gets before any of it arrived; from there
 /// the message at most doubles per read, so room follows the bytes that came, not the length a
-/// header announces (a 14-byte header announcing 16 MiB costs this, not 1 MiB). Half the input
-/// buffer's largest growth: a 64 KiB message still comes in three reads the first time, and in
-/// one once it is predicted (`read_bufs`).
-const DIRECT_ROOM_START: usize = 32 * 1024;
+/// header announces (a 14-byte header announcing 16 MiB costs this, not 1 MiB). Small, because a
+/// peer can hold it per connection for free; a large message pays a few extra reads the first time
+/// only, since later ones are predicted (`read_bufs`).
+const DIRECT_ROOM_START: usize = 4 * 1024;
 
 /// The largest buffer of a sent message kept for the next message to be received into, when no
 /// read is predicted: the size from which payloads are read straight into the message instead.
