@@ -33,7 +33,8 @@ fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
 
 /// Sends a raw upgrade request and reads the status line's code.
 fn upgrade_status(addr: SocketAddr) -> Option<u16> {
-    let mut stream = raw_connect(addr);
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(DEADLINE)).ok()?;
     stream.write_all(upgrade_request("").as_bytes()).ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;

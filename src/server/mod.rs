@@ -38,6 +38,23 @@ type EndHook = dyn Fn(SocketAddr, &EndCause) + Send + Sync;
 /// `scripts/memory.sh`).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
+/// The default heartbeat: a ping after 20 s of quiet, failed 20 s later without an answer (as
+/// python-websockets does). With it, a dead or half-open peer is freed at most 40 s after the last
+/// byte it sent; see [`ServerBuilder::heartbeat`].
+pub(crate) const DEFAULT_HEARTBEAT: HeartbeatConfig = HeartbeatConfig {
+    interval: Duration::from_secs(20),
+    timeout: Duration::from_secs(20),
+};
+
+/// How long the accept thread blocks in one `accept()` before it looks at the stop flag again
+/// (where the OS honours a receive timeout on a listening socket, as Linux does): the bound on
+/// [`ServerHandle::shutdown`]'s wait for the accept thread if waking it fails.
+const ACCEPT_POLL: Duration = Duration::from_secs(1);
+
+/// The longest pause of the accept loop after a failed `accept()` (out of descriptors, memory):
+/// the pause doubles from 10 ms up to this, so a persistent error does not burn a core.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Settings that do not depend on the hook's type.
 #[derive(Clone)]
 struct Settings {
@@ -65,7 +82,7 @@ impl Default for Settings {
             max_connections: 10_000,
             allowed_origins: None,
             subprotocols: Vec::new(),
-            heartbeat: None,
+            heartbeat: Some(DEFAULT_HEARTBEAT),
             message_timeout: Some(Duration::from_secs(60)),
             idle_timeout: None,
             write_timeout: Some(Duration::from_secs(10)),
@@ -192,9 +209,21 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// within `timeout` after the ping (close 1011 if it can be sent, then TCP is closed at
     /// once; the cause is [`EndCause::HeartbeatTimeout`]). Anything received counts as life, a
     /// frame or part of one, so a peer busy sending a large message is never failed.
-    /// One thread drives all connections' timers. Defaults to off.
+    /// One thread drives all connections' timers.
+    ///
+    /// Defaults to on, every 20 s with a 20 s timeout (as python-websockets): a peer that died or
+    /// vanished without closing TCP is freed (its thread and its `max_connections` slot) at most
+    /// 40 s after the last byte it sent. [`without_heartbeat`](Self::without_heartbeat) turns it off.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.settings.heartbeat = Some(HeartbeatConfig { interval, timeout });
+        self
+    }
+
+    /// Turns the heartbeat off: a peer that vanishes without closing TCP then holds its thread and
+    /// slot until a write to it times out, the idle timeout (if set) ends it, or for ever if the
+    /// handler only reads. For clients known to ping on their own, or tests.
+    pub fn without_heartbeat(mut self) -> Self {
+        self.settings.heartbeat = None;
         self
     }
 
@@ -311,7 +340,9 @@ pub(crate) struct Context<T> {
     http: Option<Arc<HttpHandler>>,
     on_end: Option<Arc<EndHook>>,
     handler: Box<Handler<T>>,
-    heartbeat: Option<HeartbeatTimer>,
+    /// Heartbeats, message and idle deadlines, and the total deadlines of HTTP answers and close
+    /// waits (`cut_at`): started with every server.
+    timer: HeartbeatTimer,
     registry: Registry,
     stopping: AtomicBool,
 }
@@ -350,6 +381,8 @@ impl<T: Send + 'static> Server<T> {
     {
         let local_addr = self.local_addr()?;
         let (listener, context) = self.start(handler)?;
+        // A second handle on the listening socket, to wake the accept thread at shutdown.
+        let waker = listener.try_clone()?;
         let thread_context = Arc::clone(&context);
         let accept_thread = thread::Builder::new()
             .name("syncws-accept".into())
@@ -357,6 +390,7 @@ impl<T: Send + 'static> Server<T> {
         Ok(ServerHandle {
             context: Some(context),
             accept_thread: Some(accept_thread),
+            waker,
             local_addr,
         })
     }
@@ -376,18 +410,16 @@ impl<T: Send + 'static> Server<T> {
             message_timeout: settings.message_timeout,
             idle_timeout: settings.idle_timeout,
         };
-        let heartbeat = if watch.is_active() {
-            Some(HeartbeatTimer::start(watch)?)
-        } else {
-            None
-        };
+        // Without heartbeat, message or idle timeout no connection is watched (`add` keeps
+        // nothing), but the thread still enforces the total deadlines of answers and close waits.
+        let timer = HeartbeatTimer::start(watch)?;
         let context = Arc::new(Context {
             settings,
             hook,
             http,
             on_end,
             handler: Box::new(handler),
-            heartbeat,
+            timer,
             registry: Registry::default(),
             stopping: AtomicBool::new(false),
         });
@@ -396,7 +428,12 @@ impl<T: Send + 'static> Server<T> {
 }
 
 /// Accepts until the server stops: each connection gets a thread, or a 503 over the cap.
+///
+/// Waits only in `accept()`, for at most [`ACCEPT_POLL`] where the OS allows (then it looks at the
+/// stop flag), and in the backoff after a failed accept (at most [`ACCEPT_BACKOFF_MAX`]).
 fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<T>>) {
+    set_accept_poll(listener);
+    let mut backoff = Backoff::default();
     loop {
         let accepted = listener.accept();
         if context.stopping.load(Ordering::Acquire) {
@@ -404,14 +441,18 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
         }
         context.registry.reap();
         let stream = match accepted {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors, or a connection reset before accept: keep serving.
-            Err(e) if is_transient(&e) => {
-                // EMFILE would repeat at once; give handlers a moment to release descriptors.
-                thread::sleep(Duration::from_millis(10));
+            Ok((stream, _)) => {
+                backoff.reset();
+                stream
+            }
+            // The poll timed out, or this one connection failed before we took it: go on.
+            Err(e) if is_per_connection(&e) => continue,
+            // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS), or worse: retrying at once
+            // would fail the same way and burn a core. Pause, longer each time.
+            Err(e) => {
+                backoff.pause(&e);
                 continue;
             }
-            Err(_) => continue,
         };
         let mut live = context.registry.lock();
         if live.len() >= context.settings.max_connections {
@@ -439,9 +480,80 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
     }
 }
 
-fn is_transient(e: &io::Error) -> bool {
-    // EMFILE / ENFILE show up as "Uncategorized"/Other; treat every non-fatal error alike.
-    !matches!(e.kind(), io::ErrorKind::InvalidInput)
+/// Errors that concern one connection (or the poll), not the listener: retry at once.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// The accept loop's pause after failed accepts: 10 ms, doubling up to [`ACCEPT_BACKOFF_MAX`];
+/// reset by the next successful accept. The first failure of a streak is logged (feature `log`).
+#[derive(Default)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn pause(&mut self, error: &io::Error) {
+        if self.next.is_zero() {
+            #[cfg(feature = "log")]
+            log::warn!(target: "syncws::server", "accept failed, backing off: {error}");
+            self.next = Duration::from_millis(10);
+        }
+        let _ = error;
+        #[cfg(test)]
+        tests::ACCEPT_PAUSES.fetch_add(1, Ordering::Relaxed);
+        thread::sleep(self.next);
+        self.next = (self.next * 2).min(ACCEPT_BACKOFF_MAX);
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::ZERO;
+    }
+}
+
+/// Bounds each `accept()` by [`ACCEPT_POLL`] (SO_RCVTIMEO; Linux honours it on a listening
+/// socket), so the loop sees the stop flag even if nothing wakes it.
+fn set_accept_poll(listener: &TcpListener) {
+    if let Some(socket) = listener_as_stream(listener) {
+        let _ = socket.set_read_timeout(Some(ACCEPT_POLL));
+    }
+}
+
+/// Wakes a thread blocked in `accept()` on this listener. On Linux, shutting a listening socket
+/// down makes a blocked (and every later) `accept()` fail at once. Elsewhere a connection to
+/// ourselves is tried too (bounded by 1 s); failing both, the accept thread still sees the stop
+/// flag within [`ACCEPT_POLL`] where the OS honours it.
+fn wake_accept(listener: &TcpListener, local: SocketAddr) {
+    if let Some(socket) = listener_as_stream(listener) {
+        let _ = socket.shutdown(Shutdown::Both);
+    }
+    if !cfg!(target_os = "linux") {
+        let _ = TcpStream::connect_timeout(&wake_addr(local), Duration::from_secs(1));
+    }
+}
+
+/// A second handle on the listening socket with the socket options of a stream (read timeout,
+/// shutdown). Dropping it closes only this handle.
+fn listener_as_stream(listener: &TcpListener) -> Option<TcpStream> {
+    let clone = listener.try_clone().ok()?;
+    #[cfg(unix)]
+    return Some(TcpStream::from(std::os::fd::OwnedFd::from(clone)));
+    #[cfg(windows)]
+    return Some(TcpStream::from(std::os::windows::io::OwnedSocket::from(
+        clone,
+    )));
+    #[cfg(not(any(unix, windows)))]
+    {
+        drop(clone);
+        None
+    }
 }
 
 /// Answers 503 on the accept thread without waiting for the client: reads only what has already
@@ -461,6 +573,8 @@ fn refuse_over_capacity(mut stream: TcpStream, retry_after_secs: u32) {
 pub struct ServerHandle<T: Send + 'static = ()> {
     context: Option<Arc<Context<T>>>,
     accept_thread: Option<JoinHandle<()>>,
+    /// The listening socket, to wake the accept thread.
+    waker: TcpListener,
     local_addr: SocketAddr,
 }
 
@@ -482,6 +596,10 @@ impl<T: Send + 'static> ServerHandle<T> {
     ///
     /// A handler blocked on something other than its connection (another socket, a lock) is
     /// waited for: closing TCP wakes only reads and writes on the connection.
+    ///
+    /// Called from a handler or from `on_end` (or the handle dropped there), it does not wait
+    /// for the calling connection itself, which ends when its handler returns; every other thread
+    /// has ended when it returns.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -490,9 +608,10 @@ impl<T: Send + 'static> ServerHandle<T> {
         let Some(context) = self.context.take() else {
             return;
         };
-        // 1. Stop accepting: set the flag, then wake the blocked accept() with a connection.
+        // 1. Stop accepting: set the flag, then wake the blocked accept() (bounded: see
+        //    `wake_accept` and ACCEPT_POLL).
         context.stopping.store(true, Ordering::Release);
-        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));
+        wake_accept(&self.waker, self.local_addr);
         if let Some(thread) = self.accept_thread.take() {
             let _ = thread.join();
         }
