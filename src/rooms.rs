@@ -4,11 +4,16 @@ use crate::error::Error;
 use crate::proto::Role;
 use crate::proto::frame::{FrameHeader, encode_frame};
 use crate::proto::message::Message;
-use crate::split::Writer;
+use crate::split::{WeakWriter, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A set of connections that receive the same messages. Clones share the set.
+///
+/// A room does not keep its members alive: it holds weak references, so a connection whose
+/// handler has returned (or panicked) is gone from every room as soon as the server lets go of
+/// it, with its socket, without a `leave` or a broadcast. A member whose connection has ended
+/// (closed, failed) but whose writer is still held elsewhere is dropped at the room's next use.
 ///
 /// A broadcast encodes its frame once and writes it to each member in turn. A member whose
 /// write fails or times out (the server's `write_timeout`) is failed with 1008 and dropped, so a
@@ -30,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// ```
 #[derive(Clone, Default, Debug)]
 pub struct Room {
-    members: Arc<Mutex<Vec<Writer>>>,
+    members: Arc<Mutex<Vec<WeakWriter>>>,
 }
 
 /// What a broadcast did.
@@ -48,15 +53,29 @@ impl Room {
         Room::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Writer>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<WeakWriter>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a connection; joining twice has no effect.
-    pub fn join(&self, writer: Writer) {
+    /// The members whose connections are still open; forgets the others.
+    fn live(&self) -> Vec<Writer> {
         let mut members = self.lock();
-        if !members.iter().any(|m| m.same_connection(&writer)) {
-            members.push(writer);
+        let mut live = Vec::with_capacity(members.len());
+        members.retain(|member| match member.upgrade() {
+            Some(writer) if writer.end_cause().is_none() => {
+                live.push(writer);
+                true
+            }
+            _ => false,
+        });
+        live
+    }
+
+    /// Adds a connection; joining twice has no effect. Forgets members that have ended.
+    pub fn join(&self, writer: Writer) {
+        let live = self.live();
+        if !live.iter().any(|m| m.same_connection(&writer)) {
+            self.lock().push(writer.downgrade());
         }
     }
 
@@ -68,21 +87,21 @@ impl Room {
         members.len() != before
     }
 
-    /// How many members the room has.
+    /// How many members the room has whose connections are still open.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.live().len()
     }
 
-    /// Whether the room has no members.
+    /// Whether the room has no open members.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// Sends `message` to every member except `except` (usually the sender). Blocks while it
     /// writes to each member in turn; members that fail are dropped.
     pub fn broadcast(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
         // Write outside the room's lock: joining and leaving never wait for a slow socket.
-        let members: Vec<Writer> = self.lock().clone();
+        let members = self.live();
         let mut encoded: Option<Vec<u8>> = None;
         let mut report = Broadcast::default();
         let mut failed = Vec::new();
@@ -107,7 +126,7 @@ impl Room {
         }
         if !failed.is_empty() {
             let mut members = self.lock();
-            members.retain(|m| !failed.iter().any(|f| f.same_connection(m)));
+            members.retain(|m| !failed.iter().any(|f| m.same_connection(f)));
             report.dropped = failed.len();
         }
         report
@@ -166,9 +185,11 @@ impl Rooms {
         self.get(name).map_or(0, |room| room.len())
     }
 
-    /// Names of the rooms that have members.
+    /// Names of the rooms that have members (rooms whose members have all ended are removed).
     pub fn names(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        let mut rooms = self.lock();
+        rooms.retain(|_, room| !room.is_empty());
+        rooms.keys().cloned().collect()
     }
 
     /// Broadcasts to room `name`; see [`Room::broadcast`].
