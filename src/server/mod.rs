@@ -381,8 +381,13 @@ impl<T: Send + 'static> Server<T> {
     {
         let local_addr = self.local_addr()?;
         let (listener, context) = self.start(handler)?;
-        // A second handle on the listening socket, to wake the accept thread at shutdown.
-        let waker = listener.try_clone()?;
+        // A second handle on the listening socket, made now so that waking the accept thread at
+        // shutdown needs no new descriptor (there may be none left then). It also bounds each
+        // accept() by ACCEPT_POLL, so that the thread sees the stop flag even if waking fails.
+        let waker = listener_as_stream(&listener);
+        if let Some(waker) = &waker {
+            let _ = waker.set_read_timeout(Some(ACCEPT_POLL));
+        }
         let thread_context = Arc::clone(&context);
         let accept_thread = thread::Builder::new()
             .name("syncws-accept".into())
@@ -432,7 +437,6 @@ impl<T: Send + 'static> Server<T> {
 /// Waits only in `accept()`, for at most [`ACCEPT_POLL`] where the OS allows (then it looks at the
 /// stop flag), and in the backoff after a failed accept (at most [`ACCEPT_BACKOFF_MAX`]).
 fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<T>>) {
-    set_accept_poll(listener);
     let mut backoff = Backoff::default();
     loop {
         let accepted = listener.accept();
@@ -518,20 +522,13 @@ impl Backoff {
     }
 }
 
-/// Bounds each `accept()` by [`ACCEPT_POLL`] (SO_RCVTIMEO; Linux honours it on a listening
-/// socket), so the loop sees the stop flag even if nothing wakes it.
-fn set_accept_poll(listener: &TcpListener) {
-    if let Some(socket) = listener_as_stream(listener) {
-        let _ = socket.set_read_timeout(Some(ACCEPT_POLL));
-    }
-}
-
-/// Wakes a thread blocked in `accept()` on this listener. On Linux, shutting a listening socket
-/// down makes a blocked (and every later) `accept()` fail at once. Elsewhere a connection to
-/// ourselves is tried too (bounded by 1 s); failing both, the accept thread still sees the stop
-/// flag within [`ACCEPT_POLL`] where the OS honours it.
-fn wake_accept(listener: &TcpListener, local: SocketAddr) {
-    if let Some(socket) = listener_as_stream(listener) {
+/// Wakes a thread blocked in `accept()` on the listener `waker` is a handle of. On Linux,
+/// shutting a listening socket down makes a blocked (and every later) `accept()` fail at once.
+/// Elsewhere a connection to ourselves is tried too (bounded by 1 s); failing both, the accept
+/// thread still sees the stop flag within [`ACCEPT_POLL`] where the OS honours SO_RCVTIMEO on a
+/// listening socket (Linux does).
+fn wake_accept(waker: Option<&TcpStream>, local: SocketAddr) {
+    if let Some(socket) = waker {
         let _ = socket.shutdown(Shutdown::Both);
     }
     if !cfg!(target_os = "linux") {
@@ -539,8 +536,8 @@ fn wake_accept(listener: &TcpListener, local: SocketAddr) {
     }
 }
 
-/// A second handle on the listening socket with the socket options of a stream (read timeout,
-/// shutdown). Dropping it closes only this handle.
+/// A second handle on the listening socket, typed as a stream for the socket calls a listener
+/// lacks (`SO_RCVTIMEO`, `shutdown`). Dropping it closes only this handle.
 fn listener_as_stream(listener: &TcpListener) -> Option<TcpStream> {
     let clone = listener.try_clone().ok()?;
     #[cfg(unix)]
@@ -573,8 +570,8 @@ fn refuse_over_capacity(mut stream: TcpStream, retry_after_secs: u32) {
 pub struct ServerHandle<T: Send + 'static = ()> {
     context: Option<Arc<Context<T>>>,
     accept_thread: Option<JoinHandle<()>>,
-    /// The listening socket, to wake the accept thread.
-    waker: TcpListener,
+    /// A handle on the listening socket, to wake the accept thread.
+    waker: Option<TcpStream>,
     local_addr: SocketAddr,
 }
 
@@ -611,7 +608,7 @@ impl<T: Send + 'static> ServerHandle<T> {
         // 1. Stop accepting: set the flag, then wake the blocked accept() (bounded: see
         //    `wake_accept` and ACCEPT_POLL).
         context.stopping.store(true, Ordering::Release);
-        wake_accept(&self.waker, self.local_addr);
+        wake_accept(self.waker.as_ref(), self.local_addr);
         if let Some(thread) = self.accept_thread.take() {
             let _ = thread.join();
         }
@@ -674,5 +671,153 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
         }
         _ => local,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Pauses of the accept loop after failed accepts, in this process.
+    pub(super) static ACCEPT_PAUSES: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn the_default_server_pings_every_20_s_and_frees_the_dead_within_40_s() {
+        let settings = Settings::default();
+        let heartbeat = settings.heartbeat.expect("a default server must have a heartbeat");
+        assert_eq!(heartbeat.interval, Duration::from_secs(20));
+        assert_eq!(heartbeat.timeout, Duration::from_secs(20));
+        // And the opt-out.
+        let builder = Server::builder().without_heartbeat();
+        assert!(builder.settings.heartbeat.is_none());
+    }
+
+    #[test]
+    fn the_backoff_grows_to_its_bound_and_resets() {
+        let mut backoff = Backoff::default();
+        let error = io::Error::other("test");
+        let mut pauses = Vec::new();
+        for _ in 0..4 {
+            backoff.pause(&error);
+            pauses.push(backoff.next);
+        }
+        assert_eq!(pauses[0], Duration::from_millis(20));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]));
+        backoff.next = ACCEPT_BACKOFF_MAX;
+        backoff.next = (backoff.next * 2).min(ACCEPT_BACKOFF_MAX);
+        assert_eq!(backoff.next, ACCEPT_BACKOFF_MAX);
+        backoff.reset();
+        assert!(backoff.next.is_zero());
+    }
+
+    const CHILD: &str = "SYNCWS_TEST_FD_LIMITED_CHILD";
+    const CHILD_TEST: &str = "server::tests::out_of_descriptors_the_accept_loop_backs_off_and_stops";
+
+    /// Out of file descriptors, `accept()` fails at once for as long as the shortage lasts: the
+    /// loop must pause longer and longer (not retry 100 times a second), serve again once
+    /// descriptors are free, and `shutdown` must return even though connecting to itself is then
+    /// impossible. Runs in a child process with a low descriptor limit (`ulimit -n`).
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn out_of_descriptors_the_accept_loop_backs_off_and_stops() {
+        if std::env::var_os(CHILD).is_some() {
+            return fd_limited_child();
+        }
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+            .arg(exe)
+            .args(["--exact", CHILD_TEST, "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .spawn()
+            .unwrap();
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > give_up {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the descriptor-limited child did not finish within 60 s");
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "the descriptor-limited child failed");
+    }
+
+    #[cfg(target_os = "linux")]
+    fn fd_limited_child() {
+        let mut config = Config::default();
+        // The handshake threads must keep their descriptors for the whole test.
+        config.handshake_timeout = Some(Duration::from_secs(60));
+        let server = Server::builder()
+            .config(config)
+            .bind("127.0.0.1:0")
+            .unwrap()
+            .spawn(|_session| {})
+            .unwrap();
+        let addr = server.local_addr();
+        // Use up every descriptor: each client holds one here and one in the server.
+        let mut clients = Vec::new();
+        while clients.len() < 1_000 {
+            match TcpStream::connect(addr) {
+                Ok(client) => clients.push(client),
+                Err(_) => break,
+            }
+        }
+        assert!(clients.len() < 1_000, "the descriptor limit was not reached");
+        // Wait (bounded) until the accept loop has hit the limit, then count its pauses.
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while ACCEPT_PAUSES.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < give_up, "accept never failed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        let before = ACCEPT_PAUSES.load(Ordering::Relaxed);
+        thread::sleep(Duration::from_secs(3));
+        let during = ACCEPT_PAUSES.load(Ordering::Relaxed) - before;
+        // Pauses of 10, 20, 40 … up to 1,000 ms: about 9 in 3 s, where a fixed 10 ms pause
+        // would make about 300 (and no pause, millions).
+        assert!(during <= 40, "{during} failed accepts in 3 s");
+        // Free the descriptors: the server accepts again.
+        clients.clear();
+        let give_up = Instant::now() + Duration::from_secs(20);
+        let served = loop {
+            if let Ok(mut client) = TcpStream::connect(addr) {
+                let _ = client.set_read_timeout(Some(Duration::from_secs(20)));
+                let request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+                let mut status = [0u8; 12];
+                if client.write_all(request.as_bytes()).is_ok()
+                    && client.read_exact(&mut status).is_ok()
+                {
+                    break status[9..12].to_vec();
+                }
+            }
+            assert!(Instant::now() < give_up, "never served again");
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(served, b"426");
+        // Use every descriptor again, with the accept thread (probably) blocked in accept()
+        // holding the one it reserved: a connect to ourselves cannot wake it, yet shutdown returns.
+        thread::sleep(Duration::from_millis(1_500));
+        let mut hoard = Vec::new();
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            hoard.push(file);
+            if hoard.len() > 1_000 {
+                break;
+            }
+        }
+        let (done_tx, done) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            server.shutdown();
+            let _ = done_tx.send(());
+        });
+        done.recv_timeout(Duration::from_secs(20))
+            .expect("shutdown did not return without descriptors");
+        drop(hoard);
+        drop(clients);
     }
 }
