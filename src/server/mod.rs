@@ -125,10 +125,13 @@ pub struct ServerBuilder<T = ()> {
 ///   and spawns: it never reads from a client, so a slow client cannot stall it;
 /// - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
 ///   handler;
-/// - one timer thread (`syncws-heartbeat`) pings quiet connections and fails dead ones (if
-///   heartbeats are on), and fails connections past their message deadline or idle limit.
+/// - one timer thread (`syncws-heartbeat`) pings quiet connections and fails dead ones (the
+///   heartbeat is on by default), fails connections past their message deadline or idle limit,
+///   and enforces the total deadlines of HTTP answers and of the close wait after a handler.
 ///
-/// [`ServerHandle::shutdown`] stops and joins them all.
+/// Every wait of the server's own is bounded: by a timeout (handshake, write, close, shutdown,
+/// one second per `accept()`), or by the peer making progress with the heartbeat to notice when
+/// it stops. [`ServerHandle::shutdown`] stops and joins them all.
 pub struct Server<T = ()> {
     listener: TcpListener,
     builder: ServerBuilder<T>,
@@ -252,7 +255,8 @@ impl<T: Send + 'static> ServerBuilder<T> {
     }
 
     /// How long, after the handler returns with the connection still open, the server waits for
-    /// the peer's answer to its close frame before closing TCP. Defaults to 2 s.
+    /// the peer's answer to its close frame before closing TCP: one deadline for the whole wait,
+    /// however the peer trickles its bytes. Defaults to 2 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.settings.close_timeout = timeout;
         self
@@ -357,9 +361,9 @@ impl<T: Send + 'static> Server<T> {
     /// connection's own thread.
     ///
     /// The connection lives as long as the handler runs: when it returns (or panics) with the
-    /// connection still open, the server sends close 1000 (1011 after a panic), waits up to the
-    /// close timeout for the answer and closes TCP. Writers cloned into rooms or other threads
-    /// then get [`Error::AlreadyClosed`].
+    /// connection still open, the server sends close 1000 (1011 after a panic), reads through
+    /// the session's reader (discarding data) until the answer or the close timeout, and closes
+    /// TCP. Writers cloned into rooms or other threads then get [`Error::AlreadyClosed`].
     ///
     /// Errors: [`Error::Io`] if the heartbeat thread cannot start or accepting fails for good.
     pub fn serve<F>(self, handler: F) -> Result<(), Error>
