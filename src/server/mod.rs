@@ -755,9 +755,11 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     fn fd_limited_child() {
-        let mut config = Config::default();
         // The handshake threads must keep their descriptors for the whole test.
-        config.handshake_timeout = Some(Duration::from_secs(60));
+        let config = Config {
+            handshake_timeout: Some(Duration::from_secs(60)),
+            ..Config::default()
+        };
         let server = Server::builder()
             .config(config)
             .bind("127.0.0.1:0")
