@@ -472,7 +472,10 @@ mod tests {
         let mut byte = [0u8];
         assert_eq!(probe_client.read(&mut byte).unwrap(), 0);
         let took = asked.elapsed();
-        assert!(took < Duration::from_secs(4), "a due deadline waited {took:?}");
+        assert!(
+            took < Duration::from_secs(4),
+            "a due deadline waited {took:?}"
+        );
         for (_, _, writer) in &kept {
             writer.abort();
         }
@@ -503,6 +506,10 @@ mod tests {
             timer.remove(&writer);
         }
         assert_eq!(timer.len(), 0);
-        assert!(timer.heap_len() <= 100, "{} deadlines kept", timer.heap_len());
+        assert!(
+            timer.heap_len() <= 100,
+            "{} deadlines kept",
+            timer.heap_len()
+        );
     }
 }

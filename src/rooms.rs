@@ -177,7 +177,10 @@ impl Rooms {
 
     /// The room `name`, if it has members.
     pub fn get(&self, name: &str) -> Option<Room> {
-        self.lock().get(name).cloned()
+        self.lock()
+            .get(name)
+            .filter(|room| !room.is_empty())
+            .cloned()
     }
 
     /// Members of room `name`.

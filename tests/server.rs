@@ -276,7 +276,10 @@ fn a_slow_handshake_is_dropped_and_does_not_stall_others() {
     let mut fast = connect(addr, "/");
     fast.send(Message::text("quick")).unwrap();
     assert_eq!(fast.read().unwrap(), Message::text("quick"));
-    assert!(started.elapsed() < Duration::from_secs(4), "stalled by the slow client");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stalled by the slow client"
+    );
     // The rest trickles in, a byte every 100 ms: each read is quick, the whole head too slow.
     for byte in rest {
         if slow.write_all(std::slice::from_ref(byte)).is_err() {

@@ -95,10 +95,7 @@ fn dropping_the_handle_in_on_end_returns() {
     let addr = server.local_addr();
     *slot.lock().unwrap() = Some(server);
     let mut client = syncws::connect(&format!("ws://{addr}/")).unwrap().0;
-    client
-        .get_ref()
-        .set_read_timeout(Some(DEADLINE))
-        .unwrap();
+    client.get_ref().set_read_timeout(Some(DEADLINE)).unwrap();
     let _ = client.read(); // the server's close
     done.recv_timeout(DEADLINE)
         .expect("dropping the handle in on_end never returned");
@@ -127,7 +124,9 @@ fn a_peer_that_upgrades_then_goes_silent_is_freed_by_the_heartbeat() {
     let mut head = [0u8; 12];
     silent.read_exact(&mut head).unwrap();
     assert_eq!(&head[9..12], b"101");
-    let cause = causes.recv_timeout(DEADLINE).expect("the slot was never freed");
+    let cause = causes
+        .recv_timeout(DEADLINE)
+        .expect("the slot was never freed");
     assert_eq!(cause, EndCause::HeartbeatTimeout);
     assert!(eventually(DEADLINE, || server.connection_count() == 0));
     // The only slot is free again.
@@ -142,7 +141,8 @@ fn served_while_slot_is_held(addr: SocketAddr) -> Duration {
     let start = Instant::now();
     // Generous: the holder's deadline is 1–2 s; anything under 15 s is a bounded hold.
     assert!(
-        eventually(Duration::from_secs(15), || upgrade_status(addr) == Some(101)),
+        eventually(Duration::from_secs(15), || upgrade_status(addr)
+            == Some(101)),
         "the slot stayed held"
     );
     start.elapsed()
@@ -204,7 +204,8 @@ fn a_large_page_to_a_slow_reader_is_bounded_by_the_handshake_timeout() {
     socket.connect(&addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
     slow.set_read_timeout(Some(DEADLINE)).unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (stop_tx, stop) = mpsc::channel::<()>();
     let reader = thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -271,7 +272,10 @@ fn check_close_wait(waits: &mpsc::Receiver<(Duration, EndCause)>, at_least: Dura
         waited >= at_least,
         "the server stopped waiting for the close reply after {waited:?}"
     );
-    assert!(waited < DEADLINE, "the close wait was not bounded: {waited:?}");
+    assert!(
+        waited < DEADLINE,
+        "the close wait was not bounded: {waited:?}"
+    );
 }
 
 #[test]
@@ -293,11 +297,9 @@ fn ws_close_wait_lasts_until_the_reply_and_is_bounded() {
 #[test]
 fn wss_close_wait_lasts_until_the_reply_and_is_bounded() {
     let pki = certs::make();
-    let identity = syncws::TlsIdentity::from_pem(
-        pki.server.cert.as_bytes(),
-        pki.server.key.as_bytes(),
-    )
-    .unwrap();
+    let identity =
+        syncws::TlsIdentity::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes())
+            .unwrap();
     let builder = Server::builder().tls(identity, Duration::from_secs(10));
     let (server, waits) = returning_server(builder);
     let port = server.local_addr().port();
@@ -363,4 +365,25 @@ fn a_room_forgets_a_member_whose_handler_returned_or_panicked() {
         );
         while ws.read().is_ok() {}
     }
+}
+
+// ---- 17.10: the accept loop's poll does not leak into connections ----
+
+#[test]
+fn without_a_handshake_timeout_a_slow_request_still_upgrades() {
+    let mut config = Config::default();
+    config.handshake_timeout = None;
+    let server = Server::builder()
+        .config(config)
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(|_session| {})
+        .unwrap();
+    let mut client = raw_connect(server.local_addr());
+    // Longer than the accept loop's 1 s poll, which must not become the socket's read timeout.
+    thread::sleep(Duration::from_millis(1_500));
+    client.write_all(upgrade_request("").as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    client.read_exact(&mut head).unwrap();
+    assert_eq!(&head[9..12], b"101");
 }

@@ -2,21 +2,21 @@
 //! the end.
 
 use super::http::{self, HttpResponse};
-use super::stream::ServerIo;
 use super::session::ReaderHome;
+use super::stream::ServerIo;
 use super::{Context, Session};
 use crate::accept::Accept;
 use crate::client::read_more;
 use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Connection;
+use crate::proto::Role;
 use crate::proto::close::CloseCode;
 use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Request, accept_response, check_request, error_response, parse_request,
 };
-use crate::proto::Role;
 use crate::proto::message::Message;
 use crate::split::{Reader, Writer};
 use std::io::{self, Read};
@@ -74,7 +74,9 @@ fn open<T: Send + 'static>(
     let peer = stream.peer_addr().ok()?;
     let (io, (request, data, leftover, subprotocol, deflate)) = upgrade(context, &stream)?;
     let (reader, writer) = halves(context, &stream, io, leftover, subprotocol, deflate);
-    Some(register(context, id, peer, stream, reader, writer, request, data))
+    Some(register(
+        context, id, peer, stream, reader, writer, request, data,
+    ))
 }
 
 /// TLS if configured, then the opening handshake.
@@ -175,7 +177,16 @@ impl<T> Drop for End<'_, T> {
             (CloseCode::Normal, "")
         };
         let reader = self.home.lock().unwrap_or_else(|e| e.into_inner()).take();
-        finish(self.context, &self.writer, &self.socket, reader, code, reason);
+        // (A handler could swap readers between sessions; only this connection's will do.)
+        let reader = reader.filter(|r| r.writer().same_connection(&self.writer));
+        finish(
+            self.context,
+            &self.writer,
+            &self.socket,
+            reader,
+            code,
+            reason,
+        );
         let cause = self
             .writer
             .end_cause()
@@ -206,7 +217,7 @@ fn finish<T>(
         let _ = writer.close(code, reason);
     }
     if let Some(mut reader) = reader {
-        let deadline = Instant::now() + context.settings.close_timeout;
+        let deadline = deadline_after(context.settings.close_timeout);
         let _cut = context.timer.cut_at(socket, deadline);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -221,6 +232,13 @@ fn finish<T>(
         }
     }
     let _ = writer.tcp().shutdown(Shutdown::Both);
+}
+
+/// `timeout` from now; a duration too large for the clock means a deadline decades away.
+pub(super) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(1 << 30))
 }
 
 /// Reads within the handshake deadline: each read waits only for the time left.
@@ -374,6 +392,10 @@ fn handshake<T: Send + 'static>(
 /// before the client has read it (RFC 9112 §9.6).
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
+/// The drain also ends after this long without a byte: a client that sent its whole request is
+/// not kept waiting for the rest of [`DRAIN_TIME`].
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
 /// The most bytes drained after an answer.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
@@ -396,10 +418,9 @@ fn respond<T>(context: &Context<T>, io: &mut ServerIo, stream: &Arc<TcpStream>, 
         .config
         .handshake_timeout
         .unwrap_or(ANSWER_TIMEOUT);
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let cut = context.timer.cut_at(stream, deadline);
-    let written =
-        io::Write::write_all(io, response).is_ok() && io::Write::flush(io).is_ok();
+    let written = io::Write::write_all(io, response).is_ok() && io::Write::flush(io).is_ok();
     let _ = stream.shutdown(Shutdown::Write);
     drop(cut);
     if !written {
@@ -412,7 +433,11 @@ fn respond<T>(context: &Context<T>, io: &mut ServerIo, stream: &Arc<TcpStream>, 
     let mut drained = 0;
     while drained < DRAIN_LIMIT {
         let left = drain_until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        if left.is_zero()
+            || stream
+                .set_read_timeout(Some(left.min(DRAIN_QUIET)))
+                .is_err()
+        {
             break;
         }
         match io.read(&mut scratch) {

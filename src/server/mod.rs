@@ -451,6 +451,8 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
         let stream = match accepted {
             Ok((stream, _)) => {
                 backoff.reset();
+                // Linux copies the listener's SO_RCVTIMEO (the accept poll) to accepted sockets.
+                let _ = stream.set_read_timeout(None);
                 stream
             }
             // The poll timed out, or this one connection failed before we took it: go on.
@@ -624,7 +626,7 @@ impl<T: Send + 'static> ServerHandle<T> {
         }
         //    First without waiting for any lock; then, for connections busy writing, with a
         //    little patience each, all within the shutdown timeout.
-        let deadline = Instant::now() + context.settings.shutdown_timeout;
+        let deadline = connection::deadline_after(context.settings.shutdown_timeout);
         let close = |writer: &crate::split::Writer, patience| {
             writer.close_from_shared_thread(
                 EndCause::ServerShutdown,
@@ -690,7 +692,9 @@ mod tests {
     #[test]
     fn the_default_server_pings_every_20_s_and_frees_the_dead_within_40_s() {
         let settings = Settings::default();
-        let heartbeat = settings.heartbeat.expect("a default server must have a heartbeat");
+        let heartbeat = settings
+            .heartbeat
+            .expect("a default server must have a heartbeat");
         assert_eq!(heartbeat.interval, Duration::from_secs(20));
         assert_eq!(heartbeat.timeout, Duration::from_secs(20));
         // And the opt-out.
@@ -717,7 +721,8 @@ mod tests {
     }
 
     const CHILD: &str = "SYNCWS_TEST_FD_LIMITED_CHILD";
-    const CHILD_TEST: &str = "server::tests::out_of_descriptors_the_accept_loop_backs_off_and_stops";
+    const CHILD_TEST: &str =
+        "server::tests::out_of_descriptors_the_accept_loop_backs_off_and_stops";
 
     /// Out of file descriptors, `accept()` fails at once for as long as the shortage lasts: the
     /// loop must pause longer and longer (not retry 100 times a second), serve again once
@@ -775,7 +780,10 @@ mod tests {
                 Err(_) => break,
             }
         }
-        assert!(clients.len() < 1_000, "the descriptor limit was not reached");
+        assert!(
+            clients.len() < 1_000,
+            "the descriptor limit was not reached"
+        );
         // Wait (bounded) until the accept loop has hit the limit, then count its pauses.
         let give_up = Instant::now() + Duration::from_secs(20);
         while ACCEPT_PAUSES.load(Ordering::Relaxed) == 0 {

@@ -22,11 +22,15 @@ struct HomeBound {
 
 impl HomeBound {
     fn get(&self) -> &Reader {
-        self.reader.as_ref().expect("a session's reader is taken only by into_parts")
+        self.reader
+            .as_ref()
+            .expect("a session's reader is taken only by into_parts")
     }
 
     fn get_mut(&mut self) -> &mut Reader {
-        self.reader.as_mut().expect("a session's reader is taken only by into_parts")
+        self.reader
+            .as_mut()
+            .expect("a session's reader is taken only by into_parts")
     }
 }
 
