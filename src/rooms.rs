@@ -203,3 +203,53 @@ impl Rooms {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::socket::WebSocket;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// A room holds no connection open: once the connection's own halves are gone, the member
+    /// is gone and its socket closed (the peer sees EOF), with no broadcast or leave.
+    #[test]
+    fn a_room_does_not_keep_a_connection_or_its_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        let room = Room::new();
+        room.join(writer.clone());
+        room.join(writer.clone());
+        assert_eq!(room.len(), 1);
+        drop(reader);
+        drop(writer);
+        assert!(room.is_empty());
+        let mut byte = [0u8];
+        assert_eq!(peer.read(&mut byte).unwrap(), 0, "the socket is still open");
+    }
+
+    /// A member whose connection has ended is dropped even while its writer is still held.
+    #[test]
+    fn an_ended_member_is_dropped_though_its_writer_lives() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (_reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        let rooms = Rooms::new();
+        rooms.join("lobby", writer.clone());
+        assert_eq!(rooms.count("lobby"), 1);
+        writer.abort();
+        assert_eq!(rooms.count("lobby"), 0);
+        assert!(rooms.names().is_empty());
+    }
+}
