@@ -217,6 +217,10 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// Defaults to on, every 20 s with a 20 s timeout (as python-websockets): a peer that died or
     /// vanished without closing TCP is freed (its thread and its `max_connections` slot) at most
     /// 40 s after the last byte it sent. [`without_heartbeat`](Self::without_heartbeat) turns it off.
+    ///
+    /// The peer's answers count only once read: a handler that never reads (one that only pushes
+    /// messages) must read on another thread (the reader is `Send`), or turn the heartbeat off,
+    /// or its live peers are failed too.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.settings.heartbeat = Some(HeartbeatConfig { interval, timeout });
         self
