@@ -17,7 +17,7 @@ use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Request, accept_response, check_request, error_response, parse_request,
 };
-use crate::proto::message::Message;
+use crate::proto::message::{Event, Message};
 use crate::split::{Reader, Writer};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
@@ -225,8 +225,9 @@ fn finish<T>(
                 break;
             }
             // The peer's close (or an error, or the connection already closed) ends the wait.
-            match reader.read() {
-                Ok(Message::Close(_)) | Err(_) => break,
+            // Data arrives in pieces and is dropped piece by piece: nothing is assembled.
+            match reader.read_event() {
+                Ok(Event::Message(Message::Close(_))) | Err(_) => break,
                 Ok(_) => {}
             }
         }
