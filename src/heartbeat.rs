@@ -7,6 +7,20 @@
 //! the thread reads it when a deadline comes. So a busy connection costs the thread nothing, and
 //! an idle one a wake-up per interval.
 //!
+//! The same thread also enforces one-shot deadlines on sockets ([`HeartbeatTimer::cut_at`]): at
+//! the deadline it shuts the socket down, which wakes any read or write blocked on it. That is how
+//! the server bounds a whole HTTP answer or the close wait by one total deadline, whatever the
+//! peer does per system call.
+//!
+//! What the thread itself waits for: the condition variable (until the earliest deadline or a
+//! change), the timers' mutex (held only for map and heap updates, never across I/O), and the
+//! writes of a ping or a failing close frame, which never wait for a writer's lock and are
+//! bounded by `SHARED_THREAD_WRITE_BOUND`. A `shutdown` of a socket does not wait.
+//!
+//! Removing a connection or a cut-off drops its entry at once; its deadline in the heap is left
+//! to be skipped, and the heap is rebuilt whenever such stale deadlines outnumber the live ones,
+//! so churn under long timeouts cannot make it grow.
+//!
 //! Stop path: [`HeartbeatTimer`]'s `Drop` sets the stop flag, wakes the thread and joins it.
 
 use crate::ending::EndCause;
@@ -15,6 +29,7 @@ use crate::proto::watch::{Expired, Verdict, Watch, WatchConfig};
 use crate::split::Writer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -45,12 +60,66 @@ impl From<HeartbeatConfig> for WatchConfig {
     }
 }
 
+/// What a deadline in the heap is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    /// A watched connection, by writer id.
+    Watch(u64),
+    /// A one-shot cut-off, by its own id.
+    Cut(u64),
+}
+
 #[derive(Default)]
 struct Timers {
-    /// Deadlines; an entry whose connection is gone or whose deadline moved is skipped.
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Deadlines; one whose entry is gone or whose deadline moved is stale and skipped.
+    heap: BinaryHeap<Reverse<(Instant, Key)>>,
     entries: HashMap<u64, Entry>,
+    /// Sockets to shut down at their deadline.
+    cuts: HashMap<u64, Arc<TcpStream>>,
+    next_cut: u64,
     stop: bool,
+}
+
+impl Timers {
+    fn is_live(&self, at: Instant, key: Key) -> bool {
+        match key {
+            Key::Watch(id) => self.entries.get(&id).is_some_and(|e| e.due == at),
+            Key::Cut(id) => self.cuts.contains_key(&id),
+        }
+    }
+
+    /// Drops stale deadlines once they outnumber the live ones (amortised: each rebuild follows
+    /// at least as many removals as it keeps).
+    fn compact(&mut self) {
+        let live = self.entries.len() + self.cuts.len();
+        if self.heap.len() <= 2 * live + 64 {
+            return;
+        }
+        let mut heap = std::mem::take(&mut self.heap);
+        heap.retain(|Reverse((at, key))| self.is_live(*at, *key));
+        self.heap = heap;
+    }
+
+    /// Pushes a deadline; returns whether it is now the earliest (the thread must wake).
+    fn push(&mut self, at: Instant, key: Key) -> bool {
+        let earliest = self.heap.peek().map(|Reverse((first, _))| *first);
+        self.heap.push(Reverse((at, key)));
+        earliest.is_none_or(|first| at < first)
+    }
+}
+
+/// A pending [`HeartbeatTimer::cut_at`]; dropping it cancels the cut-off.
+pub(crate) struct Cutoff<'a> {
+    timer: &'a HeartbeatTimer,
+    id: u64,
+}
+
+impl Drop for Cutoff<'_> {
+    fn drop(&mut self) {
+        let mut timers = lock(&self.timer.state.timers);
+        timers.cuts.remove(&self.id);
+        timers.compact();
+    }
 }
 
 struct State {
@@ -116,8 +185,6 @@ impl HeartbeatTimer {
             return;
         };
         let mut timers = lock(&self.state.timers);
-        let earliest = timers.heap.peek().map(|Reverse((at, _))| *at);
-        timers.heap.push(Reverse((deadline, writer.id())));
         timers.entries.insert(
             writer.id(),
             Entry {
@@ -126,20 +193,43 @@ impl HeartbeatTimer {
                 due: deadline,
             },
         );
-        if earliest.is_none_or(|at| deadline < at) {
+        if timers.push(deadline, Key::Watch(writer.id())) {
             self.state.wake.notify_one();
         }
     }
 
-    /// Stops watching a connection (its heap entry is skipped when it comes up).
+    /// Stops watching a connection: its entry (and the writer it holds) goes at once.
     pub(crate) fn remove(&self, writer: &Writer) {
-        lock(&self.state.timers).entries.remove(&writer.id());
+        let mut timers = lock(&self.state.timers);
+        timers.entries.remove(&writer.id());
+        timers.compact();
+    }
+
+    /// Shuts `socket` down (both directions) at `at`, unless the returned guard is dropped
+    /// first: one total deadline for a sequence of reads and writes, each of which would
+    /// otherwise only have a per-call timeout. A blocked read or write on it wakes with an error
+    /// (over TLS too: the TLS stream reads and writes this socket).
+    pub(crate) fn cut_at(&self, socket: &Arc<TcpStream>, at: Instant) -> Cutoff<'_> {
+        let mut timers = lock(&self.state.timers);
+        timers.next_cut += 1;
+        let id = timers.next_cut;
+        timers.cuts.insert(id, Arc::clone(socket));
+        if timers.push(at, Key::Cut(id)) {
+            self.state.wake.notify_one();
+        }
+        Cutoff { timer: self, id }
     }
 
     /// How many connections are watched.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         lock(&self.state.timers).entries.len()
+    }
+
+    /// How many deadlines the heap holds, stale ones included.
+    #[cfg(test)]
+    pub(crate) fn heap_len(&self) -> usize {
+        lock(&self.state.timers).heap.len()
     }
 }
 
@@ -160,6 +250,7 @@ fn lock(timers: &Mutex<Timers>) -> std::sync::MutexGuard<'_, Timers> {
 /// The thread: wait for the earliest deadline, act on every due connection, repeat.
 fn run(state: &State) {
     let mut due: Vec<(Verdict, Writer)> = Vec::new();
+    let mut cut: Vec<Arc<TcpStream>> = Vec::new();
     let mut timers = lock(&state.timers);
     loop {
         if timers.stop {
@@ -183,11 +274,18 @@ fn run(state: &State) {
             Some(_) => {}
         }
         // Everything due now.
-        while let Some(Reverse((at, id))) = timers.heap.peek().copied() {
+        while let Some(Reverse((at, key))) = timers.heap.peek().copied() {
             if at > now {
                 break;
             }
             timers.heap.pop();
+            let id = match key {
+                Key::Watch(id) => id,
+                Key::Cut(id) => {
+                    cut.extend(timers.cuts.remove(&id));
+                    continue;
+                }
+            };
             let Some(entry) = timers.entries.get_mut(&id) else {
                 continue; // connection gone
             };
@@ -209,13 +307,16 @@ fn run(state: &State) {
                     if verdict == Verdict::SendPing {
                         due.push((verdict, entry.writer.clone()));
                     }
-                    timers.heap.push(Reverse((next, id)));
+                    timers.heap.push(Reverse((next, Key::Watch(id))));
                 }
             }
         }
         // The writes happen without the lock, so adding and removing connections never waits
         // for a socket; each is bounded by SHARED_THREAD_WRITE_BOUND.
         drop(timers);
+        for socket in cut.drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
         for (verdict, writer) in due.drain(..) {
             match verdict {
                 Verdict::SendPing => {
@@ -305,5 +406,112 @@ mod tests {
             thread.join().unwrap();
         }
         drop(timer);
+    }
+
+    /// Pings to peers whose send buffers are full must not hold the timer thread: with each
+    /// ping waiting up to 50 ms, 160 of them made one round last 8 s, and every other deadline
+    /// (heartbeats, cut-offs) waited behind it.
+    #[test]
+    #[ignore = "needs the split writer's pings to never wait for the socket (17.11, the split \
+                rework on another branch); run with --ignored once merged"]
+    fn pings_to_stalled_peers_do_not_delay_other_deadlines() {
+        use socket2::SockRef;
+        use std::io::{ErrorKind, Read, Write};
+        const STALLED: usize = 160;
+        let timer = HeartbeatTimer::start(HeartbeatConfig {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(60),
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut kept = Vec::new();
+        for _ in 0..STALLED {
+            let client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            SockRef::from(&client).set_recv_buffer_size(4096).unwrap();
+            SockRef::from(&server).set_send_buffer_size(4096).unwrap();
+            // Fill the path to the peer, which never reads, until nothing more goes in even
+            // after the loopback has moved what it could: the next write blocks.
+            server.set_nonblocking(true).unwrap();
+            let chunk = [0u8; 16 * 1024];
+            for _ in 0..100 {
+                let mut wrote = 0;
+                loop {
+                    match (&server).write(&chunk) {
+                        Ok(n) => wrote += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                if wrote == 0 {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            server.set_nonblocking(false).unwrap();
+            let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+                .split()
+                .unwrap();
+            kept.push((client, reader, writer));
+        }
+        // All due together, 200 ms from now.
+        for (_, _, writer) in &kept {
+            timer.add(writer);
+        }
+        thread::sleep(Duration::from_millis(400));
+        // A deadline due at once, while the pings are (or would be) under way.
+        let (mut probe_client, probe_server) = {
+            let client = TcpStream::connect(addr).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            (client, Arc::new(server))
+        };
+        probe_client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let asked = Instant::now();
+        let _cut = timer.cut_at(&probe_server, asked);
+        let mut byte = [0u8];
+        assert_eq!(probe_client.read(&mut byte).unwrap(), 0);
+        let took = asked.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "a due deadline waited {took:?}"
+        );
+        for (_, _, writer) in &kept {
+            writer.abort();
+        }
+    }
+
+    /// Connections that come and go long before their deadlines leave nothing behind: neither
+    /// entries nor heap deadlines grow with churn.
+    #[test]
+    fn churn_under_long_timeouts_leaves_no_deadlines_behind() {
+        let timer = HeartbeatTimer::start(HeartbeatConfig {
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        for _ in 0..2_000 {
+            // Each split is a new connection to the timer (a new writer id).
+            let (_reader, writer) = WebSocket::from_stream(
+                server.try_clone().unwrap(),
+                Role::Server,
+                Config::default(),
+            )
+            .split()
+            .unwrap();
+            timer.add(&writer);
+            timer.remove(&writer);
+        }
+        assert_eq!(timer.len(), 0);
+        assert!(
+            timer.heap_len() <= 100,
+            "{} deadlines kept",
+            timer.heap_len()
+        );
     }
 }

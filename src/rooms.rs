@@ -4,11 +4,16 @@ use crate::error::Error;
 use crate::proto::Role;
 use crate::proto::frame::{FrameHeader, encode_frame};
 use crate::proto::message::Message;
-use crate::split::Writer;
+use crate::split::{WeakWriter, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A set of connections that receive the same messages. Clones share the set.
+///
+/// A room does not keep its members alive: it holds weak references, so a connection whose
+/// handler has returned (or panicked) is gone from every room as soon as the server lets go of
+/// it, with its socket, without a `leave` or a broadcast. A member whose connection has ended
+/// (closed, failed) but whose writer is still held elsewhere is dropped at the room's next use.
 ///
 /// A broadcast encodes its frame once and writes it to each member in turn. A member whose
 /// write fails or times out (the server's `write_timeout`) is failed with 1008 and dropped, so a
@@ -30,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// ```
 #[derive(Clone, Default, Debug)]
 pub struct Room {
-    members: Arc<Mutex<Vec<Writer>>>,
+    members: Arc<Mutex<Vec<WeakWriter>>>,
 }
 
 /// What a broadcast did.
@@ -48,15 +53,29 @@ impl Room {
         Room::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Writer>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<WeakWriter>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a connection; joining twice has no effect.
-    pub fn join(&self, writer: Writer) {
+    /// The members whose connections are still open; forgets the others.
+    fn live(&self) -> Vec<Writer> {
         let mut members = self.lock();
-        if !members.iter().any(|m| m.same_connection(&writer)) {
-            members.push(writer);
+        let mut live = Vec::with_capacity(members.len());
+        members.retain(|member| match member.upgrade() {
+            Some(writer) if writer.end_cause().is_none() => {
+                live.push(writer);
+                true
+            }
+            _ => false,
+        });
+        live
+    }
+
+    /// Adds a connection; joining twice has no effect. Forgets members that have ended.
+    pub fn join(&self, writer: Writer) {
+        let live = self.live();
+        if !live.iter().any(|m| m.same_connection(&writer)) {
+            self.lock().push(writer.downgrade());
         }
     }
 
@@ -68,21 +87,21 @@ impl Room {
         members.len() != before
     }
 
-    /// How many members the room has.
+    /// How many members the room has whose connections are still open.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.live().len()
     }
 
-    /// Whether the room has no members.
+    /// Whether the room has no open members.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.len() == 0
     }
 
     /// Sends `message` to every member except `except` (usually the sender). Blocks while it
     /// writes to each member in turn; members that fail are dropped.
     pub fn broadcast(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
         // Write outside the room's lock: joining and leaving never wait for a slow socket.
-        let members: Vec<Writer> = self.lock().clone();
+        let members = self.live();
         let mut encoded: Option<Vec<u8>> = None;
         let mut report = Broadcast::default();
         let mut failed = Vec::new();
@@ -107,7 +126,7 @@ impl Room {
         }
         if !failed.is_empty() {
             let mut members = self.lock();
-            members.retain(|m| !failed.iter().any(|f| f.same_connection(m)));
+            members.retain(|m| !failed.iter().any(|f| m.same_connection(f)));
             report.dropped = failed.len();
         }
         report
@@ -158,7 +177,10 @@ impl Rooms {
 
     /// The room `name`, if it has members.
     pub fn get(&self, name: &str) -> Option<Room> {
-        self.lock().get(name).cloned()
+        self.lock()
+            .get(name)
+            .filter(|room| !room.is_empty())
+            .cloned()
     }
 
     /// Members of room `name`.
@@ -166,9 +188,11 @@ impl Rooms {
         self.get(name).map_or(0, |room| room.len())
     }
 
-    /// Names of the rooms that have members.
+    /// Names of the rooms that have members (rooms whose members have all ended are removed).
     pub fn names(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        let mut rooms = self.lock();
+        rooms.retain(|_, room| !room.is_empty());
+        rooms.keys().cloned().collect()
     }
 
     /// Broadcasts to room `name`; see [`Room::broadcast`].
@@ -177,5 +201,55 @@ impl Rooms {
             Some(room) => room.broadcast(message, except),
             None => Broadcast::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::socket::WebSocket;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// A room holds no connection open: once the connection's own halves are gone, the member
+    /// is gone and its socket closed (the peer sees EOF), with no broadcast or leave.
+    #[test]
+    fn a_room_does_not_keep_a_connection_or_its_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        let room = Room::new();
+        room.join(writer.clone());
+        room.join(writer.clone());
+        assert_eq!(room.len(), 1);
+        drop(reader);
+        drop(writer);
+        assert!(room.is_empty());
+        let mut byte = [0u8];
+        assert_eq!(peer.read(&mut byte).unwrap(), 0, "the socket is still open");
+    }
+
+    /// A member whose connection has ended is dropped even while its writer is still held.
+    #[test]
+    fn an_ended_member_is_dropped_though_its_writer_lives() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (_reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        let rooms = Rooms::new();
+        rooms.join("lobby", writer.clone());
+        assert_eq!(rooms.count("lobby"), 1);
+        writer.abort();
+        assert_eq!(rooms.count("lobby"), 0);
+        assert!(rooms.names().is_empty());
     }
 }

@@ -260,8 +260,11 @@ fn over_the_cap_clients_get_503_with_retry_after() {
 
 #[test]
 fn a_slow_handshake_is_dropped_and_does_not_stall_others() {
+    // Bounds are on events, generous for a loaded machine: the slow client is held 5 s, the
+    // fast one must get through well before that, and the slow one be dropped well before its
+    // trickled head (~10 s) would be complete.
     let mut config = Config::default();
-    config.handshake_timeout = Some(Duration::from_millis(1500));
+    config.handshake_timeout = Some(Duration::from_secs(5));
     let (server, _) = echo_server(Server::builder().config(config));
     let addr = server.local_addr();
     let mut slow = raw_connect(addr);
@@ -269,18 +272,21 @@ fn a_slow_handshake_is_dropped_and_does_not_stall_others() {
     let request = upgrade_request("");
     let (first_half, rest) = request.as_bytes().split_at(request.len() / 2);
     slow.write_all(first_half).unwrap();
-    // While the slow client is mid-handshake, another one gets through at once.
+    // While the slow client is mid-handshake, another one gets through.
     let mut fast = connect(addr, "/");
     fast.send(Message::text("quick")).unwrap();
     assert_eq!(fast.read().unwrap(), Message::text("quick"));
-    assert!(started.elapsed() < Duration::from_millis(1500));
-    // The rest trickles in, a byte every 50 ms: each read is quick, the whole head too slow.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stalled by the slow client"
+    );
+    // The rest trickles in, a byte every 100 ms: each read is quick, the whole head too slow.
     for byte in rest {
         if slow.write_all(std::slice::from_ref(byte)).is_err() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
-        if started.elapsed() > Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > DEADLINE {
             break;
         }
     }
@@ -288,7 +294,7 @@ fn a_slow_handshake_is_dropped_and_does_not_stall_others() {
     let took = started.elapsed();
     assert!(!answer.starts_with(b"HTTP/1.1 101"), "{answer:?}");
     assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        took >= Duration::from_secs(4) && took < Duration::from_secs(15),
         "{took:?}"
     );
     drop(fast);
@@ -319,7 +325,7 @@ fn heartbeat_fails_a_silent_peer_and_keeps_a_live_one() {
         let server = Server::builder()
             // A generous timeout, so that the live client's thread answers in time on a loaded
             // machine.
-            .heartbeat(Duration::from_millis(200), Duration::from_millis(800))
+            .heartbeat(Duration::from_millis(200), Duration::from_secs(2))
             .on_end(move |peer, cause| {
                 let _ = end_tx.lock().unwrap().send((peer, cause.clone()));
             })
@@ -341,7 +347,7 @@ fn heartbeat_fails_a_silent_peer_and_keeps_a_live_one() {
     let live_thread = std::thread::spawn(move || {
         let started = Instant::now();
         let mut pings_answered = 0;
-        while started.elapsed() < Duration::from_millis(2000) {
+        while started.elapsed() < Duration::from_secs(4) {
             match live.read() {
                 Ok(Message::Ping(_)) => pings_answered += 1,
                 Ok(other) => panic!("{other:?}"),
@@ -363,9 +369,9 @@ fn heartbeat_fails_a_silent_peer_and_keeps_a_live_one() {
         handler_saw.recv_timeout(DEADLINE).unwrap(),
         Some(EndCause::HeartbeatTimeout)
     );
-    // Pinged after 200 ms of quiet, failed 800 ms later (with the thread's scheduling slack).
-    assert!(took >= Duration::from_millis(1000), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Pinged after 200 ms of quiet, failed 2 s later (generous upper bound: a loaded machine).
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
     // The dead peer got a ping, then 1011, then the TCP connection closed.
     let bytes = read_to_close(&mut silent);
     assert_eq!(&bytes[..2], [0x89, 0x00]);

@@ -87,8 +87,9 @@ fn shutdown_sends_1001_answers_503_cuts_the_deaf_and_leaves_no_thread() {
 
     let started = std::time::Instant::now();
     server.shutdown();
-    // 500 ms for handlers, then the deaf client's TCP connection is cut.
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // 500 ms for handlers, then the deaf client's TCP connection is cut (a generous bound: the
+    // machine may be loaded; an unbounded wait would hit the 20 s deadlines instead).
+    assert!(started.elapsed() < Duration::from_secs(15));
 
     for client in clients {
         match client.join().unwrap() {

@@ -2,6 +2,7 @@
 //! the end.
 
 use super::http::{self, HttpResponse};
+use super::session::ReaderHome;
 use super::stream::ServerIo;
 use super::{Context, Session};
 use crate::accept::Accept;
@@ -9,6 +10,7 @@ use crate::client::read_more;
 use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Connection;
+use crate::proto::Role;
 use crate::proto::close::CloseCode;
 use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
@@ -16,7 +18,6 @@ use crate::proto::handshake::{
     Request, accept_response, check_accept, check_request, error_response, parse_request,
 };
 use crate::proto::message::{Event, Message};
-use crate::proto::{Receiver, Role};
 use crate::split::{Reader, Writer};
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
@@ -73,7 +74,9 @@ fn open<T: Send + 'static>(
     let peer = stream.peer_addr().ok()?;
     let (io, (request, data, leftover, subprotocol, deflate)) = upgrade(context, &stream)?;
     let (reader, writer) = halves(context, &stream, io, leftover, subprotocol, deflate);
-    Some(register(context, id, peer, reader, writer, request, data))
+    Some(register(
+        context, id, peer, stream, reader, writer, request, data,
+    ))
 }
 
 /// TLS if configured, then the opening handshake.
@@ -120,10 +123,12 @@ fn halves<T>(
 
 /// Registers the writer with the server and its heartbeat, and makes the session.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)] // One call site; each is a distinct part of the connection.
 fn register<T: Send + 'static>(
     context: &Arc<Context<T>>,
     id: u64,
     peer: std::net::SocketAddr,
+    socket: Arc<TcpStream>,
     reader: Reader,
     writer: Writer,
     request: Request,
@@ -138,15 +143,16 @@ fn register<T: Send + 'static>(
             Duration::ZERO,
         );
     }
-    if let Some(heartbeat) = &context.heartbeat {
-        heartbeat.add(&writer);
-    }
+    context.timer.add(&writer);
+    let home = ReaderHome::default();
     let end = End {
         context,
         writer: writer.clone(),
+        socket,
+        home: Arc::clone(&home),
         peer,
     };
-    Box::new((Session::new(reader, request, data, peer), end))
+    Box::new((Session::new(reader, home, request, data, peer), end))
 }
 
 /// The end of an upgraded connection, however the handler returns (a panic included): stop its
@@ -154,21 +160,33 @@ fn register<T: Send + 'static>(
 struct End<'a, T> {
     context: &'a Context<T>,
     writer: Writer,
+    socket: Arc<TcpStream>,
+    /// Where the session leaves its reader when the handler drops it.
+    home: ReaderHome,
     peer: std::net::SocketAddr,
 }
 
 impl<T> Drop for End<'_, T> {
     fn drop(&mut self) {
-        if let Some(heartbeat) = &self.context.heartbeat {
-            heartbeat.remove(&self.writer);
-        }
+        // The timer lets go of its writer now, not at the connection's next deadline.
+        self.context.timer.remove(&self.writer);
         // A handler that panicked left the connection in an unknown state: 1011.
         let (code, reason) = if std::thread::panicking() {
             (CloseCode::InternalError, "handler failed")
         } else {
             (CloseCode::Normal, "")
         };
-        finish(self.context, &self.writer, code, reason);
+        let reader = self.home.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // (A handler could swap readers between sessions; only this connection's will do.)
+        let reader = reader.filter(|r| r.writer().same_connection(&self.writer));
+        finish(
+            self.context,
+            &self.writer,
+            &self.socket,
+            reader,
+            code,
+            reason,
+        );
         let cause = self
             .writer
             .end_cause()
@@ -181,35 +199,47 @@ impl<T> Drop for End<'_, T> {
 
 /// After the handler: close what it left open and end TCP (the server closes first, RFC 6455
 /// §7.1.1), giving the peer up to the close timeout to answer our close frame.
-fn finish<T>(context: &Context<T>, writer: &Writer, code: CloseCode, reason: &str) {
-    let mut tcp = writer.tcp();
-    if writer.is_open() && writer.close(code, reason).is_ok() {
-        // The handler's reader is gone: decode what arrives, discarding data, until the peer's
-        // close frame, an error, or the timeout.
-        let config = &context.settings.config;
-        let mut receiver = Receiver::new(Role::Server, config.limits(), 256);
-        receiver.set_streaming(true);
-        let deadline = Instant::now() + context.settings.close_timeout;
-        'wait: loop {
-            loop {
-                match receiver.next_event() {
-                    Ok(Some(Event::Message(Message::Close(_)))) | Err(_) => break 'wait,
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                }
-            }
+///
+/// The wait reads through the session's own reader, which knows TLS and the agreed compression
+/// (data that still arrives is decoded and discarded, within the configured limits), and it is
+/// one total deadline: the timer shuts the socket down when it passes, whatever the peer trickles.
+/// Without the reader (the handler took it with `into_parts`) nothing can read the reply: TCP is
+/// closed at once.
+fn finish<T>(
+    context: &Context<T>,
+    writer: &Writer,
+    socket: &Arc<TcpStream>,
+    reader: Option<Reader>,
+    code: CloseCode,
+    reason: &str,
+) {
+    if writer.is_open() {
+        let _ = writer.close(code, reason);
+    }
+    if let Some(mut reader) = reader {
+        let deadline = deadline_after(context.settings.close_timeout);
+        let _cut = context.timer.cut_at(socket, deadline);
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
+            if left.is_zero() || reader.set_read_timeout(Some(left)).is_err() {
                 break;
             }
-            let buf = receiver.read_buf();
-            match tcp.read(buf) {
-                Ok(n) if n > 0 => receiver.commit(n),
-                _ => break,
+            // The peer's close (or an error, or the connection already closed) ends the wait.
+            // Data arrives in pieces and is dropped piece by piece: nothing is assembled.
+            match reader.read_event() {
+                Ok(Event::Message(Message::Close(_))) | Err(_) => break,
+                Ok(_) => {}
             }
         }
     }
-    let _ = tcp.shutdown(Shutdown::Both);
+    let _ = writer.tcp().shutdown(Shutdown::Both);
+}
+
+/// `timeout` from now; a duration too large for the clock means a deadline decades away.
+pub(super) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(1 << 30))
 }
 
 /// Reads within the handshake deadline: each read waits only for the time left.
@@ -239,7 +269,7 @@ type Upgraded<T> = (Request, T, Vec<u8>, Option<String>, Option<DeflateParams>);
 fn handshake<T: Send + 'static>(
     context: &Context<T>,
     io: &mut ServerIo,
-    stream: &TcpStream,
+    stream: &Arc<TcpStream>,
 ) -> Option<Upgraded<T>> {
     let settings = &context.settings;
     let config = &settings.config;
@@ -260,6 +290,7 @@ fn handshake<T: Send + 'static>(
                 Ok(()) => {}
                 Err(Error::Handshake(HandshakeError::HeadTooLarge)) => {
                     respond(
+                        context,
                         reader.io,
                         stream,
                         &error_response(&HandshakeError::HeadTooLarge),
@@ -269,19 +300,19 @@ fn handshake<T: Send + 'static>(
                 Err(_) => {
                     // Closed, timed out (a slow client is dropped), or woken by shutdown.
                     if shutting_down() {
-                        respond(reader.io, stream, &unavailable(context));
+                        respond(context, reader.io, stream, &unavailable(context));
                     }
                     return None;
                 }
             },
             Err(error) => {
-                respond(reader.io, stream, &error_response(&error));
+                respond(context, reader.io, stream, &error_response(&error));
                 return None;
             }
         }
     };
     if shutting_down() {
-        respond(reader.io, stream, &unavailable(context));
+        respond(context, reader.io, stream, &unavailable(context));
         return None;
     }
     // A request without Upgrade is plain HTTP: the page handler, or 426.
@@ -290,20 +321,20 @@ fn handshake<T: Send + 'static>(
             Some(http) => http(&request),
             None => http::upgrade_required(),
         };
-        respond(reader.io, stream, &response.to_bytes());
+        respond(context, reader.io, stream, &response.to_bytes());
         return None;
     }
     let key = match check_request(&request) {
         Ok(key) => key,
         Err(error) => {
-            respond(reader.io, stream, &error_response(&error));
+            respond(context, reader.io, stream, &error_response(&error));
             return None;
         }
     };
     if let (Some(allowed), Some(origin)) = (&settings.allowed_origins, request.origin()) {
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
             let refusal = HttpResponse::new(403).body("origin not allowed\n");
-            respond(reader.io, stream, &refusal.to_bytes());
+            respond(context, reader.io, stream, &refusal.to_bytes());
             return None;
         }
     }
@@ -325,7 +356,7 @@ fn handshake<T: Send + 'static>(
                 headers: reject.headers,
                 body: reject.body,
             };
-            respond(reader.io, stream, &refusal.to_bytes());
+            respond(context, reader.io, stream, &refusal.to_bytes());
             return None;
         }
     };
@@ -333,7 +364,7 @@ fn handshake<T: Send + 'static>(
         if !request.subprotocols().any(|offered| offered == chosen) {
             // A server bug, not the client's: refuse rather than break the client's handshake.
             let refusal = HttpResponse::new(500).body("subprotocol not offered\n");
-            respond(reader.io, stream, &refusal.to_bytes());
+            respond(context, reader.io, stream, &refusal.to_bytes());
             return None;
         }
     }
@@ -363,20 +394,59 @@ fn handshake<T: Send + 'static>(
     Some((request, data, leftover, accept.subprotocol, agreed))
 }
 
+/// The longest a refused client's leftover request is drained after the answer: enough for what
+/// it sent before reading the answer to arrive, so that closing does not reset the connection
+/// before the client has read it (RFC 9112 §9.6).
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// The drain also ends after this long without a byte: a client that sent its whole request is
+/// not kept waiting for the rest of [`DRAIN_TIME`].
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
+/// The most bytes drained after an answer.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Bounds a whole HTTP answer when no handshake timeout is configured.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn unavailable<T>(context: &Context<T>) -> Vec<u8> {
     http::unavailable(context.settings.retry_after_secs, "server shutting down").to_bytes()
 }
 
 /// Sends a final HTTP answer and closes, best effort: the client may be gone.
-fn respond(io: &mut ServerIo, stream: &TcpStream, response: &[u8]) {
-    let _ = io::Write::write_all(io, response);
-    let _ = io::Write::flush(io);
+///
+/// The whole answer has one deadline, the handshake timeout (10 s without one), however slowly
+/// the client reads; then the drain has at most [`DRAIN_TIME`] and [`DRAIN_LIMIT`] bytes. The
+/// server's timer enforces each deadline by shutting the socket down, so no per-call timeout can
+/// be stretched by a peer that takes a byte at a time.
+fn respond<T>(context: &Context<T>, io: &mut ServerIo, stream: &Arc<TcpStream>, response: &[u8]) {
+    let timeout = context
+        .settings
+        .config
+        .handshake_timeout
+        .unwrap_or(ANSWER_TIMEOUT);
+    let deadline = deadline_after(timeout);
+    let cut = context.timer.cut_at(stream, deadline);
+    let written = io::Write::write_all(io, response).is_ok() && io::Write::flush(io).is_ok();
     let _ = stream.shutdown(Shutdown::Write);
+    drop(cut);
+    if !written {
+        return;
+    }
     // Let the client read the answer before the socket closes: drain briefly what it still sends.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let drain_until = (Instant::now() + DRAIN_TIME).min(deadline);
+    let _cut = context.timer.cut_at(stream, drain_until);
     let mut scratch = [0u8; 512];
     let mut drained = 0;
-    while drained < 64 * 1024 {
+    while drained < DRAIN_LIMIT {
+        let left = drain_until.saturating_duration_since(Instant::now());
+        if left.is_zero()
+            || stream
+                .set_read_timeout(Some(left.min(DRAIN_QUIET)))
+                .is_err()
+        {
+            break;
+        }
         match io.read(&mut scratch) {
             Ok(n) if n > 0 => drained += n,
             _ => break,

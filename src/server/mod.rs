@@ -38,6 +38,23 @@ type EndHook = dyn Fn(SocketAddr, &EndCause) + Send + Sync;
 /// `scripts/memory.sh`).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
+/// The default heartbeat: a ping after 20 s of quiet, failed 20 s later without an answer (as
+/// python-websockets does). With it, a dead or half-open peer is freed at most 40 s after the last
+/// byte it sent; see [`ServerBuilder::heartbeat`].
+pub(crate) const DEFAULT_HEARTBEAT: HeartbeatConfig = HeartbeatConfig {
+    interval: Duration::from_secs(20),
+    timeout: Duration::from_secs(20),
+};
+
+/// How long the accept thread blocks in one `accept()` before it looks at the stop flag again
+/// (where the OS honours a receive timeout on a listening socket, as Linux does): the bound on
+/// [`ServerHandle::shutdown`]'s wait for the accept thread if waking it fails.
+const ACCEPT_POLL: Duration = Duration::from_secs(1);
+
+/// The longest pause of the accept loop after a failed `accept()` (out of descriptors, memory):
+/// the pause doubles from 10 ms up to this, so a persistent error does not burn a core.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Settings that do not depend on the hook's type.
 #[derive(Clone)]
 struct Settings {
@@ -65,7 +82,7 @@ impl Default for Settings {
             max_connections: 10_000,
             allowed_origins: None,
             subprotocols: Vec::new(),
-            heartbeat: None,
+            heartbeat: Some(DEFAULT_HEARTBEAT),
             message_timeout: Some(Duration::from_secs(60)),
             idle_timeout: None,
             write_timeout: Some(Duration::from_secs(10)),
@@ -108,10 +125,13 @@ pub struct ServerBuilder<T = ()> {
 ///   and spawns: it never reads from a client, so a slow client cannot stall it;
 /// - one thread per connection (`syncws-conn-N`) runs the opening handshake and then the
 ///   handler;
-/// - one timer thread (`syncws-heartbeat`) pings quiet connections and fails dead ones (if
-///   heartbeats are on), and fails connections past their message deadline or idle limit.
+/// - one timer thread (`syncws-heartbeat`) pings quiet connections and fails dead ones (the
+///   heartbeat is on by default), fails connections past their message deadline or idle limit,
+///   and enforces the total deadlines of HTTP answers and of the close wait after a handler.
 ///
-/// [`ServerHandle::shutdown`] stops and joins them all.
+/// Every wait of the server's own is bounded: by a timeout (handshake, write, close, shutdown,
+/// one second per `accept()`), or by the peer making progress with the heartbeat to notice when
+/// it stops. [`ServerHandle::shutdown`] stops and joins them all.
 pub struct Server<T = ()> {
     listener: TcpListener,
     builder: ServerBuilder<T>,
@@ -192,9 +212,25 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// within `timeout` after the ping (close 1011 if it can be sent, then TCP is closed at
     /// once; the cause is [`EndCause::HeartbeatTimeout`]). Anything received counts as life, a
     /// frame or part of one, so a peer busy sending a large message is never failed.
-    /// One thread drives all connections' timers. Defaults to off.
+    /// One thread drives all connections' timers.
+    ///
+    /// Defaults to on, every 20 s with a 20 s timeout (as python-websockets): a peer that died or
+    /// vanished without closing TCP is freed (its thread and its `max_connections` slot) at most
+    /// 40 s after the last byte it sent. [`without_heartbeat`](Self::without_heartbeat) turns it off.
+    ///
+    /// The peer's answers count only once read: a handler that never reads (one that only pushes
+    /// messages) must read on another thread (the reader is `Send`), or turn the heartbeat off,
+    /// or its live peers are failed too.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.settings.heartbeat = Some(HeartbeatConfig { interval, timeout });
+        self
+    }
+
+    /// Turns the heartbeat off: a peer that vanishes without closing TCP then holds its thread and
+    /// slot until a write to it times out, the idle timeout (if set) ends it, or for ever if the
+    /// handler only reads. For clients known to ping on their own, or tests.
+    pub fn without_heartbeat(mut self) -> Self {
+        self.settings.heartbeat = None;
         self
     }
 
@@ -223,7 +259,8 @@ impl<T: Send + 'static> ServerBuilder<T> {
     }
 
     /// How long, after the handler returns with the connection still open, the server waits for
-    /// the peer's answer to its close frame before closing TCP. Defaults to 2 s.
+    /// the peer's answer to its close frame before closing TCP: one deadline for the whole wait,
+    /// however the peer trickles its bytes. Defaults to 2 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.settings.close_timeout = timeout;
         self
@@ -311,7 +348,9 @@ pub(crate) struct Context<T> {
     http: Option<Arc<HttpHandler>>,
     on_end: Option<Arc<EndHook>>,
     handler: Box<Handler<T>>,
-    heartbeat: Option<HeartbeatTimer>,
+    /// Heartbeats, message and idle deadlines, and the total deadlines of HTTP answers and close
+    /// waits (`cut_at`): started with every server.
+    timer: HeartbeatTimer,
     registry: Registry,
     stopping: AtomicBool,
 }
@@ -326,9 +365,9 @@ impl<T: Send + 'static> Server<T> {
     /// connection's own thread.
     ///
     /// The connection lives as long as the handler runs: when it returns (or panics) with the
-    /// connection still open, the server sends close 1000 (1011 after a panic), waits up to the
-    /// close timeout for the answer and closes TCP. Writers cloned into rooms or other threads
-    /// then get [`Error::AlreadyClosed`].
+    /// connection still open, the server sends close 1000 (1011 after a panic), reads through
+    /// the session's reader (discarding data) until the answer or the close timeout, and closes
+    /// TCP. Writers cloned into rooms or other threads then get [`Error::AlreadyClosed`].
     ///
     /// Errors: [`Error::Io`] if the heartbeat thread cannot start or accepting fails for good.
     pub fn serve<F>(self, handler: F) -> Result<(), Error>
@@ -350,6 +389,13 @@ impl<T: Send + 'static> Server<T> {
     {
         let local_addr = self.local_addr()?;
         let (listener, context) = self.start(handler)?;
+        // A second handle on the listening socket, made now so that waking the accept thread at
+        // shutdown needs no new descriptor (there may be none left then). It also bounds each
+        // accept() by ACCEPT_POLL, so that the thread sees the stop flag even if waking fails.
+        let waker = listener_as_stream(&listener);
+        if let Some(waker) = &waker {
+            let _ = waker.set_read_timeout(Some(ACCEPT_POLL));
+        }
         let thread_context = Arc::clone(&context);
         let accept_thread = thread::Builder::new()
             .name("syncws-accept".into())
@@ -357,6 +403,7 @@ impl<T: Send + 'static> Server<T> {
         Ok(ServerHandle {
             context: Some(context),
             accept_thread: Some(accept_thread),
+            waker,
             local_addr,
         })
     }
@@ -376,18 +423,16 @@ impl<T: Send + 'static> Server<T> {
             message_timeout: settings.message_timeout,
             idle_timeout: settings.idle_timeout,
         };
-        let heartbeat = if watch.is_active() {
-            Some(HeartbeatTimer::start(watch)?)
-        } else {
-            None
-        };
+        // Without heartbeat, message or idle timeout no connection is watched (`add` keeps
+        // nothing), but the thread still enforces the total deadlines of answers and close waits.
+        let timer = HeartbeatTimer::start(watch)?;
         let context = Arc::new(Context {
             settings,
             hook,
             http,
             on_end,
             handler: Box::new(handler),
-            heartbeat,
+            timer,
             registry: Registry::default(),
             stopping: AtomicBool::new(false),
         });
@@ -396,7 +441,11 @@ impl<T: Send + 'static> Server<T> {
 }
 
 /// Accepts until the server stops: each connection gets a thread, or a 503 over the cap.
+///
+/// Waits only in `accept()`, for at most [`ACCEPT_POLL`] where the OS allows (then it looks at the
+/// stop flag), and in the backoff after a failed accept (at most [`ACCEPT_BACKOFF_MAX`]).
 fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<T>>) {
+    let mut backoff = Backoff::default();
     loop {
         let accepted = listener.accept();
         if context.stopping.load(Ordering::Acquire) {
@@ -404,14 +453,20 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
         }
         context.registry.reap();
         let stream = match accepted {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors, or a connection reset before accept: keep serving.
-            Err(e) if is_transient(&e) => {
-                // EMFILE would repeat at once; give handlers a moment to release descriptors.
-                thread::sleep(Duration::from_millis(10));
+            Ok((stream, _)) => {
+                backoff.reset();
+                // Linux copies the listener's SO_RCVTIMEO (the accept poll) to accepted sockets.
+                let _ = stream.set_read_timeout(None);
+                stream
+            }
+            // The poll timed out, or this one connection failed before we took it: go on.
+            Err(e) if is_per_connection(&e) => continue,
+            // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS), or worse: retrying at once
+            // would fail the same way and burn a core. Pause, longer each time.
+            Err(e) => {
+                backoff.pause(&e);
                 continue;
             }
-            Err(_) => continue,
         };
         let mut live = context.registry.lock();
         if live.len() >= context.settings.max_connections {
@@ -439,9 +494,73 @@ fn accept_loop<T: Send + 'static>(listener: &TcpListener, context: &Arc<Context<
     }
 }
 
-fn is_transient(e: &io::Error) -> bool {
-    // EMFILE / ENFILE show up as "Uncategorized"/Other; treat every non-fatal error alike.
-    !matches!(e.kind(), io::ErrorKind::InvalidInput)
+/// Errors that concern one connection (or the poll), not the listener: retry at once.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// The accept loop's pause after failed accepts: 10 ms, doubling up to [`ACCEPT_BACKOFF_MAX`];
+/// reset by the next successful accept. The first failure of a streak is logged (feature `log`).
+#[derive(Default)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn pause(&mut self, error: &io::Error) {
+        if self.next.is_zero() {
+            #[cfg(feature = "log")]
+            log::warn!(target: "syncws::server", "accept failed, backing off: {error}");
+            self.next = Duration::from_millis(10);
+        }
+        let _ = error;
+        #[cfg(test)]
+        tests::ACCEPT_PAUSES.fetch_add(1, Ordering::Relaxed);
+        thread::sleep(self.next);
+        self.next = (self.next * 2).min(ACCEPT_BACKOFF_MAX);
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::ZERO;
+    }
+}
+
+/// Wakes a thread blocked in `accept()` on the listener `waker` is a handle of. On Linux,
+/// shutting a listening socket down makes a blocked (and every later) `accept()` fail at once.
+/// Elsewhere a connection to ourselves is tried too (bounded by 1 s); failing both, the accept
+/// thread still sees the stop flag within [`ACCEPT_POLL`] where the OS honours SO_RCVTIMEO on a
+/// listening socket (Linux does).
+fn wake_accept(waker: Option<&TcpStream>, local: SocketAddr) {
+    if let Some(socket) = waker {
+        let _ = socket.shutdown(Shutdown::Both);
+    }
+    if !cfg!(target_os = "linux") {
+        let _ = TcpStream::connect_timeout(&wake_addr(local), Duration::from_secs(1));
+    }
+}
+
+/// A second handle on the listening socket, typed as a stream for the socket calls a listener
+/// lacks (`SO_RCVTIMEO`, `shutdown`). Dropping it closes only this handle.
+fn listener_as_stream(listener: &TcpListener) -> Option<TcpStream> {
+    let clone = listener.try_clone().ok()?;
+    #[cfg(unix)]
+    return Some(TcpStream::from(std::os::fd::OwnedFd::from(clone)));
+    #[cfg(windows)]
+    return Some(TcpStream::from(std::os::windows::io::OwnedSocket::from(
+        clone,
+    )));
+    #[cfg(not(any(unix, windows)))]
+    {
+        drop(clone);
+        None
+    }
 }
 
 /// Answers 503 on the accept thread without waiting for the client: reads only what has already
@@ -461,6 +580,8 @@ fn refuse_over_capacity(mut stream: TcpStream, retry_after_secs: u32) {
 pub struct ServerHandle<T: Send + 'static = ()> {
     context: Option<Arc<Context<T>>>,
     accept_thread: Option<JoinHandle<()>>,
+    /// A handle on the listening socket, to wake the accept thread.
+    waker: Option<TcpStream>,
     local_addr: SocketAddr,
 }
 
@@ -482,6 +603,10 @@ impl<T: Send + 'static> ServerHandle<T> {
     ///
     /// A handler blocked on something other than its connection (another socket, a lock) is
     /// waited for: closing TCP wakes only reads and writes on the connection.
+    ///
+    /// Called from a handler or from `on_end` (or the handle dropped there), it does not wait
+    /// for the calling connection itself, which ends when its handler returns; every other thread
+    /// has ended when it returns.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -490,9 +615,10 @@ impl<T: Send + 'static> ServerHandle<T> {
         let Some(context) = self.context.take() else {
             return;
         };
-        // 1. Stop accepting: set the flag, then wake the blocked accept() with a connection.
+        // 1. Stop accepting: set the flag, then wake the blocked accept() (bounded: see
+        //    `wake_accept` and ACCEPT_POLL).
         context.stopping.store(true, Ordering::Release);
-        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));
+        wake_accept(self.waker.as_ref(), self.local_addr);
         if let Some(thread) = self.accept_thread.take() {
             let _ = thread.join();
         }
@@ -504,7 +630,7 @@ impl<T: Send + 'static> ServerHandle<T> {
         }
         //    First without waiting for any lock; then, for connections busy writing, with a
         //    little patience each, all within the shutdown timeout.
-        let deadline = Instant::now() + context.settings.shutdown_timeout;
+        let deadline = connection::deadline_after(context.settings.shutdown_timeout);
         let close = |writer: &crate::split::Writer, patience| {
             writer.close_from_shared_thread(
                 EndCause::ServerShutdown,
@@ -555,5 +681,161 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
         }
         _ => local,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Pauses of the accept loop after failed accepts, in this process.
+    pub(super) static ACCEPT_PAUSES: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn the_default_server_pings_every_20_s_and_frees_the_dead_within_40_s() {
+        let settings = Settings::default();
+        let heartbeat = settings
+            .heartbeat
+            .expect("a default server must have a heartbeat");
+        assert_eq!(heartbeat.interval, Duration::from_secs(20));
+        assert_eq!(heartbeat.timeout, Duration::from_secs(20));
+        // And the opt-out.
+        let builder = Server::builder().without_heartbeat();
+        assert!(builder.settings.heartbeat.is_none());
+    }
+
+    #[test]
+    fn the_backoff_grows_to_its_bound_and_resets() {
+        let mut backoff = Backoff::default();
+        let error = io::Error::other("test");
+        let mut pauses = Vec::new();
+        for _ in 0..4 {
+            backoff.pause(&error);
+            pauses.push(backoff.next);
+        }
+        assert_eq!(pauses[0], Duration::from_millis(20));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]));
+        backoff.next = ACCEPT_BACKOFF_MAX;
+        backoff.next = (backoff.next * 2).min(ACCEPT_BACKOFF_MAX);
+        assert_eq!(backoff.next, ACCEPT_BACKOFF_MAX);
+        backoff.reset();
+        assert!(backoff.next.is_zero());
+    }
+
+    const CHILD: &str = "SYNCWS_TEST_FD_LIMITED_CHILD";
+    const CHILD_TEST: &str =
+        "server::tests::out_of_descriptors_the_accept_loop_backs_off_and_stops";
+
+    /// Out of file descriptors, `accept()` fails at once for as long as the shortage lasts: the
+    /// loop must pause longer and longer (not retry 100 times a second), serve again once
+    /// descriptors are free, and `shutdown` must return even though connecting to itself is then
+    /// impossible. Runs in a child process with a low descriptor limit (`ulimit -n`).
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn out_of_descriptors_the_accept_loop_backs_off_and_stops() {
+        if std::env::var_os(CHILD).is_some() {
+            return fd_limited_child();
+        }
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+            .arg(exe)
+            .args(["--exact", CHILD_TEST, "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1")
+            .spawn()
+            .unwrap();
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > give_up {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the descriptor-limited child did not finish within 60 s");
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "the descriptor-limited child failed");
+    }
+
+    #[cfg(target_os = "linux")]
+    fn fd_limited_child() {
+        // The handshake threads must keep their descriptors for the whole test.
+        let config = Config {
+            handshake_timeout: Some(Duration::from_secs(60)),
+            ..Config::default()
+        };
+        let server = Server::builder()
+            .config(config)
+            .bind("127.0.0.1:0")
+            .unwrap()
+            .spawn(|_session| {})
+            .unwrap();
+        let addr = server.local_addr();
+        // Use up every descriptor: each client holds one here and one in the server.
+        let mut clients = Vec::new();
+        while clients.len() < 1_000 {
+            match TcpStream::connect(addr) {
+                Ok(client) => clients.push(client),
+                Err(_) => break,
+            }
+        }
+        assert!(
+            clients.len() < 1_000,
+            "the descriptor limit was not reached"
+        );
+        // Wait (bounded) until the accept loop has hit the limit, then count its pauses.
+        let give_up = Instant::now() + Duration::from_secs(20);
+        while ACCEPT_PAUSES.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < give_up, "accept never failed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        let before = ACCEPT_PAUSES.load(Ordering::Relaxed);
+        thread::sleep(Duration::from_secs(3));
+        let during = ACCEPT_PAUSES.load(Ordering::Relaxed) - before;
+        // Pauses of 10, 20, 40 … up to 1,000 ms: about 9 in 3 s, where a fixed 10 ms pause
+        // would make about 300 (and no pause, millions).
+        assert!(during <= 40, "{during} failed accepts in 3 s");
+        // Free the descriptors: the server accepts again.
+        clients.clear();
+        let give_up = Instant::now() + Duration::from_secs(20);
+        let served = loop {
+            if let Ok(mut client) = TcpStream::connect(addr) {
+                let _ = client.set_read_timeout(Some(Duration::from_secs(20)));
+                let request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+                let mut status = [0u8; 12];
+                if client.write_all(request.as_bytes()).is_ok()
+                    && client.read_exact(&mut status).is_ok()
+                {
+                    break status[9..12].to_vec();
+                }
+            }
+            assert!(Instant::now() < give_up, "never served again");
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(served, b"426");
+        // Use every descriptor again, with the accept thread (probably) blocked in accept()
+        // holding the one it reserved: a connect to ourselves cannot wake it, yet shutdown returns.
+        thread::sleep(Duration::from_millis(1_500));
+        let mut hoard = Vec::new();
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            hoard.push(file);
+            if hoard.len() > 1_000 {
+                break;
+            }
+        }
+        let (done_tx, done) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            server.shutdown();
+            let _ = done_tx.send(());
+        });
+        done.recv_timeout(Duration::from_secs(20))
+            .expect("shutdown did not return without descriptors");
+        drop(hoard);
+        drop(clients);
     }
 }

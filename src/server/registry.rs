@@ -34,6 +34,14 @@ impl Live {
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
+
+    /// Connections other than the calling thread's own: a handler (or `on_end`) that shuts the
+    /// server down cannot wait for its own connection, which ends only when it returns.
+    fn others(&self) -> usize {
+        let me = std::thread::current().id();
+        let mine = |slot: &Slot| slot.thread.as_ref().is_some_and(|t| t.thread().id() == me);
+        self.slots.values().filter(|slot| !mine(slot)).count()
+    }
 }
 
 #[derive(Default)]
@@ -109,10 +117,11 @@ impl Registry {
         (handshaking, open)
     }
 
-    /// Waits until no connection is left or `deadline` passes; returns whether none is left.
+    /// Waits until no connection is left (but the caller's own, when a connection thread calls)
+    /// or `deadline` passes; returns whether none is left.
     pub(crate) fn wait_empty(&self, deadline: Option<Instant>) -> bool {
         let mut live = self.lock();
-        while !live.slots.is_empty() {
+        while live.others() > 0 {
             match deadline {
                 None => live = self.changed.wait(live).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {

@@ -7,6 +7,40 @@ use crate::proto::handshake::Request;
 use crate::proto::message::{Event, Message};
 use crate::split::{Reader, Writer};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Where a session's reader goes when the session is dropped: back to the server, which reads
+/// through it (TLS and compression included) while it waits for the peer's close reply.
+pub(crate) type ReaderHome = Arc<Mutex<Option<Reader>>>;
+
+/// The session's reader, sent home when dropped (unless [`Session::into_parts`] took it).
+#[derive(Debug)]
+struct HomeBound {
+    reader: Option<Reader>,
+    home: ReaderHome,
+}
+
+impl HomeBound {
+    fn get(&self) -> &Reader {
+        self.reader
+            .as_ref()
+            .expect("a session's reader is taken only by into_parts")
+    }
+
+    fn get_mut(&mut self) -> &mut Reader {
+        self.reader
+            .as_mut()
+            .expect("a session's reader is taken only by into_parts")
+    }
+}
+
+impl Drop for HomeBound {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            *self.home.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
+        }
+    }
+}
 
 /// One WebSocket connection accepted by a [`Server`](crate::Server), handed to the handler on
 /// the connection's own thread.
@@ -16,16 +50,25 @@ use std::net::SocketAddr;
 /// authenticated).
 #[derive(Debug)]
 pub struct Session<T = ()> {
-    reader: Reader,
+    reader: HomeBound,
     request: Request,
     data: T,
     peer: SocketAddr,
 }
 
 impl<T> Session<T> {
-    pub(crate) fn new(reader: Reader, request: Request, data: T, peer: SocketAddr) -> Session<T> {
+    pub(crate) fn new(
+        reader: Reader,
+        home: ReaderHome,
+        request: Request,
+        data: T,
+        peer: SocketAddr,
+    ) -> Session<T> {
         Session {
-            reader,
+            reader: HomeBound {
+                reader: Some(reader),
+                home,
+            },
             request,
             data,
             peer,
@@ -35,19 +78,19 @@ impl<T> Session<T> {
     /// Reads the next message; see [`Reader::read`]. When it fails or the connection closes,
     /// [`end_cause`](Self::end_cause) says why.
     pub fn read(&mut self) -> Result<Message, Error> {
-        self.reader.read()
+        self.reader.get_mut().read()
     }
 
     /// Reads the next piece of data or control frame; see [`Reader::read_event`].
     pub fn read_event(&mut self) -> Result<Event, Error> {
-        self.reader.read_event()
+        self.reader.get_mut().read_event()
     }
 
     /// Sends a message; see [`Writer::send`]. Its buffer may take the next message received, so
     /// an echo or a relay reuses one allocation (as with [`WebSocket::send`](crate::WebSocket::send)).
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        let buffer = self.reader.writer().send_returning(message)?;
-        self.reader.offer_buffer(buffer);
+        let buffer = self.reader.get().writer().send_returning(message)?;
+        self.reader.get().offer_buffer(buffer);
         Ok(())
     }
 
@@ -57,13 +100,13 @@ impl<T> Session<T> {
         code: impl Into<CloseCode>,
         reason: &str,
     ) -> Result<Option<CloseFrame>, Error> {
-        self.reader.close(code, reason)
+        self.reader.get_mut().close(code, reason)
     }
 
     /// A writer for this connection, to send from other threads or to put in a
     /// [`Room`](crate::Room).
     pub fn writer(&self) -> Writer {
-        self.reader.writer().clone()
+        self.reader.get().writer().clone()
     }
 
     /// The opening handshake request: path, query, headers, cookies.
@@ -88,22 +131,26 @@ impl<T> Session<T> {
 
     /// The subprotocol agreed in the handshake.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.reader.subprotocol()
+        self.reader.get().subprotocol()
     }
 
     /// Why the connection ended, once it has.
     pub fn end_cause(&self) -> Option<EndCause> {
-        self.reader.end_cause()
+        self.reader.get().end_cause()
     }
 
     /// The reading half, e.g. to set a read timeout.
     pub fn reader(&mut self) -> &mut Reader {
-        &mut self.reader
+        self.reader.get_mut()
     }
 
     /// Takes the session apart into its reader, a writer, the request and the hook's data.
-    pub fn into_parts(self) -> (Reader, Writer, Request, T) {
-        let writer = self.reader.writer().clone();
-        (self.reader, writer, self.request, self.data)
+    ///
+    /// The reader is then the caller's: when the handler returns with the connection open, the
+    /// server sends its close frame but cannot read the reply, and closes TCP at once.
+    pub fn into_parts(mut self) -> (Reader, Writer, Request, T) {
+        let reader = self.reader.reader.take().expect("taken only here");
+        let writer = reader.writer().clone();
+        (reader, writer, self.request, self.data)
     }
 }

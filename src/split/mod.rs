@@ -26,12 +26,14 @@
 mod read_deadline;
 mod reader;
 mod transport;
+mod weak;
 mod writer;
 
 pub use reader::Reader;
 #[allow(unused_imports)]
 // ReadUnderLock: for the TLS stream (feature native-tls) and the tests
 pub(crate) use transport::{ReadHalf, ReadUnderLock, SharedTcp, Transport};
+pub(crate) use weak::WeakWriter;
 pub use writer::Writer;
 
 use crate::config::Config;
