@@ -383,7 +383,7 @@ fn handshake<T: Send + 'static>(
     if check_accept(accept.subprotocol.as_deref(), &accept.headers).is_err() {
         // A hook's header with CR/LF (or the like) is never sent: no response splitting.
         let refusal = HttpResponse::new(500).body("invalid response header\n");
-        respond(reader.io, stream, &refusal.to_bytes());
+        respond(context, reader.io, stream, &refusal.to_bytes());
         return None;
     }
     let response = accept_response(&key, accept.subprotocol.as_deref(), &accept.headers);
