@@ -38,17 +38,28 @@ pub struct Observed {
     /// When the peer last took bytes of a write that had to wait for it, if ever: it is
     /// reading, so it is alive, even though it sends nothing while it reads a long message.
     pub last_write_progress: Option<Instant>,
+    /// How long, from `last_write_progress`, the peer still needs to read what the kernel held
+    /// for it then (estimated from the rate at which it read). A ping written behind those bytes
+    /// cannot be answered sooner.
+    pub write_backlog: Duration,
 }
 
+/// The most [`Observed::write_backlog`] counts: past it, a peer that stopped reading right after
+/// a long write is pinged and failed as any quiet peer.
+pub const MAX_WRITE_BACKLOG: Duration = Duration::from_secs(10);
+
 impl Observed {
-    /// The latest sign of life from the peer: bytes arrived, or it took bytes we were writing.
-    /// A ping queued behind a long write cannot be answered before the write ends; the peer
-    /// reading that write is what keeps the connection alive meanwhile.
+    /// The latest time the peer is known to be alive at: bytes arrived, or it took bytes we
+    /// were writing and had more of them to read (which may lie ahead of now). A ping queued
+    /// behind a long write cannot be answered before the peer has read that write; the peer
+    /// reading it is what keeps the connection alive meanwhile.
     pub fn last_sign_of_life(&self) -> Instant {
-        self.last_write_progress
-            .map_or(self.last_activity, |progress| {
-                progress.max(self.last_activity)
-            })
+        let reading_until = self.last_write_progress.map(|progress| {
+            progress
+                .checked_add(self.write_backlog.min(MAX_WRITE_BACKLOG))
+                .unwrap_or(progress)
+        });
+        reading_until.map_or(self.last_activity, |until| until.max(self.last_activity))
     }
 }
 
@@ -157,6 +168,7 @@ mod tests {
             last_data: t0 + ms(data),
             message_started: started.map(|s| t0 + ms(s)),
             last_write_progress: None,
+            write_backlog: Duration::ZERO,
         }
     }
 
@@ -200,6 +212,47 @@ mod tests {
         assert_eq!(
             verdicts,
             [Verdict::SendPing, Verdict::Fail(Expired::Heartbeat)]
+        );
+    }
+
+    #[test]
+    fn the_peer_has_time_to_read_what_the_kernel_holds_after_a_long_write() {
+        let t0 = Instant::now();
+        let config = WatchConfig {
+            heartbeat: Some((ms(300), ms(300))),
+            ..Default::default()
+        };
+        let mut watch = Watch::new(config, t0);
+        // The write ended at 4 s; the peer reads ~4 MB/s and ~4 MB are still on their way.
+        let ended = Observed {
+            last_write_progress: Some(t0 + ms(4000)),
+            write_backlog: ms(1000),
+            ..seen(t0, 0, 0, None)
+        };
+        let mut verdicts = Vec::new();
+        for step in 81..=120 {
+            let now = t0 + ms(50 * step);
+            let verdict = watch.handle_timeout(now, &ended);
+            if verdict != Verdict::None {
+                verdicts.push((now - t0, verdict));
+            }
+        }
+        // Pinged an interval after it should have read everything, failed a timeout later.
+        assert_eq!(
+            verdicts,
+            [
+                (ms(5300), Verdict::SendPing),
+                (ms(5600), Verdict::Fail(Expired::Heartbeat))
+            ]
+        );
+        // An absurd estimate counts for at most MAX_WRITE_BACKLOG.
+        let absurd = Observed {
+            write_backlog: Duration::from_secs(1 << 40),
+            ..ended
+        };
+        assert_eq!(
+            absurd.last_sign_of_life(),
+            t0 + ms(4000) + MAX_WRITE_BACKLOG
         );
     }
 

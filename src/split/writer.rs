@@ -43,6 +43,9 @@ pub(crate) struct WriteSide {
     begun: bool,
     /// A write failed in the middle of a frame: nothing may follow it on the wire.
     torn: bool,
+    /// The most bytes a write got in before it first stalled: what the kernel buffers hold on
+    /// the way to the peer.
+    pipe: usize,
 }
 
 /// When a write gives up: the frames' deadline fails the connection; `stop` (a shared thread's
@@ -60,6 +63,9 @@ impl WriteSide {
     /// cut.
     fn write_out(&mut self, mut payload: &[u8], until: Until, shared: &Shared) -> io::Result<bool> {
         let mut written = 0;
+        // Bytes this call has put on the wire, and when and after how many it first stalled.
+        let mut sent = 0;
+        let mut first_stall: Option<(Instant, usize)> = None;
         let result = loop {
             let head = &self.unwritten[written..];
             if head.is_empty() && payload.is_empty() {
@@ -79,17 +85,28 @@ impl WriteSide {
                     let from_head = n.min(head.len());
                     written += from_head;
                     payload = &payload[n - from_head..];
-                    if written == self.unwritten.len() && payload.is_empty() {
+                    sent += n;
+                    let done = written == self.unwritten.len() && payload.is_empty();
+                    if done && first_stall.is_none() {
+                        continue; // the common case: no clock read
+                    }
+                    // The peer took bytes of a write that waits for it: it is reading.
+                    let now = Instant::now();
+                    let start = *first_stall.get_or_insert((now, sent));
+                    self.pipe = self.pipe.max(start.1);
+                    shared.progressed(now, self.backlog(start, now, sent));
+                    if done {
                         continue;
                     }
-                    // Part of it went: the peer reads, slowly. That counts as life.
                     self.begun = true;
-                    let now = Instant::now();
-                    shared.progressed(now);
                     now
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => Instant::now(),
+                Err(e) if is_timeout(&e) => {
+                    let now = Instant::now();
+                    first_stall.get_or_insert((now, sent));
+                    now
+                }
                 Err(e) => break Err(e),
             };
             // The write waits on the peer. The deadline runs from the first stall, at most one
@@ -127,6 +144,20 @@ impl WriteSide {
             }
         }
         result
+    }
+}
+
+impl WriteSide {
+    /// How long the peer will take to read what the kernel holds for it now: the bytes a write
+    /// gets in before it first stalls fill the way to the peer (`pipe`), and since that stall
+    /// the peer has read at the rate `sent - start.1` bytes in `now - start.0`.
+    fn backlog(&self, start: (Instant, usize), now: Instant, sent: usize) -> Duration {
+        let elapsed = now.saturating_duration_since(start.0);
+        let read = sent.saturating_sub(start.1);
+        if read == 0 || elapsed.is_zero() {
+            return Duration::ZERO;
+        }
+        elapsed.mul_f64(self.pipe as f64 / read as f64)
     }
 }
 
@@ -168,6 +199,8 @@ pub(crate) struct Shared {
     pub(super) last_activity: AtomicU64,
     /// When a write to a slow peer last moved on, in nanoseconds since `epoch` plus one; 0: never.
     last_progress: AtomicU64,
+    /// How long the peer then still needed to read what the kernel held for it, in nanoseconds.
+    write_backlog: AtomicU64,
     /// When a data message last completed, in nanoseconds since `epoch`.
     pub(super) last_data: AtomicU64,
     /// When the message now arriving began, in nanoseconds since `epoch` plus one; 0: none.
@@ -332,12 +365,15 @@ impl Shared {
         self.last_activity.store(nanos, Ordering::Relaxed);
     }
 
-    /// A write to a slow peer moved on at `now`.
-    fn progressed(&self, now: Instant) {
+    /// A write to a slow peer moved on at `now`; the peer needs about `backlog` more to read
+    /// what the kernel holds for it.
+    fn progressed(&self, now: Instant, backlog: Duration) {
         let nanos = now
             .saturating_duration_since(self.epoch)
             .as_nanos()
             .min(u64::MAX as u128 - 1) as u64;
+        let backlog = backlog.as_nanos().min(u64::MAX as u128) as u64;
+        self.write_backlog.store(backlog, Ordering::Relaxed);
         self.last_progress.store(nanos + 1, Ordering::Relaxed);
     }
 
@@ -419,6 +455,7 @@ impl Writer {
                 due: None,
                 begun: false,
                 torn: false,
+                pipe: 0,
             }),
             flush_wanted: AtomicBool::new(false),
             write_timeout,
@@ -426,6 +463,7 @@ impl Writer {
             cause: Mutex::new(None),
             last_activity: AtomicU64::new(0),
             last_progress: AtomicU64::new(0),
+            write_backlog: AtomicU64::new(0),
             last_data: AtomicU64::new(0),
             message_started: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -585,6 +623,7 @@ impl Writer {
             last_data: at(self.shared.last_data.load(Ordering::Relaxed)),
             message_started: (started != 0).then(|| at(started - 1)),
             last_write_progress: (progress != 0).then(|| at(progress - 1)),
+            write_backlog: Duration::from_nanos(self.shared.write_backlog.load(Ordering::Relaxed)),
         }
     }
 
