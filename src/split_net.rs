@@ -1,10 +1,10 @@
 //! Splitting a [`NetStream`] connection: plain TCP as in [`split`](crate::split), and `wss://`
 //! (feature `native-tls`).
 //!
-//! A TLS session is one object for both directions, so it lives under the writer's lock and the
-//! reader waits for bytes on the socket with `peek()` before taking the lock to read
-//! (`ReadUnderLock`). A writer therefore waits for the reader at most `LOCKED_READ_BOUND` (10 ms)
-//! plus the decryption of one record — measured in `tests/tls_split.rs`.
+//! A TLS session is one object for both directions. Until the TLS halves of the split contract
+//! land, it sits behind its own mutex: the reader waits for bytes on the socket with `peek()`
+//! without it, then decrypts under it with a 10 ms read timeout; the write half encrypts and
+//! writes under it, each system call bounded by the split's write tick (50 ms).
 
 use crate::error::Error;
 use crate::net_stream::NetStream;

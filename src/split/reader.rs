@@ -1,4 +1,4 @@
-//! The receiving half: decodes without the writer's lock and answers through the writer.
+//! The receiving half: reads and decodes without any lock and answers through the writer.
 
 use super::read_deadline::ReadDeadline;
 use super::transport::ReadHalf;
@@ -93,7 +93,10 @@ impl Reader {
     /// peer's close is returned once, then [`Error::ConnectionClosed`], then
     /// [`Error::AlreadyClosed`]. [`end_cause`](Self::end_cause) says why it ended.
     ///
-    /// Does not hold the writer's lock while it waits for bytes.
+    /// Never waits for a data message being written: it reads and decodes without any lock. A
+    /// pong is written at once if no other thread is writing, otherwise by that thread after
+    /// its message; a pong this reader writes itself is bounded by the write timeout like any
+    /// frame. Only the reply to the peer's close frame is waited for (see the module docs).
     pub fn read(&mut self) -> Result<Message, Error> {
         let mid_stream = self.inbound.receiver.is_mid_stream();
         crate::socket::whole_message(mid_stream, || self.read_with(false))
@@ -211,7 +214,7 @@ impl Reader {
         let _ = self.inbound.deadline.get_mut().set_caller(tcp, caller);
     }
 
-    /// Reads once from the stream into the receiver, without the writer's lock.
+    /// Reads once from the stream into the receiver, without any lock.
     fn fill(&mut self) -> Result<(), Error> {
         let tcp = &*self.writer.shared.tcp;
         if !self.inbound.receiver.has_buffered_data() {

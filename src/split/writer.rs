@@ -253,6 +253,10 @@ impl Shared {
     /// came first.
     fn drain(&self, side: &mut WriteSide, stop: Option<Instant>) -> io::Result<bool> {
         loop {
+            if stop.is_some_and(|stop| Instant::now() >= stop) {
+                // A shared thread's patience is over, however fast others queue.
+                return Ok(false);
+            }
             if !side.unwritten.is_empty() && !side.write_out(&[], self.until(stop), self)? {
                 return Ok(false);
             }

@@ -21,12 +21,22 @@ pub enum From {
     Server,
 }
 
-/// Message `index` of `size` bytes from `from`: a pattern distinct per message and direction.
+/// Message `index` of `size` bytes from `from`: a pattern distinct per message and direction
+/// (a 4 KiB block derived from both, repeated with a shift each time; built by copying, so a
+/// debug build makes it fast).
 pub fn payload(from: From, index: usize, size: usize) -> Vec<u8> {
     let seed = (index as u32).wrapping_mul(2_654_435_761) ^ matches!(from, From::Server) as u32;
-    (0..size)
-        .map(|i| (seed.wrapping_add(i as u32).wrapping_mul(31) >> 3) as u8)
-        .collect()
+    let block: Vec<u8> = (0..4096u32 + 256)
+        .map(|i| (seed.wrapping_add(i).wrapping_mul(0x9e37_79b9) >> 24) as u8)
+        .collect();
+    let mut out = Vec::with_capacity(size);
+    let mut shift = 0;
+    while out.len() < size {
+        let take = (size - out.len()).min(4096);
+        out.extend_from_slice(&block[shift..shift + take]);
+        shift = (shift + 1) % 256;
+    }
+    out
 }
 
 /// Sends `count` messages of `size` bytes.
