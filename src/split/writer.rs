@@ -337,18 +337,19 @@ impl Shared {
     /// See [`Writer::fail`]; `torn`: a frame was cut, so no close frame may follow.
     fn fail(&self, cause: EndCause, code: CloseCode, reason: &str, torn: bool) {
         self.record(cause);
-        if !torn && let Some(mut side) = self.try_own() {
-            if !side.torn {
-                let queued = {
-                    let mut sender = self.state();
-                    let queued = sender.close(Some(CloseFrame::new(code, reason))).is_ok();
-                    sender.on_transport_closed();
-                    queued
-                };
-                if queued {
-                    let stop = Instant::now() + SHARED_THREAD_WRITE_BOUND;
-                    let _ = self.drain(&mut side, Some(stop));
-                }
+        if !torn
+            && let Some(mut side) = self.try_own()
+            && !side.torn
+        {
+            let queued = {
+                let mut sender = self.state();
+                let queued = sender.close(Some(CloseFrame::new(code, reason))).is_ok();
+                sender.on_transport_closed();
+                queued
+            };
+            if queued {
+                let stop = Instant::now() + SHARED_THREAD_WRITE_BOUND;
+                let _ = self.drain(&mut side, Some(stop));
             }
         }
         self.state().on_transport_closed();
