@@ -300,3 +300,63 @@ fn a_client_waits_for_the_servers_tcp_close_for_a_bounded_time() {
     drop(release);
     server.join().unwrap();
 }
+
+/// Issue 18 item 3 through a [`syncws::Room`]: a member reading ~200 KB/s delays a 4 MiB
+/// broadcast to the next member by at most about its write timeout, then is dropped.
+#[test]
+fn a_trickling_room_member_holds_a_broadcast_for_one_write_timeout_at_most() {
+    const SIZE: usize = 4 << 20;
+    let room = syncws::Room::new();
+    let (joined_tx, joined) = mpsc::channel();
+    let joined_tx = std::sync::Mutex::new(joined_tx);
+    let server = {
+        let room = room.clone();
+        Server::builder()
+            .write_timeout(Some(Duration::from_secs(1)))
+            .bind("127.0.0.1:0")
+            .unwrap()
+            .spawn(move |mut session| {
+                room.join(session.writer());
+                let _ = joined_tx.lock().unwrap().send(());
+                while session.read().is_ok() {}
+            })
+            .unwrap()
+    };
+    let addr = server.local_addr();
+    // First in the room: a member that reads 4 KiB every 20 ms, from a small buffer.
+    let mut slow = small_buffer_connect(addr, 16 << 10);
+    slow.write_all(upgrade_request("").as_bytes()).unwrap();
+    assert!(read_head(&mut slow).starts_with(b"HTTP/1.1 101"));
+    joined.recv_timeout(DEADLINE).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickle = {
+        let done = std::sync::Arc::clone(&done);
+        thread::spawn(move || {
+            let started = Instant::now();
+            let mut buf = [0u8; 4096];
+            while started.elapsed() < Duration::from_secs(30)
+                && !done.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                match slow.read(&mut buf) {
+                    Ok(n) if n > 0 => thread::sleep(Duration::from_millis(20)),
+                    _ => break,
+                }
+            }
+        })
+    };
+    let (mut fast, _) = syncws::connect(&format!("ws://{addr}/")).unwrap();
+    fast.get_ref().set_read_timeout(Some(DEADLINE)).unwrap();
+    joined.recv_timeout(DEADLINE).unwrap();
+    let started = Instant::now();
+    let report = room.broadcast(&Message::Binary(vec![0; SIZE]), None);
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((report.sent, report.dropped), (1, 1), "{report:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the broadcast took {took:?}"
+    );
+    assert_eq!(fast.read().unwrap(), Message::Binary(vec![0; SIZE]));
+    trickle.join().unwrap();
+    server.shutdown();
+}

@@ -280,8 +280,10 @@ impl Shared {
     }
 
     /// Writes what others queued if nobody writes now; otherwise returns at once, and the owner
-    /// writes it after its own frames. With `stop`, gives up writing then (a shared thread).
-    /// Returns whether everything queued is written (false also when another thread owns it).
+    /// writes it after its own frames. With `stop`, gives up writing then (a shared thread): the
+    /// peer has not taken a small frame for that long, and what is left goes out with the next
+    /// write (or the heartbeat fails the peer). Returns whether everything queued is written
+    /// (false also when another thread owns the write half).
     pub(super) fn kick(&self, stop: Option<Instant>) -> bool {
         loop {
             let Some(mut side) = self.try_own() else {
@@ -312,8 +314,12 @@ impl Shared {
         let result = self.drain(&mut side, None);
         let torn = side.torn;
         drop(side);
-        if let Err(e) = result {
-            self.write_failed(&e, torn);
+        match result {
+            // Output queued while we owned `io` found it busy: it is ours to write.
+            Ok(_) => {
+                self.kick(None);
+            }
+            Err(e) => self.write_failed(&e, torn),
         }
     }
 
