@@ -157,7 +157,8 @@ impl WriteSide {
         if read == 0 || elapsed.is_zero() {
             return Duration::ZERO;
         }
-        elapsed.mul_f64(self.pipe as f64 / read as f64)
+        let secs = elapsed.as_secs_f64() * (self.pipe as f64 / read as f64);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
     }
 }
 
