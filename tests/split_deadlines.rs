@@ -19,12 +19,16 @@ struct Throttled {
     tcp: TcpStream,
     chunk: usize,
     pause: Duration,
+    /// Bytes read so far, for the failure messages.
+    total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Read for Throttled {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let limit = buf.len().min(self.chunk);
         let n = self.tcp.read(&mut buf[..limit])?;
+        self.total
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         if n > 0 {
             thread::sleep(self.pause);
         }
@@ -166,12 +170,21 @@ fn the_heartbeat_keeps_a_peer_that_reads_a_long_send_slowly() {
     let addr = server.local_addr();
     let tcp = small_buffer_connect(addr, 64 << 10);
     // About 4 MB/s: 64 KiB, then 16 ms.
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let stream = Throttled {
         tcp,
         chunk: 64 << 10,
         pause: Duration::from_millis(16),
+        total: std::sync::Arc::clone(&total),
     };
-    let (mut ws, _) = syncws::client(&format!("ws://{addr}/"), stream).unwrap();
+    let started = Instant::now();
+    // Uncompressed (with the deflate feature too): the bytes on the wire are the point here.
+    let mut config = syncws::Config::default();
+    config.deflate.enabled = false;
+    let (mut ws, _) = syncws::ClientBuilder::new(format!("ws://{addr}/"))
+        .config(config)
+        .connect_on(stream)
+        .unwrap();
     let next_data = |ws: &mut syncws::WebSocket<Throttled>| loop {
         match ws.read() {
             Ok(message) if message.is_data() => return Ok(message),

@@ -68,10 +68,11 @@ impl WriteSide {
         let mut first_stall: Option<(Instant, usize)> = None;
         let result = loop {
             let head = &self.unwritten[written..];
-            if head.is_empty() && payload.is_empty() {
-                break self.stream.flush().map(|()| true);
-            }
-            let attempt = if payload.is_empty() {
+            // Last, the transport's own buffers (TLS): that may wait for the peer too.
+            let flushing = head.is_empty() && payload.is_empty();
+            let attempt = if flushing {
+                self.stream.flush().map(|()| 0)
+            } else if payload.is_empty() {
                 self.stream.write(head)
             } else if head.is_empty() {
                 self.stream.write(payload)
@@ -80,6 +81,7 @@ impl WriteSide {
                     .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(payload)])
             };
             let stalled = match attempt {
+                Ok(_) if flushing => break Ok(true),
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     let from_head = n.min(head.len());
