@@ -192,8 +192,14 @@ fn the_heartbeat_keeps_a_peer_that_reads_a_long_send_slowly() {
             Err(e) => return Err(e),
         }
     };
-    let big =
-        next_data(&mut ws).unwrap_or_else(|e| panic!("{e}: {:?}", ends.recv_timeout(DEADLINE)));
+    let big = next_data(&mut ws).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?} after {:?}, {} bytes read",
+            ends.recv_timeout(DEADLINE),
+            started.elapsed(),
+            total.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    });
     // Compared at memcmp speed: the client must go on reading (and answering pings) at once.
     assert!(
         big == Message::Binary(expected),
