@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-use syncws::{CloseCode, Error, Message, Reader, ServerBuilder, Session, Writer};
+use syncws::{CloseCode, Message, Reader, ServerBuilder, Session, Writer};
 
 /// How long one exchange may take before it counts as stuck: generous, for a loaded machine.
 pub const EXCHANGE_BOUND: Duration = Duration::from_secs(60);
@@ -171,11 +171,6 @@ pub fn exchange(
 pub fn connect_ws(addr: SocketAddr) -> (Reader, Writer) {
     let (ws, _) = syncws::connect(&format!("ws://{addr}/")).expect("connect");
     ws.split().expect("split")
-}
-
-/// Unused here; keeps `Error` in scope for callers matching on results.
-pub fn is_closed(error: &Error) -> bool {
-    matches!(error, Error::ConnectionClosed | Error::AlreadyClosed)
 }
 
 /// `ws://` over a client socket with small kernel buffers (`bytes` each way), so that the
