@@ -22,7 +22,8 @@
 //!
 //! A writer waits for the thread writing now to finish one message (or a pong, ping or close
 //! frame). Each must be on the wire within the stream's write timeout, counted from when its
-//! write first waits for the peer (at most 50 ms after it began); one that is late fails the
+//! write first waits for the peer (at most 50 ms after it began) and checked every 50 ms, as each
+//! system call waits at most that long; one that is late fails the
 //! connection (1008, [`EndCause::WriteTimeout`](crate::EndCause::WriteTimeout)) without a byte
 //! after the cut frame. So a writer waits at most about one write timeout per message queued
 //! ahead of it. Without a write timeout a peer that stops reading blocks writers until something

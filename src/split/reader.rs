@@ -96,7 +96,11 @@ impl Reader {
     /// Never waits for a data message being written: it reads and decodes without any lock. A
     /// pong is written at once if no other thread is writing, otherwise by that thread after
     /// its message; a pong this reader writes itself is bounded by the write timeout like any
-    /// frame. Only the reply to the peer's close frame is waited for (see the module docs).
+    /// frame. Only the reply to the peer's close frame is waited for: it must be on the wire
+    /// before the close is reported.
+    ///
+    /// After the peer's close, a client's next read waits for the server to close TCP
+    /// (RFC 6455 §7.1.1) at most 5 s, or the read timeout if shorter.
     pub fn read(&mut self) -> Result<Message, Error> {
         let mid_stream = self.inbound.receiver.is_mid_stream();
         crate::socket::whole_message(mid_stream, || self.read_with(false))

@@ -428,11 +428,13 @@ impl Shared {
 /// A send first waits for the thread writing now to finish its message (or a pong, ping or
 /// close frame), then writes its own. Each message must be on the wire within the stream's write
 /// timeout ([`ServerBuilder::write_timeout`], 10 s by default in a server), counted from when its
-/// write first has to wait for the peer (at most 50 ms after it began); one that is late fails
+/// write first has to wait for the peer (at most 50 ms after it began; each system call waits
+/// at most 50 ms, so the deadline is kept within that); one that is late fails
 /// the connection ([`EndCause::WriteTimeout`], 1008). So a send waits at most about one write
 /// timeout per message queued ahead of it. Without a write timeout a peer that stops reading
 /// blocks senders until something closes the connection (the heartbeat, or [`Writer::abort`]).
-/// A send never waits for the [`Reader`](crate::Reader), nor the reader for a send.
+/// A send never waits for the [`Reader`](crate::Reader), nor the reader for a send (except to
+/// put its reply to the peer's close frame on the wire before it reports the close).
 ///
 /// [`ServerBuilder::write_timeout`]: crate::ServerBuilder::write_timeout
 #[derive(Clone)]
