@@ -35,6 +35,32 @@ pub struct Observed {
     pub last_data: Instant,
     /// When the message now arriving began, if one is.
     pub message_started: Option<Instant>,
+    /// When the peer last took bytes of a write that had to wait for it, if ever: it is
+    /// reading, so it is alive, even though it sends nothing while it reads a long message.
+    pub last_write_progress: Option<Instant>,
+    /// How long, from `last_write_progress`, the peer still needs to read what the kernel held
+    /// for it then (estimated from the rate at which it read). A ping written behind those bytes
+    /// cannot be answered sooner.
+    pub write_backlog: Duration,
+}
+
+/// The most [`Observed::write_backlog`] counts: past it, a peer that stopped reading right after
+/// a long write is pinged and failed as any quiet peer.
+pub const MAX_WRITE_BACKLOG: Duration = Duration::from_secs(10);
+
+impl Observed {
+    /// The latest time the peer is known to be alive at: bytes arrived, or it took bytes we
+    /// were writing and had more of them to read (which may lie ahead of now). A ping queued
+    /// behind a long write cannot be answered before the peer has read that write; the peer
+    /// reading it is what keeps the connection alive meanwhile.
+    pub fn last_sign_of_life(&self) -> Instant {
+        let reading_until = self.last_write_progress.map(|progress| {
+            progress
+                .checked_add(self.write_backlog.min(MAX_WRITE_BACKLOG))
+                .unwrap_or(progress)
+        });
+        reading_until.map_or(self.last_activity, |until| until.max(self.last_activity))
+    }
 }
 
 /// Which limit ran out.
@@ -105,7 +131,7 @@ impl Watch {
             return Verdict::None;
         }
         if let Some(heartbeat) = self.heartbeat.as_mut() {
-            heartbeat.on_activity(seen.last_activity);
+            heartbeat.on_activity(seen.last_sign_of_life());
         }
         let expired = |start: Option<Instant>, limit: Option<Duration>| matches!((start, limit), (Some(start), Some(limit)) if now >= start + limit);
         if expired(seen.message_started, self.message_timeout) {
@@ -141,7 +167,112 @@ mod tests {
             last_activity: t0 + ms(activity),
             last_data: t0 + ms(data),
             message_started: started.map(|s| t0 + ms(s)),
+            last_write_progress: None,
+            write_backlog: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn a_peer_reading_a_long_write_is_alive_though_it_sends_nothing() {
+        let t0 = Instant::now();
+        let config = WatchConfig {
+            heartbeat: Some((ms(300), ms(300))),
+            ..Default::default()
+        };
+        let mut watch = Watch::new(config, t0);
+        // Nothing arrives for 4 s: a 16 MiB message goes out to a peer reading 4 MB/s, and the
+        // pings queue behind it. Each 50 ms the peer takes more of it.
+        let mut now = t0;
+        let mut pings = 0;
+        while now < t0 + ms(4000) {
+            now += ms(50);
+            let reading = Observed {
+                last_write_progress: Some(now - ms(10)),
+                ..seen(t0, 0, 0, None)
+            };
+            match watch.handle_timeout(now, &reading) {
+                Verdict::Fail(expired) => panic!("failed at {:?}: {expired:?}", now - t0),
+                Verdict::SendPing => pings += 1,
+                Verdict::None => {}
+            }
+        }
+        assert!(pings < 20, "{pings} pings");
+        // The write stalls for good: the peer stopped reading. Dead after a ping and its timeout.
+        let stalled = Observed {
+            last_write_progress: Some(now - ms(10)),
+            ..seen(t0, 0, 0, None)
+        };
+        let mut verdicts = Vec::new();
+        for step in 1..=20 {
+            let verdict = watch.handle_timeout(now + ms(50 * step), &stalled);
+            if verdict != Verdict::None {
+                verdicts.push(verdict);
+            }
+        }
+        assert_eq!(
+            verdicts,
+            [Verdict::SendPing, Verdict::Fail(Expired::Heartbeat)]
+        );
+    }
+
+    #[test]
+    fn the_peer_has_time_to_read_what_the_kernel_holds_after_a_long_write() {
+        let t0 = Instant::now();
+        let config = WatchConfig {
+            heartbeat: Some((ms(300), ms(300))),
+            ..Default::default()
+        };
+        let mut watch = Watch::new(config, t0);
+        // The write ended at 4 s; the peer reads ~4 MB/s and ~4 MB are still on their way.
+        let ended = Observed {
+            last_write_progress: Some(t0 + ms(4000)),
+            write_backlog: ms(1000),
+            ..seen(t0, 0, 0, None)
+        };
+        let mut verdicts = Vec::new();
+        for step in 81..=120 {
+            let now = t0 + ms(50 * step);
+            let verdict = watch.handle_timeout(now, &ended);
+            if verdict != Verdict::None {
+                verdicts.push((now - t0, verdict));
+            }
+        }
+        // Pinged an interval after it should have read everything, failed a timeout later.
+        assert_eq!(
+            verdicts,
+            [
+                (ms(5300), Verdict::SendPing),
+                (ms(5600), Verdict::Fail(Expired::Heartbeat))
+            ]
+        );
+        // An absurd estimate counts for at most MAX_WRITE_BACKLOG.
+        let absurd = Observed {
+            write_backlog: Duration::from_secs(1 << 40),
+            ..ended
+        };
+        assert_eq!(
+            absurd.last_sign_of_life(),
+            t0 + ms(4000) + MAX_WRITE_BACKLOG
+        );
+    }
+
+    #[test]
+    fn write_progress_before_the_ping_does_not_answer_it() {
+        let t0 = Instant::now();
+        let config = WatchConfig {
+            heartbeat: Some((ms(100), ms(100))),
+            ..Default::default()
+        };
+        let mut watch = Watch::new(config, t0);
+        let old = Observed {
+            last_write_progress: Some(t0 + ms(50)),
+            ..seen(t0, 0, 0, None)
+        };
+        assert_eq!(watch.handle_timeout(t0 + ms(150), &old), Verdict::SendPing);
+        assert_eq!(
+            watch.handle_timeout(t0 + ms(250), &old),
+            Verdict::Fail(Expired::Heartbeat)
+        );
     }
 
     #[test]

@@ -37,6 +37,11 @@ impl ReadDeadline {
         }
     }
 
+    /// The caller's bound on each wait for bytes.
+    pub(super) fn caller(&self) -> Option<Duration> {
+        self.caller
+    }
+
     /// The caller's new bound, in force at once.
     pub(super) fn set_caller(
         &mut self,

@@ -1,4 +1,4 @@
-//! The receiving half: decodes without the writer's lock and answers through the writer.
+//! The receiving half: reads and decodes without any lock and answers through the writer.
 
 use super::read_deadline::ReadDeadline;
 use super::transport::ReadHalf;
@@ -7,16 +7,20 @@ use crate::config::Config;
 use crate::ending::EndCause;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
-use crate::proto::connection::next_event;
 use crate::proto::message::{Chunk, Event, Message};
 use crate::proto::{Receiver, Role, State};
 use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How many bytes a client discards while it waits for the server to close TCP.
 const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// The longest [`Reader::close`] waits for the peer's close frame when no read timeout is set,
+/// and the longest a client waits for the server to close TCP after the closing handshake.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The receiving half of a split connection; see [`WebSocket::split`](crate::WebSocket::split).
 ///
@@ -89,7 +93,14 @@ impl Reader {
     /// peer's close is returned once, then [`Error::ConnectionClosed`], then
     /// [`Error::AlreadyClosed`]. [`end_cause`](Self::end_cause) says why it ended.
     ///
-    /// Does not hold the writer's lock while it waits for bytes.
+    /// Never waits for a data message being written: it reads and decodes without any lock. A
+    /// pong is written at once if no other thread is writing, otherwise by that thread after
+    /// its message; a pong this reader writes itself is bounded by the write timeout like any
+    /// frame. Only the reply to the peer's close frame is waited for: it must be on the wire
+    /// before the close is reported.
+    ///
+    /// After the peer's close, a client's next read waits for the server to close TCP
+    /// (RFC 6455 §7.1.1) at most 5 s, or the read timeout if shorter.
     pub fn read(&mut self) -> Result<Message, Error> {
         let mid_stream = self.inbound.receiver.is_mid_stream();
         crate::socket::whole_message(mid_stream, || self.read_with(false))
@@ -109,48 +120,56 @@ impl Reader {
         if offered.capacity() > 0 {
             self.inbound.receiver.recycle(offered);
         }
+        let shared = Arc::clone(&self.writer.shared);
         loop {
-            let mut out = self.writer.shared.lock();
-            if out.sender.state() == State::Closed {
-                let close_received = out.sender.close_received();
-                drop(out);
-                return Err(self.finish(close_received));
+            {
+                let sender = shared.state();
+                // RFC 6455 §5.5.1: after the peer's close "the endpoint ... will not process
+                // further data"; after a failure nothing is read either.
+                if sender.state() == State::Closed || sender.close_received() {
+                    let close_received = sender.close_received();
+                    drop(sender);
+                    return Err(self.finish(close_received));
+                }
             }
-            match next_event(&mut self.inbound.receiver, &mut out.sender) {
+            // Decoded without any lock: a writer blocked on the peer never delays a read.
+            match self.inbound.receiver.next_event() {
                 Ok(Some(event)) => {
-                    // A pong or our close reply may be due.
-                    let flushed = out.flush();
-                    drop(out);
                     match &event {
+                        Event::Message(Message::Ping(_)) => {
+                            // The pong is written now if nobody is writing, else by the writer
+                            // after its frames; either way this read does not wait.
+                            shared.state().on_event(&event);
+                            shared.kick(None);
+                        }
                         Event::Message(Message::Close(frame)) => {
+                            shared.state().on_event(&event);
                             self.writer.record(EndCause::PeerClosed(frame.clone()));
+                            // The reply must be on the wire before TCP closes.
+                            shared.flush_waiting();
                         }
                         Event::Message(Message::Text(_) | Message::Binary(_))
-                        | Event::Chunk(Chunk { last: true, .. }) => {
-                            self.writer.shared.message_done()
-                        }
+                        | Event::Chunk(Chunk { last: true, .. }) => shared.message_done(),
                         _ => {}
-                    }
-                    if let Err(e) = flushed {
-                        self.writer.after_write(Err(e.into()))?;
                     }
                     return Ok(event);
                 }
                 Ok(None) => {
-                    drop(out);
+                    // Everything held is decoded: a data frame's header among it starts the
+                    // message's deadline, even if no more bytes come.
+                    shared.mark_message(self.inbound.receiver.is_receiving_message());
                     self.fill()?;
                 }
-                Err(error) => {
-                    // Fail the connection: send the close frame if the transport still works.
-                    let _ = out.flush();
-                    drop(out);
-                    if let Error::Protocol(violation) = &error {
-                        self.writer.record(EndCause::ProtocolViolation(*violation));
-                    }
+                Err(violation) => {
+                    // Fail the connection (RFC 6455 §7.1.7): send the close frame if the
+                    // transport still works.
+                    shared.state().on_violation(violation);
+                    shared.flush_waiting();
+                    self.writer.record(EndCause::ProtocolViolation(violation));
                     if self.writer.role() == Role::Server {
-                        let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
+                        let _ = shared.tcp.shutdown(Shutdown::Both);
                     }
-                    return Err(error);
+                    return Err(Error::Protocol(violation));
                 }
             }
         }
@@ -177,22 +196,29 @@ impl Reader {
     #[cold]
     #[inline(never)]
     fn wait_for_server_close(&mut self) {
-        // The caller's bound, not a window kept for buffers, limits this wait.
+        // Bounded in all: a server that never closes TCP costs at most CLOSE_WAIT (or the
+        // caller's read timeout, if shorter).
         let tcp = &*self.writer.shared.tcp;
-        if self.inbound.deadline.get_mut().close_window(tcp).is_err() {
-            return;
-        }
+        let caller = self.inbound.deadline.get_mut().caller();
+        let bound = caller.map_or(CLOSE_WAIT, |caller| caller.min(CLOSE_WAIT));
+        let until = Instant::now() + bound;
         let mut scratch = [0u8; 1024];
         let mut drained = 0;
         while drained < CLOSE_DRAIN_LIMIT {
-            match self.source.read(&mut scratch, &self.writer.shared.out) {
-                Ok(0) | Err(_) => return,
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match self.source.read(&mut scratch, &|| {}) {
+                Ok(0) | Err(_) => break,
                 Ok(n) => drained += n,
             }
         }
+        // The socket's timeout was changed behind the deadline's back: put the caller's back.
+        let _ = self.inbound.deadline.get_mut().set_caller(tcp, caller);
     }
 
-    /// Reads once from the stream into the receiver, without the writer's lock.
+    /// Reads once from the stream into the receiver, without any lock.
     fn fill(&mut self) -> Result<(), Error> {
         let tcp = &*self.writer.shared.tcp;
         if !self.inbound.receiver.has_buffered_data() {
@@ -207,17 +233,22 @@ impl Reader {
             }
         }
         loop {
-            let out = &self.writer.shared.out;
+            let shared = &*self.writer.shared;
+            let arrived = || shared.touch();
             let receiver = &mut self.inbound.receiver;
             let read = if self.source.reads_vectored() {
                 match receiver.read_bufs() {
-                    (buf, []) => self.source.read(buf, out),
+                    (buf, []) => self.source.read(buf, &arrived),
                     // A predicted frame: header and payload in one read (`Receiver::read_bufs`).
-                    (head, rest) => self.source.read_vectored(head, rest, out),
+                    (head, rest) => self.source.read_vectored(head, rest, &arrived),
                 }
             } else {
-                self.source.read(receiver.read_buf(), out)
+                self.source.read(receiver.read_buf(), &arrived)
             };
+            if self.source.has_pending_output() {
+                // The transport answered something (TLS); its bytes go out through the owner.
+                shared.want_flush();
+            }
             match read {
                 Ok(0) => {
                     self.inbound.receiver.commit(0);
@@ -226,15 +257,12 @@ impl Reader {
                         "the peer closed the connection without a close frame (1006)",
                     );
                     self.writer.record(EndCause::io(&eof));
-                    self.writer.shared.lock().sender.on_transport_closed();
+                    self.writer.shared.state().on_transport_closed();
                     self.ended = true;
                     return Err(eof.into());
                 }
                 Ok(n) => {
                     self.inbound.receiver.commit(n);
-                    self.writer
-                        .shared
-                        .touch(self.inbound.receiver.is_receiving_message());
                     return Ok(());
                 }
                 Err(e) => {
@@ -253,7 +281,7 @@ impl Reader {
                         }
                         _ => {
                             self.writer.record(EndCause::io(&e));
-                            self.writer.shared.lock().sender.on_transport_closed();
+                            self.writer.shared.state().on_transport_closed();
                             self.ended = true;
                             return Err(e.into());
                         }
@@ -264,9 +292,13 @@ impl Reader {
     }
 
     /// Closes the connection: sends a close frame, then reads until the peer's reply (discarding
-    /// data that arrives meanwhile). Returns the peer's close frame. Bound the wait with a read
-    /// timeout ([`set_read_timeout`](Self::set_read_timeout)); a peer that never answers blocks
-    /// forever otherwise.
+    /// data that arrives meanwhile). Returns the peer's close frame.
+    ///
+    /// The wait is bounded: by the read timeout for each wait for bytes if one is set
+    /// ([`set_read_timeout`](Self::set_read_timeout)), otherwise by 5 s in all.
+    /// A peer that does not answer in time has its TCP connection closed, and `close` returns
+    /// [`Error::Io`] with `TimedOut`. As a client, a later [`read`](Self::read) then waits for
+    /// the server to close TCP, also at most 5 s (or the read timeout, if shorter).
     ///
     /// Errors: as for [`Writer::close`] and [`read`](Self::read).
     pub fn close(
@@ -275,11 +307,37 @@ impl Reader {
         reason: &str,
     ) -> Result<Option<CloseFrame>, Error> {
         self.writer.close(code, reason)?;
-        loop {
-            if let Message::Close(peer) = self.read()? {
-                return Ok(peer);
+        let caller = self.inbound.deadline.get().caller();
+        let until = caller.is_none().then(|| Instant::now() + CLOSE_WAIT);
+        let result = loop {
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break Err(Error::Io(io::ErrorKind::TimedOut.into()));
+                }
+                self.set_read_timeout(Some(left))?;
             }
+            match self.read() {
+                Ok(Message::Close(peer)) => break Ok(peer),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if until.is_some() {
+            let _ = self.set_read_timeout(None);
         }
+        if let Err(Error::Io(e)) = &result
+            && matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        {
+            // The peer did not answer our close: give up on it.
+            self.writer.shared.state().on_transport_closed();
+            let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
+            return Err(Error::Io(io::ErrorKind::TimedOut.into()));
+        }
+        result
     }
 
     /// Bounds each wait for bytes (`None`: wait for ever). A timed-out read returns
@@ -313,7 +371,6 @@ impl Reader {
 
     /// Bytes of buffer memory this connection holds now (both directions).
     pub fn buffered_capacity(&self) -> usize {
-        self.inbound.receiver.buffered_capacity()
-            + self.writer.shared.lock().sender.data_to_send().len()
+        self.inbound.receiver.buffered_capacity() + self.writer.shared.state().data_to_send().len()
     }
 }

@@ -1,4 +1,11 @@
-//! The sending half: the state machine and the write half of the stream behind one lock.
+//! The sending half: the state machine behind one lock, the stream's write half behind another.
+//!
+//! `state` guards the [`Sender`] (the connection state and its output buffer) and is held only
+//! for CPU work: encoding a frame, applying a decoded event. `io` guards the write half and is
+//! held by the one thread that writes now, the *write owner*. A frame is appended whole to the
+//! sender's output, and the owner takes the output in order, so frames never interleave
+//! (RFC 6455 §5.4). Every queue is followed by a `try_lock` of `io`, and every owner re-checks
+//! the output after releasing `io`: nothing queued is left unwritten while nobody owns `io`.
 
 use super::transport::Transport;
 use crate::ending::EndCause;
@@ -8,7 +15,7 @@ use crate::proto::message::Message;
 use crate::proto::{Role, Sender, State};
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -17,69 +24,186 @@ use std::time::{Duration, Instant};
 /// come from threads that serve every connection, so they must not wait long.
 pub(crate) const SHARED_THREAD_WRITE_BOUND: Duration = Duration::from_millis(50);
 
-/// What the lock guards: the state machine and the stream's write half.
-pub(crate) struct Outbound {
-    pub(crate) sender: Sender,
-    pub(super) stream: Box<dyn Transport>,
-    /// The stream's own write timeout, read once at the split (nothing changes it after), so a
-    /// ping from the heartbeat thread costs no extra system call to look it up.
-    write_timeout: Option<Duration>,
+/// The longest one write system call waits (the socket's `SO_SNDTIMEO` after the split). A write
+/// to a slow peer comes back this often, to keep to its frame's deadline and to report the
+/// progress that tells the heartbeat the peer is alive while it reads a long message.
+const WRITE_TICK: Duration = Duration::from_millis(50);
+
+/// Output taken from the sender above this size is moved rather than copied.
+const MOVE_OUTPUT_MIN: usize = 64 * 1024;
+
+/// What the write owner holds: the stream's write half and the frames it is writing.
+pub(crate) struct WriteSide {
+    stream: Box<dyn Transport>,
+    /// Whole frames taken from the sender and not yet written; the first may be begun.
+    unwritten: Vec<u8>,
+    /// When the frames in `unwritten` must be on the wire, once a write of them has stalled.
+    due: Option<Instant>,
+    /// Some bytes of `unwritten`'s first frame are on the wire.
+    begun: bool,
+    /// A write failed in the middle of a frame: nothing may follow it on the wire.
+    torn: bool,
+    /// The most bytes a write got in before it first stalled: what the kernel buffers hold on
+    /// the way to the peer.
+    pipe: usize,
 }
 
-impl Outbound {
-    /// Writes all queued bytes; a timeout leaves the rest queued.
-    pub(super) fn flush(&mut self) -> io::Result<()> {
-        while !self.sender.data_to_send().is_empty() {
-            match self.stream.write(self.sender.data_to_send()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sender.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+/// When a write gives up: the frames' deadline fails the connection; `stop` (a shared thread's
+/// patience) only leaves the rest for the next owner.
+#[derive(Clone, Copy)]
+struct Until {
+    timeout: Option<Duration>,
+    stop: Option<Instant>,
+}
+
+impl WriteSide {
+    /// Writes `unwritten`, then `payload` (a large message written from the caller's buffer).
+    /// `Ok(false)`: `until.stop` came first, the rest of `unwritten` stays for the next owner
+    /// (only without `payload`). An error fails the connection; `torn` says whether a frame was
+    /// cut.
+    fn write_out(&mut self, mut payload: &[u8], until: Until, shared: &Shared) -> io::Result<bool> {
+        let mut written = 0;
+        // Bytes this call has put on the wire, and when and after how many it first stalled.
+        let mut sent = 0;
+        let mut first_stall: Option<(Instant, usize)> = None;
+        let result = loop {
+            let head = &self.unwritten[written..];
+            // Last, the transport's own buffers (TLS): that may wait for the peer too.
+            let flushing = head.is_empty() && payload.is_empty();
+            let attempt = if flushing {
+                self.stream.flush().map(|()| 0)
+            } else if payload.is_empty() {
+                self.stream.write(head)
+            } else if head.is_empty() {
+                self.stream.write(payload)
+            } else {
+                self.stream
+                    .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(payload)])
+            };
+            let stalled = match attempt {
+                Ok(_) if flushing => break Ok(true),
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    let from_head = n.min(head.len());
+                    written += from_head;
+                    payload = &payload[n - from_head..];
+                    sent += n;
+                    let done = written == self.unwritten.len() && payload.is_empty();
+                    if done && first_stall.is_none() {
+                        continue; // the common case: no clock read
+                    }
+                    // The peer took bytes of a write that waits for it: it is reading.
+                    let now = Instant::now();
+                    let start = *first_stall.get_or_insert((now, sent));
+                    self.pipe = self.pipe.max(start.1);
+                    shared.progressed(now, self.backlog(start, now, sent));
+                    if done {
+                        continue;
+                    }
+                    self.begun = true;
+                    now
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    let now = Instant::now();
+                    first_stall.get_or_insert((now, sent));
+                    now
+                }
+                Err(e) => break Err(e),
+            };
+            // The write waits on the peer. The deadline runs from the first stall, at most one
+            // tick after the write began (no clock read on the common path).
+            if let Some(timeout) = until.timeout {
+                if self.due.is_none() {
+                    // Too far to represent: no deadline.
+                    self.due = stalled.checked_add(timeout);
+                }
+                if self.due.is_some_and(|due| stalled >= due) {
+                    break Err(io::ErrorKind::TimedOut.into());
+                }
+            }
+            if until.stop.is_some_and(|stop| stalled >= stop) && payload.is_empty() {
+                break Ok(false);
+            }
+        };
+        match result {
+            Ok(true) => {
+                self.unwritten.clear();
+                if self.unwritten.capacity() > MOVE_OUTPUT_MIN {
+                    self.unwritten = Vec::new();
+                }
+                self.due = None;
+                self.begun = false;
+            }
+            Ok(false) => {
+                self.unwritten.drain(..written);
+            }
+            Err(_) => {
+                self.torn = self.begun || written > 0;
+                self.unwritten = Vec::new();
+                self.due = None;
+                self.begun = false;
             }
         }
-        self.stream.flush()
+        result
     }
+}
 
-    /// Queues `message` and writes it. A large payload a server sends unchanged is written from
-    /// the message itself, in one vectored write with its header, rather than copied first.
-    fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.flush()?;
-        if self.stream.writes_vectored() && self.sender.send_header(message)? {
-            crate::socket::write_with_payload(
-                &mut *self.stream,
-                &mut self.sender,
-                message.as_bytes(),
-            )
-        } else {
-            self.sender.send(message)?;
-            Ok(self.flush()?)
+impl WriteSide {
+    /// How long the peer will take to read what the kernel holds for it now: the bytes a write
+    /// gets in before it first stalls fill the way to the peer (`pipe`), and since that stall
+    /// the peer has read at the rate `sent - start.1` bytes in `now - start.0`.
+    fn backlog(&self, start: (Instant, usize), now: Instant, sent: usize) -> Duration {
+        let elapsed = now.saturating_duration_since(start.0);
+        let read = sent.saturating_sub(start.1);
+        if read == 0 || elapsed.is_zero() {
+            return Duration::ZERO;
         }
+        let secs = elapsed.as_secs_f64() * (self.pipe as f64 / read as f64);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
     }
+}
 
-    /// Queues `message` and writes it within `bound`, restoring the stream's own write timeout.
-    fn send_within(&mut self, message: &Message, bound: Duration) -> Result<(), Error> {
-        if !self.sender.data_to_send().is_empty() {
-            // A write timed out earlier: the peer is not reading.
-            return Err(io::Error::from(io::ErrorKind::TimedOut).into());
-        }
-        self.sender.send(message)?;
-        let bound = self.write_timeout.map_or(bound, |own| own.min(bound));
-        self.stream.set_write_timeout(Some(bound))?;
-        let result = self.flush();
-        self.stream.set_write_timeout(self.write_timeout)?;
-        Ok(result?)
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Moves the sender's output to the end of `into`: large output by taking its buffer, small
+/// output by copying, so the sender keeps its small buffer.
+fn take_output(sender: &mut Sender, into: &mut Vec<u8>) {
+    let out = sender.data_to_send();
+    if into.is_empty() && out.len() >= MOVE_OUTPUT_MIN {
+        *into = sender.take_data_to_send();
+    } else {
+        into.extend_from_slice(out);
+        let n = out.len();
+        sender.advance(n);
     }
 }
 
 /// Everything both halves share.
 pub(crate) struct Shared {
-    pub(super) out: Mutex<Outbound>,
+    /// The protocol state and its output; held only for CPU work.
+    state: Mutex<Sender>,
+    /// The write half; held by the write owner.
+    io: Mutex<WriteSide>,
+    /// The transport has output of its own to write (TLS, after a read).
+    flush_wanted: AtomicBool,
+    /// The bound on writing one frame (or message) whole: the stream's write timeout at the split.
+    write_timeout: Option<Duration>,
     /// The socket, to shut the connection down without the lock, waking a blocked reader or
     /// writer.
     pub(super) tcp: Arc<TcpStream>,
     pub(super) cause: Mutex<Option<EndCause>>,
     /// When bytes last arrived, in nanoseconds since `epoch`; read by the heartbeat thread.
     pub(super) last_activity: AtomicU64,
+    /// When a write to a slow peer last moved on, in nanoseconds since `epoch` plus one; 0: never.
+    last_progress: AtomicU64,
+    /// How long the peer then still needed to read what the kernel held for it, in nanoseconds.
+    write_backlog: AtomicU64,
     /// When a data message last completed, in nanoseconds since `epoch`.
     pub(super) last_data: AtomicU64,
     /// When the message now arriving began, in nanoseconds since `epoch` plus one; 0: none.
@@ -94,11 +218,151 @@ fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+fn relock<'a, T>(
+    result: Result<MutexGuard<'a, T>, TryLockError<MutexGuard<'a, T>>>,
+) -> Option<MutexGuard<'a, T>> {
+    match result {
+        Ok(guard) => Some(guard),
+        // A panic in a holder cannot leave a state worse than losing the connection; go on.
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 impl Shared {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Outbound> {
-        // A panic while holding the lock cannot leave the sender half-updated in a way that
-        // matters more than losing the connection; keep going.
-        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    /// The protocol state, for CPU work only.
+    pub(super) fn state(&self) -> MutexGuard<'_, Sender> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Becomes the write owner, waiting for the current one (whose write is bounded by its
+    /// frame's deadline).
+    fn own(&self) -> MutexGuard<'_, WriteSide> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn try_own(&self) -> Option<MutexGuard<'_, WriteSide>> {
+        relock(self.io.try_lock())
+    }
+
+    fn until(&self, stop: Option<Instant>) -> Until {
+        Until {
+            timeout: self.write_timeout,
+            stop,
+        }
+    }
+
+    /// As the write owner: writes what is queued until the output is empty. `Ok(false)`: `stop`
+    /// came first.
+    fn drain(&self, side: &mut WriteSide, stop: Option<Instant>) -> io::Result<bool> {
+        loop {
+            if stop.is_some_and(|stop| Instant::now() >= stop) {
+                // A shared thread's patience is over, however fast others queue.
+                return Ok(false);
+            }
+            if !side.unwritten.is_empty() && !side.write_out(&[], self.until(stop), self)? {
+                return Ok(false);
+            }
+            {
+                let mut sender = self.state();
+                if sender.data_to_send().is_empty() {
+                    break;
+                }
+                take_output(&mut sender, &mut side.unwritten);
+            }
+        }
+        if self.flush_wanted.swap(false, Ordering::AcqRel) {
+            side.write_out(&[], self.until(stop), self)?;
+        }
+        Ok(true)
+    }
+
+    /// Whether output waits for an owner.
+    fn has_output(&self) -> bool {
+        self.flush_wanted.load(Ordering::Acquire) || !self.state().data_to_send().is_empty()
+    }
+
+    /// Writes what others queued if nobody writes now; otherwise returns at once, and the owner
+    /// writes it after its own frames. With `stop`, gives up writing then (a shared thread): the
+    /// peer has not taken a small frame for that long, and what is left goes out with the next
+    /// write (or the heartbeat fails the peer). Returns whether everything queued is written
+    /// (false also when another thread owns the write half).
+    pub(super) fn kick(&self, stop: Option<Instant>) -> bool {
+        loop {
+            let Some(mut side) = self.try_own() else {
+                return false;
+            };
+            let result = self.drain(&mut side, stop);
+            let torn = side.torn;
+            drop(side);
+            match result {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    self.write_failed(&e, torn);
+                    return false;
+                }
+            }
+            // Output queued while we owned `io` found it busy: it is ours to write.
+            if !self.has_output() {
+                return true;
+            }
+        }
+    }
+
+    /// Waits to become the owner, then writes what is queued (the reader's close reply, which
+    /// must be on the wire before TCP is closed).
+    pub(super) fn flush_waiting(&self) {
+        let mut side = self.own();
+        let result = self.drain(&mut side, None);
+        let torn = side.torn;
+        drop(side);
+        match result {
+            // Output queued while we owned `io` found it busy: it is ours to write.
+            Ok(_) => {
+                self.kick(None);
+            }
+            Err(e) => self.write_failed(&e, torn),
+        }
+    }
+
+    /// A write failed: a timeout fails the connection with 1008; anything else means the
+    /// transport is gone.
+    fn write_failed(&self, e: &io::Error, torn: bool) {
+        if is_timeout(e) {
+            self.fail(
+                EndCause::WriteTimeout,
+                CloseCode::Policy,
+                "write timeout",
+                torn,
+            );
+        } else {
+            self.record(EndCause::io(e));
+            self.state().on_transport_closed();
+            let _ = self.tcp.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// See [`Writer::fail`]; `torn`: a frame was cut, so no close frame may follow.
+    fn fail(&self, cause: EndCause, code: CloseCode, reason: &str, torn: bool) {
+        self.record(cause);
+        if !torn
+            && let Some(mut side) = self.try_own()
+            && !side.torn
+        {
+            let queued = {
+                let mut sender = self.state();
+                let queued = sender.close(Some(CloseFrame::new(code, reason))).is_ok();
+                sender.on_transport_closed();
+                queued
+            };
+            if queued {
+                let stop = Instant::now() + SHARED_THREAD_WRITE_BOUND;
+                let _ = self.drain(&mut side, Some(stop));
+            }
+        }
+        self.state().on_transport_closed();
+        let _ = self.tcp.shutdown(Shutdown::Both);
     }
 
     /// Records why the connection ended, unless a cause is already known.
@@ -109,11 +373,29 @@ impl Shared {
         }
     }
 
-    /// Bytes arrived; `in_message`: a data message is now partly received.
-    pub(super) fn touch(&self, in_message: bool) {
+    /// Bytes arrived.
+    pub(super) fn touch(&self) {
         let nanos = self.epoch.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64;
         self.last_activity.store(nanos, Ordering::Relaxed);
-        if in_message && self.message_started.load(Ordering::Relaxed) == 0 {
+    }
+
+    /// A write to a slow peer moved on at `now`; the peer needs about `backlog` more to read
+    /// what the kernel holds for it.
+    fn progressed(&self, now: Instant, backlog: Duration) {
+        let nanos = now
+            .saturating_duration_since(self.epoch)
+            .as_nanos()
+            .min(u64::MAX as u128 - 1) as u64;
+        let backlog = backlog.as_nanos().min(u64::MAX as u128) as u64;
+        self.write_backlog.store(backlog, Ordering::Relaxed);
+        self.last_progress.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// The reader has decoded what it holds: `receiving` says a data message has begun and not
+    /// ended. Its start is the read that brought its first bytes (or the handshake's leftover).
+    pub(super) fn mark_message(&self, receiving: bool) {
+        if receiving && self.message_started.load(Ordering::Relaxed) == 0 {
+            let nanos = self.last_activity.load(Ordering::Relaxed);
             self.message_started.store(nanos + 1, Ordering::Relaxed);
         }
     }
@@ -125,24 +407,34 @@ impl Shared {
         self.last_data.store(nanos, Ordering::Relaxed);
         self.message_started.store(0, Ordering::Relaxed);
     }
+
+    /// Asks the write owner to flush the transport's own output (TLS), and writes it if nobody
+    /// owns the write half now.
+    pub(super) fn want_flush(&self) {
+        self.flush_wanted.store(true, Ordering::Release);
+        self.kick(None);
+    }
 }
 
 /// The sending half of a split connection: `Clone + Send + Sync`; send from any thread while the
 /// [`Reader`](crate::Reader) blocks in [`read`](crate::Reader::read).
 ///
-/// Each message is written whole under a lock, so frames of two senders never interleave
-/// (RFC 6455 §5.4); pongs and close replies from the [`Reader`](crate::Reader) go through the same lock.
-/// Clones send on the same connection.
+/// Each message is written whole by one thread at a time, so frames of two senders never
+/// interleave (RFC 6455 §5.4); pongs and close replies from the [`Reader`](crate::Reader) are
+/// written between messages. Clones send on the same connection.
 ///
 /// # How long a send may wait
 ///
-/// For the lock: while another thread writes one message, or the reader writes one pong or
-/// close reply (over TLS, also while the reader reads one record it has seen arrive, at most
-/// 10 ms). Each write is bounded by the stream's write timeout ([`ServerBuilder::write_timeout`],
-/// 10 s by default in a server), and a write that times out fails the connection, so a send waits
-/// at most about one write timeout per message queued ahead of it. Without a write timeout a peer
-/// that stops reading blocks senders until something closes the connection (the heartbeat, or
-/// [`Writer::abort`]).
+/// A send first waits for the thread writing now to finish its message (or a pong, ping or
+/// close frame), then writes its own. Each message must be on the wire within the stream's write
+/// timeout ([`ServerBuilder::write_timeout`], 10 s by default in a server), counted from when its
+/// write first has to wait for the peer (at most 50 ms after it began; each system call waits
+/// at most 50 ms, so the deadline is kept within that); one that is late fails
+/// the connection ([`EndCause::WriteTimeout`], 1008). So a send waits at most about one write
+/// timeout per message queued ahead of it. Without a write timeout a peer that stops reading
+/// blocks senders until something closes the connection (the heartbeat, or [`Writer::abort`]).
+/// A send never waits for the [`Reader`](crate::Reader), nor the reader for a send (except to
+/// put its reply to the peer's close frame on the wire before it reports the close).
 ///
 /// [`ServerBuilder::write_timeout`]: crate::ServerBuilder::write_timeout
 #[derive(Clone)]
@@ -166,15 +458,28 @@ impl Writer {
         role: Role,
     ) -> Writer {
         let write_timeout = write_half.write_timeout().unwrap_or(None);
+        // Each system call waits at most a tick; the frame's deadline is kept above it.
+        let tick = write_timeout
+            .map_or(WRITE_TICK, |timeout| timeout.min(WRITE_TICK))
+            .max(Duration::from_millis(1));
+        let _ = write_half.set_write_timeout(Some(tick));
         let shared = Arc::new(Shared {
-            out: Mutex::new(Outbound {
-                sender,
+            state: Mutex::new(sender),
+            io: Mutex::new(WriteSide {
                 stream: write_half,
-                write_timeout,
+                unwritten: Vec::new(),
+                due: None,
+                begun: false,
+                torn: false,
+                pipe: 0,
             }),
+            flush_wanted: AtomicBool::new(false),
+            write_timeout,
             tcp,
             cause: Mutex::new(None),
             last_activity: AtomicU64::new(0),
+            last_progress: AtomicU64::new(0),
+            write_backlog: AtomicU64::new(0),
             last_data: AtomicU64::new(0),
             message_started: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -188,52 +493,76 @@ impl Writer {
     ///
     /// Errors: [`Error::AlreadyClosed`] once a close frame was sent or the connection failed;
     /// [`Error::InvalidInput`] as for [`WebSocket::send`](crate::WebSocket::send); [`Error::Io`] when the transport
-    /// fails. A write that times out fails the connection ([`EndCause::WriteTimeout`], 1008).
+    /// fails. A message not written within the write timeout fails the connection
+    /// ([`EndCause::WriteTimeout`], 1008).
     pub fn send(&self, message: Message) -> Result<(), Error> {
         self.send_returning(message).map(drop)
     }
 
     /// [`send`](Self::send), then gives back the message's buffer for reuse.
     pub(crate) fn send_returning(&self, message: Message) -> Result<Vec<u8>, Error> {
-        let mut out = self.shared.lock();
-        let result = out.send(&message);
-        drop(out);
-        self.after_write(result)?;
+        self.write_owned(
+            |sender, vectored| {
+                // A large payload a server sends unchanged is written from the message itself,
+                // after its header, rather than copied first.
+                if vectored && sender.send_header(&message)? {
+                    return Ok(true);
+                }
+                sender.send(&message)?;
+                Ok(false)
+            },
+            message.as_bytes(),
+        )?;
         Ok(message.into_bytes())
     }
 
     /// Sends a frame encoded once for many connections (see [`Room`](crate::Room)).
     pub(crate) fn send_encoded(&self, frame: &[u8]) -> Result<(), Error> {
-        let mut out = self.shared.lock();
-        let result = self.flush_then(&mut out, |sender| sender.send_encoded(frame));
-        drop(out);
-        self.after_write(result)
+        self.write_owned(|sender, _| sender.send_encoded(frame).map(|()| false), &[])
     }
 
-    fn flush_then(
+    /// Becomes the write owner, queues with `queue` (whose `true` says `payload` follows the
+    /// queued header unchanged), and writes everything queued.
+    fn write_owned(
         &self,
-        out: &mut Outbound,
-        queue: impl FnOnce(&mut Sender) -> Result<(), Error>,
+        queue: impl FnOnce(&mut Sender, bool) -> Result<bool, Error>,
+        payload: &[u8],
     ) -> Result<(), Error> {
-        out.flush()?;
-        queue(&mut out.sender)?;
-        Ok(out.flush()?)
-    }
-
-    pub(super) fn after_write(&self, result: Result<(), Error>) -> Result<(), Error> {
-        if let Err(Error::Io(e)) = &result {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) {
-                self.fail(EndCause::WriteTimeout, CloseCode::Policy, "write timeout");
-            } else {
-                self.shared.record(EndCause::io(e));
-                self.shared.lock().sender.on_transport_closed();
-                let _ = self.shared.tcp.shutdown(Shutdown::Both);
+        let shared = &*self.shared;
+        let mut side = shared.own();
+        let queued = {
+            let mut sender = shared.state();
+            let queued = queue(&mut sender, side.stream.writes_vectored());
+            // What others queued goes first, then ours: whole frames, in order. Taken in the
+            // same lock as the header, so nothing lands between header and payload.
+            if queued.is_ok() {
+                take_output(&mut sender, &mut side.unwritten);
+            }
+            queued
+        };
+        let result = match queued {
+            Ok(direct) => {
+                let payload = if direct { payload } else { &[] };
+                side.write_out(payload, shared.until(None), shared)
+            }
+            Err(e) => {
+                drop(side);
+                shared.kick(None);
+                return Err(e);
+            }
+        };
+        let torn = side.torn;
+        drop(side);
+        match result {
+            Ok(_) => {
+                shared.kick(None);
+                Ok(())
+            }
+            Err(e) => {
+                shared.write_failed(&e, torn);
+                Err(e.into())
             }
         }
-        result
     }
 
     /// Starts the closing handshake: sends a close frame. The [`Reader`](crate::Reader) receives the peer's
@@ -243,13 +572,12 @@ impl Writer {
     /// [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes.
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame::new(code, reason);
-        let mut out = self.shared.lock();
-        let result = self.flush_then(&mut out, |sender| sender.close(Some(frame.clone())));
-        drop(out);
+        let local = EndCause::LocalClosed(Some(frame.clone()));
+        let result = self.write_owned(|sender, _| sender.close(Some(frame)).map(|()| false), &[]);
         if result.is_ok() {
-            self.shared.record(EndCause::LocalClosed(Some(frame)));
+            self.shared.record(local);
         }
-        self.after_write(result)
+        result
     }
 
     /// Closes the TCP connection at once, without a close frame: a blocked reader or writer wakes
@@ -264,7 +592,7 @@ impl Writer {
 
     /// Whether messages can still be sent.
     pub fn is_open(&self) -> bool {
-        self.shared.lock().sender.state() == State::Open
+        self.shared.state().state() == State::Open
     }
 
     /// Why the connection ended, once it has.
@@ -301,14 +629,17 @@ impl Writer {
         self.shared.epoch + Duration::from_nanos(self.shared.last_activity.load(Ordering::Relaxed))
     }
 
-    /// What the reader last recorded, for the shared timer.
+    /// What the reader and the write owner last recorded, for the shared timer.
     pub(crate) fn observed(&self) -> crate::proto::watch::Observed {
         let at = |nanos: u64| self.shared.epoch + Duration::from_nanos(nanos);
         let started = self.shared.message_started.load(Ordering::Relaxed);
+        let progress = self.shared.last_progress.load(Ordering::Relaxed);
         crate::proto::watch::Observed {
             last_activity: self.last_activity(),
             last_data: at(self.shared.last_data.load(Ordering::Relaxed)),
             message_started: (started != 0).then(|| at(started - 1)),
+            last_write_progress: (progress != 0).then(|| at(progress - 1)),
+            write_backlog: Duration::from_nanos(self.shared.write_backlog.load(Ordering::Relaxed)),
         }
     }
 
@@ -321,34 +652,33 @@ impl Writer {
         &self.shared.tcp
     }
 
-    /// Sends a ping from a thread that serves many connections: never waits for the lock and
-    /// writes within [`SHARED_THREAD_WRITE_BOUND`]. Returns whether the ping went out.
+    /// Sends a ping from a thread that serves many connections: queues it, and writes it at once
+    /// (within [`SHARED_THREAD_WRITE_BOUND`]) unless another thread is writing, which then writes
+    /// it after its own frames. Never waits for that thread. Returns whether the ping is written.
     pub(crate) fn ping_from_shared_thread(&self) -> bool {
-        match self.shared.out.try_lock() {
-            Ok(mut out) => out
-                .send_within(&Message::Ping(Vec::new()), SHARED_THREAD_WRITE_BOUND)
-                .is_ok(),
-            // Another thread is writing; the pong deadline still runs.
-            Err(TryLockError::WouldBlock) => false,
-            Err(TryLockError::Poisoned(_)) => false,
+        if self
+            .shared
+            .state()
+            .send(&Message::Ping(Vec::new()))
+            .is_err()
+        {
+            return false;
         }
+        self.shared
+            .kick(Some(Instant::now() + SHARED_THREAD_WRITE_BOUND))
     }
 
     /// Fails the connection: records `cause`, sends a close frame if that can be done at once,
-    /// then closes TCP so that a dead peer cannot hold the connection open.
+    /// then closes TCP so that a dead peer cannot hold the connection open. Never waits for a
+    /// thread that is writing (closing TCP wakes it).
     pub(crate) fn fail(&self, cause: EndCause, code: CloseCode, reason: &str) {
-        self.shared.record(cause);
-        if let Ok(mut out) = self.shared.out.try_lock() {
-            let close = Message::Close(Some(CloseFrame::new(code, reason)));
-            let _ = out.send_within(&close, SHARED_THREAD_WRITE_BOUND);
-            out.sender.on_transport_closed();
-        }
-        let _ = self.shared.tcp.shutdown(Shutdown::Both);
+        self.shared.fail(cause, code, reason, false);
     }
 
     /// Starts a closing handshake from a thread that serves many connections (server shutdown):
-    /// waits for the lock for at most about `patience`, writes within the shared bound. Returns
-    /// false if the lock stayed busy.
+    /// queues the close frame (a thread writing now writes it after its own frames), and tries
+    /// for at most about `patience` to write it itself, within the shared bound. Returns false if
+    /// another thread kept writing all that time.
     pub(crate) fn close_from_shared_thread(
         &self,
         cause: EndCause,
@@ -357,20 +687,22 @@ impl Writer {
         patience: Duration,
     ) -> bool {
         self.shared.record(cause);
+        // Already sent or failed: nothing more to queue, but what is queued may still wait.
+        let _ = self
+            .shared
+            .state()
+            .close(Some(CloseFrame::new(code, reason)));
         let give_up = Instant::now() + patience;
         loop {
-            match self.shared.out.try_lock() {
-                Ok(mut out) => {
-                    let close = Message::Close(Some(CloseFrame::new(code, reason)));
-                    let _ = out.send_within(&close, SHARED_THREAD_WRITE_BOUND);
-                    return true;
-                }
-                Err(_) if Instant::now() < give_up => {
-                    // Another thread is writing one message; back off briefly.
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(_) => return false,
+            let stop = Instant::now() + SHARED_THREAD_WRITE_BOUND;
+            if self.shared.kick(Some(stop)) || !self.shared.has_output() {
+                return true;
             }
+            if Instant::now() >= give_up {
+                return false;
+            }
+            // Another thread is writing one message; back off briefly.
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
