@@ -412,8 +412,6 @@ mod tests {
     /// ping waiting up to 50 ms, 160 of them made one round last 8 s, and every other deadline
     /// (heartbeats, cut-offs) waited behind it.
     #[test]
-    #[ignore = "needs the split writer's pings to never wait for the socket (17.11, the split \
-                rework on another branch); run with --ignored once merged"]
     fn pings_to_stalled_peers_do_not_delay_other_deadlines() {
         use socket2::SockRef;
         use std::io::{ErrorKind, Read, Write};
