@@ -185,7 +185,8 @@ impl Reader {
         let mut scratch = [0u8; 1024];
         let mut drained = 0;
         while drained < CLOSE_DRAIN_LIMIT {
-            match self.source.read(&mut scratch, &self.writer.shared.out) {
+            let shared = &*self.writer.shared;
+            match self.source.read(&mut scratch, &|| shared.touch(false)) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => drained += n,
             }
@@ -207,17 +208,22 @@ impl Reader {
             }
         }
         loop {
-            let out = &self.writer.shared.out;
+            let shared = &*self.writer.shared;
+            let arrived = || shared.touch(false);
             let receiver = &mut self.inbound.receiver;
             let read = if self.source.reads_vectored() {
                 match receiver.read_bufs() {
-                    (buf, []) => self.source.read(buf, out),
+                    (buf, []) => self.source.read(buf, &arrived),
                     // A predicted frame: header and payload in one read (`Receiver::read_bufs`).
-                    (head, rest) => self.source.read_vectored(head, rest, out),
+                    (head, rest) => self.source.read_vectored(head, rest, &arrived),
                 }
             } else {
-                self.source.read(receiver.read_buf(), out)
+                self.source.read(receiver.read_buf(), &arrived)
             };
+            if self.source.has_pending_output() {
+                // TLS post-handshake output (e.g. a KeyUpdate reply): out through the writer.
+                let _ = shared.lock().flush();
+            }
             match read {
                 Ok(0) => {
                     self.inbound.receiver.commit(0);
