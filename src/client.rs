@@ -199,7 +199,8 @@ impl ClientBuilder {
                     redirects += 1;
                 }
                 Err(e) => return Err(e),
-                Ok((ws, response)) => {
+                Ok((mut ws, response)) => {
+                    ws.get_mut().set_deadline(None);
                     ws.get_ref().set_read_timeout(self.read_timeout)?;
                     ws.get_ref().set_write_timeout(self.write_timeout)?;
                     return Ok((ws, response));
@@ -261,7 +262,7 @@ impl ClientBuilder {
         }
         #[cfg(feature = "native-tls")]
         {
-            Ok(NetStream::Tls(Box::new(self.tls.wrap(&url.host, tcp)?)))
+            Ok(NetStream::Tls(Box::new(self.tls.wrap(&url.host, tcp, deadline)?)))
         }
         #[cfg(not(feature = "native-tls"))]
         {

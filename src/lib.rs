@@ -104,6 +104,8 @@ mod socket;
 mod split;
 mod split_net;
 mod tls;
+#[cfg(feature = "native-tls")]
+mod tls_socket;
 pub mod tour;
 mod url;
 

@@ -1,10 +1,12 @@
 //! Splitting a [`NetStream`] connection: plain TCP as in [`split`](crate::split), and `wss://`
 //! (feature `native-tls`).
 //!
-//! A TLS session is one object for both directions, so it lives under the writer's lock and the
-//! reader waits for bytes on the socket with `peek()` before taking the lock to read
-//! (`ReadUnderLock`). A writer therefore waits for the reader at most `LOCKED_READ_BOUND` (10 ms)
-//! plus the decryption of one record — measured in `tests/tls_split.rs`.
+//! A TLS session is one object for both directions, so after the split it sits behind a mutex
+//! held only to encrypt or decrypt (its bytes go through memory queues, never the socket): the
+//! reader reads ciphertext from the socket without any lock, the writer writes ciphertext
+//! without it. A reader never waits for a writer nor a writer for a reader; a peer trickling a
+//! TLS record holds up no one, and each byte of it counts as activity for the heartbeat
+//! (`split::tls_halves`).
 
 use crate::error::Error;
 use crate::net_stream::NetStream;
@@ -14,41 +16,14 @@ use std::sync::Arc;
 #[cfg(feature = "native-tls")]
 use {
     crate::net_stream::TlsStream,
-    crate::split::{ReadUnderLock, Transport, split_parts},
-    std::io::{self, Read, Write},
-    std::time::Duration,
+    crate::split::{split_parts, tls_halves::tls_halves},
 };
-
-#[cfg(feature = "native-tls")]
-impl Write for TlsStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tls.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.tls.flush()
-    }
-}
-
-#[cfg(feature = "native-tls")]
-impl Transport for TlsStream {
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.socket.set_write_timeout(timeout)
-    }
-    fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.socket.write_timeout()
-    }
-    fn read_locked(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tls.read(buf)
-    }
-    fn has_buffered_input(&self) -> bool {
-        self.tls.buffered_read_size().is_ok_and(|n| n > 0)
-    }
-}
 
 impl WebSocket<NetStream> {
     /// Splits a plain or TLS connection into a [`Reader`] and a `Clone + Send + Sync`
-    /// [`Writer`]; see [`WebSocket::<TcpStream>::split`](WebSocket::split) and, for TLS, the
-    /// module docs on how long a writer may wait. Either way the connection keeps one socket.
+    /// [`Writer`]; see [`WebSocket::<TcpStream>::split`](WebSocket::split). Over TLS too, the
+    /// reader and the writers never wait for each other. Either way the connection keeps one
+    /// socket.
     ///
     /// Errors: none today; the `Result` matches the TCP split.
     pub fn split(self) -> Result<(Reader, Writer), Error> {
@@ -62,7 +37,7 @@ impl WebSocket<NetStream> {
     }
 }
 
-/// Splits a TLS session: it goes under the writer's lock, the reader waits on its socket.
+/// Splits a TLS session into a read half and a write half that share it only for CPU work.
 #[cfg(feature = "native-tls")]
 pub(crate) fn split_tls(
     conn: Box<crate::proto::Connection>,
@@ -71,9 +46,15 @@ pub(crate) fn split_tls(
     config: crate::config::Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
-    let socket = Arc::clone(&tls.socket);
-    let source = Box::new(ReadUnderLock {
-        socket: Arc::clone(&socket),
-    });
-    split_parts(conn, source, tls, socket, role, config, subprotocol)
+    let TlsStream { tls, socket } = *tls;
+    let (read_half, write_half) = tls_halves(tls);
+    split_parts(
+        conn,
+        Box::new(read_half),
+        Box::new(write_half),
+        socket,
+        role,
+        config,
+        subprotocol,
+    )
 }

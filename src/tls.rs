@@ -42,14 +42,18 @@ impl TlsOptions {
             .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))
     }
 
-    /// Runs the TLS handshake over `tcp` for `host` (SNI and hostname verification use it).
+    /// Runs the TLS handshake over `tcp` for `host` (SNI and hostname verification use it), all
+    /// of it by `deadline`. The deadline stays in force on the stream, for the WebSocket
+    /// handshake that follows: the caller ends it with `NetStream::set_deadline(None)`.
     pub(crate) fn wrap(
         &self,
         host: &str,
         tcp: TcpStream,
+        deadline: Option<std::time::Instant>,
     ) -> Result<crate::net_stream::TlsStream, Error> {
         // Shared by reference count: a split reader waits on the same socket, no second fd.
-        let socket = crate::split::SharedTcp(std::sync::Arc::new(tcp));
+        let mut socket = crate::tls_socket::TlsSocket::new(std::sync::Arc::new(tcp));
+        socket.set_deadline(deadline);
         let tls = self
             .connector()?
             .connect(host, socket)
@@ -57,7 +61,7 @@ impl TlsOptions {
                 native_tls::HandshakeError::Failure(e) => {
                     Error::Tls(format!("TLS handshake with {host} failed: {e}"))
                 }
-                // Only reachable on a non-blocking socket; ours block, so this is a timeout.
+                // Ours block: a read or write timed out, or the deadline passed.
                 native_tls::HandshakeError::WouldBlock(_) => {
                     Error::Tls(format!("TLS handshake with {host} timed out"))
                 }
@@ -110,7 +114,8 @@ impl TlsIdentity {
         Ok(TlsIdentity { acceptor })
     }
 
-    /// Runs the server's TLS handshake on `tcp` within `timeout` (on the caller's thread).
+    /// Runs the server's TLS handshake on `tcp` within `timeout` (on the caller's thread): one
+    /// deadline for the whole handshake, however slowly the client sends.
     pub fn accept(
         &self,
         tcp: TcpStream,
@@ -121,7 +126,7 @@ impl TlsIdentity {
     }
 
     /// The handshake over a socket shared by reference count (the server keeps a handle to
-    /// shut it down); the socket's timeouts are left at `timeout`.
+    /// shut it down), all of it within `timeout`; the socket's timeouts are left at `timeout`.
     pub(crate) fn accept_shared(
         &self,
         tcp: std::sync::Arc<TcpStream>,
@@ -129,9 +134,11 @@ impl TlsIdentity {
     ) -> Result<crate::net_stream::TlsStream, Error> {
         tcp.set_read_timeout(timeout)?;
         tcp.set_write_timeout(timeout)?;
-        let tls = self
+        let mut socket = crate::tls_socket::TlsSocket::new(std::sync::Arc::clone(&tcp));
+        socket.set_deadline(timeout.and_then(|t| std::time::Instant::now().checked_add(t)));
+        let mut tls = self
             .acceptor
-            .accept(crate::split::SharedTcp(tcp))
+            .accept(socket)
             .map_err(|e| match e {
                 native_tls::HandshakeError::Failure(e) => {
                     Error::Tls(format!("TLS handshake failed: {e}"))
@@ -140,6 +147,9 @@ impl TlsIdentity {
                     Error::Tls("TLS handshake timed out".into())
                 }
             })?;
+        tls.get_mut().set_deadline(None);
+        tcp.set_read_timeout(timeout)?;
+        tcp.set_write_timeout(timeout)?;
         Ok(crate::net_stream::TlsStream::new(tls))
     }
 }

@@ -32,6 +32,19 @@ impl ServerIo {
     }
 }
 
+impl ServerIo {
+    /// Bounds every later read and write over TLS together by `deadline` (the opening
+    /// handshake's one deadline: a client trickling its request record cannot stretch it).
+    /// Plain TCP: no effect, the handshake bounds each read itself. `split` ends it.
+    pub(super) fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        match self {
+            ServerIo::Plain(_) => {}
+            #[cfg(feature = "native-tls")]
+            ServerIo::Tls(tls) => tls.set_deadline(deadline),
+        }
+    }
+}
+
 impl Read for ServerIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -25,13 +25,14 @@
 
 mod read_deadline;
 mod reader;
+#[cfg(feature = "native-tls")]
+pub(crate) mod tls_halves;
 mod transport;
 mod writer;
 
 pub use reader::Reader;
-#[allow(unused_imports)]
-// ReadUnderLock: for the TLS stream (feature native-tls) and the tests
-pub(crate) use transport::{ReadHalf, ReadUnderLock, SharedTcp, Transport};
+#[allow(unused_imports)] // ReadHalf and Transport: for the TLS halves (feature native-tls)
+pub(crate) use transport::{ReadHalf, SharedTcp, Transport};
 pub use writer::Writer;
 
 use crate::config::Config;
@@ -91,91 +92,4 @@ pub(crate) fn split_parts(
     let writer = Writer::new(sender, write_half, tcp, role);
     let reader = Reader::new(receiver, source, writer.clone(), config, subprotocol);
     (reader, writer)
-}
-
-#[cfg(test)]
-mod tests {
-    //! The seam for streams that cannot be split, exercised over plain TCP with a stream that
-    //! may only be read under the lock, as a TLS stream will be.
-    use super::*;
-    use crate::proto::message::Message;
-    use std::io::{self, Read, Write};
-    use std::net::TcpListener;
-    use std::time::Duration;
-
-    /// A TCP stream pretending it cannot be cloned: reads only through the lock.
-    struct LockOnly(SharedTcp);
-
-    impl Write for LockOnly {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.0.flush()
-        }
-    }
-
-    impl Transport for LockOnly {
-        fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-            self.0.set_write_timeout(timeout)
-        }
-        fn write_timeout(&self) -> io::Result<Option<Duration>> {
-            self.0.write_timeout()
-        }
-        fn read_locked(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            (&*self.0.0).read(buf)
-        }
-    }
-
-    fn lock_only_pair() -> (Reader, Writer, WebSocket<TcpStream>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let tcp = Arc::new(server);
-        let config = Config::default();
-        let (reader, writer) = split_parts(
-            Box::new(Connection::new(Role::Server, &config)),
-            Box::new(ReadUnderLock {
-                socket: Arc::clone(&tcp),
-            }),
-            Box::new(LockOnly(SharedTcp(Arc::clone(&tcp)))),
-            tcp,
-            Role::Server,
-            config.clone(),
-            None,
-        );
-        let peer = WebSocket::from_stream(client, Role::Client, config);
-        (reader, writer, peer)
-    }
-
-    #[test]
-    fn a_blocked_lock_only_reader_does_not_block_writers() {
-        let (mut reader, writer, mut peer) = lock_only_pair();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reading = std::thread::spawn(move || {
-            tx.send(()).unwrap();
-            let first = reader.read();
-            (first, reader)
-        });
-        rx.recv().unwrap();
-        // The reader is (or is about to be) blocked waiting for bytes; writers get through.
-        for i in 0..20 {
-            writer.send(Message::text(format!("{i}"))).unwrap();
-            assert_eq!(peer.read().unwrap(), Message::text(format!("{i}")));
-        }
-        peer.send(Message::text("wake up")).unwrap();
-        let (first, mut reader) = reading.join().unwrap();
-        assert_eq!(first.unwrap(), Message::text("wake up"));
-        // Pongs go out through the lock-only stream too.
-        peer.send(Message::Ping(b"p".to_vec())).unwrap();
-        assert_eq!(reader.read().unwrap(), Message::Ping(b"p".to_vec()));
-        assert_eq!(peer.read().unwrap(), Message::Pong(b"p".to_vec()));
-        // And the closing handshake.
-        peer.send(Message::Close(None)).unwrap();
-        assert_eq!(reader.read().unwrap(), Message::Close(None));
-        assert!(matches!(reader.read(), Err(Error::ConnectionClosed)));
-    }
 }

@@ -1,0 +1,242 @@
+//! The halves of a split `wss://` connection (feature `native-tls`).
+//!
+//! One TLS session serves both directions, so it sits behind a mutex shared by the halves. The
+//! session runs over [`TlsSocket`] in SPLIT mode (memory queues), so everything done under that
+//! mutex is CPU work: decrypting what already arrived, encrypting one record. The socket is read
+//! and written only outside it. Hence a reader waiting for (or receiving a trickle of) ciphertext
+//! never holds up a writer, and a writer blocked on a peer that does not read never holds up the
+//! reader.
+
+use super::transport::{ReadHalf, Transport};
+use crate::tls_socket::TlsSocket;
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The TLS session both halves share.
+pub(crate) type Session = native_tls::TlsStream<TlsSocket>;
+
+/// Plaintext encrypted per call: one TLS record's worth (RFC 8446 §5.1: 2^14 bytes).
+const RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// Ciphertext read from the socket per system call, at most.
+const CIPHERTEXT_READ: usize = 32 * 1024;
+
+/// Sent ciphertext buffers larger than this are given back once empty.
+const IDLE_UNSENT_KEEP: usize = 64 * 1024;
+
+/// How long dropping the write half may spend sending TLS close_notify.
+const CLOSE_NOTIFY_BOUND: Duration = Duration::from_millis(10);
+
+fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    // A panic under the lock leaves at worst a broken session, which the next call reports.
+    session.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a handshaken session apart into its read half and its write half.
+pub(crate) fn tls_halves(mut session: Session) -> (TlsReadHalf, TlsTransport) {
+    session.get_mut().enter_split_mode();
+    let tcp = Arc::clone(session.get_ref().tcp());
+    let write_timeout = tcp.write_timeout().unwrap_or(None);
+    let session = Arc::new(Mutex::new(session));
+    let read_half = TlsReadHalf {
+        session: Arc::clone(&session),
+        tcp: Arc::clone(&tcp),
+        decrypt_first: true,
+        pending_output: false,
+    };
+    let transport = TlsTransport {
+        session,
+        tcp,
+        unsent: Vec::new(),
+        sent: 0,
+        write_timeout: Cell::new(write_timeout),
+    };
+    (read_half, transport)
+}
+
+/// Reads ciphertext from the socket without any lock, then decrypts it under the session lock.
+pub(crate) struct TlsReadHalf {
+    session: Arc<Mutex<Session>>,
+    tcp: Arc<TcpStream>,
+    /// The session may hold plaintext, or ciphertext not yet decrypted: ask it before the socket.
+    decrypt_first: bool,
+    /// The last decryption produced ciphertext to send (a post-handshake reply).
+    pending_output: bool,
+}
+
+impl ReadHalf for TlsReadHalf {
+    fn read(&mut self, buf: &mut [u8], arrived: &dyn Fn()) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Ciphertext read into `buf` by the last round, for the session to take.
+        let mut received = 0;
+        loop {
+            if self.decrypt_first || received > 0 {
+                let mut session = lock(&self.session);
+                if received > 0 {
+                    session.get_mut().push_incoming(&buf[..received]);
+                }
+                let result = session.read(buf);
+                self.pending_output = session.get_ref().has_outgoing();
+                drop(session);
+                match result {
+                    // n == 0: the peer's close_notify, the end of its data.
+                    Ok(n) => {
+                        self.decrypt_first = true;
+                        return Ok(n);
+                    }
+                    // All that arrived is decrypted (or part of a record): read more.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.decrypt_first = false,
+                    Err(e) => return Err(e),
+                }
+            }
+            // Outside the lock. A timeout here loses nothing: no byte was taken.
+            let limit = buf.len().min(CIPHERTEXT_READ);
+            received = (&*self.tcp).read(&mut buf[..limit])?;
+            if received == 0 {
+                return Ok(0);
+            }
+            // Even part of a record shows the peer is alive.
+            arrived();
+        }
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.pending_output
+    }
+}
+
+/// Encrypts under the session lock, one record per call, and writes the ciphertext without it.
+pub(crate) struct TlsTransport {
+    session: Arc<Mutex<Session>>,
+    tcp: Arc<TcpStream>,
+    /// Ciphertext taken from the session but not yet on the socket: `unsent[sent..]`. Written
+    /// before anything newer, so records go out in order.
+    unsent: Vec<u8>,
+    sent: usize,
+    /// The bound on one call (the socket's own write timeout is shortened within a call).
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl TlsTransport {
+    /// Writes the unsent ciphertext by `deadline`; what is left stays for the next call.
+    fn send_unsent(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let mut shortened = false;
+        let result = loop {
+            if self.sent == self.unsent.len() {
+                break Ok(());
+            }
+            match (&*self.tcp).write(&self.unsent[self.sent..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+            if self.sent < self.unsent.len() {
+                if let Some(deadline) = deadline {
+                    // The call's bound is a total: the next write waits only for what is left.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the write timeout passed with a TLS record part written",
+                        ));
+                    }
+                    shortened = true;
+                    if let Err(e) = self.tcp.set_write_timeout(Some(left)) {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        if shortened {
+            self.tcp.set_write_timeout(self.write_timeout.get())?;
+        }
+        if self.sent == self.unsent.len() {
+            self.sent = 0;
+            if self.unsent.capacity() > IDLE_UNSENT_KEEP {
+                self.unsent = Vec::new();
+            } else {
+                self.unsent.clear();
+            }
+        }
+        result
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.write_timeout
+            .get()
+            .and_then(|timeout| Instant::now().checked_add(timeout))
+    }
+}
+
+impl Transport for TlsTransport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = self.deadline();
+        // Older ciphertext first; if it cannot go, nothing of `buf` is taken.
+        self.send_unsent(deadline)?;
+        let record = &buf[..buf.len().min(RECORD_PLAINTEXT)];
+        let mut session = lock(&self.session);
+        // Output the reader left (a post-handshake reply) precedes the new record.
+        session.get_mut().take_outgoing(&mut self.unsent);
+        let encrypted = session.write(record);
+        session.get_mut().take_outgoing(&mut self.unsent);
+        drop(session);
+        let taken = encrypted?;
+        // The plaintext is taken: its ciphertext goes now as far as the bound allows, the rest
+        // with the next call or flush (which then reports a failure).
+        let _ = self.send_unsent(deadline);
+        Ok(taken)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) => self.write(first),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let deadline = self.deadline();
+        lock(&self.session)
+            .get_mut()
+            .take_outgoing(&mut self.unsent);
+        self.send_unsent(deadline)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp.set_write_timeout(timeout)?;
+        self.write_timeout.set(timeout);
+        Ok(())
+    }
+
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.write_timeout.get())
+    }
+}
+
+impl Drop for TlsTransport {
+    /// Ends the TLS session with close_notify (RFC 8446 §6.1), best effort and briefly: only
+    /// if no record is half written, and only if the socket takes it at once.
+    fn drop(&mut self) {
+        if self.sent != 0 || !self.unsent.is_empty() {
+            return;
+        }
+        let mut session = lock(&self.session);
+        if session.shutdown().is_err() {
+            return;
+        }
+        session.get_mut().take_outgoing(&mut self.unsent);
+        drop(session);
+        if self.tcp.set_write_timeout(Some(CLOSE_NOTIFY_BOUND)).is_ok() {
+            let _ = (&*self.tcp).write(&self.unsent);
+        }
+    }
+}
