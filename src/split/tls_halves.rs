@@ -240,3 +240,138 @@ impl Drop for TlsTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The halves on their own, over a real TLS pair on loopback: each end's read half and
+    //! write half used from two threads at once.
+    use super::*;
+    use std::net::TcpListener;
+
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// A handshaken client and server session over loopback.
+    fn session_pair() -> (Session, Session) {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let identity = native_tls::Identity::from_pkcs8(
+            certified.cert.pem().as_bytes(),
+            certified.signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+        let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
+        let connector = native_tls::TlsConnector::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+            tcp.set_write_timeout(Some(DEADLINE)).unwrap();
+            acceptor.accept(TlsSocket::new(Arc::new(tcp))).unwrap()
+        });
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        tcp.set_write_timeout(Some(DEADLINE)).unwrap();
+        let client = connector
+            .connect("localhost", TlsSocket::new(Arc::new(tcp)))
+            .unwrap();
+        (client, server.join().unwrap())
+    }
+
+    fn byte_at(seed: u8, i: usize) -> u8 {
+        (i.wrapping_mul(31) ^ (i >> 11)) as u8 ^ seed
+    }
+
+    fn write_all(transport: &mut TlsTransport, seed: u8, total: usize) {
+        let chunk: Vec<u8> = (0..total).map(|i| byte_at(seed, i)).collect();
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = transport.write(rest).unwrap();
+            assert!(n > 0 && n <= RECORD_PLAINTEXT);
+            rest = &rest[n..];
+        }
+        transport.flush().unwrap();
+    }
+
+    fn read_exactly(read_half: &mut TlsReadHalf, seed: u8, total: usize) -> usize {
+        let arrivals = Cell::new(0usize);
+        let arrived = || arrivals.set(arrivals.get() + 1);
+        let mut buf = vec![0u8; 40 * 1024];
+        let mut got = 0;
+        while got < total {
+            let n = read_half.read(&mut buf, &arrived).unwrap();
+            assert!(n > 0, "closed after {got} of {total}");
+            for (k, byte) in buf[..n].iter().enumerate() {
+                assert_eq!(*byte, byte_at(seed, got + k), "byte {}", got + k);
+            }
+            got += n;
+        }
+        arrivals.get()
+    }
+
+    #[test]
+    fn both_directions_at_once_with_both_halves_on_both_ends() {
+        const TOTAL: usize = 32 << 20;
+        let (client, server) = session_pair();
+        let (mut client_read, mut client_write) = tls_halves(client);
+        let (mut server_read, mut server_write) = tls_halves(server);
+        let started = Instant::now();
+        let threads = [
+            std::thread::spawn(move || write_all(&mut client_write, 1, TOTAL)),
+            std::thread::spawn(move || write_all(&mut server_write, 2, TOTAL)),
+            std::thread::spawn(move || assert!(read_exactly(&mut server_read, 1, TOTAL) > 0)),
+            std::thread::spawn(move || assert!(read_exactly(&mut client_read, 2, TOTAL) > 0)),
+        ];
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(started.elapsed() < DEADLINE);
+    }
+
+    #[test]
+    fn a_read_timeout_loses_nothing_and_a_blocked_writer_does_not_block_the_reader() {
+        let (client, server) = session_pair();
+        let (mut client_read, mut client_write) = tls_halves(client);
+        let (mut server_read, mut server_write) = tls_halves(server);
+        // Nothing to read: the read times out, and a later read still gets every byte.
+        server_read
+            .tcp
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let error = server_read.read(&mut buf, &|| {}).unwrap_err();
+        assert!(matches!(
+            error.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
+        server_read.tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        // The client never reads: its server's writer blocks (bounded by its write timeout)
+        // while the server's reader goes on receiving.
+        server_write
+            .set_write_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let writing = std::thread::spawn(move || {
+            let block = vec![7u8; RECORD_PLAINTEXT];
+            let started = Instant::now();
+            let mut longest = Duration::ZERO;
+            let result = loop {
+                let call = Instant::now();
+                let result = server_write.write(&block);
+                longest = longest.max(call.elapsed());
+                if result.is_err() || started.elapsed() > DEADLINE {
+                    break result;
+                }
+            };
+            (result, longest)
+        });
+        write_all(&mut client_write, 3, 1 << 20);
+        assert!(read_exactly(&mut server_read, 3, 1 << 20) > 0);
+        let (result, longest) = writing.join().unwrap();
+        assert!(result.is_err(), "the writer never blocked");
+        // Each call is bounded in total by the write timeout (generously here).
+        assert!(longest < Duration::from_secs(5), "a write took {longest:?}");
+        drop(client_read.read(&mut buf, &|| {}));
+    }
+}
