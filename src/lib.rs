@@ -105,6 +105,8 @@ mod split;
 mod split_net;
 mod tls;
 #[cfg(feature = "native-tls")]
+mod tls_session;
+#[cfg(feature = "native-tls")]
 mod tls_socket;
 pub mod tour;
 mod url;
@@ -132,6 +134,6 @@ pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, Server
 pub use socket::{MessageWriter, WebSocket};
 pub use split::{Reader, Writer};
 #[cfg(feature = "native-tls")]
-pub use tls::TlsIdentity;
+pub use tls::{TlsIdentity, TlsVersion};
 pub use tls::TlsOptions;
 pub use url::WsUrl;

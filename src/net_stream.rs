@@ -5,11 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 #[cfg(feature = "native-tls")]
-use {
-    crate::tls_socket::TlsSocket,
-    std::sync::Arc,
-    std::time::Instant,
-};
+use {crate::tls_session::Session, std::sync::Arc, std::time::Instant};
 
 /// A network connection: plain TCP (`ws://`) or TLS over TCP (`wss://`).
 #[derive(Debug)]
@@ -27,14 +23,14 @@ pub enum NetStream {
 #[cfg(feature = "native-tls")]
 #[derive(Debug)]
 pub struct TlsStream {
-    pub(crate) tls: native_tls::TlsStream<TlsSocket>,
+    pub(crate) tls: Session,
     pub(crate) socket: Arc<TcpStream>,
 }
 
 #[cfg(feature = "native-tls")]
 impl TlsStream {
-    pub(crate) fn new(tls: native_tls::TlsStream<TlsSocket>) -> TlsStream {
-        let socket = Arc::clone(tls.get_ref().tcp());
+    pub(crate) fn new(tls: Session) -> TlsStream {
+        let socket = Arc::clone(tls.socket().tcp());
         TlsStream { tls, socket }
     }
 
@@ -42,16 +38,12 @@ impl TlsStream {
     /// each waits only for the time left. `None` ends that; the socket's timeouts are then left
     /// as the last call set them, for the caller to set.
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.tls.get_mut().set_deadline(deadline);
+        self.tls.socket_mut().set_deadline(deadline);
     }
 
     /// The peer's certificate, DER-encoded, if it sent one.
     pub fn peer_certificate_der(&self) -> Option<Vec<u8>> {
-        self.tls
-            .peer_certificate()
-            .ok()
-            .flatten()
-            .and_then(|c| c.to_der().ok())
+        self.tls.peer_certificate_der()
     }
 }
 

@@ -8,15 +8,13 @@
 //! reader.
 
 use super::transport::{ReadHalf, Transport};
-use crate::tls_socket::TlsSocket;
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The TLS session both halves share.
-pub(crate) type Session = native_tls::TlsStream<TlsSocket>;
+pub(crate) use crate::tls_session::Session;
 
 /// Plaintext encrypted per call: one TLS record's worth (RFC 8446 §5.1: 2^14 bytes).
 const RECORD_PLAINTEXT: usize = 16 * 1024;
@@ -37,8 +35,8 @@ fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
 
 /// Takes a handshaken session apart into its read half and its write half.
 pub(crate) fn tls_halves(mut session: Session) -> (TlsReadHalf, TlsTransport) {
-    session.get_mut().enter_split_mode();
-    let tcp = Arc::clone(session.get_ref().tcp());
+    session.socket_mut().enter_split_mode();
+    let tcp = Arc::clone(session.socket().tcp());
     let write_timeout = tcp.write_timeout().unwrap_or(None);
     let session = Arc::new(Mutex::new(session));
     let read_half = TlsReadHalf {
@@ -78,10 +76,10 @@ impl ReadHalf for TlsReadHalf {
             if self.decrypt_first || received > 0 {
                 let mut session = lock(&self.session);
                 if received > 0 {
-                    session.get_mut().push_incoming(&buf[..received]);
+                    session.socket_mut().push_incoming(&buf[..received]);
                 }
                 let result = session.read(buf);
-                self.pending_output = session.get_ref().has_outgoing();
+                self.pending_output = session.socket().has_outgoing();
                 drop(session);
                 match result {
                     // n == 0: the peer's close_notify, the end of its data.
@@ -185,9 +183,9 @@ impl Transport for TlsTransport {
         let record = &buf[..buf.len().min(RECORD_PLAINTEXT)];
         let mut session = lock(&self.session);
         // Output the reader left (a post-handshake reply) precedes the new record.
-        session.get_mut().take_outgoing(&mut self.unsent);
+        session.socket_mut().take_outgoing(&mut self.unsent);
         let encrypted = session.write(record);
-        session.get_mut().take_outgoing(&mut self.unsent);
+        session.socket_mut().take_outgoing(&mut self.unsent);
         drop(session);
         let taken = encrypted?;
         // The plaintext is taken: its ciphertext goes now as far as the bound allows, the rest
@@ -206,7 +204,7 @@ impl Transport for TlsTransport {
     fn flush(&mut self) -> io::Result<()> {
         let deadline = self.deadline();
         lock(&self.session)
-            .get_mut()
+            .socket_mut()
             .take_outgoing(&mut self.unsent);
         self.send_unsent(deadline)
     }
@@ -233,7 +231,7 @@ impl Drop for TlsTransport {
         if session.shutdown().is_err() {
             return;
         }
-        session.get_mut().take_outgoing(&mut self.unsent);
+        session.socket_mut().take_outgoing(&mut self.unsent);
         drop(session);
         if self.tcp.set_write_timeout(Some(CLOSE_NOTIFY_BOUND)).is_ok() {
             let _ = (&*self.tcp).write(&self.unsent);
@@ -246,6 +244,7 @@ mod tests {
     //! The halves on their own, over a real TLS pair on loopback: each end's read half and
     //! write half used from two threads at once.
     use super::*;
+    use crate::tls_socket::TlsSocket;
     use std::net::TcpListener;
 
     const DEADLINE: Duration = Duration::from_secs(60);
@@ -269,14 +268,16 @@ mod tests {
             let (tcp, _) = listener.accept().unwrap();
             tcp.set_read_timeout(Some(DEADLINE)).unwrap();
             tcp.set_write_timeout(Some(DEADLINE)).unwrap();
-            acceptor.accept(TlsSocket::new(Arc::new(tcp))).unwrap()
+            Session::Native(acceptor.accept(TlsSocket::new(Arc::new(tcp))).unwrap())
         });
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(DEADLINE)).unwrap();
         tcp.set_write_timeout(Some(DEADLINE)).unwrap();
-        let client = connector
-            .connect("localhost", TlsSocket::new(Arc::new(tcp)))
-            .unwrap();
+        let client = Session::Native(
+            connector
+                .connect("localhost", TlsSocket::new(Arc::new(tcp)))
+                .unwrap(),
+        );
         (client, server.join().unwrap())
     }
 
