@@ -262,7 +262,9 @@ impl ClientBuilder {
         }
         #[cfg(feature = "native-tls")]
         {
-            Ok(NetStream::Tls(Box::new(self.tls.wrap(&url.host, tcp, deadline)?)))
+            Ok(NetStream::Tls(Box::new(
+                self.tls.wrap(&url.host, tcp, deadline)?,
+            )))
         }
         #[cfg(not(feature = "native-tls"))]
         {

@@ -133,7 +133,7 @@ pub use rooms::{Broadcast, Room, Rooms};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
 pub use socket::{MessageWriter, WebSocket};
 pub use split::{Reader, Writer};
+pub use tls::TlsOptions;
 #[cfg(feature = "native-tls")]
 pub use tls::{TlsIdentity, TlsVersion};
-pub use tls::TlsOptions;
 pub use url::WsUrl;

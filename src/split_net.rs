@@ -32,7 +32,7 @@ impl WebSocket<NetStream> {
         Ok(match stream {
             NetStream::Plain(tcp) => split_tcp(conn, Arc::new(tcp), role, config, subprotocol),
             #[cfg(feature = "native-tls")]
-            NetStream::Tls(tls) => split_tls(conn, tls, role, config, subprotocol),
+            NetStream::Tls(tls) => split_tls(conn, *tls, role, config, subprotocol),
         })
     }
 }
@@ -41,12 +41,12 @@ impl WebSocket<NetStream> {
 #[cfg(feature = "native-tls")]
 pub(crate) fn split_tls(
     conn: Box<crate::proto::Connection>,
-    tls: Box<TlsStream>,
+    tls: TlsStream,
     role: crate::proto::Role,
     config: crate::config::Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
-    let TlsStream { tls, socket } = *tls;
+    let TlsStream { tls, socket } = tls;
     let (read_half, write_half) = tls_halves(tls);
     split_parts(
         conn,

@@ -273,10 +273,9 @@ mod platform {
                 Err(HandshakeError::WouldBlock(_)) => {
                     Err(Error::Tls("TLS handshake timed out".into()))
                 }
-                Err(HandshakeError::Failure(mid)) => Err(Error::Tls(format!(
-                    "TLS handshake failed: {}",
-                    mid.error()
-                ))),
+                Err(HandshakeError::Failure(mid)) => {
+                    Err(Error::Tls(format!("TLS handshake failed: {}", mid.error())))
+                }
                 Err(HandshakeError::SetupFailure(e)) => {
                     Err(Error::Tls(format!("TLS handshake failed: {e}")))
                 }

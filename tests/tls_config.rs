@@ -119,9 +119,9 @@ fn under_tls_1_2_only_forward_secret_aead_suites_are_accepted() {
     let accepted = probe(&server, tls12("ECDHE-RSA-AES128-GCM-SHA256")).unwrap();
     assert_eq!(accepted.0, "TLSv1.2");
     for refused in [
-        "AES128-GCM-SHA256",     // RSA key exchange: no forward secrecy
-        "AES128-SHA",            // and CBC with a SHA-1 MAC
-        "ECDHE-RSA-AES128-SHA",  // forward secret, but CBC with SHA-1
+        "AES128-GCM-SHA256",       // RSA key exchange: no forward secrecy
+        "AES128-SHA",              // and CBC with a SHA-1 MAC
+        "ECDHE-RSA-AES128-SHA",    // forward secret, but CBC with SHA-1
         "ECDHE-RSA-AES256-SHA384", // forward secret, but CBC
     ] {
         let result = probe(&server, tls12(refused));
@@ -145,7 +145,10 @@ fn the_minimum_version_is_honoured() {
 
     let strict = server(rsa_identity().min_version(TlsVersion::Tls13).unwrap());
     let result = probe(&strict, tls12("ECDHE-RSA-AES128-GCM-SHA256"));
-    assert!(result.is_err(), "TLS 1.2 accepted above a TLS 1.3 minimum: {result:?}");
+    assert!(
+        result.is_err(),
+        "TLS 1.2 accepted above a TLS 1.3 minimum: {result:?}"
+    );
     assert_eq!(probe(&strict, TLS13).unwrap().0, "TLSv1.3");
     strict.shutdown();
 }

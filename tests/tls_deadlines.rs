@@ -65,7 +65,12 @@ fn a_trickled_client_hello_is_cut_at_the_tls_timeout() {
         .unwrap();
     let tcp = TcpStream::connect(server.local_addr()).unwrap();
     // A handshake record announcing 256 bytes, which then come one every 200 ms (51 s).
-    let kept = trickle_raw(tcp, &[0x16, 0x03, 0x01, 0x01, 0x00], 256, Duration::from_millis(200));
+    let kept = trickle_raw(
+        tcp,
+        &[0x16, 0x03, 0x01, 0x01, 0x00],
+        256,
+        Duration::from_millis(200),
+    );
     eprintln!("a trickled ClientHello was kept {kept:?} (TLS timeout {SETTING:?})");
     assert!(kept < CUT_WITHIN, "kept {kept:?}");
     server.shutdown();
@@ -79,7 +84,12 @@ fn a_client_tls_handshake_with_a_trickling_server_is_cut_at_the_handshake_timeou
     let server = std::thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
         // A handshake record announcing 256 bytes, then a byte every 200 ms.
-        trickle_raw(tcp, &[0x16, 0x03, 0x03, 0x01, 0x00], 256, Duration::from_millis(200))
+        trickle_raw(
+            tcp,
+            &[0x16, 0x03, 0x03, 0x01, 0x00],
+            256,
+            Duration::from_millis(200),
+        )
     });
     let started = Instant::now();
     let result = ClientBuilder::new(format!("wss://localhost:{port}/"))
@@ -135,11 +145,9 @@ fn a_trickled_upgrade_request_over_tls_is_cut_at_the_handshake_timeout() {
 #[test]
 fn a_trickled_upgrade_response_over_tls_is_cut_at_the_client_handshake_timeout() {
     let pki = certs::make();
-    let identity = native_tls::Identity::from_pkcs8(
-        pki.server.cert.as_bytes(),
-        pki.server.key.as_bytes(),
-    )
-    .unwrap();
+    let identity =
+        native_tls::Identity::from_pkcs8(pki.server.cert.as_bytes(), pki.server.key.as_bytes())
+            .unwrap();
     let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -81,7 +81,9 @@ fn writer_wait_behind_a_trickled_record(size: usize, finish: bool) {
         let mut worst = Duration::ZERO;
         for i in 0..10 {
             let started = Instant::now();
-            writer.send(Message::text(format!("meanwhile {i}"))).unwrap();
+            writer
+                .send(Message::text(format!("meanwhile {i}")))
+                .unwrap();
             worst = worst.max(started.elapsed());
         }
         waited_tx.send(worst).unwrap();
@@ -99,7 +101,10 @@ fn writer_wait_behind_a_trickled_record(size: usize, finish: bool) {
     eprintln!("{size} B record: longest send {worst:?}, {arrived} bytes trickled by then");
     // Before: the reader held the writer's lock while the record trickled in (8 s for 2 KB).
     assert!(worst < Duration::from_secs(2), "a send waited {worst:?}");
-    assert!(arrived < size, "the record was complete before the sends ended");
+    assert!(
+        arrived < size,
+        "the record was complete before the sends ended"
+    );
     if finish {
         let _peer = trickler.join().unwrap().unwrap();
         let received = server.join().unwrap().unwrap();

@@ -105,8 +105,8 @@ impl ReadHalf for SharedTcp {
         rest: &mut [u8],
         arrived: &dyn Fn(),
     ) -> io::Result<usize> {
-        let n =
-            (&*self.0).read_vectored(&mut [io::IoSliceMut::new(head), io::IoSliceMut::new(rest)])?;
+        let n = (&*self.0)
+            .read_vectored(&mut [io::IoSliceMut::new(head), io::IoSliceMut::new(rest)])?;
         if n > 0 {
             arrived();
         }
