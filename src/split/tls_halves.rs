@@ -22,6 +22,13 @@ const RECORD_PLAINTEXT: usize = 16 * 1024;
 /// Ciphertext read from the socket per system call, at most.
 const CIPHERTEXT_READ: usize = 32 * 1024;
 
+/// A read buffer below this is not used to gather the rest of a record.
+const SMALL_READ: usize = 4 * 1024;
+
+/// Room for one whole record: 2^14 bytes of plaintext plus the header and the AEAD expansion
+/// (RFC 8446 §5.2 allows up to 2^14 + 256 after the 5-byte header).
+const RECORD_CIPHERTEXT: usize = (1 << 14) + 256 + 5;
+
 /// Sent ciphertext buffers larger than this are given back once empty.
 const IDLE_UNSENT_KEEP: usize = 64 * 1024;
 
@@ -70,13 +77,21 @@ impl ReadHalf for TlsReadHalf {
         if buf.is_empty() {
             return Ok(0);
         }
-        // Ciphertext read into `buf` by the last round, for the session to take.
+        // For the rest of a record when `buf` is small (allocated only then, freed on return):
+        // a record comes in a few reads, not in `buf`-sized pieces.
+        let mut scratch = Vec::new();
+        // Ciphertext the last round read (into `buf`, or into `scratch` if it is not empty).
         let mut received = 0;
         loop {
             if self.decrypt_first || received > 0 {
                 let mut session = lock(&self.session);
                 if received > 0 {
-                    session.socket_mut().push_incoming(&buf[..received]);
+                    let ciphertext = if scratch.is_empty() {
+                        &buf[..received]
+                    } else {
+                        &scratch[..received]
+                    };
+                    session.socket_mut().push_incoming(ciphertext);
                 }
                 let result = session.read(buf);
                 self.pending_output = session.socket().has_outgoing();
@@ -92,9 +107,19 @@ impl ReadHalf for TlsReadHalf {
                     Err(e) => return Err(e),
                 }
             }
-            // Outside the lock. A timeout here loses nothing: no byte was taken.
-            let limit = buf.len().min(CIPHERTEXT_READ);
-            received = (&*self.tcp).read(&mut buf[..limit])?;
+            // Outside the lock. A timeout here loses nothing: what came before is in the session.
+            // The first wait uses `buf` only, so an idle connection holds no extra memory.
+            let part_of_a_record = received > 0;
+            received = if part_of_a_record && buf.len() < SMALL_READ {
+                if scratch.is_empty() {
+                    scratch = vec![0; RECORD_CIPHERTEXT];
+                }
+                (&*self.tcp).read(&mut scratch)?
+            } else {
+                scratch = Vec::new();
+                let limit = buf.len().min(CIPHERTEXT_READ);
+                (&*self.tcp).read(&mut buf[..limit])?
+            };
             if received == 0 {
                 return Ok(0);
             }
@@ -297,9 +322,14 @@ mod tests {
     }
 
     fn read_exactly(read_half: &mut TlsReadHalf, seed: u8, total: usize) -> usize {
+        read_exactly_by(read_half, seed, total, 40 * 1024)
+    }
+
+    /// Reads with a buffer of `size`; returns how many socket reads brought ciphertext.
+    fn read_exactly_by(read_half: &mut TlsReadHalf, seed: u8, total: usize, size: usize) -> usize {
         let arrivals = Cell::new(0usize);
         let arrived = || arrivals.set(arrivals.get() + 1);
-        let mut buf = vec![0u8; 40 * 1024];
+        let mut buf = vec![0u8; size];
         let mut got = 0;
         while got < total {
             let n = read_half.read(&mut buf, &arrived).unwrap();
@@ -374,5 +404,18 @@ mod tests {
         // Each call is bounded in total by the write timeout (generously here).
         assert!(longest < Duration::from_secs(5), "a write took {longest:?}");
         drop(client_read.read(&mut buf, &|| {}));
+    }
+
+    #[test]
+    fn a_small_read_buffer_still_takes_a_record_in_few_socket_reads() {
+        const TOTAL: usize = 1 << 20;
+        let (client, server) = session_pair();
+        let (_client_read, mut client_write) = tls_halves(client);
+        let (mut server_read, _server_write) = tls_halves(server);
+        let writing = std::thread::spawn(move || write_all(&mut client_write, 4, TOTAL));
+        let socket_reads = read_exactly_by(&mut server_read, 4, TOTAL, 100);
+        writing.join().unwrap();
+        // 64 records; 100-byte socket reads would take over 10,000.
+        assert!(socket_reads < 1000, "{socket_reads} socket reads");
     }
 }
