@@ -56,9 +56,10 @@ impl TlsSocket {
         &self.tcp
     }
 
-    /// DIRECT mode: bounds every later read and write together; each waits only for the time
-    /// left before `deadline`, then fails with `WouldBlock` (a timeout). `None` stops adjusting
-    /// the socket's timeouts, leaving them as the last call set them: set them afterwards.
+    /// DIRECT mode: bounds every later read and write together; each waits at most for the time
+    /// left before `deadline` (or the socket's own timeout, if shorter), then fails with
+    /// `WouldBlock` (a timeout). `None` stops adjusting the socket's timeouts, leaving them as
+    /// the last call set them: set them afterwards.
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
     }
@@ -132,7 +133,11 @@ impl Read for TlsSocket {
             return Ok(n);
         }
         if let Some(left) = self.time_left()? {
-            self.tcp.set_read_timeout(Some(left))?;
+            // Shortens the socket's own timeout, never lengthens it (a caller's shorter wait,
+            // such as a brief drain, stands).
+            let own = self.tcp.read_timeout()?;
+            self.tcp
+                .set_read_timeout(Some(own.map_or(left, |own| own.min(left))))?;
         }
         (&*self.tcp).read(buf)
     }
@@ -145,7 +150,9 @@ impl Write for TlsSocket {
             return Ok(buf.len());
         }
         if let Some(left) = self.time_left()? {
-            self.tcp.set_write_timeout(Some(left))?;
+            let own = self.tcp.write_timeout()?;
+            self.tcp
+                .set_write_timeout(Some(own.map_or(left, |own| own.min(left))))?;
         }
         (&*self.tcp).write(buf)
     }
