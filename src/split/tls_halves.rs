@@ -245,11 +245,12 @@ impl Transport for TlsTransport {
     }
 }
 
-impl Drop for TlsTransport {
+impl TlsTransport {
     /// Ends the TLS session with close_notify (RFC 8446 §6.1), best effort and briefly: only
-    /// if no record is half written, and only if the socket takes it at once.
-    fn drop(&mut self) {
-        if self.sent != 0 || !self.unsent.is_empty() {
+    /// if no record is half written, and only if the socket takes it within a few
+    /// milliseconds. Call once the connection ended cleanly, before TCP is shut down.
+    pub(crate) fn send_close_notify(&mut self) {
+        if !self.unsent.is_empty() {
             return;
         }
         let mut session = lock(&self.session);
@@ -260,7 +261,17 @@ impl Drop for TlsTransport {
         drop(session);
         if self.tcp.set_write_timeout(Some(CLOSE_NOTIFY_BOUND)).is_ok() {
             let _ = (&*self.tcp).write(&self.unsent);
+            let _ = self.tcp.set_write_timeout(self.write_timeout.get());
         }
+        self.unsent.clear();
+        self.sent = 0;
+    }
+}
+
+impl Drop for TlsTransport {
+    /// The connection's last writer is gone: close_notify, if the socket is still open.
+    fn drop(&mut self) {
+        self.send_close_notify();
     }
 }
 
@@ -417,5 +428,19 @@ mod tests {
         writing.join().unwrap();
         // 64 records; 100-byte socket reads would take over 10,000.
         assert!(socket_reads < 1000, "{socket_reads} socket reads");
+    }
+
+    #[test]
+    fn dropping_the_halves_sends_close_notify() {
+        let (client, server) = session_pair();
+        let (client_read, client_write) = tls_halves(client);
+        drop(client_read);
+        drop(client_write);
+        // Nothing else follows the client's Finished: any record now is the close_notify alert
+        // (TLS 1.2: an alert record; TLS 1.3: an encrypted one, shown as application data).
+        let mut raw = [0u8; 64];
+        let n = (&**server.socket().tcp()).read(&mut raw).unwrap();
+        assert!(n >= 5, "{n} bytes before EOF");
+        assert!(matches!(raw[0], 0x15 | 0x17), "record type {}", raw[0]);
     }
 }
