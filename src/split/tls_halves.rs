@@ -32,6 +32,10 @@ const RECORD_CIPHERTEXT: usize = (1 << 14) + 256 + 5;
 /// Sent ciphertext buffers larger than this are given back once empty.
 const IDLE_UNSENT_KEEP: usize = 64 * 1024;
 
+/// Within one write call, the socket's write timeout is cut to what is left of the call's bound
+/// only once more than this is used up (each cut costs a system call).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
 /// How long dropping the write half may spend sending TLS close_notify.
 const CLOSE_NOTIFY_BOUND: Duration = Duration::from_millis(10);
 
@@ -148,32 +152,34 @@ pub(crate) struct TlsTransport {
 impl TlsTransport {
     /// Writes the unsent ciphertext by `deadline`; what is left stays for the next call.
     fn send_unsent(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let full = self.write_timeout.get();
         let mut shortened = false;
         let result = loop {
             if self.sent == self.unsent.len() {
                 break Ok(());
+            }
+            if let (Some(deadline), Some(full)) = (deadline, full) {
+                // The call's bound is a total: a write waits only for what is left of it (the
+                // socket's timeout is changed only once a noticeable part is used up).
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the write timeout passed with TLS records unsent",
+                    ));
+                }
+                if left + TIMEOUT_SLACK < full {
+                    shortened = true;
+                    if let Err(e) = self.tcp.set_write_timeout(Some(left)) {
+                        break Err(e);
+                    }
+                }
             }
             match (&*self.tcp).write(&self.unsent[self.sent..]) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
-            }
-            if self.sent < self.unsent.len() {
-                if let Some(deadline) = deadline {
-                    // The call's bound is a total: the next write waits only for what is left.
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the write timeout passed with a TLS record part written",
-                        ));
-                    }
-                    shortened = true;
-                    if let Err(e) = self.tcp.set_write_timeout(Some(left)) {
-                        break Err(e);
-                    }
-                }
             }
         };
         if shortened {
