@@ -13,9 +13,12 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use std::net::TcpStream;
 use syncws::{Server, ServerHandle, TlsIdentity, TlsVersion};
 
-/// A self-signed RSA certificate for localhost: RSA so that static-RSA (non-forward-secret)
-/// suites are possible at all, and can be seen refused.
-fn rsa_identity() -> TlsIdentity {
+/// A self-signed RSA certificate for localhost and its key, PEM: RSA so that static-RSA
+/// (non-forward-secret) suites are possible at all, and can be seen refused.
+fn rsa_cert_and_key() -> (
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
     use openssl::asn1::Asn1Time;
     use openssl::bn::BigNum;
     use openssl::hash::MessageDigest;
@@ -38,7 +41,11 @@ fn rsa_identity() -> TlsIdentity {
     cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
         .unwrap();
     cert.sign(&key, MessageDigest::sha256()).unwrap();
-    let cert = cert.build();
+    (cert.build(), key)
+}
+
+fn rsa_identity() -> TlsIdentity {
+    let (cert, key) = rsa_cert_and_key();
     TlsIdentity::from_pem(
         &cert.to_pem().unwrap(),
         &key.private_key_to_pem_pkcs8().unwrap(),
@@ -151,4 +158,34 @@ fn the_minimum_version_is_honoured() {
     );
     assert_eq!(probe(&strict, TLS13).unwrap().0, "TLSv1.3");
     strict.shutdown();
+}
+
+#[test]
+fn identities_from_pkcs12_and_bad_input() {
+    let (cert, key) = rsa_cert_and_key();
+    let archive = openssl::pkcs12::Pkcs12::builder()
+        .name("localhost")
+        .pkey(&key)
+        .cert(&cert)
+        .build2("secret")
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let identity = TlsIdentity::from_pkcs12(&archive, "secret").unwrap();
+    let server = server(identity);
+    assert_eq!(probe(&server, TLS13).unwrap().0, "TLSv1.3");
+    server.shutdown();
+
+    assert!(TlsIdentity::from_pkcs12(&archive, "wrong").is_err());
+    assert!(TlsIdentity::from_pem(b"not a certificate", b"not a key").is_err());
+    // A key that does not belong to the certificate.
+    let (_, other_key) = rsa_cert_and_key();
+    let mismatched = TlsIdentity::from_pem(
+        &cert.to_pem().unwrap(),
+        &other_key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    assert!(
+        matches!(mismatched, Err(syncws::Error::Tls(_))),
+        "{mismatched:?}"
+    );
 }
