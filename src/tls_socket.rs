@@ -85,7 +85,9 @@ impl TlsSocket {
         let Some(queues) = &mut self.queues else {
             return;
         };
-        if unsent.is_empty() && queues.outgoing.capacity() <= IDLE_QUEUE_KEEP {
+        if unsent.is_empty() {
+            // No copy: the buffer itself changes hands (the write half frees large ones once
+            // sent, so an idle connection does not keep a record's worth here or there).
             std::mem::swap(unsent, &mut queues.outgoing);
         } else {
             unsent.extend_from_slice(&queues.outgoing);

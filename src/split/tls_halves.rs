@@ -29,8 +29,9 @@ const SMALL_READ: usize = 4 * 1024;
 /// (RFC 8446 §5.2 allows up to 2^14 + 256 after the 5-byte header).
 const RECORD_CIPHERTEXT: usize = (1 << 14) + 256 + 5;
 
-/// Sent ciphertext buffers larger than this are given back once empty.
-const IDLE_UNSENT_KEEP: usize = 64 * 1024;
+/// Sent ciphertext buffers larger than this are given back once empty: a record's worth is
+/// not kept per connection between messages (small control frames keep theirs).
+const IDLE_UNSENT_KEEP: usize = 4 * 1024;
 
 /// Within one write call, the socket's write timeout is cut to what is left of the call's bound
 /// only once more than this is used up (each cut costs a system call).
