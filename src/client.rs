@@ -1,6 +1,5 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
-mod watchdog;
 
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
@@ -19,7 +18,6 @@ use crate::url::WsUrl;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
-use watchdog::Watchdog;
 
 /// Connects to a `ws://` or `wss://` URL and performs the opening handshake.
 ///
@@ -206,14 +204,11 @@ impl ClientBuilder {
         let deadline = self.config.handshake_timeout.map(|t| Instant::now() + t);
         let mut redirects = 0;
         loop {
-            let (stream, watchdog) = self.open(&url, deadline)?;
+            let stream = self.open(&url, deadline)?;
             let before_read = |s: &mut NetStream| s.set_read_timeout(remaining(deadline)?);
             let headers = self.headers_for(&first, &url);
             let result = self.handshake(&url, &headers, stream, before_read);
-            let result = match watchdog.map(Watchdog::stop) {
-                Some(true) => Err(HandshakeError::Timeout.into()),
-                _ => result.map_err(timeout_as_handshake),
-            };
+            let result = result.map_err(timeout_as_handshake);
             match result {
                 Err(Error::Handshake(HandshakeError::UnexpectedResponse(response)))
                     if matches!(response.status, 301 | 302 | 303 | 307 | 308) =>
@@ -223,6 +218,7 @@ impl ClientBuilder {
                 }
                 Err(e) => return Err(e),
                 Ok((mut ws, response)) => {
+                    ws.get_mut().set_deadline(None);
                     ws.get_ref().set_read_timeout(self.read_timeout)?;
                     ws.get_ref().set_write_timeout(self.write_timeout)?;
                     ws.bound_close_wait();
@@ -300,13 +296,13 @@ impl ClientBuilder {
         Ok(next)
     }
 
-    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`, with the watchdog that
-    /// holds the handshake deadline over TLS (see [`watchdog`]).
+    /// TCP (direct or through a proxy tunnel), then TLS for `wss://`, whose reads and writes all
+    /// keep to the handshake deadline (see [`TlsOptions::wrap`](crate::TlsOptions)).
     fn open(
         &self,
         url: &WsUrl,
         deadline: Option<Instant>,
-    ) -> Result<(NetStream, Option<Watchdog>), Error> {
+    ) -> Result<NetStream, Error> {
         if url.secure && !cfg!(feature = "native-tls") {
             return Err(UrlError::TlsNotEnabled.into());
         }
@@ -335,21 +331,13 @@ impl ClientBuilder {
             None => dial(&url.socket_addr())?,
         };
         if !url.secure {
-            return Ok((NetStream::Plain(tcp), None));
+            return Ok(NetStream::Plain(tcp));
         }
         #[cfg(feature = "native-tls")]
         {
-            let watchdog = deadline
-                .map(|deadline| Watchdog::start(&tcp, deadline))
-                .transpose()?;
-            match self.tls.wrap(&url.host, tcp) {
-                Ok(tls) => Ok((NetStream::Tls(Box::new(tls)), watchdog)),
-                // The watchdog shut the socket: the TLS error is the deadline's.
-                Err(_) if watchdog.is_some_and(Watchdog::stop) => {
-                    Err(HandshakeError::Timeout.into())
-                }
-                Err(e) => Err(e),
-            }
+            Ok(NetStream::Tls(Box::new(
+                self.tls.wrap(&url.host, tcp, deadline)?,
+            )))
         }
         #[cfg(not(feature = "native-tls"))]
         {

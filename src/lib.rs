@@ -104,6 +104,10 @@ mod socket;
 mod split;
 mod split_net;
 mod tls;
+#[cfg(feature = "native-tls")]
+mod tls_session;
+#[cfg(feature = "native-tls")]
+mod tls_socket;
 pub mod tour;
 mod url;
 
@@ -129,7 +133,7 @@ pub use rooms::{Broadcast, Room, Rooms};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
 pub use socket::{MessageWriter, WebSocket};
 pub use split::{Reader, Writer};
-#[cfg(feature = "native-tls")]
-pub use tls::TlsIdentity;
 pub use tls::TlsOptions;
+#[cfg(feature = "native-tls")]
+pub use tls::{TlsIdentity, TlsVersion};
 pub use url::WsUrl;

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 #[cfg(feature = "native-tls")]
-use {crate::split::SharedTcp, std::sync::Arc};
+use {crate::tls_session::Session, std::sync::Arc, std::time::Instant};
 
 /// A network connection: plain TCP (`ws://`) or TLS over TCP (`wss://`).
 #[derive(Debug)]
@@ -23,24 +23,27 @@ pub enum NetStream {
 #[cfg(feature = "native-tls")]
 #[derive(Debug)]
 pub struct TlsStream {
-    pub(crate) tls: native_tls::TlsStream<SharedTcp>,
+    pub(crate) tls: Session,
     pub(crate) socket: Arc<TcpStream>,
 }
 
 #[cfg(feature = "native-tls")]
 impl TlsStream {
-    pub(crate) fn new(tls: native_tls::TlsStream<SharedTcp>) -> TlsStream {
-        let socket = Arc::clone(&tls.get_ref().0);
+    pub(crate) fn new(tls: Session) -> TlsStream {
+        let socket = Arc::clone(tls.socket().tcp());
         TlsStream { tls, socket }
+    }
+
+    /// Bounds every later read and write together (the WebSocket handshake's one deadline):
+    /// each waits only for the time left. `None` ends that; the socket's timeouts are then left
+    /// as the last call set them, for the caller to set.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.tls.socket_mut().set_deadline(deadline);
     }
 
     /// The peer's certificate, DER-encoded, if it sent one.
     pub fn peer_certificate_der(&self) -> Option<Vec<u8>> {
-        self.tls
-            .peer_certificate()
-            .ok()
-            .flatten()
-            .and_then(|c| c.to_der().ok())
+        self.tls.peer_certificate_der()
     }
 }
 
@@ -67,6 +70,17 @@ impl NetStream {
     /// Whether this is a TLS connection.
     pub fn is_tls(&self) -> bool {
         !matches!(self, NetStream::Plain(_))
+    }
+
+    /// Bounds every later read and write over TLS together: each waits only for the time left
+    /// before `deadline` (a trickling peer cannot stretch it). `None` ends that. Plain TCP: no
+    /// effect (its callers bound each read themselves).
+    #[cfg_attr(not(feature = "native-tls"), allow(unused_variables))]
+    pub(crate) fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        #[cfg(feature = "native-tls")]
+        if let NetStream::Tls(tls) = self {
+            tls.set_deadline(deadline);
+        }
     }
 
     /// Sets the read deadline of every later read (`None`: wait forever). A read that times out

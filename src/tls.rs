@@ -42,14 +42,18 @@ impl TlsOptions {
             .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))
     }
 
-    /// Runs the TLS handshake over `tcp` for `host` (SNI and hostname verification use it).
+    /// Runs the TLS handshake over `tcp` for `host` (SNI and hostname verification use it), all
+    /// of it by `deadline`. The deadline stays in force on the stream, for the WebSocket
+    /// handshake that follows: the caller ends it with `NetStream::set_deadline(None)`.
     pub(crate) fn wrap(
         &self,
         host: &str,
         tcp: TcpStream,
+        deadline: Option<std::time::Instant>,
     ) -> Result<crate::net_stream::TlsStream, Error> {
         // Shared by reference count: a split reader waits on the same socket, no second fd.
-        let socket = crate::split::SharedTcp(std::sync::Arc::new(tcp));
+        let mut socket = crate::tls_socket::TlsSocket::new(std::sync::Arc::new(tcp));
+        socket.set_deadline(deadline);
         let tls = self
             .connector()?
             .connect(host, socket)
@@ -57,34 +61,67 @@ impl TlsOptions {
                 native_tls::HandshakeError::Failure(e) => {
                     Error::Tls(format!("TLS handshake with {host} failed: {e}"))
                 }
-                // Only reachable on a non-blocking socket; ours block, so this is a timeout.
+                // Ours block: a read or write timed out, or the deadline passed. Either way the
+                // opening handshake ran out of time, as it would have in its HTTP part.
                 native_tls::HandshakeError::WouldBlock(_) => {
-                    Error::Tls(format!("TLS handshake with {host} timed out"))
+                    Error::Handshake(crate::error::HandshakeError::Timeout)
                 }
             })?;
-        Ok(crate::net_stream::TlsStream::new(tls))
+        Ok(crate::net_stream::TlsStream::new(
+            crate::tls_session::Session::Native(tls),
+        ))
     }
 }
 
-/// A server's certificate chain and private key, for `wss://` (feature `native-tls`).
+/// The lowest TLS version a server accepts; see [`TlsIdentity::min_version`].
+#[cfg(feature = "native-tls")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246), the default minimum.
+    Tls12,
+    /// TLS 1.3 (RFC 8446) only.
+    Tls13,
+}
+
+/// A server's certificate chain and private key, for `wss://` (feature `native-tls`), and the
+/// TLS settings the server uses with them.
 ///
 /// ```no_run
 /// let identity = syncws::TlsIdentity::from_pem(
 ///     &std::fs::read("cert.pem")?,
 ///     &std::fs::read("key.pem")?,
-/// )?;
+/// )?
+/// .min_version(syncws::TlsVersion::Tls13)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # What each platform offers
+///
+/// - **Linux and other OpenSSL platforms**: TLS 1.2 and TLS 1.3, and only forward-secret AEAD
+///   suites: ECDHE (or finite-field DHE) with AES-GCM or ChaCha20-Poly1305 for TLS 1.2, and the
+///   TLS 1.3 suites (Mozilla's "intermediate" v5 profile). CBC, SHA-1 MAC, static-RSA key
+///   exchange and TLS 1.0/1.1 are refused. The acceptor is built with the `openssl` crate
+///   directly, because native-tls's own keeps TLS 1.3 off and accepts CBC and
+///   non-forward-secret suites (Mozilla "intermediate" v4).
+/// - **Windows (SChannel) and Apple platforms (Security.framework)**: native-tls's acceptor;
+///   versions and suites are what the operating system enables, from the minimum version set
+///   here up. Whether TLS 1.3 is offered depends on the platform and its version (not tested
+///   here); with [`TlsVersion::Tls13`] a platform without it fails every handshake.
 #[cfg(feature = "native-tls")]
 #[derive(Clone)]
 pub struct TlsIdentity {
-    acceptor: native_tls::TlsAcceptor,
+    material: Material,
+    min_version: TlsVersion,
+    acceptor: Acceptor,
 }
 
 #[cfg(feature = "native-tls")]
 impl std::fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsIdentity")
+        f.debug_struct("TlsIdentity")
+            .field("min_version", &self.min_version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,25 +129,38 @@ impl std::fmt::Debug for TlsIdentity {
 impl TlsIdentity {
     /// From a PEM certificate chain (leaf first) and a PEM PKCS#8 private key.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsIdentity, Error> {
-        let identity = native_tls::Identity::from_pkcs8(cert_pem, key_pem)
-            .map_err(|e| Error::Tls(format!("invalid certificate or key: {e}")))?;
-        TlsIdentity::new(identity)
+        TlsIdentity::new(Material::from_pem(cert_pem, key_pem)?)
     }
 
     /// From a PKCS#12 archive (`.p12` / `.pfx`) and its password.
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<TlsIdentity, Error> {
-        let identity = native_tls::Identity::from_pkcs12(der, password)
-            .map_err(|e| Error::Tls(format!("invalid PKCS#12 archive: {e}")))?;
-        TlsIdentity::new(identity)
+        TlsIdentity::new(Material::from_pkcs12(der, password)?)
     }
 
-    fn new(identity: native_tls::Identity) -> Result<TlsIdentity, Error> {
-        let acceptor = native_tls::TlsAcceptor::new(identity)
-            .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))?;
-        Ok(TlsIdentity { acceptor })
+    /// The lowest TLS version accepted: [`TlsVersion::Tls12`] by default. A client offering
+    /// only older versions fails the handshake.
+    ///
+    /// Errors: [`Error::Tls`] if the platform's TLS library cannot be set up so.
+    pub fn min_version(self, version: TlsVersion) -> Result<TlsIdentity, Error> {
+        let acceptor = Acceptor::new(&self.material, version)?;
+        Ok(TlsIdentity {
+            min_version: version,
+            acceptor,
+            ..self
+        })
     }
 
-    /// Runs the server's TLS handshake on `tcp` within `timeout` (on the caller's thread).
+    fn new(material: Material) -> Result<TlsIdentity, Error> {
+        let acceptor = Acceptor::new(&material, TlsVersion::Tls12)?;
+        Ok(TlsIdentity {
+            material,
+            min_version: TlsVersion::Tls12,
+            acceptor,
+        })
+    }
+
+    /// Runs the server's TLS handshake on `tcp` within `timeout` (on the caller's thread): one
+    /// deadline for the whole handshake, however slowly the client sends.
     pub fn accept(
         &self,
         tcp: TcpStream,
@@ -121,7 +171,7 @@ impl TlsIdentity {
     }
 
     /// The handshake over a socket shared by reference count (the server keeps a handle to
-    /// shut it down); the socket's timeouts are left at `timeout`.
+    /// shut it down), all of it within `timeout`; the socket's timeouts are left at `timeout`.
     pub(crate) fn accept_shared(
         &self,
         tcp: std::sync::Arc<TcpStream>,
@@ -129,17 +179,173 @@ impl TlsIdentity {
     ) -> Result<crate::net_stream::TlsStream, Error> {
         tcp.set_read_timeout(timeout)?;
         tcp.set_write_timeout(timeout)?;
-        let tls = self
-            .acceptor
-            .accept(crate::split::SharedTcp(tcp))
-            .map_err(|e| match e {
-                native_tls::HandshakeError::Failure(e) => {
-                    Error::Tls(format!("TLS handshake failed: {e}"))
-                }
-                native_tls::HandshakeError::WouldBlock(_) => {
-                    Error::Tls("TLS handshake timed out".into())
-                }
-            })?;
-        Ok(crate::net_stream::TlsStream::new(tls))
+        let mut socket = crate::tls_socket::TlsSocket::new(std::sync::Arc::clone(&tcp));
+        socket.set_deadline(timeout.and_then(|t| std::time::Instant::now().checked_add(t)));
+        let mut session = self.acceptor.accept(socket)?;
+        session.socket_mut().set_deadline(None);
+        tcp.set_read_timeout(timeout)?;
+        tcp.set_write_timeout(timeout)?;
+        Ok(crate::net_stream::TlsStream::new(session))
     }
 }
+
+/// Where native-tls runs on OpenSSL: our own OpenSSL acceptor.
+#[cfg(all(
+    feature = "native-tls",
+    not(any(target_os = "windows", target_vendor = "apple"))
+))]
+mod platform {
+    use super::TlsVersion;
+    use crate::error::Error;
+    use crate::tls_session::Session;
+    use crate::tls_socket::TlsSocket;
+    use openssl::pkey::{PKey, Private};
+    use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslVersion};
+    use openssl::x509::X509;
+
+    fn tls_error(context: &str) -> impl Fn(openssl::error::ErrorStack) -> Error + '_ {
+        move |e| Error::Tls(format!("{context}: {e}"))
+    }
+
+    /// The certificate chain (leaf first) and key, kept to build acceptors from.
+    #[derive(Clone)]
+    pub(super) struct Material {
+        chain: Vec<X509>,
+        key: PKey<Private>,
+    }
+
+    impl Material {
+        pub(super) fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Material, Error> {
+            let invalid = tls_error("invalid certificate or key");
+            let chain = X509::stack_from_pem(cert_pem).map_err(&invalid)?;
+            if chain.is_empty() {
+                return Err(Error::Tls(
+                    "invalid certificate or key: no certificate in the PEM".into(),
+                ));
+            }
+            let key = PKey::private_key_from_pem(key_pem).map_err(&invalid)?;
+            Ok(Material { chain, key })
+        }
+
+        pub(super) fn from_pkcs12(der: &[u8], password: &str) -> Result<Material, Error> {
+            let invalid = tls_error("invalid PKCS#12 archive");
+            let parsed = openssl::pkcs12::Pkcs12::from_der(der)
+                .and_then(|archive| archive.parse2(password))
+                .map_err(&invalid)?;
+            let (Some(leaf), Some(key)) = (parsed.cert, parsed.pkey) else {
+                return Err(Error::Tls(
+                    "invalid PKCS#12 archive: no certificate or key".into(),
+                ));
+            };
+            let mut chain = vec![leaf];
+            chain.extend(parsed.ca.into_iter().flatten());
+            Ok(Material { chain, key })
+        }
+    }
+
+    #[derive(Clone)]
+    pub(super) struct Acceptor(SslAcceptor);
+
+    impl Acceptor {
+        /// Mozilla "intermediate" v5: TLS 1.2 and 1.3, forward-secret AEAD suites only.
+        pub(super) fn new(material: &Material, min: TlsVersion) -> Result<Acceptor, Error> {
+            let setup = tls_error("TLS setup failed");
+            let mut builder =
+                SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(&setup)?;
+            let min = match min {
+                TlsVersion::Tls12 => SslVersion::TLS1_2,
+                TlsVersion::Tls13 => SslVersion::TLS1_3,
+            };
+            builder.set_min_proto_version(Some(min)).map_err(&setup)?;
+            builder.set_private_key(&material.key).map_err(&setup)?;
+            let (leaf, rest) = material.chain.split_first().expect("checked when parsed");
+            builder.set_certificate(leaf).map_err(&setup)?;
+            for cert in rest {
+                builder.add_extra_chain_cert(cert.clone()).map_err(&setup)?;
+            }
+            builder.check_private_key().map_err(&setup)?;
+            // OpenSSL's own record buffers (about 34 KiB) are freed while a connection is idle.
+            builder.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
+            Ok(Acceptor(builder.build()))
+        }
+
+        pub(super) fn accept(&self, socket: TlsSocket) -> Result<Session, Error> {
+            match self.0.accept(socket) {
+                Ok(tls) => Ok(Session::OpenSsl(tls)),
+                // Our sockets block: a read or write timed out, or the deadline passed.
+                Err(HandshakeError::WouldBlock(_)) => {
+                    Err(Error::Tls("TLS handshake timed out".into()))
+                }
+                Err(HandshakeError::Failure(mid)) => {
+                    Err(Error::Tls(format!("TLS handshake failed: {}", mid.error())))
+                }
+                Err(HandshakeError::SetupFailure(e)) => {
+                    Err(Error::Tls(format!("TLS handshake failed: {e}")))
+                }
+            }
+        }
+    }
+}
+
+/// Elsewhere: native-tls's acceptor, with the minimum version set.
+#[cfg(all(
+    feature = "native-tls",
+    any(target_os = "windows", target_vendor = "apple")
+))]
+mod platform {
+    use super::TlsVersion;
+    use crate::error::Error;
+    use crate::tls_session::Session;
+    use crate::tls_socket::TlsSocket;
+
+    #[derive(Clone)]
+    pub(super) struct Material(native_tls::Identity);
+
+    impl Material {
+        pub(super) fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Material, Error> {
+            native_tls::Identity::from_pkcs8(cert_pem, key_pem)
+                .map(Material)
+                .map_err(|e| Error::Tls(format!("invalid certificate or key: {e}")))
+        }
+
+        pub(super) fn from_pkcs12(der: &[u8], password: &str) -> Result<Material, Error> {
+            native_tls::Identity::from_pkcs12(der, password)
+                .map(Material)
+                .map_err(|e| Error::Tls(format!("invalid PKCS#12 archive: {e}")))
+        }
+    }
+
+    #[derive(Clone)]
+    pub(super) struct Acceptor(native_tls::TlsAcceptor);
+
+    impl Acceptor {
+        pub(super) fn new(material: &Material, min: TlsVersion) -> Result<Acceptor, Error> {
+            let min = match min {
+                TlsVersion::Tls12 => native_tls::Protocol::Tlsv12,
+                TlsVersion::Tls13 => native_tls::Protocol::Tlsv13,
+            };
+            native_tls::TlsAcceptor::builder(material.0.clone())
+                .min_protocol_version(Some(min))
+                .build()
+                .map(Acceptor)
+                .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))
+        }
+
+        pub(super) fn accept(&self, socket: TlsSocket) -> Result<Session, Error> {
+            self.0
+                .accept(socket)
+                .map(Session::Native)
+                .map_err(|e| match e {
+                    native_tls::HandshakeError::Failure(e) => {
+                        Error::Tls(format!("TLS handshake failed: {e}"))
+                    }
+                    native_tls::HandshakeError::WouldBlock(_) => {
+                        Error::Tls("TLS handshake timed out".into())
+                    }
+                })
+        }
+    }
+}
+
+#[cfg(feature = "native-tls")]
+use platform::{Acceptor, Material};

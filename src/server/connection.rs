@@ -276,6 +276,8 @@ fn handshake<T: Send + 'static>(
     let limits = config.head_limits();
     let until = config.handshake_timeout.map(|t| Instant::now() + t);
     let _ = stream.set_write_timeout(config.handshake_timeout.or(settings.write_timeout));
+    // Over TLS one read can span many socket reads (a trickled record): bound them all.
+    io.set_deadline(until);
     let mut reader = Deadline {
         io,
         socket: stream,

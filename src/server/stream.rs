@@ -26,8 +26,22 @@ impl ServerIo {
             ServerIo::Plain(tcp) => split_tcp(conn, tcp, Role::Server, config, subprotocol),
             #[cfg(feature = "native-tls")]
             ServerIo::Tls(tls) => {
-                crate::split_net::split_tls(conn, tls, Role::Server, config, subprotocol)
+                crate::split_net::split_tls(conn, *tls, Role::Server, config, subprotocol)
             }
+        }
+    }
+}
+
+impl ServerIo {
+    /// Bounds every later read and write over TLS together by `deadline` (the opening
+    /// handshake's one deadline: a client trickling its request record cannot stretch it).
+    /// Plain TCP: no effect, the handshake bounds each read itself. `split` ends it.
+    #[cfg_attr(not(feature = "native-tls"), allow(unused_variables))]
+    pub(super) fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        match self {
+            ServerIo::Plain(_) => {}
+            #[cfg(feature = "native-tls")]
+            ServerIo::Tls(tls) => tls.set_deadline(deadline),
         }
     }
 }

@@ -42,6 +42,8 @@
 
 mod read_deadline;
 mod reader;
+#[cfg(feature = "native-tls")]
+pub(crate) mod tls_halves;
 mod transport;
 mod weak;
 mod writer;
