@@ -1,6 +1,5 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
-
 use crate::config::Config;
 use crate::error::{Error, HandshakeError, UrlError};
 use crate::net_stream::NetStream;
@@ -298,11 +297,7 @@ impl ClientBuilder {
 
     /// TCP (direct or through a proxy tunnel), then TLS for `wss://`, whose reads and writes all
     /// keep to the handshake deadline (see [`TlsOptions::wrap`](crate::TlsOptions)).
-    fn open(
-        &self,
-        url: &WsUrl,
-        deadline: Option<Instant>,
-    ) -> Result<NetStream, Error> {
+    fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<NetStream, Error> {
         if url.secure && !cfg!(feature = "native-tls") {
             return Err(UrlError::TlsNotEnabled.into());
         }

@@ -154,7 +154,9 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Reads the next message, blocking until one arrives.
     ///
-    /// Pings are answered before they are returned. The peer's close is returned once as
+    /// Pings are answered before they are returned, except a ping that arrived together with more
+    /// frames: such a batch is answered once, for its latest ping (RFC 6455 §5.5.3), when the
+    /// batch has been read (or sooner, by a send). The peer's close is returned once as
     /// [`Message::Close`], after our reply has been sent: the closing handshake is then complete.
     /// After that, `read` returns [`Error::ConnectionClosed`] (a client first waits for the server
     /// to close TCP, RFC 6455 §7.1.1, for up to 2 seconds on a connection from
@@ -187,7 +189,12 @@ impl<S: Read + Write> WebSocket<S> {
             return Err(Error::AlreadyClosed);
         }
         let closed = self.conn.state() == State::Closed;
-        if !self.conn.data_to_send().is_empty() && (!closed || self.conn.sender().close_received())
+        // While decoded-but-unread frames are held (a batch of pings), their pongs wait: the
+        // batch is answered once, for the latest ping (RFC 6455 §5.5.3), before the next wait.
+        let batch_pending = !closed && self.conn.receiver().has_buffered_data();
+        if self.conn.has_data_to_send()
+            && !batch_pending
+            && (!closed || self.conn.sender().close_received())
         {
             // A pong or close reply that an earlier call could not write goes out first; a
             // timeout here has decoded nothing, so the call can be repeated.
@@ -211,10 +218,21 @@ impl<S: Read + Write> WebSocket<S> {
                     // A pong or our close reply may be due. The event is returned whatever the
                     // write does: a reply it could not finish stays queued for the next call
                     // (read, send or flush), and a broken transport shows on the next call.
-                    let _ = self.flush_pending();
+                    // A ping with more frames behind it waits for them (see `batch_pending`).
+                    let is_ping = matches!(event, Event::Message(Message::Ping(_)));
+                    if !(is_ping && self.conn.receiver().has_buffered_data()) {
+                        let _ = self.flush_pending();
+                    }
                     return Ok(event);
                 }
-                Ok(None) => self.fill()?,
+                Ok(None) => {
+                    // Nothing decoded in this call yet: a pong held for a batch goes out now,
+                    // and a timeout here loses nothing.
+                    if self.conn.has_data_to_send() {
+                        self.flush_pending()?;
+                    }
+                    self.fill()?
+                }
                 Err(error) => {
                     // Fail the connection: send the close frame if the transport still works.
                     let _ = self.flush_pending();

@@ -93,6 +93,11 @@ impl Connection {
         self.sender.send(message)
     }
 
+    /// Whether bytes wait to be written; see [`Sender::has_data_to_send`].
+    pub fn has_data_to_send(&self) -> bool {
+        self.sender.has_data_to_send()
+    }
+
     /// Bytes waiting to be written.
     pub fn data_to_send(&self) -> &[u8] {
         self.sender.data_to_send()

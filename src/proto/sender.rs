@@ -117,6 +117,12 @@ impl Sender {
         &self.out
     }
 
+    /// Whether bytes wait to be written. Unlike [`data_to_send`](Self::data_to_send) this shows
+    /// nothing, so a queued pong can still be replaced by a newer one.
+    pub fn has_data_to_send(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Drops the first `n` bytes of [`data_to_send`](Self::data_to_send), once written.
     pub fn advance(&mut self, n: usize) {
         self.auto_pong = None;

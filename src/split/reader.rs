@@ -35,6 +35,9 @@ pub struct Reader {
     subprotocol: Option<String>,
     /// The end of the connection was reported to the caller.
     ended: bool,
+    /// A pong was queued for a ping with more frames held behind it; it goes out before the
+    /// next wait for bytes.
+    pong_held: bool,
 }
 
 /// The reader's state, in one allocation.
@@ -76,6 +79,7 @@ impl Reader {
             config,
             subprotocol,
             ended: false,
+            pong_held: false,
         }
     }
 
@@ -89,7 +93,8 @@ impl Reader {
     }
 
     /// Reads the next message, blocking until one arrives; the same contract as
-    /// [`WebSocket::read`](crate::WebSocket::read): pings are answered (through the writer) before they are returned, the
+    /// [`WebSocket::read`](crate::WebSocket::read): pings are answered (through the writer) before they are returned (a batch of pings that
+    /// arrived together: once, for the latest, when the batch has been read), the
     /// peer's close is returned once, then [`Error::ConnectionClosed`], then
     /// [`Error::AlreadyClosed`]. [`end_cause`](Self::end_cause) says why it ended.
     ///
@@ -138,9 +143,16 @@ impl Reader {
                     match &event {
                         Event::Message(Message::Ping(_)) => {
                             // The pong is written now if nobody is writing, else by the writer
-                            // after its frames; either way this read does not wait.
+                            // after its frames; either way this read does not wait. With more
+                            // frames held behind this ping (a batch), it waits for them: the
+                            // batch is answered once, for the latest ping (RFC 6455 §5.5.3),
+                            // before the reader next waits for bytes.
                             shared.state().on_event(&event);
-                            shared.kick(None);
+                            if self.inbound.receiver.has_buffered_data() {
+                                self.pong_held = true;
+                            } else {
+                                shared.kick(None);
+                            }
                         }
                         Event::Message(Message::Close(frame)) => {
                             shared.state().on_event(&event);
@@ -155,6 +167,9 @@ impl Reader {
                     return Ok(event);
                 }
                 Ok(None) => {
+                    if std::mem::take(&mut self.pong_held) {
+                        shared.kick(None);
+                    }
                     // Everything held is decoded: a data frame's header among it starts the
                     // message's deadline, even if no more bytes come.
                     shared.mark_message(self.inbound.receiver.is_receiving_message());
@@ -263,6 +278,9 @@ impl Reader {
                 }
                 Ok(n) => {
                     self.inbound.receiver.commit(n);
+                    // Pings and pongs are counted per second (Config::max_control_frames_per_second),
+                    // by the time `arrived` took for this read: no second clock read.
+                    self.inbound.receiver.note_time(self.writer.last_activity());
                     return Ok(());
                 }
                 Err(e) => {
