@@ -24,6 +24,11 @@ use std::time::{Duration, Instant};
 /// come from threads that serve every connection, so they must not wait long.
 pub(crate) const SHARED_THREAD_WRITE_BOUND: Duration = Duration::from_millis(50);
 
+/// The longest one write system call of a shared thread waits (its writes set `SO_SNDTIMEO` to
+/// this, then back to the tick): a ping to a peer whose buffers are full must cost the timer
+/// thread next to nothing, or one round over many stalled peers would delay every deadline.
+const SHARED_THREAD_WRITE_ATTEMPT: Duration = Duration::from_millis(1);
+
 /// The longest one write system call waits (the socket's `SO_SNDTIMEO` after the split). A write
 /// to a slow peer comes back this often, to keep to its frame's deadline and to report the
 /// progress that tells the heartbeat the peer is alive while it reads a long message.
@@ -46,6 +51,8 @@ pub(crate) struct WriteSide {
     /// The most bytes a write got in before it first stalled: what the kernel buffers hold on
     /// the way to the peer.
     pipe: usize,
+    /// The socket's write timeout between writes (see [`WRITE_TICK`]).
+    tick: Duration,
 }
 
 /// When a write gives up: the frames' deadline fails the connection; `stop` (a shared thread's
@@ -61,7 +68,25 @@ impl WriteSide {
     /// `Ok(false)`: `until.stop` came first, the rest of `unwritten` stays for the next owner
     /// (only without `payload`). An error fails the connection; `torn` says whether a frame was
     /// cut.
-    fn write_out(&mut self, mut payload: &[u8], until: Until, shared: &Shared) -> io::Result<bool> {
+    fn write_out(&mut self, payload: &[u8], until: Until, shared: &Shared) -> io::Result<bool> {
+        if until.stop.is_none() {
+            return self.write_within(payload, until, shared);
+        }
+        // A shared thread's write: each system call waits a moment only.
+        let _ = self
+            .stream
+            .set_write_timeout(Some(SHARED_THREAD_WRITE_ATTEMPT));
+        let result = self.write_within(payload, until, shared);
+        let _ = self.stream.set_write_timeout(Some(self.tick));
+        result
+    }
+
+    fn write_within(
+        &mut self,
+        mut payload: &[u8],
+        until: Until,
+        shared: &Shared,
+    ) -> io::Result<bool> {
         let mut written = 0;
         // Bytes this call has put on the wire, and when and after how many it first stalled.
         let mut sent = 0;
@@ -472,6 +497,7 @@ impl Writer {
                 begun: false,
                 torn: false,
                 pipe: 0,
+                tick,
             }),
             flush_wanted: AtomicBool::new(false),
             write_timeout,
