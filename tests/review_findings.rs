@@ -6,7 +6,7 @@
 mod common;
 
 use std::time::Duration;
-use syncws::{ClientBuilder, Message, Server, ServerBuilder};
+use syncws::{ClientBuilder, Message, Reconnecting, Server, ServerBuilder};
 
 /// A server built with `settings` either refuses the settings at `bind` or echoes a message.
 fn refuses_or_serves(settings: ServerBuilder) -> Result<(), String> {
@@ -32,7 +32,8 @@ fn refuses_or_serves(settings: ServerBuilder) -> Result<(), String> {
 /// zero only. A large one (e.g. `Duration::MAX` for "no practical limit") overflows
 /// `Instant + Duration` in `proto::watch::Watch::next_deadline` / `proto::heartbeat::poll_timeout`
 /// when the connection is registered with the timer (`HeartbeatTimer::add_with`), so every
-/// connection's thread panics right after the 101 and nothing is served.
+/// connection's thread panics right after the 101 and nothing is served. The same durations in
+/// `ReconnectBuilder::heartbeat` panic the caller of `connect`.
 #[test]
 #[ignore = "review finding 3: huge message/idle/heartbeat durations panic the connection thread"]
 fn huge_timer_durations_are_refused_or_work() {
@@ -55,6 +56,23 @@ fn huge_timer_durations_are_refused_or_work() {
         if let Err(e) = refuses_or_serves(settings) {
             failures.push(format!("{name}: {e}"));
         }
+    }
+    // The client side: `ReconnectBuilder::heartbeat` is not checked either.
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(common::echo_session)
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let connecting = std::thread::spawn(move || {
+        Reconnecting::builder(ClientBuilder::new(url))
+            .heartbeat(Duration::MAX, Duration::MAX)
+            .connect()
+            .map(drop)
+    });
+    match connecting.join() {
+        Ok(_) => {}
+        Err(_) => failures.push("Reconnecting heartbeat: connect panicked".into()),
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
