@@ -76,3 +76,91 @@ fn huge_timer_durations_are_refused_or_work() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Reads an HTTP request head byte by byte and answers it with a 101.
+fn accept_raw(stream: &mut std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed during the head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let key = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap();
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        syncws::accept_key(&key)
+    );
+    stream.write_all(answer.as_bytes()).unwrap();
+}
+
+/// Finding 4: `Sender::close` while the reading thread is reconnecting (inside `open`, the
+/// handshake not yet answered) finds no current writer, sets `closing` and returns `Ok`; but
+/// `Reconnecting::reconnect`/`open` never look at `closing` after the wait, so the new connection
+/// is established, no close frame is ever sent on it, and `Reconnecting::read` then blocks on it
+/// (for ever with a quiet server) although the client was closed "for good".
+#[test]
+#[ignore = "review finding 4: Sender::close during a reconnect attempt is lost; read blocks on the new connection"]
+fn close_during_a_reconnect_attempt_ends_the_client() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (second_tx, second) = mpsc::channel();
+    let server = std::thread::spawn(move || {
+        // First connection: upgraded, then closed by the server with 1001 (retried).
+        let (mut first, _) = listener.accept().unwrap();
+        accept_raw(&mut first);
+        first.write_all(&[0x88, 0x02, 0x03, 0xE9]).unwrap();
+        // Second connection: the client is inside `open` while this waits.
+        let (mut second, _) = listener.accept().unwrap();
+        second_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        accept_raw(&mut second);
+        // Quiet: holds the connection open (bounded), as an idle server does.
+        second
+            .set_read_timeout(Some(Duration::from_secs(12)))
+            .unwrap();
+        let mut sink = [0u8; 256];
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(12) {
+            match std::io::Read::read(&mut second, &mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        drop(first);
+    });
+    let mut ws = Reconnecting::builder(ClientBuilder::new(format!("ws://{addr}/")))
+        .connect()
+        .unwrap();
+    let sender = ws.sender();
+    let (done_tx, done) = mpsc::channel();
+    let reading = std::thread::spawn(move || {
+        // Reads the first connection's close (1001: retried), reconnects, and reads on.
+        let result = ws.read();
+        let _ = done_tx.send(format!("{result:?}"));
+    });
+    second
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no reconnect attempt");
+    // The client is closed for good while it is connecting again.
+    let closed = sender.close(syncws::CloseCode::Normal, "bye");
+    let outcome = done.recv_timeout(Duration::from_secs(6));
+    let _ = reading.join();
+    let _ = server.join();
+    assert!(closed.is_ok(), "{closed:?}");
+    assert!(
+        outcome.is_ok(),
+        "Reconnecting::read still blocked 6 s after Sender::close (it returned only when the server hung up: {:?})",
+        outcome
+    );
+}
