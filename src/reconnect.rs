@@ -112,8 +112,18 @@ impl ReconnectBuilder {
 
     /// Connects, retrying on failure as the backoff allows. Blocks until connected.
     ///
-    /// Errors: the last attempt's error when attempts run out.
+    /// Errors: [`Error::InvalidConfig`] for a heartbeat duration over a year
+    /// ([`Config::MAX_TIMEOUT`](crate::Config::MAX_TIMEOUT)); the last attempt's error when
+    /// attempts run out.
     pub fn connect(self) -> Result<Reconnecting, Error> {
+        // The timer computes `now + interval`: one too far for the clock would panic.
+        if let Some(hb) = self.heartbeat
+            && hb.interval.max(hb.timeout) > crate::config::Config::MAX_TIMEOUT
+        {
+            return Err(Error::InvalidConfig(
+                "heartbeat durations over a year; use no heartbeat for none",
+            ));
+        }
         let mut client = Reconnecting {
             shared: Arc::new(Shared {
                 state: Mutex::new(Link {

@@ -330,6 +330,17 @@ impl<T: Send + 'static> ServerBuilder<T> {
                 return Err(Error::InvalidConfig("heartbeat durations must be positive"));
             }
         }
+        // The timer computes `now + timeout`: one too far for the clock would panic.
+        let too_long = |d: Option<Duration>| d.is_some_and(|d| d > Config::MAX_TIMEOUT);
+        let heartbeat = self.settings.heartbeat.map(|hb| hb.interval.max(hb.timeout));
+        if too_long(self.settings.message_timeout)
+            || too_long(self.settings.idle_timeout)
+            || too_long(heartbeat)
+        {
+            return Err(Error::InvalidConfig(
+                "message, idle and heartbeat timeouts over a year; use None for no limit",
+            ));
+        }
         if self.settings.stack_size < 32 * 1024 {
             return Err(Error::InvalidConfig("stack_size below 32 KiB"));
         }

@@ -114,3 +114,6 @@ pub(crate) fn split_parts(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod review_tests;

@@ -362,9 +362,10 @@ impl Reader {
     /// [`Error::Io`] with `WouldBlock`/`TimedOut` and can be repeated.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
         let mut deadline = self.inbound.deadline.get();
-        let result = deadline.set_caller(&self.writer.shared.tcp, timeout);
+        // Kept only once the socket has it: a refused timeout (zero) changes nothing.
+        deadline.set_caller(&self.writer.shared.tcp, timeout)?;
         self.inbound.deadline.set(deadline);
-        Ok(result?)
+        Ok(())
     }
 
     /// The writer this reader answers through; clone it to send from other threads.
