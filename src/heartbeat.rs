@@ -14,8 +14,11 @@
 //!
 //! What the thread itself waits for: the condition variable (until the earliest deadline or a
 //! change), the timers' mutex (held only for map and heap updates, never across I/O), and the
-//! writes of a ping or a failing close frame, which never wait for a writer's lock and are
-//! bounded by `SHARED_THREAD_WRITE_BOUND`. A `shutdown` of a socket does not wait.
+//! writes of a ping or a failing close frame, which never wait for a writer's lock: a ping is
+//! one write attempt of at most a millisecond, and what the peer could not take then is tried
+//! again every 100 ms (`Key::Retry`) until it goes out or the pong deadline fails the peer; a
+//! failing close frame is bounded by `SHARED_THREAD_WRITE_BOUND`. A `shutdown` of a socket does
+//! not wait.
 //!
 //! Removing a connection or a cut-off drops its entry at once; its deadline in the heap is left
 //! to be skipped, and the heap is rebuilt whenever such stale deadlines outnumber the live ones,
@@ -67,7 +70,13 @@ enum Key {
     Watch(u64),
     /// A one-shot cut-off, by its own id.
     Cut(u64),
+    /// Another try at output a ping left unowned (the peer took none of it then), by writer id.
+    Retry(u64),
 }
+
+/// How soon a ping the peer could not take is tried again: until it goes out or the pong
+/// deadline fails the peer, so a peer that was only briefly not reading still gets its ping.
+const STRANDED_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct Timers {
@@ -85,6 +94,7 @@ impl Timers {
         match key {
             Key::Watch(id) => self.entries.get(&id).is_some_and(|e| e.due == at),
             Key::Cut(id) => self.cuts.contains_key(&id),
+            Key::Retry(id) => self.entries.contains_key(&id),
         }
     }
 
@@ -251,6 +261,8 @@ fn lock(timers: &Mutex<Timers>) -> std::sync::MutexGuard<'_, Timers> {
 fn run(state: &State) {
     let mut due: Vec<(Verdict, Writer)> = Vec::new();
     let mut cut: Vec<Arc<TcpStream>> = Vec::new();
+    let mut retry: Vec<Writer> = Vec::new();
+    let mut stranded: Vec<u64> = Vec::new();
     let mut timers = lock(&state.timers);
     loop {
         if timers.stop {
@@ -285,6 +297,12 @@ fn run(state: &State) {
                     cut.extend(timers.cuts.remove(&id));
                     continue;
                 }
+                Key::Retry(id) => {
+                    if let Some(entry) = timers.entries.get(&id) {
+                        retry.push(entry.writer.clone());
+                    }
+                    continue;
+                }
             };
             let Some(entry) = timers.entries.get_mut(&id) else {
                 continue; // connection gone
@@ -317,10 +335,17 @@ fn run(state: &State) {
         for socket in cut.drain(..) {
             let _ = socket.shutdown(Shutdown::Both);
         }
+        for writer in retry.drain(..) {
+            if writer.retry_stranded() {
+                stranded.push(writer.id());
+            }
+        }
         for (verdict, writer) in due.drain(..) {
             match verdict {
                 Verdict::SendPing => {
-                    writer.ping_from_shared_thread();
+                    if !writer.ping_from_shared_thread() && writer.is_stranded() {
+                        stranded.push(writer.id());
+                    }
                 }
                 Verdict::Fail(Expired::Heartbeat) => writer.fail(
                     EndCause::HeartbeatTimeout,
@@ -339,6 +364,12 @@ fn run(state: &State) {
             }
         }
         timers = lock(&state.timers);
+        let again = Instant::now() + STRANDED_RETRY;
+        for id in stranded.drain(..) {
+            if timers.entries.contains_key(&id) {
+                timers.heap.push(Reverse((again, Key::Retry(id))));
+            }
+        }
     }
 }
 

@@ -14,13 +14,16 @@ fn refuses_or_serves(settings: ServerBuilder) -> Result<(), String> {
         Ok(server) => server,
         Err(_) => return Ok(()), // refused up front: fine
     };
-    let server = server.spawn(common::echo_session).map_err(|e| e.to_string())?;
+    let server = server
+        .spawn(common::echo_session)
+        .map_err(|e| e.to_string())?;
     let url = format!("ws://{}/", server.local_addr());
     let (mut ws, _) = ClientBuilder::new(url)
         .read_timeout(Some(Duration::from_secs(10)))
         .connect()
         .map_err(|e| format!("connect: {e}"))?;
-    ws.send(Message::text("hello")).map_err(|e| format!("send: {e}"))?;
+    ws.send(Message::text("hello"))
+        .map_err(|e| format!("send: {e}"))?;
     let answer = ws.read().map_err(|e| format!("read: {e}"))?;
     if answer != Message::text("hello") {
         return Err(format!("answer {answer:?}"));

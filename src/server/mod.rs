@@ -332,7 +332,10 @@ impl<T: Send + 'static> ServerBuilder<T> {
         }
         // The timer computes `now + timeout`: one too far for the clock would panic.
         let too_long = |d: Option<Duration>| d.is_some_and(|d| d > Config::MAX_TIMEOUT);
-        let heartbeat = self.settings.heartbeat.map(|hb| hb.interval.max(hb.timeout));
+        let heartbeat = self
+            .settings
+            .heartbeat
+            .map(|hb| hb.interval.max(hb.timeout));
         if too_long(self.settings.message_timeout)
             || too_long(self.settings.idle_timeout)
             || too_long(heartbeat)

@@ -1,5 +1,5 @@
-//! Review findings on the split writer (see the review report). Each test is ignored while
-//! the finding stands: `cargo test --all-features --lib split::review_tests -- --ignored`.
+//! Review findings on the split writer, each reproduced before its fix: a shared thread's ping
+//! that could not be written must neither poison later sends nor be stranded.
 
 use crate::config::Config;
 use crate::ending::EndCause;
@@ -32,7 +32,6 @@ fn fill(tcp: &TcpStream) {
 /// reads steadily, the next send's first partial write sees the stale deadline and
 /// fails the healthy connection with WriteTimeout at once.
 #[test]
-#[ignore = "review finding 1: stale write deadline left by a shared-thread ping fails a later send"]
 fn a_ping_that_gave_up_does_not_leave_a_stale_deadline_for_later_sends() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -87,11 +86,17 @@ fn a_ping_that_gave_up_does_not_leave_a_stale_deadline_for_later_sends() {
 /// pipe) and then reads everything never receives the ping, cannot answer it, and is failed with
 /// HeartbeatTimeout at the pong deadline although it was reading all along.
 #[test]
-#[ignore = "review finding 2: a frame a shared thread gave up on is stranded until the next send"]
 fn a_ping_that_gave_up_reaches_the_peer_once_it_reads_again() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
+    // Small fixed buffers: the kernel cannot grow them, so a full pipe stays full.
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    socket2::SockRef::from(&server)
+        .set_send_buffer_size(4096)
+        .unwrap();
     server
         .set_write_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -101,8 +106,22 @@ fn a_ping_that_gave_up_reaches_the_peer_once_it_reads_again() {
         .unwrap();
     // A backlog the peer has not read yet (zeros: no 0x89 byte among them).
     fill(&raw);
-    // The precondition of the finding: the ping could not be written within the shared bound.
-    assert!(!writer.ping_from_shared_thread(), "the ping went out at once");
+    // The heartbeat pings after 200 ms of quiet; the peer takes nothing, so the ping is left
+    // without an owner (the precondition of the finding). The timer must try it again.
+    let timer = crate::heartbeat::HeartbeatTimer::start(crate::heartbeat::HeartbeatConfig {
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    timer.add(&writer);
+    let waiting = Instant::now();
+    while !writer.is_stranded() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "the ping was never left unowned"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Now the peer reads everything, and watches for the ping (unmasked: 0x89 0x00).
     client
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -121,7 +140,11 @@ fn a_ping_that_gave_up_reaches_the_peer_once_it_reads_again() {
                 }
                 last = bytes[n - 1];
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => break,
         }
     }

@@ -162,6 +162,9 @@ impl WriteSide {
             }
             Ok(false) => {
                 self.unwritten.drain(..written);
+                // A shared thread gave up, not a frame's deadline: the next owner's write gets a
+                // deadline of its own, from its own first stall (a stale one would fail it at once).
+                self.due = None;
             }
             Err(_) => {
                 self.torn = self.begun || written > 0;
@@ -217,6 +220,9 @@ pub(crate) struct Shared {
     io: Mutex<WriteSide>,
     /// The transport has output of its own to write (TLS, after a read).
     flush_wanted: AtomicBool,
+    /// A shared thread gave up writing and released the write half with output left: nobody
+    /// owns it until a send, so the timer retries it (see `retry_stranded`).
+    stranded: AtomicBool,
     /// The bound on writing one frame (or message) whole: the stream's write timeout at the split.
     write_timeout: Option<Duration>,
     /// The socket, to shut the connection down without the lock, waking a blocked reader or
@@ -296,9 +302,14 @@ impl Shared {
                 take_output(&mut sender, &mut side.unwritten);
             }
         }
-        if self.flush_wanted.swap(false, Ordering::AcqRel) {
-            side.write_out(&[], self.until(stop), self)?;
+        if self.flush_wanted.swap(false, Ordering::AcqRel)
+            && !side.write_out(&[], self.until(stop), self)?
+        {
+            // The transport's own bytes (TLS) are still waiting: for the next owner.
+            self.flush_wanted.store(true, Ordering::Release);
+            return Ok(false);
         }
+        self.stranded.store(false, Ordering::Release);
         Ok(true)
     }
 
@@ -319,6 +330,10 @@ impl Shared {
             };
             let result = self.drain(&mut side, stop);
             let torn = side.torn;
+            if matches!(result, Ok(false)) {
+                // Set while owning the write half; any owner's complete drain clears it.
+                self.stranded.store(true, Ordering::Release);
+            }
             drop(side);
             match result {
                 Ok(true) => {}
@@ -500,6 +515,7 @@ impl Writer {
                 tick,
             }),
             flush_wanted: AtomicBool::new(false),
+            stranded: AtomicBool::new(false),
             write_timeout,
             tcp,
             cause: Mutex::new(None),
@@ -678,9 +694,11 @@ impl Writer {
         &self.shared.tcp
     }
 
-    /// Sends a ping from a thread that serves many connections: queues it, and writes it at once
-    /// (within [`SHARED_THREAD_WRITE_BOUND`]) unless another thread is writing, which then writes
-    /// it after its own frames. Never waits for that thread. Returns whether the ping is written.
+    /// Sends a ping from a thread that serves many connections: queues it, and writes what the
+    /// socket takes at once (one attempt of at most [`SHARED_THREAD_WRITE_ATTEMPT`]) unless
+    /// another thread is writing, which then writes it after its own frames. Never waits for
+    /// that thread nor for the peer: what the peer cannot take now is left for
+    /// [`retry_stranded`](Self::retry_stranded). Returns whether the ping is written.
     pub(crate) fn ping_from_shared_thread(&self) -> bool {
         if self
             .shared
@@ -691,7 +709,24 @@ impl Writer {
             return false;
         }
         self.shared
-            .kick(Some(Instant::now() + SHARED_THREAD_WRITE_BOUND))
+            .kick(Some(Instant::now() + SHARED_THREAD_WRITE_ATTEMPT))
+    }
+
+    /// Whether a shared thread left output that nobody owns (see [`Writer::retry_stranded`]).
+    pub(crate) fn is_stranded(&self) -> bool {
+        self.shared.stranded.load(Ordering::Acquire)
+    }
+
+    /// From a thread that serves many connections: writes output a shared thread left unowned
+    /// (a ping the peer could not take at once), in one short attempt. Returns whether some
+    /// is still left, for another try later.
+    pub(crate) fn retry_stranded(&self) -> bool {
+        if !self.is_stranded() {
+            return false;
+        }
+        self.shared
+            .kick(Some(Instant::now() + SHARED_THREAD_WRITE_ATTEMPT));
+        self.is_stranded()
     }
 
     /// Fails the connection: records `cause`, sends a close frame if that can be done at once,
