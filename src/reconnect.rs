@@ -10,7 +10,7 @@ use crate::ending::EndCause;
 use crate::error::Error;
 use crate::heartbeat::{HeartbeatConfig, HeartbeatTimer};
 use crate::proto::backoff::{Backoff, RetryPolicy};
-use crate::proto::close::CloseCode;
+use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::message::Message;
 use crate::split::{Reader, Writer};
 use std::collections::VecDeque;
@@ -133,6 +133,7 @@ impl ReconnectBuilder {
                     draining: false,
                     outbox: VecDeque::new(),
                     closing: false,
+                    pending_close: None,
                 }),
                 wake: Condvar::new(),
                 capacity: self.outbox.unwrap_or(1000),
@@ -173,6 +174,9 @@ struct Link {
     draining: bool,
     outbox: VecDeque<Message>,
     closing: bool,
+    /// The close a sender asked for while no connection was up (a reconnect under way): sent
+    /// on the connection that attempt brings up, so the close is never lost.
+    pending_close: Option<CloseFrame>,
 }
 
 impl Shared {
@@ -180,11 +184,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the client closing, wakes a backoff wait, and returns the current connection.
-    fn stop_reconnecting(&self) -> Option<Writer> {
+    /// Marks the client closing, wakes a backoff wait, and returns the current connection. With
+    /// none up, `frame` is kept for the connection a reconnect under way may still bring up.
+    fn stop_reconnecting(&self, frame: CloseFrame) -> Option<Writer> {
         let writer = {
             let mut link = self.lock();
             link.closing = true;
+            if link.writer.is_none() {
+                link.pending_close = Some(frame);
+            }
             link.writer.clone()
         };
         self.wake.notify_all();
@@ -311,8 +319,10 @@ impl Sender {
     /// Closes for good from any thread: sends a close frame on the current connection and stops
     /// reconnecting; the reading thread's [`Reconnecting::read`] then returns the server's close.
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        match self.shared.stop_reconnecting() {
-            Some(writer) => writer.close(code, reason),
+        let frame = CloseFrame::new(code, reason);
+        check_sendable(&Message::Close(Some(frame.clone())))?;
+        match self.shared.stop_reconnecting(frame.clone()) {
+            Some(writer) => writer.close(frame.code, &frame.reason),
             None => Ok(()),
         }
     }
@@ -452,11 +462,13 @@ impl Reconnecting {
     /// [`close_timeout`](ReconnectBuilder::close_timeout) (5 s by default), before dropping the
     /// connection.
     pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let Some(writer) = self.shared.stop_reconnecting() else {
+        let frame = CloseFrame::new(code, reason);
+        check_sendable(&Message::Close(Some(frame.clone())))?;
+        let Some(writer) = self.shared.stop_reconnecting(frame.clone()) else {
             self.finished = true;
             return Ok(());
         };
-        writer.close(code, reason)?;
+        writer.close(frame.code, &frame.reason)?;
         if let Some(reader) = self.reader.as_mut() {
             wait_for_close(reader, self.close_timeout);
         }
@@ -574,6 +586,17 @@ impl Reconnecting {
         let mut link = self.shared.lock();
         link.writer = Some(writer.clone());
         link.generation += 1;
+        if link.closing {
+            // Closed for good while this attempt was under way: the close goes out on this
+            // connection, and `read` returns the server's reply; nothing else is sent.
+            let frame = link.pending_close.take();
+            drop(link);
+            let (code, reason) =
+                frame.map_or((CloseCode::Normal, String::new()), |f| (f.code, f.reason));
+            writer.close(code, &reason)?;
+            self.reader = Some(reader);
+            return Ok(());
+        }
         link.usable = true;
         // A sender already draining goes on with this connection; else this thread drains.
         let drained = if link.draining {
@@ -648,6 +671,7 @@ mod tests {
                     draining: false,
                     outbox: VecDeque::new(),
                     closing: false,
+                    pending_close: None,
                 }),
                 wake: Condvar::new(),
                 capacity: 2,

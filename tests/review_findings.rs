@@ -111,7 +111,6 @@ fn accept_raw(stream: &mut std::net::TcpStream) {
 /// is established, no close frame is ever sent on it, and `Reconnecting::read` then blocks on it
 /// (for ever with a quiet server) although the client was closed "for good".
 #[test]
-#[ignore = "review finding 4: Sender::close during a reconnect attempt is lost; read blocks on the new connection"]
 fn close_during_a_reconnect_attempt_ends_the_client() {
     use std::io::Write;
     use std::sync::mpsc;
