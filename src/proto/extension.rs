@@ -2,7 +2,7 @@
 //! defined; without the `deflate` feature these types have no values, so the hooks cost nothing.
 
 #[cfg(feature = "deflate")]
-pub(crate) use super::deflate::codec::{Deflater, Inflater};
+pub(crate) use super::deflate::resumable::{Deflater, Inflater};
 
 #[cfg(not(feature = "deflate"))]
 pub(crate) use disabled::{Deflater, Inflater};
@@ -26,6 +26,16 @@ mod disabled {
         ) -> Result<(), ProtocolError> {
             match *self {}
         }
+
+        /// Whether it holds a zlib state that [`park`](Self::park) would release.
+        pub(crate) fn is_live(&self) -> bool {
+            match *self {}
+        }
+
+        /// Releases the zlib state of a quiet connection.
+        pub(crate) fn park(&mut self) {
+            match *self {}
+        }
     }
 
     /// Compresses outgoing messages (permessage-deflate).
@@ -45,6 +55,16 @@ mod disabled {
 
         /// Compresses one fragment of a message.
         pub(crate) fn compress_part(&mut self, _data: &[u8], _message_end: bool) -> Vec<u8> {
+            match *self {}
+        }
+
+        /// Whether it holds a zlib state that [`park`](Self::park) would release.
+        pub(crate) fn is_live(&self) -> bool {
+            match *self {}
+        }
+
+        /// Releases the zlib state of a quiet connection.
+        pub(crate) fn park(&mut self) {
             match *self {}
         }
     }

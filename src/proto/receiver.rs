@@ -346,6 +346,10 @@ impl Receiver {
             self.whole_read_hint = 0;
         }
         self.buf.shrink_if_idle();
+        // permessage-deflate: the zlib state goes back to a pool, the window of history stays.
+        if let Some(inflater) = self.inflater.as_mut() {
+            inflater.park();
+        }
         if self.incoming.is_none() && self.early == 0 {
             // Nor is it expected to be like the last large message: no room held for it.
             self.prediction = None;
@@ -360,7 +364,9 @@ impl Receiver {
     /// Whether it holds more than [`shrink`](Self::shrink) would leave: the memory kept so that
     /// large messages following each other are read without allocating.
     pub fn holds_more_than_idle(&self) -> bool {
-        self.buf.capacity() > self.buf.initial() || self.message.capacity() > self.buf.initial()
+        self.buf.capacity() > self.buf.initial()
+            || self.message.capacity() > self.buf.initial()
+            || self.inflater.as_ref().is_some_and(Inflater::is_live)
     }
 
     /// Bytes of buffer memory held, for measuring.
