@@ -269,7 +269,7 @@ fn load(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             messages += 1;
         }
     }
-    eprintln!("traffic: {:?} per round", traffic.elapsed() / 4);
+    let round = traffic.elapsed() / 4;
     std::thread::sleep(SETTLE);
     let after = rss_bytes(pid).saturating_sub(before) / connections;
     if std::env::var_os("DEFLATE_MEMORY_SMAPS").is_some() {
@@ -300,9 +300,10 @@ fn load(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         agreed = "-".to_owned();
     }
     println!(
-        "{idle} {after} {} {} {agreed}",
+        "{idle} {after} {} {} {} {agreed}",
         to_server / messages,
-        from_server / messages
+        from_server / messages,
+        round.as_millis()
     );
     Ok(())
 }

@@ -63,23 +63,23 @@ row() {
     local result
     result=$(timeout -k 5 300 "$EXAMPLES/deflate_memory" load "$ADDR" "$SERVER_PID" --connections "$N" "$@")
     stop_server
-    read -r idle after to_server from_server agreed <<<"$result"
+    read -r idle after to_server from_server round agreed <<<"$result"
     if [[ $agreed == - ]]; then BASE_IDLE=$idle; BASE_AFTER=$after; fi
     awk -v l="$label" -v i="$idle" -v a="$after" -v bi="$BASE_IDLE" -v ba="$BASE_AFTER" \
-        -v t="$to_server" -v f="$from_server" -v g="$agreed" 'BEGIN {
-        printf "| %s | %.1f / %.1f | %+.1f / %+.1f | %d / %d | `%s` |\n",
-            l, i/1024, a/1024, (i-bi)/1024, (a-ba)/1024, t, f, g }'
+        -v t="$to_server" -v f="$from_server" -v r="$round" -v g="$agreed" 'BEGIN {
+        printf "| %s | %.1f / %.1f | %+.1f / %+.1f | %d / %d | %d | `%s` |\n",
+            l, i/1024, a/1024, (i-bi)/1024, (a-ba)/1024, t, f, r, g }'
 }
 
 echo "$N connections, 4 chat messages each (~740 B); KiB per connection, idle / after traffic:"
 echo
-echo "| server | per connection | added by compression | bytes per message to / from server | server's answer |"
-echo "|---|---:|---:|---:|---|"
+echo "| server | per connection | added by compression | bytes per message to / from server | ms per round | server's answer |"
+echo "|---|---:|---:|---:|---:|---|"
 BASE_IDLE=0 BASE_AFTER=0
 row "syncws, client not offering deflate" echo_server -- --no-offer
 row "syncws defaults" echo_server --
-row "syncws, windows 15/15" syncws --server-window 15 --client-window 15 --
-row "syncws, windows 9/9" syncws --server-window 9 --client-window 9 --
+row "syncws, client offering bare permessage-deflate (its window 15)" echo_server -- --offer permessage-deflate
+row "syncws, windows 9/9 (server_max_window_bits, client_max_window_bits)" syncws --server-window 9 --client-window 9 --
 row "syncws, server_no_context_takeover" syncws --server-no-context-takeover --
 row "syncws, receive_only" syncws --receive-only --
 row "syncws, level 6" syncws --level 6 --
