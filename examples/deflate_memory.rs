@@ -273,27 +273,28 @@ fn load(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(SETTLE);
     let after = rss_bytes(pid).saturating_sub(before) / connections;
     if std::env::var_os("DEFLATE_MEMORY_SMAPS").is_some() {
+        // Resident memory by mapping size: thread stacks, malloc arenas, the heap.
         let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-        let mut name = "";
+        let mut by_size = std::collections::BTreeMap::<usize, (usize, usize)>::new();
+        let mut size = 0;
         for line in smaps.lines() {
-            if !line.contains(':')
-                || line
-                    .split_whitespace()
-                    .next()
-                    .is_some_and(|w| w.contains('-'))
-            {
-                name = line;
-            } else if let Some(rss) = line.strip_prefix("Rss:") {
-                let kb: usize = rss
-                    .trim()
+            let kb = |v: &str| {
+                v.trim()
                     .trim_end_matches("kB")
                     .trim()
-                    .parse()
-                    .unwrap_or(0);
-                if kb > 1000 {
-                    eprintln!("{kb} kB {name}");
-                }
+                    .parse::<usize>()
+                    .unwrap_or(0)
+            };
+            if let Some(v) = line.strip_prefix("Size:") {
+                size = kb(v);
+            } else if let Some(v) = line.strip_prefix("Rss:") {
+                let entry = by_size.entry(size).or_default();
+                entry.0 += 1;
+                entry.1 += kb(v);
             }
+        }
+        for (size, (count, rss)) in by_size.iter().filter(|(_, (_, rss))| *rss > 1000) {
+            eprintln!("{count} mappings of {size} kB: {rss} kB resident");
         }
     }
     if agreed.is_empty() {

@@ -185,6 +185,12 @@ impl Deflater {
         self.inner.reset();
     }
 
+    /// Another compression level, for a fresh (or just cleared) stream: with no input since,
+    /// zlib has nothing to flush and the change cannot fail. Were it to, the old level stays.
+    pub(crate) fn set_level(&mut self, level: u32) {
+        let _ = self.inner.set_level(Compression::new(level.min(9)));
+    }
+
     /// Whether a message starting with `len` bytes (the whole message when `whole`) is worth
     /// compressing: messages under the threshold go as they are.
     pub(crate) fn wants(&self, len: usize, whole: bool) -> bool {

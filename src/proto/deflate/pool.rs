@@ -7,20 +7,30 @@
 
 use super::codec::{Deflater, Inflater};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// States that busy connections may keep between messages, process-wide (compressors and
-/// decompressors together). Beyond this, a connection primes a pooled state for each message
-/// (about 10 µs more per small message) instead of keeping one: memory stays bounded by this
-/// number of states, about 4 MiB, however many connections are busy at once.
-const MAX_KEPT: usize = 32;
+/// States that busy connections may keep between messages, per core, process-wide (compressors
+/// and decompressors together). Beyond this, a busy connection primes a pooled state for each
+/// message (10–20 µs more per small message) instead of keeping one: the memory of kept states,
+/// about 250 KiB each, stays bounded by the machine's size, not by the number of busy
+/// connections. Only a few connections at a time can be compressing on each core anyway.
+const MAX_KEPT_PER_CORE: usize = 4;
 
 static KEPT: AtomicUsize = AtomicUsize::new(0);
 
-/// Takes one of the [`MAX_KEPT`] places for a state kept between messages, if one is free.
+fn max_kept() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores * MAX_KEPT_PER_CORE
+    })
+}
+
+/// Takes one of the [`max_kept`] places for a state kept between messages, if one is free.
 pub(super) fn try_keep() -> bool {
+    let max = max_kept();
     KEPT.fetch_update(Ordering::AcqRel, Ordering::Acquire, |kept| {
-        (kept < MAX_KEPT).then_some(kept + 1)
+        (kept < max).then_some(kept + 1)
     })
     .is_ok()
 }
@@ -67,19 +77,30 @@ fn idle() -> MutexGuard<'static, Idle> {
 
 /// A reset compressor of `kind`, pooled or new (`None`: zlib cannot compress with that window).
 pub(super) fn deflater(kind: DeflaterKind) -> Option<Deflater> {
+    // Any level will do: a reset state takes a new level before its first input, so one kind of
+    // state serves both a busy connection's level and a quiet one's (`resumable`).
     let pooled = {
         let mut idle = idle();
-        let found = idle.deflaters.iter().rposition(|(k, _)| *k == kind);
-        found.map(|i| idle.deflaters.swap_remove(i).1)
+        let found = idle.deflaters.iter().rposition(|(k, _)| {
+            DeflaterKind {
+                level: kind.level,
+                ..*k
+            } == kind
+        });
+        found.map(|i| idle.deflaters.swap_remove(i))
     };
-    pooled.or_else(|| {
-        Deflater::new(
-            kind.window_bits,
-            kind.reset_after_message,
-            kind.level,
-            kind.threshold,
-        )
-    })
+    if let Some((pooled_kind, mut deflater)) = pooled {
+        if pooled_kind.level != kind.level {
+            deflater.set_level(kind.level);
+        }
+        return Some(deflater);
+    }
+    Deflater::new(
+        kind.window_bits,
+        kind.reset_after_message,
+        kind.level,
+        kind.threshold,
+    )
 }
 
 /// A reset decompressor of `kind`, pooled or new.
