@@ -337,8 +337,9 @@ impl Receiver {
     }
 
     /// Releases what an idle connection should not hold, while no message is in progress: a grown
-    /// input buffer, room for a predicted payload, and a kept buffer larger than the input
-    /// buffer's initial size (see [`holds_more_than_idle`](Self::holds_more_than_idle)).
+    /// input buffer, room for a predicted payload, a kept buffer larger than the input
+    /// buffer's initial size (see [`holds_more_than_idle`](Self::holds_more_than_idle)), and
+    /// the decompressor's zlib state (permessage-deflate keeps only its window of history).
     pub fn shrink(&mut self) {
         if self.buf.is_empty() {
             // Idle: the next frame is not expected to be like the last large one, so the next
@@ -362,7 +363,7 @@ impl Receiver {
     }
 
     /// Whether it holds more than [`shrink`](Self::shrink) would leave: the memory kept so that
-    /// large messages following each other are read without allocating.
+    /// large messages following each other are read without allocating, or a live zlib state.
     pub fn holds_more_than_idle(&self) -> bool {
         self.buf.capacity() > self.buf.initial()
             || self.message.capacity() > self.buf.initial()
