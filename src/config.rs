@@ -164,13 +164,17 @@ pub struct DeflateConfig {
     pub client_no_context_takeover: bool,
     /// The largest window the server compresses with, 2^bits bytes, 9–15 (8 is accepted from a
     /// peer, but then that side sends uncompressed: zlib cannot compress with 8). A client
-    /// requests it, a server caps itself. Defaults to 15 (32 KiB).
+    /// requests it, a server caps itself, and never above 12 (4 KiB: a quiet connection keeps a
+    /// window of history, see docs/compression.md). Defaults to 15.
     pub server_max_window_bits: u8,
     /// The largest window the client compresses with, 9–15. A client caps itself; a server asks
-    /// for it (declining offers that do not allow it when below 15). Defaults to 15.
+    /// for it (declining offers that do not allow it when below 15), and asks for at most 12
+    /// when the client lets it choose, as browsers do. Defaults to 15.
     pub client_max_window_bits: u8,
     /// zlib compression level, 0 (store) to 9 (best). Defaults to 1: on JSON-like text it is
-    /// several times faster than 6 for a few percent larger output (see the README).
+    /// several times faster than 6 for a few percent larger output (see the README). A message
+    /// that wakes a quiet connection's compressor, which must be primed anew anyway, is
+    /// compressed at level 6 at least (unless 0).
     pub level: u32,
     /// Messages shorter than this many bytes are sent uncompressed. Defaults to 128.
     pub threshold: usize,

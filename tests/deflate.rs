@@ -41,11 +41,18 @@ fn both_roles_agree_by_default_and_echo_every_shape() {
     let (url, server) = echo_server(Config::default());
     let (mut ws, response) = syncws::connect(&url).unwrap();
     ws.get_ref().set_read_timeout(Some(DEADLINE)).unwrap();
+    // The server compresses with, and asks the client for, 12-bit windows (4 KiB of history per
+    // direction on a quiet connection; see docs/compression.md).
     assert_eq!(
         response.header("sec-websocket-extensions"),
-        Some("permessage-deflate")
+        Some("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
     );
-    assert_eq!(ws.deflate(), Some(&DeflateParams::default()));
+    let agreed = DeflateParams {
+        server_max_window_bits: 12,
+        client_max_window_bits: 12,
+        ..DeflateParams::default()
+    };
+    assert_eq!(ws.deflate(), Some(&agreed));
     for size in [0, 1, 127, 128, 4096, 1 << 20] {
         let text = json(size / 30 + 1);
         ws.send(Message::text(text.clone())).unwrap();
@@ -63,7 +70,7 @@ fn both_roles_agree_by_default_and_echo_every_shape() {
     writer.finish().unwrap();
     assert_eq!(ws.read().unwrap(), Message::Text(text));
     ws.close(CloseCode::Normal, "").unwrap();
-    assert_eq!(server.join().unwrap(), Some(DeflateParams::default()));
+    assert_eq!(server.join().unwrap(), Some(agreed));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! defined; without the `deflate` feature these types have no values, so the hooks cost nothing.
 
 #[cfg(feature = "deflate")]
-pub(crate) use super::deflate::codec::{Deflater, Inflater};
+pub(crate) use super::deflate::resumable::{Deflater, Inflater};
 
 #[cfg(not(feature = "deflate"))]
 pub(crate) use disabled::{Deflater, Inflater};
@@ -24,6 +24,16 @@ mod disabled {
             _out: &mut Vec<u8>,
             _budget: usize,
         ) -> Result<(), ProtocolError> {
+            match *self {}
+        }
+
+        /// Whether it holds a zlib state that [`park`](Self::park) would release.
+        pub(crate) fn is_live(&self) -> bool {
+            match *self {}
+        }
+
+        /// Releases the zlib state of a quiet connection.
+        pub(crate) fn park(&mut self) {
             match *self {}
         }
     }
@@ -53,6 +63,16 @@ mod disabled {
             _data: &[u8],
             _message_end: bool,
         ) -> Result<Vec<u8>, CompressError> {
+            match *self {}
+        }
+
+        /// Whether it holds a zlib state that [`park`](Self::park) would release.
+        pub(crate) fn is_live(&self) -> bool {
+            match *self {}
+        }
+
+        /// Releases the zlib state of a quiet connection.
+        pub(crate) fn park(&mut self) {
             match *self {}
         }
     }

@@ -378,8 +378,9 @@ impl Receiver {
     }
 
     /// Releases what an idle connection should not hold, while no message is in progress: a grown
-    /// input buffer, room for a predicted payload, and a kept buffer larger than the input
-    /// buffer's initial size (see [`holds_more_than_idle`](Self::holds_more_than_idle)).
+    /// input buffer, room for a predicted payload, a kept buffer larger than the input
+    /// buffer's initial size (see [`holds_more_than_idle`](Self::holds_more_than_idle)), and
+    /// the decompressor's zlib state (permessage-deflate keeps only its window of history).
     pub fn shrink(&mut self) {
         if self.buf.is_empty() {
             // Idle: the next frame is not expected to be like the last large one, so the next
@@ -387,6 +388,10 @@ impl Receiver {
             self.whole_read_hint = 0;
         }
         self.buf.shrink_if_idle();
+        // permessage-deflate: the zlib state goes back to a pool, the window of history stays.
+        if let Some(inflater) = self.inflater.as_mut() {
+            inflater.park();
+        }
         if self.incoming.is_none() && self.early == 0 {
             // Nor is it expected to be like the last large message: no room held for it.
             self.prediction = None;
@@ -399,9 +404,11 @@ impl Receiver {
     }
 
     /// Whether it holds more than [`shrink`](Self::shrink) would leave: the memory kept so that
-    /// large messages following each other are read without allocating.
+    /// large messages following each other are read without allocating, or a live zlib state.
     pub fn holds_more_than_idle(&self) -> bool {
-        self.buf.capacity() > self.buf.initial() || self.message.capacity() > self.buf.initial()
+        self.buf.capacity() > self.buf.initial()
+            || self.message.capacity() > self.buf.initial()
+            || self.inflater.as_ref().is_some_and(Inflater::is_live)
     }
 
     /// Bytes of buffer memory held, for measuring.

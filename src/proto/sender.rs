@@ -87,6 +87,20 @@ impl Sender {
         self.deflater = deflater;
     }
 
+    /// Releases what a quiet connection should not hold: the compressor's zlib state, keeping
+    /// only its window of recent plaintext to prime a fresh state with (permessage-deflate; see
+    /// `deflate::resumable`). A fragmented message in progress keeps it.
+    pub fn shrink(&mut self) {
+        if let Some(deflater) = self.deflater.as_mut() {
+            deflater.park();
+        }
+    }
+
+    /// Whether it holds more than [`shrink`](Self::shrink) would leave.
+    pub fn holds_more_than_idle(&self) -> bool {
+        self.deflater.as_ref().is_some_and(Deflater::is_live)
+    }
+
     /// The connection's state.
     pub fn state(&self) -> State {
         self.state

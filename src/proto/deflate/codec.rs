@@ -25,6 +25,8 @@ pub(crate) struct Inflater {
     stream_ended: bool,
     /// Compressed bytes of the current message have arrived.
     message_started: bool,
+    /// The context was reset at the end of the last message (see [`Inflater::take_reset`]).
+    was_reset: bool,
 }
 
 impl Inflater {
@@ -36,7 +38,32 @@ impl Inflater {
             reset_after_message,
             stream_ended: false,
             message_started: false,
+            was_reset: false,
         }
+    }
+
+    /// Whether the context was reset since the last call: the next message refers to nothing
+    /// before it.
+    pub(crate) fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.was_reset)
+    }
+
+    /// Starts from `history`, the last bytes this peer's stream produced (at most its window), as
+    /// if they had just been inflated: RFC 7692 §7.2.2's continuing context, restored on a fresh
+    /// state. A raw inflate stream takes a dictionary at any point.
+    pub(crate) fn prime(&mut self, history: &[u8]) -> Result<(), ProtocolError> {
+        self.inner
+            .set_dictionary(history)
+            .map(|_| ())
+            .map_err(|_| ProtocolError::InvalidCompressedData)
+    }
+
+    /// Back to a fresh stream, for reuse by another connection.
+    pub(crate) fn clear(&mut self) {
+        self.inner.reset(false);
+        self.stream_ended = false;
+        self.message_started = false;
+        self.was_reset = false;
     }
 
     /// Inflates `input` (part of a compressed message) onto `out`; at `message_end` also the
@@ -63,6 +90,7 @@ impl Inflater {
             if self.reset_after_message || self.stream_ended {
                 self.inner.reset(false);
                 self.stream_ended = false;
+                self.was_reset = true;
             }
         }
         Ok(())
@@ -150,6 +178,25 @@ impl Deflater {
             #[cfg(test)]
             fail_next_step: false,
         })
+    }
+
+    /// Starts from `history`, the last bytes sent (at most the window), so this fresh state may
+    /// refer back into them as the peer's continuing inflater expects (RFC 7692 §7.2.1). Raw
+    /// DEFLATE takes a dictionary on a fresh state. Without it the output is still valid, only
+    /// larger, so a failure is not an error.
+    pub(crate) fn prime(&mut self, history: &[u8]) {
+        let _ = self.inner.set_dictionary(history);
+    }
+
+    /// Back to a fresh stream, for reuse by another connection.
+    pub(crate) fn clear(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Another compression level, for a fresh (or just cleared) stream: with no input since,
+    /// zlib has nothing to flush and the change cannot fail. Were it to, the old level stays.
+    pub(crate) fn set_level(&mut self, level: u32) {
+        let _ = self.inner.set_level(Compression::new(level.min(9)));
     }
 
     /// Whether a message starting with `len` bytes (the whole message when `whole`) is worth

@@ -4,6 +4,10 @@
 #[cfg(feature = "deflate")]
 pub(crate) mod codec;
 pub mod negotiation;
+#[cfg(feature = "deflate")]
+mod pool;
+#[cfg(feature = "deflate")]
+pub(crate) mod resumable;
 
 pub use negotiation::DeflateParams;
 
@@ -19,7 +23,7 @@ pub(crate) fn install(
     params: &DeflateParams,
     config: &DeflateConfig,
 ) {
-    use codec::{Deflater, Inflater};
+    use resumable::{Deflater, Inflater};
     let role = receiver.role();
     let (peer_resets, peer_bits) = params.incoming(role);
     receiver.set_inflater(Some(Inflater::new(peer_bits, peer_resets)));

@@ -332,20 +332,26 @@ pub fn select_offer<'a>(
         .find_map(|ext| accept_offer(check_params(ext)?, config))
 }
 
+/// The largest window a server compresses with, and asks a client for when the client lets it
+/// choose (`client_max_window_bits` in the offer, as browsers send). A quiet connection keeps a
+/// window of history per direction (`codec` parks the zlib state), so 4 KiB here rather than 32:
+/// measured on chat-sized JSON, the larger window compresses no better (docs/compression.md).
+pub const SERVER_WINDOW_BITS: u8 = 12;
+
 fn accept_offer(offer: RawParams, config: &DeflateConfig) -> Option<DeflateParams> {
     // Our window: what we want, no more than the client allows (§7.1.2.1). An 8 the client asks
     // for is agreed; we then send uncompressed (see the module docs).
+    let ours = config.server_max_window_bits.min(SERVER_WINDOW_BITS);
     let server_bits = offer
         .server_max_window_bits
-        .map_or(config.server_max_window_bits, |asked| {
-            asked.min(config.server_max_window_bits)
-        });
+        .map_or(ours, |asked| asked.min(ours));
     // The client's window: we may only limit it if the client offered the parameter (§7.1.2.2).
+    let asked = config.client_max_window_bits.min(SERVER_WINDOW_BITS);
     let client_bits = match offer.client_max_window_bits {
         None if config.client_max_window_bits < 15 => return None,
         None => 15,
-        Some(None) => config.client_max_window_bits,
-        Some(Some(offered)) => offered.min(config.client_max_window_bits),
+        Some(None) => asked,
+        Some(Some(offered)) => offered.min(asked),
     };
     Some(DeflateParams {
         // §7.1.1.1: a server accepting an offer with server_no_context_takeover MUST include it.
@@ -429,22 +435,28 @@ mod tests {
         // What Chromium and Firefox send.
         let offer = "permessage-deflate; client_max_window_bits";
         let agreed = select_offer([offer], &config()).unwrap();
-        assert_eq!(agreed, DeflateParams::default());
-        assert_eq!(agreed.to_header_value(), "permessage-deflate");
+        // Both windows at SERVER_WINDOW_BITS: the client let us choose its window.
+        assert_eq!(agreed, params(false, false, 12, 12));
+        assert_eq!(
+            agreed.to_header_value(),
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        );
     }
 
     #[test]
     fn server_honours_each_parameter() {
+        // Our own window is at most SERVER_WINDOW_BITS; the client's stays 15 unless it lets us
+        // choose (§7.1.2.2).
         let cases = [
-            ("permessage-deflate", params(false, false, 15, 15)),
+            ("permessage-deflate", params(false, false, 12, 15)),
             (
                 "permessage-deflate; server_no_context_takeover",
-                params(true, false, 15, 15),
+                params(true, false, 12, 15),
             ),
             // A hint the client is bound by either way; echoed, so the client knows it was seen.
             (
                 "permessage-deflate; client_no_context_takeover",
-                params(false, true, 15, 15),
+                params(false, true, 12, 15),
             ),
             (
                 "permessage-deflate; server_max_window_bits=10",
@@ -456,7 +468,11 @@ mod tests {
             ),
             (
                 "permessage-deflate; client_max_window_bits=9",
-                params(false, false, 15, 9),
+                params(false, false, 12, 9),
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=14",
+                params(false, false, 12, 12),
             ),
         ];
         for (offer, want) in cases {
@@ -509,7 +525,7 @@ mod tests {
         let several = "permessage-deflate; server_max_window_bits=99, permessage-deflate; server_no_context_takeover, permessage-deflate";
         assert_eq!(
             select_offer([several], &config()),
-            Some(params(true, false, 15, 15))
+            Some(params(true, false, 12, 15))
         );
         // The same across header fields.
         assert_eq!(
@@ -517,7 +533,7 @@ mod tests {
                 ["foo", "permessage-deflate; client_max_window_bits=12"],
                 &config()
             ),
-            Some(params(false, false, 15, 12))
+            Some(params(false, false, 12, 12))
         );
     }
 
