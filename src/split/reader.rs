@@ -241,7 +241,7 @@ impl Reader {
             // for a short window (see `read_deadline`); otherwise, or without room for a window,
             // they go now.
             if !((self.inbound.receiver.holds_more_than_idle()
-                || sender_holds_more_than_idle(&self.writer.shared.out))
+                || self.writer.shared.state().holds_more_than_idle())
                 && self.inbound.deadline.get_mut().open_window(tcp)?)
             {
                 self.inbound.receiver.shrink();
@@ -293,7 +293,7 @@ impl Reader {
                         {
                             // Quiet for the whole window: idle. Release, and wait on.
                             self.inbound.receiver.shrink();
-                            shrink_sender(&self.writer.shared.out);
+                            self.writer.shared.state().shrink();
                             self.inbound.deadline.get_mut().window_expired(tcp)?;
                         }
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
@@ -393,19 +393,5 @@ impl Reader {
     /// Bytes of buffer memory this connection holds now (both directions).
     pub fn buffered_capacity(&self) -> usize {
         self.inbound.receiver.buffered_capacity() + self.writer.shared.state().data_to_send().len()
-    }
-}
-
-/// Whether the sender holds state to release once the connection goes quiet (a compressor's, with
-/// permessage-deflate). A writer holding the lock is busy, so the answer is then no.
-fn sender_holds_more_than_idle(out: &std::sync::Mutex<super::writer::Outbound>) -> bool {
-    out.try_lock()
-        .is_ok_and(|out| out.sender.holds_more_than_idle())
-}
-
-/// Releases the sender's idle state, unless a writer holds the lock (it is not idle then).
-fn shrink_sender(out: &std::sync::Mutex<super::writer::Outbound>) {
-    if let Ok(mut out) = out.try_lock() {
-        out.sender.shrink();
     }
 }

@@ -151,7 +151,7 @@ pub(crate) struct Deflater {
     failed: bool,
     /// Test hook: the next compression step fails.
     #[cfg(test)]
-    fail_next_step: bool,
+    pub(super) fail_next_step: bool,
 }
 
 impl Deflater {
@@ -488,8 +488,9 @@ mod tests {
         // Once as a whole message, once as a streamed fragment.
         for streamed in [false, true] {
             let mut sender = Sender::new(Role::Server);
-            let mut deflater = Deflater::new(15, false, 6, 0).unwrap();
-            deflater.fail_next_step = true;
+            let mut deflater =
+                crate::proto::deflate::resumable::Deflater::new(15, false, 6, 0).unwrap();
+            deflater.fail_next_step();
             sender.set_deflater(Some(deflater));
             let data = vec![b'x'; 4096];
             let result = if streamed {

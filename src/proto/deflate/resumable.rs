@@ -15,7 +15,7 @@
 //! Memory of a quiet connection: the bytes of history, at most 2^window_bits per direction,
 //! instead of about 200–300 KiB of zlib state.
 
-use super::codec;
+use super::codec::{self, CompressError};
 use super::negotiation::MIN_COMPRESS_WINDOW_BITS;
 use super::pool::{self, DeflaterKind, InflaterKind};
 use crate::error::ProtocolError;
@@ -187,29 +187,40 @@ impl Deflater {
         !whole || len >= self.kind.threshold
     }
 
-    /// The compressed message, or `None` to send this message uncompressed.
-    pub(crate) fn compress(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+    /// The compressed message, or `None` to send this message uncompressed. An error leaves the
+    /// codec poisoned (see [`codec::Deflater::compress`]): the connection must be failed.
+    pub(crate) fn compress(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, CompressError> {
         if !self.wants(data.len(), true) {
-            return None;
+            return Ok(None);
         }
-        let compressed = self.wake().compress(data);
+        let compressed = self.wake().compress(data)?;
         // Sent uncompressed, the message is not part of the stream's history.
         if compressed.is_some() {
             self.remember(data);
         }
         self.message_done();
-        compressed
+        Ok(compressed)
     }
 
     /// Compresses one fragment of a message; see [`codec::Deflater::compress_part`].
-    pub(crate) fn compress_part(&mut self, data: &[u8], message_end: bool) -> Vec<u8> {
-        let compressed = self.wake().compress_part(data, message_end);
+    pub(crate) fn compress_part(
+        &mut self,
+        data: &[u8],
+        message_end: bool,
+    ) -> Result<Vec<u8>, CompressError> {
+        let compressed = self.wake().compress_part(data, message_end)?;
         self.remember(data);
         self.mid_message = !message_end;
         if message_end {
             self.message_done();
         }
-        compressed
+        Ok(compressed)
+    }
+
+    /// Makes the next compression step fail, as a broken backend would (tests of the error path).
+    #[cfg(test)]
+    pub(crate) fn fail_next_step(&mut self) {
+        self.wake().fail_next_step = true;
     }
 
     /// Whether the zlib state is held (parking would release it).
@@ -488,13 +499,13 @@ mod tests {
                 let wire = if rng.chance(30) && message.len() > 1 {
                     // Fragmented: a park in the middle must not release the state.
                     let cut = rng.below(message.len());
-                    let mut wire = ours.compress_part(&message[..cut], false);
+                    let mut wire = ours.compress_part(&message[..cut], false).unwrap();
                     ours.park();
                     assert!(ours.is_live(), "seed {seed}: parked mid-message");
-                    wire.extend(ours.compress_part(&message[cut..], true));
+                    wire.extend(ours.compress_part(&message[cut..], true).unwrap());
                     wire
                 } else {
-                    ours.compress(&message).unwrap()
+                    ours.compress(&message).unwrap().unwrap()
                 };
                 let got = continuous_inflate(&mut peer, &wire);
                 assert!(got == message, "seed {seed} round {round}: differs");
@@ -557,7 +568,7 @@ mod tests {
         for _ in 0..300 {
             let (deflater, inflater, sent) = &mut pairs[rng.below(6)];
             let message = rng.message(sent);
-            let wire = deflater.compress(&message).unwrap();
+            let wire = deflater.compress(&message).unwrap().unwrap();
             let mut out = Vec::new();
             inflater.inflate(&wire, true, &mut out, BUDGET).unwrap();
             assert!(out == message);
@@ -572,7 +583,10 @@ mod tests {
         let mut deflater = Deflater::new(12, true, 1, 0).unwrap();
         let mut inflater = Inflater::new(12, true);
         for text in [&b"no context taken over, so nothing is kept"[..], b"again"] {
-            let wire = deflater.compress(text).unwrap_or_else(|| text.to_vec());
+            let wire = deflater
+                .compress(text)
+                .unwrap()
+                .unwrap_or_else(|| text.to_vec());
             let mut out = Vec::new();
             if wire != text {
                 inflater.inflate(&wire, true, &mut out, BUDGET).unwrap();
