@@ -232,7 +232,7 @@ fn finish<T>(
             }
         }
     }
-    let _ = writer.tcp().shutdown(Shutdown::Both);
+    writer.shutdown_cleanly();
 }
 
 /// `timeout` from now; a duration too large for the clock means a deadline decades away.

@@ -199,9 +199,7 @@ impl Reader {
         match self.writer.role() {
             // "the underlying TCP connection, in most normal cases, SHOULD be closed first by
             // the server": close it now, even if writer clones live on elsewhere.
-            Role::Server => {
-                let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
-            }
+            Role::Server => self.writer.shutdown_cleanly(),
             Role::Client => self.wait_for_server_close(),
         }
         Error::ConnectionClosed

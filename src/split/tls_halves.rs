@@ -63,6 +63,7 @@ pub(crate) fn tls_halves(mut session: Session) -> (TlsReadHalf, TlsTransport) {
         unsent: Vec::new(),
         sent: 0,
         write_timeout: Cell::new(write_timeout),
+        notified: false,
     };
     (read_half, transport)
 }
@@ -148,6 +149,8 @@ pub(crate) struct TlsTransport {
     sent: usize,
     /// The bound on one call (the socket's own write timeout is shortened within a call).
     write_timeout: Cell<Option<Duration>>,
+    /// close_notify was sent (or tried): once per session.
+    notified: bool,
 }
 
 impl TlsTransport {
@@ -250,6 +253,10 @@ impl Transport for TlsTransport {
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.write_timeout.get())
     }
+
+    fn close_notify(&mut self) {
+        self.send_close_notify();
+    }
 }
 
 impl TlsTransport {
@@ -257,9 +264,10 @@ impl TlsTransport {
     /// if no record is half written, and only if the socket takes it within a few
     /// milliseconds. Call once the connection ended cleanly, before TCP is shut down.
     pub(crate) fn send_close_notify(&mut self) {
-        if !self.unsent.is_empty() {
+        if self.notified || !self.unsent.is_empty() {
             return;
         }
+        self.notified = true;
         let mut session = lock(&self.session);
         if session.shutdown().is_err() {
             return;

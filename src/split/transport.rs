@@ -27,6 +27,9 @@ pub(crate) trait Transport: Send + 'static {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// The current bound on each wait of a write.
     fn write_timeout(&self) -> io::Result<Option<Duration>>;
+    /// The connection ended cleanly and TCP is about to be closed: end the transport's own
+    /// session first, best effort and briefly (TLS close_notify, RFC 8446 §6.1).
+    fn close_notify(&mut self) {}
 }
 
 /// The read half, owned by the reader thread. Must never wait for the write half.

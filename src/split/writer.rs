@@ -689,9 +689,16 @@ impl Writer {
         self.shared.record(cause);
     }
 
-    /// A handle to the connection's socket, for closing it.
-    pub(crate) fn tcp(&self) -> &TcpStream {
-        &self.shared.tcp
+    /// Closes TCP after a clean end, with the transport's own goodbye first (TLS close_notify)
+    /// when nobody is writing and no frame is half written; never waits for a writer.
+    pub(crate) fn shutdown_cleanly(&self) {
+        if let Some(mut side) = self.shared.try_own()
+            && side.unwritten.is_empty()
+            && !side.torn
+        {
+            side.stream.close_notify();
+        }
+        let _ = self.shared.tcp.shutdown(Shutdown::Both);
     }
 
     /// Sends a ping from a thread that serves many connections: queues it, and writes what the
