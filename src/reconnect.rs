@@ -522,6 +522,11 @@ impl Reconnecting {
                     self.connections += 1;
                     return Ok(());
                 }
+                // Closed for good during the attempt.
+                Err(Error::ConnectionClosed) if self.shared.lock().closing => {
+                    self.finished = true;
+                    return Err(Error::ConnectionClosed);
+                }
                 Err(error) => {
                     if matches!(error, Error::Url(_) | Error::InvalidConfig(_)) {
                         return Err(error);
@@ -588,14 +593,18 @@ impl Reconnecting {
         link.generation += 1;
         if link.closing {
             // Closed for good while this attempt was under way: the close goes out on this
-            // connection, and `read` returns the server's reply; nothing else is sent.
+            // connection as a courtesy, and the connection ends at once (nothing waits for a
+            // reply that an attempt the caller gave up on may never bring).
             let frame = link.pending_close.take();
             drop(link);
             let (code, reason) =
                 frame.map_or((CloseCode::Normal, String::new()), |f| (f.code, f.reason));
-            writer.close(code, &reason)?;
-            self.reader = Some(reader);
-            return Ok(());
+            let _ = writer.close(code, &reason);
+            writer.abort();
+            if let Some(timer) = self.timer.as_ref() {
+                timer.remove(&writer);
+            }
+            return Err(Error::ConnectionClosed);
         }
         link.usable = true;
         // A sender already draining goes on with this connection; else this thread drains.
