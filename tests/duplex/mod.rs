@@ -109,7 +109,12 @@ pub fn exchange(
 ) {
     let (server_tx, server_rx) = mpsc::channel();
     let server_tx = std::sync::Mutex::new(server_tx);
+    // The locking is under test, not compression: a debug build spends seconds per compressible
+    // megabyte, and a peer that slow would meet the write timeout on a loaded machine.
+    let mut config = syncws::Config::default();
+    config.deflate.enabled = false;
     let server = builder
+        .config(config)
         .bind("127.0.0.1:0")
         .unwrap()
         .spawn(move |mut session: Session| {
