@@ -77,7 +77,7 @@
 //!
 //! - `native-tls` (default): `wss://` through the platform's TLS (OpenSSL on Linux). Without it,
 //!   `wss://` URLs give [`UrlError::TlsNotEnabled`].
-//! - `deflate` (default): permessage-deflate, RFC 7692, via flate2's zlib-rs backend. Built with it, clients
+//! - `deflate`: permessage-deflate, RFC 7692, via flate2's zlib-rs backend. Built with it, clients
 //!   offer and servers accept the extension by default; [`DeflateConfig`] (in [`Config::deflate`])
 //!   picks the parameters, the level, a size threshold and receive-only mode, and
 //!   [`WebSocket::deflate`] tells what was agreed. See the README's "Compression" section for
