@@ -30,6 +30,10 @@ pub enum State {
 /// queued by [`Sender::send_header`], instead of being copied into the output.
 pub const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
+/// How many pongs in a row are sent one for one before newer ones replace the last
+/// (see `Sender::answer_ping`).
+pub(crate) const PONGS_KEPT: usize = 32;
+
 /// Encodes outgoing frames and owns the connection state. See the module docs.
 #[derive(Debug)]
 pub struct Sender {
@@ -48,6 +52,10 @@ pub struct Sender {
     /// Where the pong answering the latest ping starts in `out`, while it is the last frame
     /// queued and none of its bytes has been shown or taken: a newer ping replaces it.
     auto_pong: Option<usize>,
+    /// How many automatic pongs in a row sit unseen at the tail of the output.
+    pongs_in_a_row: usize,
+    /// How many of those are sent one for one ([`PONGS_KEPT`]; tests of the replacement set 1).
+    pongs_kept: usize,
     /// Whether `data_to_send` has shown the output since `auto_pong` was queued: a writer may be
     /// writing those bytes and `advance` later, so they must stay as they were.
     shown: AtomicBool,
@@ -66,6 +74,8 @@ impl Sender {
             our_close: None,
             tap: Tap::new(Direction::Sent),
             auto_pong: None,
+            pongs_in_a_row: 0,
+            pongs_kept: PONGS_KEPT,
             shown: AtomicBool::new(false),
         }
     }
@@ -416,20 +426,35 @@ impl Sender {
         Ok(())
     }
 
-    /// Queues the pong for a ping, in place of the pong for an earlier one if that one is still
-    /// the unseen tail of the output (RFC 6455 §5.5.3: "an endpoint MAY elect to send a Pong
-    /// frame for only the most recently processed Ping frame").
+    /// Queues the pong for a ping. Pongs for pings that come faster than they leave are each
+    /// answered up to [`PONGS_KEPT`] in a row (peers such as the Autobahn suite expect every ping
+    /// of a short burst answered); past that, a newer pong replaces the last one while it is still
+    /// the unseen tail of the output (RFC 6455 §5.5.3: "an endpoint MAY elect to send a Pong frame
+    /// for only the most recently processed Ping frame"), so a flood cannot grow the output.
     fn answer_ping(&mut self, data: &[u8]) {
         let shown = std::mem::replace(self.shown.get_mut(), false);
+        let continuing = self.auto_pong.is_some() && !shown;
+        if !continuing {
+            self.pongs_in_a_row = 0;
+        }
         let start = match self.auto_pong {
-            Some(start) if !shown => {
+            Some(start) if continuing && self.pongs_in_a_row >= self.pongs_kept => {
                 self.out.truncate(start);
                 start
             }
-            _ => self.out.len(),
+            _ => {
+                self.pongs_in_a_row += 1;
+                self.out.len()
+            }
         };
         self.push_frame(OpCode::Pong, true, false, data);
         self.auto_pong = Some(start);
+    }
+
+    /// Sends only `n` pongs in a row one for one (tests of the replacement past the burst).
+    #[cfg(test)]
+    pub(crate) fn set_pongs_kept(&mut self, n: usize) {
+        self.pongs_kept = n;
     }
 
     fn push_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {

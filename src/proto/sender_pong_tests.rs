@@ -111,6 +111,7 @@ mod rfc6455_5_5_3_coalesced_pongs {
     #[test]
     fn a_hundred_thousand_pings_in_one_buffer_get_one_pong_for_the_last() {
         let mut conn = Connection::new(Role::Server, &Config::default());
+        conn.sender().set_pongs_kept(1);
         let pings: Vec<u8> = (0..100_000u32)
             .flat_map(|i| client_ping(&i.to_be_bytes()))
             .collect();
@@ -124,6 +125,7 @@ mod rfc6455_5_5_3_coalesced_pongs {
     #[test]
     fn a_client_s_coalesced_pong_is_masked_and_whole() {
         let mut conn = Connection::new(Role::Client, &Config::default());
+        conn.sender().set_pongs_kept(1);
         for payload in [&b"first"[..], b"second, longer", b"3"] {
             let mut ping = vec![0x89, payload.len() as u8];
             ping.extend_from_slice(payload);
@@ -137,6 +139,7 @@ mod rfc6455_5_5_3_coalesced_pongs {
     #[test]
     fn data_between_pings_keeps_its_place_and_the_later_ping_is_answered() {
         let mut conn = Connection::new(Role::Server, &Config::default());
+        conn.sender().set_pongs_kept(1);
         conn.receive_data(&client_ping(b"a"));
         conn.receive_data(&client_ping(b"b"));
         drain(&mut conn);
@@ -153,6 +156,7 @@ mod rfc6455_5_5_3_coalesced_pongs {
     #[test]
     fn a_pong_the_application_sent_is_never_replaced() {
         let mut conn = Connection::new(Role::Server, &Config::default());
+        conn.sender().set_pongs_kept(1);
         conn.send(&Message::Pong(b"mine".to_vec())).unwrap();
         conn.receive_data(&client_ping(b"a"));
         conn.receive_data(&client_ping(b"b"));
@@ -165,6 +169,7 @@ mod rfc6455_5_5_3_coalesced_pongs {
         // The writer may copy what `data_to_send` showed and `advance` later: bytes it has seen
         // stay as they were.
         let mut conn = Connection::new(Role::Server, &Config::default());
+        conn.sender().set_pongs_kept(1);
         conn.receive_data(&client_ping(b"a"));
         drain(&mut conn);
         assert_eq!(conn.data_to_send().len(), 3);
@@ -176,6 +181,7 @@ mod rfc6455_5_5_3_coalesced_pongs {
         let mut sender = Connection::new(Role::Server, &Config::default())
             .into_parts()
             .1;
+        sender.set_pongs_kept(1);
         sender.on_event(&Event::Message(Message::Ping(b"x".to_vec())));
         assert_eq!(sender.take_data_to_send(), [0x8a, 0x01, b'x']);
         sender.on_event(&Event::Message(Message::Ping(b"y".to_vec())));
