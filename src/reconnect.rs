@@ -126,15 +126,7 @@ impl ReconnectBuilder {
         }
         let mut client = Reconnecting {
             shared: Arc::new(Shared {
-                state: Mutex::new(Link {
-                    writer: None,
-                    generation: 0,
-                    usable: false,
-                    draining: false,
-                    outbox: VecDeque::new(),
-                    closing: false,
-                    pending_close: None,
-                }),
+                state: Mutex::new(Link::default()),
                 wake: Condvar::new(),
                 capacity: self.outbox.unwrap_or(1000),
             }),
@@ -164,6 +156,7 @@ struct Shared {
     capacity: usize,
 }
 
+#[derive(Default)]
 struct Link {
     writer: Option<Writer>,
     /// Counts connections, so a drainer can tell whether a failed write hit the current one.
@@ -673,15 +666,7 @@ mod tests {
         let builder = Reconnecting::builder(ClientBuilder::new("ws://127.0.0.1:9/"));
         Reconnecting {
             shared: Arc::new(Shared {
-                state: Mutex::new(Link {
-                    writer: None,
-                    generation: 0,
-                    usable: false,
-                    draining: false,
-                    outbox: VecDeque::new(),
-                    closing: false,
-                    pending_close: None,
-                }),
+                state: Mutex::new(Link::default()),
                 wake: Condvar::new(),
                 capacity: 2,
             }),
