@@ -59,7 +59,7 @@
 //!
 //! ## Learning the protocol
 //!
-//! - [`tour`]: RFC 6455 walked through — handshake, frame layout, masking, fragmentation,
+//! - [`inspect::tour`]: RFC 6455 walked through — handshake, frame layout, masking, fragmentation,
 //!   control frames, closing, heartbeats — with every number computed by the crate.
 //! - [`frame`], [`apply_mask`], [`accept_key`]: the wire format as functions.
 //! - [`dissect`]: frames explained field by field; [`WebSocket::set_frame_hook`] and the `log`

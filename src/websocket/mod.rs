@@ -45,7 +45,7 @@ impl<S> std::fmt::Debug for ReadTimeout<S> {
 /// A WebSocket connection over a blocking stream, after the opening handshake.
 ///
 /// Get one from [`connect`](crate::connect) or [`ClientBuilder`](crate::ClientBuilder) (client) or
-/// [`accept`](crate::server::accept) (server), or wrap a stream whose handshake was done elsewhere with
+/// [`accept`](crate::accept) (server), or wrap a stream whose handshake was done elsewhere with
 /// [`WebSocket::from_stream`].
 ///
 /// Every method blocks on the stream; a stream with read or write timeouts makes them return
@@ -139,7 +139,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Turns on permessage-deflate with the parameters agreed in the opening handshake, using
     /// [`Config::deflate`] for the level, threshold and receive-only mode. [`connect`](crate::connect)
-    /// and [`accept`](crate::server::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
+    /// and [`accept`](crate::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
     /// when the handshake was done elsewhere (e.g. with
     /// [`negotiation::select_offer`](crate::proto::deflate::negotiation::select_offer)), before
     /// any message is exchanged. Without the `deflate` feature there is no codec: `params` is
