@@ -170,7 +170,7 @@ try {
     const page = await browser.newPage();
     await page.goto(pageUrl(server));
     await until(page, "no echoes with echo-protocol",
-      (s) => s.opens === 1 && s.protocol === "echo-protocol" && s.messages >= 2 && s.last === "ping");
+      (s) => s.opens >= 1 && s.protocol === "echo-protocol" && s.messages >= 2 && s.last === "ping");
     if (!server.out.includes("(subprotocol echo-protocol)")) fail(`server log: ${server.out}`);
     console.log("ok: the page opened with subprotocol echo-protocol and gets its pings echoed");
 
@@ -187,7 +187,7 @@ try {
 
     server = await start(addr, ["--subprotocol", "echo-protocol"]);
     await until(page, "the page did not reconnect after the restart",
-      (s, at) => s.opens === at.opens + 1 && s.protocol === "echo-protocol" &&
+      (s, at) => s.opens > at.opens && s.protocol === "echo-protocol" &&
         s.messages >= at.messages + 2 && s.last === "ping", down);
     console.log("ok: server restarted on the same port; the page reconnected and gets echoes again");
     await page.close();
