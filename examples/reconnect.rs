@@ -7,7 +7,7 @@
 //! Messages sent while the server is down wait in the outbox and go out after reconnecting.
 
 use std::time::Duration;
-use syncws::proto::backoff::Backoff;
+use syncws::Backoff;
 use syncws::{ClientBuilder, Message, Reconnecting};
 
 fn main() -> Result<(), syncws::Error> {

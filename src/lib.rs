@@ -88,38 +88,26 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod accept;
 mod client;
-mod config;
-mod ending;
 mod error;
-mod heartbeat;
-mod net_stream;
+pub mod inspect;
 pub mod proto;
-mod proxy;
-mod reconnect;
 mod rooms;
 mod server;
-mod socket;
 mod split;
-mod split_net;
-mod tls;
-#[cfg(feature = "native-tls")]
-mod tls_session;
-#[cfg(feature = "native-tls")]
-mod tls_socket;
-pub mod tour;
-mod url;
+mod timing;
+mod transport;
+mod websocket;
 
-pub use accept::{Accept, Acceptor, Reject, accept, accept_with};
+pub use client::proxy::Proxy;
+pub use client::reconnect::{
+    Disconnect, ReconnectBuilder, Reconnecting, Sender as ReconnectSender,
+};
+pub use client::url::WsUrl;
 pub use client::{ClientBuilder, client, connect};
-pub use config::{Config, DeflateConfig};
-pub use ending::EndCause;
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
-pub use net_stream::NetStream;
-#[cfg(feature = "native-tls")]
-pub use net_stream::TlsStream;
 pub use proto::close::{CloseCode, CloseFrame};
+pub use proto::config::{Config, DeflateConfig};
 pub use proto::deflate::DeflateParams;
 pub use proto::dissect;
 pub use proto::frame;
@@ -127,13 +115,16 @@ pub use proto::handshake::{Headers, Request, Response, accept_key};
 pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
 pub use proto::{Direction, FrameObserver, Role, State};
-pub use proxy::Proxy;
-pub use reconnect::{Disconnect, ReconnectBuilder, Reconnecting, Sender as ReconnectSender};
 pub use rooms::{Broadcast, Room, Rooms};
+pub use server::accept::{Accept, Acceptor, Reject, accept, accept_with};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
-pub use socket::{MessageWriter, WebSocket};
 pub use split::{Reader, Writer};
-pub use tls::TlsOptions;
+pub use timing::backoff::{Backoff, RetryPolicy};
+pub use transport::net_stream::NetStream;
 #[cfg(feature = "native-tls")]
-pub use tls::{TlsIdentity, TlsVersion};
-pub use url::WsUrl;
+pub use transport::net_stream::TlsStream;
+pub use transport::tls::TlsOptions;
+#[cfg(feature = "native-tls")]
+pub use transport::tls::{TlsIdentity, TlsVersion};
+pub use websocket::ending::EndCause;
+pub use websocket::{MessageWriter, WebSocket};

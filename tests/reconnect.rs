@@ -6,7 +6,7 @@ use common::DEADLINE;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
-use syncws::proto::backoff::Backoff;
+use syncws::Backoff;
 use syncws::{ClientBuilder, Error, Message, Reconnecting, Server, ServerHandle};
 
 fn echo_server(addr: SocketAddr) -> ServerHandle {

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
-use syncws::proto::backoff::Backoff;
+use syncws::Backoff;
 use syncws::{ClientBuilder, CloseCode, Error, Message, Reconnecting, WebSocket};
 
 fn fast_backoff() -> Backoff {

@@ -18,8 +18,8 @@ use super::message::{Event, Message};
 use super::observer::FrameObserver;
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
-use crate::config::{Config, DeflateConfig};
 use crate::error::Error;
+use crate::proto::config::{Config, DeflateConfig};
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
 #[derive(Debug)]

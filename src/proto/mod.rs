@@ -8,8 +8,8 @@
 //! (payload rules), [`Receiver`] and [`Sender`] (one direction each), [`Connection`] (both,
 //! with the state machine), and [`handshake`] (the HTTP upgrade, before a connection exists).
 
-pub mod backoff;
 pub mod close;
+pub mod config;
 pub mod connection;
 pub(crate) mod control_rate;
 pub mod deflate;
@@ -17,7 +17,6 @@ pub mod dissect;
 pub(crate) mod extension;
 pub mod frame;
 pub mod handshake;
-pub mod heartbeat;
 pub mod mask;
 pub mod message;
 pub mod observer;
@@ -26,7 +25,6 @@ pub mod receiver;
 pub mod scanner;
 pub mod sender;
 pub mod utf8;
-pub mod watch;
 
 pub use connection::Connection;
 pub use observer::{Direction, FrameObserver};

@@ -191,7 +191,7 @@ fn log_frame(_: Direction, _: &FrameHeader, _: &[u8]) {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::proto::config::Config;
     use crate::proto::frame::{FrameHeader, OpCode, encode_frame};
     use crate::proto::{Connection, Role};
     use std::sync::Mutex;

@@ -1,7 +1,7 @@
 //! Answers to pings: during the closing handshake (RFC 6455 §5.5.2) and coalesced when pings
 //! come faster than the pongs leave (§5.5.3).
 
-use crate::config::Config;
+use crate::proto::config::Config;
 use crate::proto::frame::{Decoded, Frame, OpCode};
 use crate::proto::{Connection, Role, State};
 use crate::{CloseCode, CloseFrame, Event, Message};

@@ -5,9 +5,7 @@ use super::http::{self, HttpResponse};
 use super::session::ReaderHome;
 use super::stream::ServerIo;
 use super::{Context, Session};
-use crate::accept::Accept;
 use crate::client::read_more;
-use crate::ending::EndCause;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Connection;
 use crate::proto::Role;
@@ -18,7 +16,9 @@ use crate::proto::handshake::{
     Request, accept_response, check_accept, check_request, error_response, parse_request,
 };
 use crate::proto::message::{Event, Message};
+use crate::server::accept::Accept;
 use crate::split::{Reader, Writer};
+use crate::websocket::ending::EndCause;
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;

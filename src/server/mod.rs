@@ -1,5 +1,6 @@
 //! A thread-per-connection WebSocket server: handshake policy, heartbeats, graceful shutdown.
 
+pub(crate) mod accept;
 mod connection;
 mod http;
 mod registry;
@@ -9,13 +10,13 @@ mod stream;
 pub use http::HttpResponse;
 pub use session::Session;
 
-use crate::accept::{Accept, Reject};
-use crate::config::Config;
-use crate::ending::EndCause;
 use crate::error::Error;
-use crate::heartbeat::{HeartbeatConfig, HeartbeatTimer};
 use crate::proto::close::CloseCode;
+use crate::proto::config::Config;
 use crate::proto::handshake::Request;
+use crate::server::accept::{Accept, Reject};
+use crate::timing::timer::{HeartbeatConfig, HeartbeatTimer};
+use crate::websocket::ending::EndCause;
 use registry::Registry;
 use std::io::{self, Read, Write};
 use std::net::{
@@ -72,7 +73,7 @@ struct Settings {
     retry_after_secs: u32,
     /// wss://: the identity, and how long the TLS handshake may take.
     #[cfg(feature = "native-tls")]
-    tls: Option<(crate::tls::TlsIdentity, Duration)>,
+    tls: Option<(crate::transport::tls::TlsIdentity, Duration)>,
 }
 
 impl Default for Settings {
@@ -277,7 +278,7 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// runs on the connection's thread, bounded by `timeout`; then the WebSocket handshake has its
     /// own [`Config::handshake_timeout`]. Defaults to plain `ws://`.
     #[cfg(feature = "native-tls")]
-    pub fn tls(mut self, identity: crate::tls::TlsIdentity, timeout: Duration) -> Self {
+    pub fn tls(mut self, identity: crate::transport::tls::TlsIdentity, timeout: Duration) -> Self {
         self.settings.tls = Some((identity, timeout));
         self
     }
@@ -432,7 +433,7 @@ impl<T: Send + 'static> Server<T> {
             http,
             on_end,
         } = self.builder;
-        let watch = crate::proto::watch::WatchConfig {
+        let watch = crate::timing::watch::WatchConfig {
             heartbeat: settings.heartbeat.map(|h| (h.interval, h.timeout)),
             message_timeout: settings.message_timeout,
             idle_timeout: settings.idle_timeout,

@@ -1,11 +1,11 @@
 //! What a server's handler gets: one accepted connection, its request, and the hook's data.
 
-use crate::ending::EndCause;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::handshake::Request;
 use crate::proto::message::{Event, Message};
 use crate::split::{Reader, Writer};
+use crate::websocket::ending::EndCause;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 

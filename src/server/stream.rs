@@ -1,6 +1,6 @@
 //! A server connection's byte path: the socket itself (`ws://`) or TLS over it (`wss://`).
 
-use crate::config::Config;
+use crate::proto::config::Config;
 use crate::proto::{Connection, Role};
 use crate::split::{Reader, Writer, split_tcp};
 use std::io::{self, Read, Write};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub(super) enum ServerIo {
     Plain(Arc<TcpStream>),
     #[cfg(feature = "native-tls")]
-    Tls(Box<crate::net_stream::TlsStream>),
+    Tls(Box<crate::transport::net_stream::TlsStream>),
 }
 
 impl ServerIo {
@@ -25,9 +25,13 @@ impl ServerIo {
         match self {
             ServerIo::Plain(tcp) => split_tcp(conn, tcp, Role::Server, config, subprotocol),
             #[cfg(feature = "native-tls")]
-            ServerIo::Tls(tls) => {
-                crate::split_net::split_tls(conn, *tls, Role::Server, config, subprotocol)
-            }
+            ServerIo::Tls(tls) => crate::transport::split_net::split_tls(
+                conn,
+                *tls,
+                Role::Server,
+                config,
+                subprotocol,
+            ),
         }
     }
 }

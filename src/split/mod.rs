@@ -42,9 +42,7 @@
 
 mod read_deadline;
 mod reader;
-#[cfg(feature = "native-tls")]
-pub(crate) mod tls_halves;
-mod transport;
+pub(crate) mod transport;
 mod weak;
 mod writer;
 
@@ -53,10 +51,10 @@ pub(crate) use transport::{ReadHalf, SharedTcp, Transport};
 pub(crate) use weak::WeakWriter;
 pub use writer::Writer;
 
-use crate::config::Config;
 use crate::error::Error;
+use crate::proto::config::Config;
 use crate::proto::{Connection, Role};
-use crate::socket::WebSocket;
+use crate::websocket::WebSocket;
 use std::net::TcpStream;
 use std::sync::Arc;
 

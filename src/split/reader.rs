@@ -3,12 +3,12 @@
 use super::read_deadline::ReadDeadline;
 use super::transport::ReadHalf;
 use super::writer::Writer;
-use crate::config::Config;
-use crate::ending::EndCause;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::config::Config;
 use crate::proto::message::{Chunk, Event, Message};
 use crate::proto::{Receiver, Role, State};
+use crate::websocket::ending::EndCause;
 use std::cell::Cell;
 use std::io;
 use std::net::Shutdown;
@@ -108,7 +108,7 @@ impl Reader {
     /// (RFC 6455 §7.1.1) at most 5 s, or the read timeout if shorter.
     pub fn read(&mut self) -> Result<Message, Error> {
         let mid_stream = self.inbound.receiver.is_mid_stream();
-        crate::socket::whole_message(mid_stream, || self.read_with(false))
+        crate::websocket::whole_message(mid_stream, || self.read_with(false))
     }
 
     /// Reads the next piece of data or control frame; see [`WebSocket::read_event`](crate::WebSocket::read_event).

@@ -1,11 +1,11 @@
 //! Review findings on the split writer, each reproduced before its fix: a shared thread's ping
 //! that could not be written must neither poison later sends nor be stranded.
 
-use crate::config::Config;
-use crate::ending::EndCause;
 use crate::proto::Role;
+use crate::proto::config::Config;
 use crate::proto::message::Message;
-use crate::socket::WebSocket;
+use crate::websocket::WebSocket;
+use crate::websocket::ending::EndCause;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -108,11 +108,12 @@ fn a_ping_that_gave_up_reaches_the_peer_once_it_reads_again() {
     fill(&raw);
     // The heartbeat pings after 200 ms of quiet; the peer takes nothing, so the ping is left
     // without an owner (the precondition of the finding). The timer must try it again.
-    let timer = crate::heartbeat::HeartbeatTimer::start(crate::heartbeat::HeartbeatConfig {
-        interval: Duration::from_millis(200),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap();
+    let timer =
+        crate::timing::timer::HeartbeatTimer::start(crate::timing::timer::HeartbeatConfig {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(30),
+        })
+        .unwrap();
     timer.add(&writer);
     let waiting = Instant::now();
     while !writer.is_stranded() {

@@ -8,11 +8,11 @@
 //! the output after releasing `io`: nothing queued is left unwritten while nobody owns `io`.
 
 use super::transport::Transport;
-use crate::ending::EndCause;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::message::Message;
 use crate::proto::{Role, Sender, State};
+use crate::websocket::ending::EndCause;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -672,11 +672,11 @@ impl Writer {
     }
 
     /// What the reader and the write owner last recorded, for the shared timer.
-    pub(crate) fn observed(&self) -> crate::proto::watch::Observed {
+    pub(crate) fn observed(&self) -> crate::timing::watch::Observed {
         let at = |nanos: u64| self.shared.epoch + Duration::from_nanos(nanos);
         let started = self.shared.message_started.load(Ordering::Relaxed);
         let progress = self.shared.last_progress.load(Ordering::Relaxed);
-        crate::proto::watch::Observed {
+        crate::timing::watch::Observed {
             last_activity: self.last_activity(),
             last_data: at(self.shared.last_data.load(Ordering::Relaxed)),
             message_started: (started != 0).then(|| at(started - 1)),

@@ -13,7 +13,7 @@ pub use negotiation::DeflateParams;
 
 use super::receiver::Receiver;
 use super::sender::Sender;
-use crate::config::DeflateConfig;
+use crate::proto::config::DeflateConfig;
 
 /// Puts the agreed codec on both halves of a connection.
 #[cfg(feature = "deflate")]

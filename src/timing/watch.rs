@@ -21,6 +21,7 @@ pub struct WatchConfig {
 
 impl WatchConfig {
     /// Whether anything is watched at all.
+    #[cfg(test)]
     pub fn is_active(&self) -> bool {
         self.heartbeat.is_some() || self.message_timeout.is_some() || self.idle_timeout.is_some()
     }

@@ -2,7 +2,7 @@
 //! the platforms where native-tls runs on OpenSSL, one from our own OpenSSL acceptor (see
 //! [`TlsIdentity`](crate::TlsIdentity) for why).
 
-use crate::tls_socket::TlsSocket;
+use crate::transport::tls_socket::TlsSocket;
 use std::io::{self, Read, Write};
 
 /// One TLS session, whichever library made it.

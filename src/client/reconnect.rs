@@ -6,13 +6,13 @@
 //! writes the outbox in order, outside the lock, while other senders only append to it.
 
 use crate::client::ClientBuilder;
-use crate::ending::EndCause;
 use crate::error::Error;
-use crate::heartbeat::{HeartbeatConfig, HeartbeatTimer};
-use crate::proto::backoff::{Backoff, RetryPolicy};
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::message::Message;
 use crate::split::{Reader, Writer};
+use crate::timing::backoff::{Backoff, RetryPolicy};
+use crate::timing::timer::{HeartbeatConfig, HeartbeatTimer};
+use crate::websocket::ending::EndCause;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -118,7 +118,7 @@ impl ReconnectBuilder {
     pub fn connect(self) -> Result<Reconnecting, Error> {
         // The timer computes `now + interval`: one too far for the clock would panic.
         if let Some(hb) = self.heartbeat
-            && hb.interval.max(hb.timeout) > crate::config::Config::MAX_TIMEOUT
+            && hb.interval.max(hb.timeout) > crate::proto::config::Config::MAX_TIMEOUT
         {
             return Err(Error::InvalidConfig(
                 "heartbeat durations over a year; use no heartbeat for none",

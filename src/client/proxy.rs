@@ -42,7 +42,7 @@ impl Proxy {
             None => (None, authority),
         };
         // Reuse the WebSocket URL parser for host, port and IPv6 brackets.
-        let parsed = crate::url::WsUrl::parse(&format!("ws://{hostport}/"))?;
+        let parsed = crate::client::url::WsUrl::parse(&format!("ws://{hostport}/"))?;
         let port = if hostport.ends_with(&format!(":{}", parsed.port)) {
             parsed.port
         } else {
@@ -94,8 +94,12 @@ impl Proxy {
         deadline: Option<Instant>,
     ) -> Result<TcpStream, Error> {
         let mut stream = connect(
-            &crate::url::WsUrl::parse(&format!("ws://{}:{}/", bracket(&self.host), self.port))?
-                .socket_addr(),
+            &crate::client::url::WsUrl::parse(&format!(
+                "ws://{}:{}/",
+                bracket(&self.host),
+                self.port
+            ))?
+            .socket_addr(),
         )?;
         let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
         if let Some(credentials) = &self.credentials {

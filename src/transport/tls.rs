@@ -50,9 +50,9 @@ impl TlsOptions {
         host: &str,
         tcp: TcpStream,
         deadline: Option<std::time::Instant>,
-    ) -> Result<crate::net_stream::TlsStream, Error> {
+    ) -> Result<crate::transport::net_stream::TlsStream, Error> {
         // Shared by reference count: a split reader waits on the same socket, no second fd.
-        let mut socket = crate::tls_socket::TlsSocket::new(std::sync::Arc::new(tcp));
+        let mut socket = crate::transport::tls_socket::TlsSocket::new(std::sync::Arc::new(tcp));
         socket.set_deadline(deadline);
         let tls = self
             .connector()?
@@ -67,8 +67,8 @@ impl TlsOptions {
                     Error::Handshake(crate::error::HandshakeError::Timeout)
                 }
             })?;
-        Ok(crate::net_stream::TlsStream::new(
-            crate::tls_session::Session::Native(tls),
+        Ok(crate::transport::net_stream::TlsStream::new(
+            crate::transport::tls_session::Session::Native(tls),
         ))
     }
 }
@@ -176,16 +176,16 @@ impl TlsIdentity {
         &self,
         tcp: std::sync::Arc<TcpStream>,
         timeout: Option<std::time::Duration>,
-    ) -> Result<crate::net_stream::TlsStream, Error> {
+    ) -> Result<crate::transport::net_stream::TlsStream, Error> {
         tcp.set_read_timeout(timeout)?;
         tcp.set_write_timeout(timeout)?;
-        let mut socket = crate::tls_socket::TlsSocket::new(std::sync::Arc::clone(&tcp));
+        let mut socket = crate::transport::tls_socket::TlsSocket::new(std::sync::Arc::clone(&tcp));
         socket.set_deadline(timeout.and_then(|t| std::time::Instant::now().checked_add(t)));
         let mut session = self.acceptor.accept(socket)?;
         session.socket_mut().set_deadline(None);
         tcp.set_read_timeout(timeout)?;
         tcp.set_write_timeout(timeout)?;
-        Ok(crate::net_stream::TlsStream::new(session))
+        Ok(crate::transport::net_stream::TlsStream::new(session))
     }
 }
 
@@ -197,8 +197,8 @@ impl TlsIdentity {
 mod platform {
     use super::TlsVersion;
     use crate::error::Error;
-    use crate::tls_session::Session;
-    use crate::tls_socket::TlsSocket;
+    use crate::transport::tls_session::Session;
+    use crate::transport::tls_socket::TlsSocket;
     use openssl::pkey::{PKey, Private};
     use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslVersion};
     use openssl::x509::X509;
@@ -295,8 +295,8 @@ mod platform {
 mod platform {
     use super::TlsVersion;
     use crate::error::Error;
-    use crate::tls_session::Session;
-    use crate::tls_socket::TlsSocket;
+    use crate::transport::tls_session::Session;
+    use crate::transport::tls_socket::TlsSocket;
 
     #[derive(Clone)]
     pub(super) struct Material(native_tls::Identity);

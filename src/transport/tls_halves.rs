@@ -7,14 +7,14 @@
 //! never holds up a writer, and a writer blocked on a peer that does not read never holds up the
 //! reader.
 
-use super::transport::{ReadHalf, Transport};
+use crate::split::transport::{ReadHalf, Transport};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::tls_session::Session;
+pub(crate) use crate::transport::tls_session::Session;
 
 /// Plaintext encrypted per call: one TLS record's worth (RFC 8446 §5.1: 2^14 bytes).
 const RECORD_PLAINTEXT: usize = 16 * 1024;
@@ -295,7 +295,7 @@ mod tests {
     //! The halves on their own, over a real TLS pair on loopback: each end's read half and
     //! write half used from two threads at once.
     use super::*;
-    use crate::tls_socket::TlsSocket;
+    use crate::transport::tls_socket::TlsSocket;
     use std::net::TcpListener;
 
     const DEADLINE: Duration = Duration::from_secs(60);

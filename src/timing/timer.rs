@@ -1,7 +1,7 @@
 //! The one helper thread that drives the timers of all a server's connections: heartbeats, the
 //! deadline for receiving a whole message, and the idle limit.
 //!
-//! Each connection's timers are a [`proto::watch::Watch`](crate::proto::watch); this
+//! Each connection's timers are a [`proto::watch::Watch`](crate::timing::watch); this
 //! thread keeps their deadlines in a binary heap and sleeps on a condition variable until the
 //! earliest. Readers never message it: they store the time bytes last arrived in an atomic, and
 //! the thread reads it when a deadline comes. So a busy connection costs the thread nothing, and
@@ -26,10 +26,10 @@
 //!
 //! Stop path: [`HeartbeatTimer`]'s `Drop` sets the stop flag, wakes the thread and joins it.
 
-use crate::ending::EndCause;
 use crate::proto::close::CloseCode;
-use crate::proto::watch::{Expired, Verdict, Watch, WatchConfig};
 use crate::split::Writer;
+use crate::timing::watch::{Expired, Verdict, Watch, WatchConfig};
+use crate::websocket::ending::EndCause;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{Shutdown, TcpStream};
@@ -376,9 +376,9 @@ fn run(state: &State) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::proto::Role;
-    use crate::socket::WebSocket;
+    use crate::proto::config::Config;
+    use crate::websocket::WebSocket;
     use std::net::{TcpListener, TcpStream};
 
     /// One thread watches many connections: the ones whose peers answer stay, the silent ones

@@ -1,7 +1,7 @@
 //! When to reconnect: exponential backoff with full jitter, and which endings deserve a retry.
 //! Pure: the random draw and the ending are passed in.
 
-use super::close::CloseCode;
+use crate::proto::close::CloseCode;
 use std::time::Duration;
 
 /// A reconnection schedule: attempt `n` (from 0) waits a uniformly random time between zero and
@@ -33,7 +33,7 @@ impl Backoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use syncws::proto::backoff::Backoff;
+    /// use syncws::Backoff;
     /// let backoff = Backoff { initial_delay: Duration::from_secs(1), max_delay: Duration::from_secs(8), max_attempts: Some(10) };
     /// // The ceiling doubles: 1 s, 2 s, 4 s, then stays at 8 s; the draw picks a point below it.
     /// assert_eq!(backoff.delay(2, 0.5), Some(Duration::from_secs(2)));
@@ -83,7 +83,7 @@ impl RetryPolicy {
     /// Whether a connection that ended with `code` should be reopened.
     ///
     /// ```
-    /// use syncws::{CloseCode, proto::backoff::RetryPolicy};
+    /// use syncws::{CloseCode, RetryPolicy};
     /// let policy = RetryPolicy::default();
     /// assert!(policy.should_retry(CloseCode::ServiceRestart));
     /// assert!(!policy.should_retry(CloseCode::Policy));

@@ -1,16 +1,16 @@
 //! The server side of the opening handshake.
 
 use crate::client::read_more;
-use crate::config::Config;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Role;
+use crate::proto::config::Config;
 use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Headers, Request, accept_response, check_accept, check_request, error_response, parse_request,
     reject_response,
 };
-use crate::socket::WebSocket;
+use crate::websocket::WebSocket;
 use std::io::{Read, Write};
 
 /// Accepts a WebSocket connection on `stream`: reads the upgrade request, checks it, answers 101.

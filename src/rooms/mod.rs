@@ -207,8 +207,8 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::socket::WebSocket;
+    use crate::proto::config::Config;
+    use crate::websocket::WebSocket;
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;

@@ -4,9 +4,9 @@
 //! [`Heartbeat::handle_timeout`] then. Nothing here sleeps or reads the time, so the schedule is
 //! tested in simulated time.
 //!
-//! ```
+//! ```text
 //! use std::time::{Duration, Instant};
-//! use syncws::proto::heartbeat::{Action, Heartbeat};
+//! use crate::timing::heartbeat::{Action, Heartbeat};
 //! let start = Instant::now();
 //! let secs = Duration::from_secs;
 //! let mut hb = Heartbeat::new(secs(20), secs(10), start);
@@ -88,6 +88,7 @@ impl Heartbeat {
     }
 
     /// Whether the connection was failed.
+    #[cfg(test)]
     pub fn has_failed(&self) -> bool {
         self.failed
     }

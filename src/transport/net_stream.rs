@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 #[cfg(feature = "native-tls")]
-use {crate::tls_session::Session, std::sync::Arc, std::time::Instant};
+use {crate::transport::tls_session::Session, std::sync::Arc, std::time::Instant};
 
 /// A network connection: plain TCP (`ws://`) or TLS over TCP (`wss://`).
 #[derive(Debug)]

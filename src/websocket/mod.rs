@@ -1,8 +1,10 @@
 //! The blocking driver: a [`Connection`] over any `Read + Write` stream.
 
-use crate::config::Config;
+pub(crate) mod ending;
+
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
+use crate::proto::config::Config;
 use crate::proto::deflate::DeflateParams;
 use crate::proto::message::{DataKind, Event, Message};
 use crate::proto::utf8::Utf8Validator;
@@ -43,7 +45,7 @@ impl<S> std::fmt::Debug for ReadTimeout<S> {
 /// A WebSocket connection over a blocking stream, after the opening handshake.
 ///
 /// Get one from [`connect`](crate::connect) or [`ClientBuilder`](crate::ClientBuilder) (client) or
-/// [`accept`](crate::accept) (server), or wrap a stream whose handshake was done elsewhere with
+/// [`accept`](crate::server::accept) (server), or wrap a stream whose handshake was done elsewhere with
 /// [`WebSocket::from_stream`].
 ///
 /// Every method blocks on the stream; a stream with read or write timeouts makes them return
@@ -137,7 +139,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Turns on permessage-deflate with the parameters agreed in the opening handshake, using
     /// [`Config::deflate`] for the level, threshold and receive-only mode. [`connect`](crate::connect)
-    /// and [`accept`](crate::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
+    /// and [`accept`](crate::server::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
     /// when the handshake was done elsewhere (e.g. with
     /// [`negotiation::select_offer`](crate::proto::deflate::negotiation::select_offer)), before
     /// any message is exchanged. Without the `deflate` feature there is no codec: `params` is
@@ -493,7 +495,7 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
-impl WebSocket<crate::net_stream::NetStream> {
+impl WebSocket<crate::transport::net_stream::NetStream> {
     /// Lets the client bound its wait for the server's TCP close by [`SERVER_CLOSE_WAIT`].
     pub(crate) fn bound_close_wait(&mut self) {
         self.read_timeout = Some(ReadTimeout {

@@ -9,14 +9,14 @@
 //! (`split::tls_halves`).
 
 use crate::error::Error;
-use crate::net_stream::NetStream;
-use crate::socket::WebSocket;
 use crate::split::{Reader, Writer, split_tcp};
+use crate::transport::net_stream::NetStream;
+use crate::websocket::WebSocket;
 use std::sync::Arc;
 #[cfg(feature = "native-tls")]
 use {
-    crate::net_stream::TlsStream,
-    crate::split::{split_parts, tls_halves::tls_halves},
+    crate::split::split_parts, crate::transport::net_stream::TlsStream,
+    crate::transport::tls_halves::tls_halves,
 };
 
 impl WebSocket<NetStream> {
@@ -43,7 +43,7 @@ pub(crate) fn split_tls(
     conn: Box<crate::proto::Connection>,
     tls: TlsStream,
     role: crate::proto::Role,
-    config: crate::config::Config,
+    config: crate::proto::config::Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
     let TlsStream { tls, socket } = tls;

@@ -1,19 +1,23 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
-use crate::config::Config;
+pub(crate) mod proxy;
+pub(crate) mod reconnect;
+pub(crate) mod url;
+
+use crate::client::proxy::Proxy;
+use crate::client::url::WsUrl;
 use crate::error::{Error, HandshakeError, UrlError};
-use crate::net_stream::NetStream;
 use crate::proto::Role;
+use crate::proto::config::Config;
 use crate::proto::deflate::negotiation;
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     ClientRequest, Headers, Response, check_response, check_subprotocols, generate_key,
     parse_response,
 };
-use crate::proxy::Proxy;
-use crate::socket::WebSocket;
-use crate::tls::TlsOptions;
-use crate::url::WsUrl;
+use crate::transport::net_stream::NetStream;
+use crate::transport::tls::TlsOptions;
+use crate::websocket::WebSocket;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
