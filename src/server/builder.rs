@@ -69,7 +69,7 @@ impl Default for Settings {
 }
 
 /// Builds a [`Server`]. `T` is what the handshake hook attaches to each
-/// [`Session`] (`()` without a hook).
+/// [`Session`](crate::Session) (`()` without a hook).
 pub struct ServerBuilder<T = ()> {
     pub(super) settings: Settings,
     pub(super) hook: Arc<Hook<T>>,
@@ -93,7 +93,7 @@ impl<T: Send + 'static> ServerBuilder<T> {
     }
 
     /// Decides each handshake after the built-in checks: return `Ok(data)` to accept (the data
-    /// goes to [`Session::data`]; set a subprotocol or response headers on the [`Accept`]), or
+    /// goes to [`Session::data`](crate::Session::data); set a subprotocol or response headers on the [`Accept`]), or
     /// an [`HttpResponse`] to refuse (e.g. 401 or 403 with a body). Runs on the connection's
     /// thread. Defaults to accepting every valid request. The same hook shape as
     /// [`Acceptor::on_handshake`](crate::Acceptor::on_handshake).
@@ -197,7 +197,7 @@ impl<T: Send + 'static> ServerBuilder<T> {
         self
     }
 
-    /// How long [`ServerHandle::shutdown`] waits for handlers to finish after sending 1001,
+    /// How long [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) waits for handlers to finish after sending 1001,
     /// before it closes the remaining connections' TCP. Defaults to 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.settings.shutdown_timeout = timeout;
@@ -235,7 +235,7 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// Takes the client's address from the forwarding headers of these proxies (e.g. a load
     /// balancer in front of the servers): IP addresses (`"10.0.0.7"`, `"::1"`) or CIDR ranges
     /// (`"10.0.0.0/8"`, `"fd00::/8"`), checked by [`bind`](Self::bind). When the TCP peer is
-    /// one of them, [`Session::client_addr`] and [`on_end`](Self::on_end) see the address in
+    /// one of them, [`Session::client_addr`](crate::Session::client_addr) and [`on_end`](Self::on_end) see the address in
     /// `Forwarded: for=` (RFC 7239), or else in `X-Forwarded-For`: the right-most one that is not
     /// itself a trusted proxy, since every value left of it was written by someone untrusted.
     /// From any other peer, or when the header is malformed, they see the TCP peer. Defaults to
@@ -250,7 +250,7 @@ impl<T: Send + 'static> ServerBuilder<T> {
     }
 
     /// Called on the connection's thread when a WebSocket connection has ended, with the
-    /// client's address ([`Session::client_addr`]) and why it ended: the place for a log line.
+    /// client's address ([`Session::client_addr`](crate::Session::client_addr)) and why it ended: the place for a log line.
     /// Defaults to none.
     pub fn on_end<F>(mut self, hook: F) -> Self
     where

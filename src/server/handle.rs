@@ -7,8 +7,8 @@ use crate::proto::close::CloseCode;
 use crate::split::Writer;
 use crate::websocket::ending::EndCause;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,9 @@ pub(super) struct StopSignal {
     state: AtomicU8,
     /// A handle on the listening socket, made at bind so that waking the accept loop needs no
     /// new descriptor (there may be none left then). It also bounds each `accept()` by
-    /// [`ACCEPT_POLL`], so that the loop sees the flag even if waking fails.
-    waker: Option<TcpStream>,
+    /// [`ACCEPT_POLL`], so that the loop sees the flag even if waking fails. Closed once used:
+    /// a handle kept after the server stopped must not keep its port.
+    waker: Mutex<Option<TcpStream>>,
     local_addr: SocketAddr,
 }
 
@@ -36,7 +37,7 @@ impl StopSignal {
         }
         Ok(StopSignal {
             state: AtomicU8::new(RUNNING),
-            waker,
+            waker: Mutex::new(waker),
             local_addr: listener.local_addr()?,
         })
     }
@@ -57,7 +58,8 @@ impl StopSignal {
             .compare_exchange(RUNNING, by, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if first {
-            wake_accept(self.waker.as_ref(), self.local_addr);
+            let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+            wake_accept(waker.as_ref(), self.local_addr);
         }
         first
     }

@@ -125,9 +125,7 @@ fn forwarded_hops(list: &str) -> Option<Vec<Option<SocketAddr>>> {
         }
         let mut node = None;
         for pair in split_outside_quotes(element, ';')? {
-            let Some((name, value)) = pair.split_once('=') else {
-                return None;
-            };
+            let (name, value) = pair.split_once('=')?;
             if name.trim().eq_ignore_ascii_case("for") {
                 node = parse_node(&unquote(value.trim())?);
             }
