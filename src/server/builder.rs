@@ -240,6 +240,10 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// itself a trusted proxy, since every value left of it was written by someone untrusted.
     /// From any other peer, or when the header is malformed, they see the TCP peer. Defaults to
     /// none: the headers are ignored.
+    ///
+    /// The proxies must write (or remove) `Forwarded` whenever it is present: a client's own
+    /// `Forwarded` passed through by a proxy that writes only `X-Forwarded-For` would be believed
+    /// (with nginx: `proxy_set_header Forwarded "";` next to `X-Forwarded-For`).
     pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
     where
         I: IntoIterator<Item = S>,

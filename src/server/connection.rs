@@ -60,8 +60,7 @@ type Opened<'a, T> = (Session<T>, End<'a, T>);
 ///
 /// Each step is a function of its own, not inlined, so that only one step's locals are on the
 /// stack at a time and none while the handler runs: the deepest frame of a connection thread sets
-/// how many of its stack pages stay resident (two today, release build; `scripts/memory.sh`
-/// shows it as RSS per connection).
+/// how many of its stack pages stay resident, for as long as the connection lives.
 #[inline(never)]
 fn open<T: Send + 'static>(
     context: &Arc<Context<T>>,
