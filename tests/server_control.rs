@@ -340,3 +340,39 @@ fn trusted_proxies_are_checked_at_bind() {
         );
     }
 }
+
+// --- Session::close -----------------------------------------------------------------------------
+
+#[test]
+fn session_close_returns_the_peers_frame_and_is_bounded_when_none_comes() {
+    let (result_tx, results) = mpsc::channel();
+    let server = Server::builder()
+        .without_heartbeat()
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(move |mut session| {
+            let started = Instant::now();
+            let result = session.close(CloseCode::GoingAway, "bye");
+            let _ = result_tx.send((result.map_err(|e| e.to_string()), started.elapsed()));
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    // A client that answers: close returns its frame.
+    let mut ws = client(ClientBuilder::new(format!("ws://{addr}/")));
+    match ws.read().unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(frame.reason, "bye"),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    let (result, _) = results
+        .recv_timeout(DEADLINE)
+        .expect("close did not return");
+    let frame = result.unwrap().expect("the peer's close frame");
+    assert_eq!(frame.code, CloseCode::GoingAway);
+    // A client that never answers: close still returns, within the close timeout.
+    let _silent = common::upgraded(addr);
+    let (_, elapsed) = results
+        .recv_timeout(DEADLINE)
+        .expect("close did not return");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    server.shutdown();
+}
