@@ -54,7 +54,7 @@
 //! - [`proto`]: the protocol without I/O: frames, masking, UTF-8, close rules, the state machine
 //!   and the handshake. Bytes in, events and bytes out; no sockets, threads or clock.
 //! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
-//! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`accept_with`]: the two handshakes.
+//! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`Acceptor`]: the two handshakes.
 //! - [`Server`]: accept loop, thread per connection, policy, heartbeats, shutdown.
 //!
 //! ## Learning the protocol
@@ -117,8 +117,8 @@ pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
 pub use proto::{Direction, FrameObserver, Role, State};
 pub use rooms::{Broadcast, Room, Rooms};
-pub use server::accept::{Accept, Acceptor, Reject, accept, accept_with};
-pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
+pub use server::accept::{Accept, Acceptor, accept};
+pub use server::{HttpResponse, Server, ServerBuilder, ServerHandle, Session, ShutdownHandle};
 pub use split::{Reader, Writer};
 pub use timing::backoff::{Backoff, RetryPolicy};
 pub use transport::net_stream::NetStream;
