@@ -372,7 +372,13 @@ fn a_trickling_room_member_holds_a_broadcast_for_one_write_timeout_at_most() {
     let report = room.broadcast(&Message::Binary(vec![0; SIZE]), None);
     let took = started.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert_eq!((report.sent, report.dropped), (1, 1), "{report:?}");
+    // Since issue 21 a broadcast queues what a socket cannot take at once: neither member
+    // holds it, and the trickling one is not dropped for being slow, only past its bound.
+    assert_eq!(
+        (report.delivered + report.queued, report.dropped),
+        (2, 0),
+        "{report:?}"
+    );
     assert!(
         took < Duration::from_secs(10),
         "the broadcast took {took:?}"
