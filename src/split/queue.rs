@@ -36,8 +36,9 @@ pub(crate) const ATTEMPT: Duration = Duration::from_millis(1);
 /// At most this many queued bytes are handed to the writer at once (always at least one frame).
 const CHUNK: usize = 64 * 1024;
 
-/// How long a member dropped for backpressure has to take what was handed over and the close
-/// frame before its TCP connection is cut: the default write timeout of a server.
+/// How long a member dropped for backpressure may take nothing of what was handed over and the
+/// close frame before its TCP connection is cut, when its stream has no write timeout: a
+/// server's default write timeout.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// The reason sent with the 1008 close of a member over its bound.
@@ -224,8 +225,8 @@ impl Writer {
     }
 
     /// Closes a member that went over its bound: queues a 1008 close after what was handed over
-    /// and lets the fan-out thread write both, cutting TCP after [`CLOSE_GRACE`] if the peer
-    /// has not taken them by then. Never waits for the peer.
+    /// and lets the fan-out thread write both, cutting TCP once the peer has taken nothing for
+    /// the stream's write timeout (or [`CLOSE_GRACE`] without one). Never waits for the peer.
     fn close_for_backpressure(&self) {
         let frame = CloseFrame::new(CloseCode::Policy, BACKPRESSURE_REASON);
         self.record(EndCause::LocalClosed(Some(frame.clone())));
@@ -236,7 +237,8 @@ impl Writer {
             "connection {}: send queue over its limit, closing with 1008",
             self.id()
         );
-        drainer::watch(self, Some(Instant::now() + CLOSE_GRACE));
+        let grace = self.shared.write_timeout().unwrap_or(CLOSE_GRACE);
+        drainer::watch(self, Some(grace));
     }
 
     /// For the fan-out thread: a member being closed for backpressure. `true` when there is

@@ -315,6 +315,11 @@ impl Shared {
         Ok(true)
     }
 
+    /// The bound on writing one frame whole (the stream's write timeout at the split).
+    pub(super) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout
+    }
+
     /// Whether output waits for an owner.
     fn has_output(&self) -> bool {
         self.flush_wanted.load(Ordering::Acquire) || !self.state().data_to_send().is_empty()

@@ -33,8 +33,10 @@ struct Member {
     delay: Duration,
     /// The writer's last recorded write progress at the previous try.
     progress: Option<Instant>,
-    /// Being closed for backpressure: cut TCP at this instant if the close is not out.
+    /// Being closed for backpressure: cut TCP at this instant if the close is not out; each
+    /// progress of the peer moves it to `grace` later.
     closing: Option<Instant>,
+    grace: Duration,
 }
 
 struct Drainer {
@@ -65,9 +67,9 @@ fn drainer() -> Option<&'static Drainer> {
 }
 
 /// Puts `writer` on the thread's list: to write its queue, or (`closing`) to get its close frame
-/// out before that deadline. Without the thread (it could not start), what is queued waits for
+/// out, giving the peer that long to take something each time. Without the thread (it could not start), what is queued waits for
 /// the next broadcast, and a member being closed is cut at once.
-pub(in crate::split) fn watch(writer: &Writer, closing: Option<Instant>) {
+pub(in crate::split) fn watch(writer: &Writer, closing: Option<Duration>) {
     let Some(drainer) = drainer() else {
         if closing.is_some() {
             writer.abort();
@@ -89,10 +91,12 @@ pub(in crate::split) fn watch(writer: &Writer, closing: Option<Instant>) {
         delay: FIRST_RETRY,
         progress: None,
         closing: None,
+        grace: Duration::ZERO,
     });
     member.next = member.next.min(now + FIRST_RETRY);
-    if closing.is_some() {
-        member.closing = closing;
+    if let Some(grace) = closing {
+        member.closing = Some(now + grace);
+        member.grace = grace;
     }
     drop(members);
     drainer.wake.notify_one();
@@ -169,6 +173,9 @@ fn run(drainer: &'static Drainer) {
                 Outcome::Behind(progress) => {
                     if let Some(member) = members.get_mut(&id) {
                         member.delay = if progress != member.progress {
+                            if let Some(deadline) = &mut member.closing {
+                                *deadline = (*deadline).max(now + member.grace);
+                            }
                             FIRST_RETRY
                         } else {
                             (member.delay * 2).min(LAST_RETRY)
