@@ -135,3 +135,18 @@ fn client_members_get_their_own_masked_frames_in_order() {
         assert_eq!(server.read().unwrap(), Message::text(format!("{i}")));
     }
 }
+
+/// Rooms created by a `Rooms` take its bound.
+#[test]
+fn rooms_pass_their_bound_to_each_room() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let _peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let (_reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+        .split()
+        .unwrap();
+    let rooms = Rooms::with_max_backpressure(12_345);
+    rooms.join("a", writer);
+    assert_eq!(rooms.get("a").unwrap().max_backpressure(), 12_345);
+    assert_eq!(Room::new().max_backpressure(), DEFAULT_MAX_BACKPRESSURE);
+}

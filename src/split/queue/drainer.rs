@@ -26,6 +26,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(1);
 /// The longest pause between tries for a member whose peer takes nothing.
 const LAST_RETRY: Duration = Duration::from_millis(50);
 
+/// The same for a member being closed: nobody waits for its messages any more.
+const LAST_RETRY_CLOSING: Duration = Duration::from_millis(250);
+
 struct Member {
     writer: WeakWriter,
     /// When to try next.
@@ -178,7 +181,12 @@ fn run(drainer: &'static Drainer) {
                             }
                             FIRST_RETRY
                         } else {
-                            (member.delay * 2).min(LAST_RETRY)
+                            let last = if member.closing.is_some() {
+                                LAST_RETRY_CLOSING
+                            } else {
+                                LAST_RETRY
+                            };
+                            (member.delay * 2).min(last)
                         };
                         member.progress = progress;
                         member.next = now + member.delay;
