@@ -148,5 +148,8 @@ fn rooms_pass_their_bound_to_each_room() {
     let rooms = Rooms::with_max_backpressure(12_345);
     rooms.join("a", writer);
     assert_eq!(rooms.get("a").unwrap().max_backpressure(), 12_345);
-    assert_eq!(Room::new().max_backpressure(), DEFAULT_MAX_BACKPRESSURE);
+    assert_eq!(
+        Room::new().max_backpressure(),
+        Room::DEFAULT_MAX_BACKPRESSURE
+    );
 }

@@ -7,13 +7,6 @@ use crate::split::{Enqueued, Frame, WeakWriter, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// How many bytes a member may have queued by rooms and not yet taken by its peer, unless
-/// [`Room::with_max_backpressure`] or [`Rooms::with_max_backpressure`] says otherwise: 1 MiB,
-/// some seconds of a busy chat for a phone on a slow link, and small enough that ten thousand
-/// stalled members cannot take more than about 10 GiB at worst (frames shared by every member
-/// count once per member here, so the true figure is lower).
-pub const DEFAULT_MAX_BACKPRESSURE: usize = 1 << 20;
-
 /// A set of connections that receive the same messages. Clones share the set.
 ///
 /// A room does not keep its members alive: it holds weak references, so a connection whose
@@ -27,8 +20,9 @@ pub const DEFAULT_MAX_BACKPRESSURE: usize = 1 << 20;
 /// the same bytes) and appends it to each member's queue; what a member's socket takes at once is
 /// written within the call, and the rest by one fan-out thread shared by the process, so a
 /// member that stops reading costs the others nothing. Each member's queue is bounded in bytes
-/// ([`DEFAULT_MAX_BACKPRESSURE`], or [`with_max_backpressure`](Room::with_max_backpressure)): a
-/// broadcast that would take it over the bound closes that member with 1008 (policy violation,
+/// ([`Room::DEFAULT_MAX_BACKPRESSURE`], or
+/// [`with_max_backpressure`](Room::with_max_backpressure)): a broadcast that would take it over
+/// the bound closes that member with 1008 (policy violation,
 /// RFC 6455 §7.4.1) after the last whole frame it was given, discards the rest and drops it from
 /// the room. A message larger than the bound still goes to a member whose queue is empty.
 /// Frames reach each member in the order of the broadcasts, whole, between the member's own
@@ -76,12 +70,19 @@ pub struct Broadcast {
 
 impl Default for Room {
     fn default() -> Room {
-        Room::with_max_backpressure(DEFAULT_MAX_BACKPRESSURE)
+        Room::with_max_backpressure(Room::DEFAULT_MAX_BACKPRESSURE)
     }
 }
 
 impl Room {
-    /// An empty room whose members may each have [`DEFAULT_MAX_BACKPRESSURE`] bytes queued.
+    /// How many bytes a member may have queued by rooms and not yet taken by its peer, unless
+    /// [`Room::with_max_backpressure`] or [`Rooms::with_max_backpressure`] says otherwise: 1 MiB,
+    /// seconds of a busy room for a slow mobile link, while a thousand stalled members hold at
+    /// most about 1 GiB (less in fact: a frame shared by every member counts once per member
+    /// here).
+    pub const DEFAULT_MAX_BACKPRESSURE: usize = 1 << 20;
+
+    /// An empty room whose members may each have [`Room::DEFAULT_MAX_BACKPRESSURE`] bytes queued.
     pub fn new() -> Room {
         Room::default()
     }
@@ -208,12 +209,12 @@ pub struct Rooms {
 
 impl Default for Rooms {
     fn default() -> Rooms {
-        Rooms::with_max_backpressure(DEFAULT_MAX_BACKPRESSURE)
+        Rooms::with_max_backpressure(Room::DEFAULT_MAX_BACKPRESSURE)
     }
 }
 
 impl Rooms {
-    /// No rooms yet; members may each have [`DEFAULT_MAX_BACKPRESSURE`] bytes queued.
+    /// No rooms yet; members may each have [`Room::DEFAULT_MAX_BACKPRESSURE`] bytes queued.
     pub fn new() -> Rooms {
         Rooms::default()
     }

@@ -4,10 +4,11 @@
 //! One thread for the whole process, started at the first member that falls behind, asleep on a
 //! condition variable while nobody is behind. Why a thread at all: a blocking socket cannot say
 //! when it has room again without an event loop, so someone must try; and why one: each try
-//! waits at most [`ATTEMPT`](super::ATTEMPT), and a member whose peer takes nothing is tried less and less often
-//! (from [`FIRST_RETRY`] doubling to [`LAST_RETRY`]; any progress starts over), so a few stalled
-//! members cost the thread a few percent of its time and healthy members that fell behind for a
-//! moment are caught up within milliseconds.
+//! waits at most [`ATTEMPT`](super::ATTEMPT), and a member whose peer takes nothing is tried
+//! less and less often (from [`FIRST_RETRY`] doubling to [`LAST_RETRY`], [`LAST_RETRY_CLOSING`]
+//! once it is being closed; any progress starts over), so a few stalled members cost the thread
+//! a few percent of its time and healthy members that fell behind for a moment are caught up
+//! within milliseconds.
 //!
 //! The thread holds members weakly: a connection that ends is forgotten. It never holds its own
 //! lock while writing.
@@ -70,8 +71,8 @@ fn drainer() -> Option<&'static Drainer> {
 }
 
 /// Puts `writer` on the thread's list: to write its queue, or (`closing`) to get its close frame
-/// out, giving the peer that long to take something each time. Without the thread (it could not start), what is queued waits for
-/// the next broadcast, and a member being closed is cut at once.
+/// out, giving the peer that long to take something each time. Without the thread (it could not
+/// start), what is queued waits for the next broadcast, and a member being closed is cut at once.
 pub(in crate::split) fn watch(writer: &Writer, closing: Option<Duration>) {
     let Some(drainer) = drainer() else {
         if closing.is_some() {
