@@ -254,3 +254,45 @@ fn own_sends_and_broadcasts_interleave_whole_and_in_order() {
     done.recv_timeout(DEADLINE).unwrap();
     own.join().unwrap();
 }
+
+/// A member whose own thread is blocked writing a large message to a peer that stopped reading
+/// (it owns the write half until its write timeout) delays no broadcast: the room queues for
+/// it, and the healthy member gets everything.
+#[test]
+fn a_member_blocked_in_its_own_send_delays_no_broadcast() {
+    const MESSAGES: u32 = 200;
+    let epoch = Instant::now();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let room = Room::new();
+    let (stalled_client, stalled_writer) = member(&listener, &room, true);
+    let (client, _) = member(&listener, &room, false);
+    let reader = thread::spawn(move || read_all(client, MESSAGES, epoch));
+    let (started_tx, started) = mpsc::channel();
+    let own_send = thread::spawn(move || {
+        let _ = started_tx.send(());
+        // 8 MiB to a peer that reads nothing: blocks until the write timeout (10 s) fails it.
+        stalled_writer.send(Message::Binary(vec![0; 8 << 20]))
+    });
+    started.recv_timeout(DEADLINE).unwrap();
+    let mut slowest = Duration::ZERO;
+    let mut next = Instant::now();
+    for seq in 0..MESSAGES {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        next += Duration::from_millis(5);
+        let started = Instant::now();
+        room.broadcast(&stamped(seq, epoch, 256), None);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a broadcast took {slowest:?}"
+    );
+    assert_eq!(reader.join().unwrap().len(), MESSAGES as usize);
+    // The blocked send ends with the connection: cut it rather than wait for its timeout.
+    drop(stalled_client);
+    let sent = own_send.join().unwrap();
+    assert!(sent.is_err(), "8 MiB went to a peer that read nothing");
+}
