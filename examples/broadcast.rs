@@ -4,8 +4,8 @@
 //! Run: `cargo run --example broadcast`, then connect several
 //! `cargo run --example echo_client -- ws://127.0.0.1:9003/` and type in one of them.
 //!
-//! A member that stops reading delays a broadcast by at most the write timeout (2 s here); then
-//! it is failed with close code 1008 and leaves the room.
+//! A member that stops reading delays nobody: a broadcast queues for it, and once 1 MiB waits
+//! for it (the room's default bound), it is closed with code 1008 and leaves the room.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use syncws::{Message, Room, Server};
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let room = Room::new();
 
     // Senders need not be connections: any thread can broadcast. The frame is encoded once,
-    // then written to each member. (This thread lives as long as the process: serve() below
+    // then queued for each member. (This thread lives as long as the process: serve() below
     // never returns.)
     let ticker_room = room.clone();
     std::thread::Builder::new()

@@ -569,8 +569,9 @@ fn broadcast_reaches_members_and_drops_one_that_stopped_reading() {
     assert_eq!(room.len(), 3);
     speaker.send(Message::text("hi all")).unwrap();
     assert_eq!(listener.read().unwrap(), Message::text("hi all"));
-    // Fill the stalled member's buffers: once its socket takes nothing for 300 ms it is failed
-    // (1008) and dropped; the listener keeps receiving throughout.
+    // Fill the stalled member's buffers: once its queue passes the room's bound it is closed
+    // (1008) and dropped, and its TCP cut once it has taken nothing for the write timeout
+    // (300 ms); the listener keeps receiving throughout.
     let chunk = "x".repeat(256 * 1024);
     let started = Instant::now();
     let mut sent = 0;
@@ -582,9 +583,12 @@ fn broadcast_reaches_members_and_drops_one_that_stopped_reading() {
     }
     let (peer, cause) = ends.recv_timeout(DEADLINE).unwrap();
     assert_eq!(peer, stalled.local_addr().unwrap());
-    assert_eq!(cause, EndCause::WriteTimeout);
+    assert!(
+        matches!(&cause, EndCause::LocalClosed(Some(frame)) if frame.code == CloseCode::Policy),
+        "{cause:?}"
+    );
     assert_eq!(room.len(), 2);
-    // One broadcast waits at most about one write timeout for the stalled member.
+    // No broadcast waits for the stalled member.
     assert!(started.elapsed() < DEADLINE);
     speaker.send(Message::text("after")).unwrap();
     assert_eq!(listener.read().unwrap(), Message::text("after"));

@@ -1,10 +1,9 @@
 //! Groups of connections to broadcast to, usable from any thread.
 
-use crate::error::Error;
 use crate::proto::Role;
 use crate::proto::frame::{FrameHeader, encode_frame};
 use crate::proto::message::Message;
-use crate::split::{WeakWriter, Writer};
+use crate::split::{Enqueued, Frame, WeakWriter, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,9 +14,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// it, with its socket, without a `leave` or a broadcast. A member whose connection has ended
 /// (closed, failed) but whose writer is still held elsewhere is dropped at the room's next use.
 ///
-/// A broadcast encodes its frame once and writes it to each member in turn. A member whose
-/// write fails or times out (the server's `write_timeout`) is failed with 1008 and dropped, so a
-/// slow or dead member delays a broadcast by at most one write timeout.
+/// # A broadcast never waits for a member
+///
+/// A broadcast encodes its frame once (a server's frames are not masked, so every member gets
+/// the same bytes) and appends it to each member's queue; what a member's socket takes at once is
+/// written within the call, and the rest by one fan-out thread shared by the process, so a
+/// member that stops reading costs the others nothing. Each member's queue is bounded in bytes
+/// ([`Room::DEFAULT_MAX_BACKPRESSURE`], or
+/// [`with_max_backpressure`](Room::with_max_backpressure)): a broadcast that would take it over
+/// the bound closes that member with 1008 (policy violation,
+/// RFC 6455 §7.4.1) after the last whole frame it was given, discards the rest and drops it from
+/// the room. A message larger than the bound still goes to a member whose queue is empty.
+/// Frames reach each member in the order of the broadcasts, whole, between the member's own
+/// messages. (A member in several rooms has one queue; each room checks it against its own
+/// bound.)
 ///
 /// ```no_run
 /// use syncws::{Message, Room, Server};
@@ -33,28 +43,71 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// })?;
 /// # Ok::<(), syncws::Error>(())
 /// ```
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Debug)]
 pub struct Room {
-    members: Arc<Mutex<Vec<WeakWriter>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    members: Mutex<Vec<WeakWriter>>,
+    max_backpressure: usize,
 }
 
 /// What a broadcast did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Broadcast {
-    /// Members the message was written to.
-    pub sent: usize,
-    /// Members dropped because their connection had ended, failed or timed out.
+    /// Members whose socket took the message within the call.
+    pub delivered: usize,
+    /// Members for whom it waits in their queue (behind earlier messages, or because their
+    /// socket was full); the fan-out thread writes it.
+    pub queued: usize,
+    /// Members dropped: their connection had ended, or their queue would have gone over the
+    /// bound and they are being closed with 1008.
     pub dropped: usize,
 }
 
+impl Default for Room {
+    fn default() -> Room {
+        Room::with_max_backpressure(Room::DEFAULT_MAX_BACKPRESSURE)
+    }
+}
+
 impl Room {
-    /// An empty room.
+    /// How many bytes a member may have queued by rooms and not yet taken by its peer, unless
+    /// [`Room::with_max_backpressure`] or [`Rooms::with_max_backpressure`] says otherwise: 1 MiB,
+    /// seconds of a busy room for a slow mobile link, while a thousand stalled members hold at
+    /// most about 1 GiB (less in fact: a frame shared by every member counts once per member
+    /// here).
+    pub const DEFAULT_MAX_BACKPRESSURE: usize = 1 << 20;
+
+    /// An empty room whose members may each have [`Room::DEFAULT_MAX_BACKPRESSURE`] bytes queued.
     pub fn new() -> Room {
         Room::default()
     }
 
+    /// An empty room whose members may each have `bytes` queued and not yet taken by their
+    /// peer; see [the type's documentation](Room#a-broadcast-never-waits-for-a-member).
+    pub fn with_max_backpressure(bytes: usize) -> Room {
+        Room {
+            shared: Arc::new(Shared {
+                members: Mutex::new(Vec::new()),
+                max_backpressure: bytes,
+            }),
+        }
+    }
+
+    /// The bound on each member's queue, in bytes.
+    pub fn max_backpressure(&self) -> usize {
+        self.shared.max_backpressure
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<WeakWriter>> {
-        self.members.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The members whose connections are still open; forgets the others.
@@ -97,60 +150,82 @@ impl Room {
         self.len() == 0
     }
 
-    /// Sends `message` to every member except `except` (usually the sender). Blocks while it
-    /// writes to each member in turn; members that fail are dropped.
+    /// Sends `message` to every member except `except` (usually the sender). Never waits for a
+    /// member's peer: each write attempt within the call waits at most a millisecond, and only
+    /// for a member with nothing queued ahead; members over their bound are closed with 1008
+    /// and dropped (see [the type's documentation](Room#a-broadcast-never-waits-for-a-member)).
     pub fn broadcast(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
-        // Write outside the room's lock: joining and leaving never wait for a slow socket.
+        self.deliver(message, except)
+    }
+
+    /// The fan-out behind [`broadcast`](Self::broadcast), for engines that deliver messages
+    /// from elsewhere (a broker) to this process's members: never blocks on a member's socket.
+    pub(crate) fn deliver(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
+        // Queue outside the room's lock: joining and leaving never wait for a member.
         let members = self.live();
-        let mut encoded: Option<Vec<u8>> = None;
+        let mut encoded: Option<Arc<[u8]>> = None;
         let mut report = Broadcast::default();
-        let mut failed = Vec::new();
+        let mut dropped = Vec::new();
         for member in &members {
             if except.is_some_and(|e| e.same_connection(member)) {
                 continue;
             }
-            let result = match member.role() {
-                // A server's frames are unmasked, so every member gets the same bytes. (A close
-                // goes through each member's state machine.)
+            let frame = match member.role() {
+                // A close goes through each member's state machine.
                 Role::Server if !matches!(message, Message::Close(_)) => {
-                    let frame = encoded.get_or_insert_with(|| encode(message));
-                    member.send_encoded(frame)
+                    Frame::Encoded(Arc::clone(encoded.get_or_insert_with(|| encode(message))))
                 }
-                _ => member.send(message.clone()),
+                _ => Frame::Message(message.clone()),
             };
-            match result {
-                Ok(()) => report.sent += 1,
-                Err(Error::InvalidInput(_)) => {}
-                Err(_) => failed.push(member.clone()),
+            match member.enqueue(frame, self.shared.max_backpressure) {
+                Enqueued::Delivered => report.delivered += 1,
+                Enqueued::Queued => report.queued += 1,
+                Enqueued::Dropped => dropped.push(member.clone()),
             }
         }
-        if !failed.is_empty() {
+        if !dropped.is_empty() {
             let mut members = self.lock();
-            members.retain(|m| !failed.iter().any(|f| m.same_connection(f)));
-            report.dropped = failed.len();
+            members.retain(|m| !dropped.iter().any(|f| m.same_connection(f)));
+            report.dropped = dropped.len();
         }
         report
     }
 }
 
-fn encode(message: &Message) -> Vec<u8> {
+fn encode(message: &Message) -> Arc<[u8]> {
     let payload = message.as_bytes();
     let header = FrameHeader::new(message.opcode(), payload.len() as u64);
     let mut out = Vec::with_capacity(payload.len() + 10);
     encode_frame(&header, payload, &mut out);
-    out
+    out.into()
 }
 
 /// Named [`Room`]s, created on first join and removed when empty. Clones share the rooms.
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Debug)]
 pub struct Rooms {
     rooms: Arc<Mutex<HashMap<String, Room>>>,
+    max_backpressure: usize,
+}
+
+impl Default for Rooms {
+    fn default() -> Rooms {
+        Rooms::with_max_backpressure(Room::DEFAULT_MAX_BACKPRESSURE)
+    }
 }
 
 impl Rooms {
-    /// No rooms yet.
+    /// No rooms yet; members may each have [`Room::DEFAULT_MAX_BACKPRESSURE`] bytes queued.
     pub fn new() -> Rooms {
         Rooms::default()
+    }
+
+    /// No rooms yet; each room created bounds its members' queues to `bytes`
+    /// (see [`Room::with_max_backpressure`]).
+    pub fn with_max_backpressure(bytes: usize) -> Rooms {
+        Rooms {
+            rooms: Arc::default(),
+            max_backpressure: bytes,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Room>> {
@@ -159,7 +234,10 @@ impl Rooms {
 
     /// Adds `writer` to room `name`, creating it.
     pub fn join(&self, name: &str, writer: Writer) {
-        self.lock().entry(name.to_owned()).or_default().join(writer);
+        self.lock()
+            .entry(name.to_owned())
+            .or_insert_with(|| Room::with_max_backpressure(self.max_backpressure))
+            .join(writer);
     }
 
     /// Removes `writer` from room `name`; an emptied room is removed.
@@ -203,6 +281,9 @@ impl Rooms {
         }
     }
 }
+
+#[cfg(test)]
+mod fanout_tests;
 
 #[cfg(test)]
 mod tests {

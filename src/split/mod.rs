@@ -40,12 +40,16 @@
 //! if one is set, otherwise 5 s in all. A client then waits for the server to close TCP (RFC 6455
 //! §7.1.1) at most 5 s, or its read timeout if shorter.
 
+mod queue;
 mod read_deadline;
 mod reader;
 pub(crate) mod transport;
 mod weak;
 mod writer;
 
+#[cfg(test)]
+pub(crate) use queue::BACKPRESSURE_REASON;
+pub(crate) use queue::{Enqueued, Frame};
 pub use reader::Reader;
 pub(crate) use transport::{ReadHalf, SharedTcp, Transport};
 pub(crate) use weak::WeakWriter;

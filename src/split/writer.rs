@@ -242,6 +242,8 @@ pub(crate) struct Shared {
     pub(super) epoch: Instant,
     pub(super) id: u64,
     pub(super) role: Role,
+    /// Frames rooms queued for this connection (see `split::queue`).
+    pub(super) outbox: super::queue::Outbox,
 }
 
 fn next_id() -> u64 {
@@ -311,6 +313,11 @@ impl Shared {
         }
         self.stranded.store(false, Ordering::Release);
         Ok(true)
+    }
+
+    /// The bound on writing one frame whole (the stream's write timeout at the split).
+    pub(super) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout
     }
 
     /// Whether output waits for an owner.
@@ -527,6 +534,7 @@ impl Writer {
             epoch: Instant::now(),
             id: next_id(),
             role,
+            outbox: Default::default(),
         });
         Writer { shared }
     }
@@ -556,11 +564,6 @@ impl Writer {
             message.as_bytes(),
         )?;
         Ok(message.into_bytes())
-    }
-
-    /// Sends a frame encoded once for many connections (see [`Room`](crate::Room)).
-    pub(crate) fn send_encoded(&self, frame: &[u8]) -> Result<(), Error> {
-        self.write_owned(|sender, _| sender.send_encoded(frame).map(|()| false), &[])
     }
 
     /// Becomes the write owner, queues with `queue` (whose `true` says `payload` follows the

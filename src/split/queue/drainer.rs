@@ -1,0 +1,214 @@
+//! The fan-out thread: writes what rooms queued for members whose sockets did not take it at
+//! once, so that no broadcaster waits for them.
+//!
+//! One thread for the whole process, started at the first member that falls behind, asleep on a
+//! condition variable while nobody is behind. Why a thread at all: a blocking socket cannot say
+//! when it has room again without an event loop, so someone must try; and why one: each try
+//! waits at most [`ATTEMPT`](super::ATTEMPT), and a member whose peer takes nothing is tried
+//! less and less often (from [`FIRST_RETRY`] doubling to [`LAST_RETRY`], [`LAST_RETRY_CLOSING`]
+//! once it is being closed; any progress starts over), so a few stalled members cost the thread
+//! a few percent of its time and healthy members that fell behind for a moment are caught up
+//! within milliseconds.
+//!
+//! The thread holds members weakly: a connection that ends is forgotten. It never holds its own
+//! lock while writing.
+
+use super::Pump;
+use crate::split::weak::WeakWriter;
+use crate::split::writer::Writer;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The first retry after a try that left output unwritten.
+const FIRST_RETRY: Duration = Duration::from_millis(1);
+
+/// The longest pause between tries for a member whose peer takes nothing.
+const LAST_RETRY: Duration = Duration::from_millis(50);
+
+/// The same for a member being closed: nobody waits for its messages any more.
+const LAST_RETRY_CLOSING: Duration = Duration::from_millis(250);
+
+struct Member {
+    writer: WeakWriter,
+    /// When to try next.
+    next: Instant,
+    delay: Duration,
+    /// The writer's last recorded write progress at the previous try.
+    progress: Option<Instant>,
+    /// Being closed for backpressure: cut TCP at this instant if the close is not out; each
+    /// progress of the peer moves it to `grace` later.
+    closing: Option<Instant>,
+    grace: Duration,
+}
+
+struct Drainer {
+    members: Mutex<HashMap<u64, Member>>,
+    wake: Condvar,
+}
+
+impl Drainer {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Member>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The thread's state, or `None` if it could not be started.
+fn drainer() -> Option<&'static Drainer> {
+    static DRAINER: OnceLock<Option<&'static Drainer>> = OnceLock::new();
+    *DRAINER.get_or_init(|| {
+        let drainer: &'static Drainer = Box::leak(Box::new(Drainer {
+            members: Mutex::new(HashMap::new()),
+            wake: Condvar::new(),
+        }));
+        thread::Builder::new()
+            .name("syncws-fanout".into())
+            .spawn(move || run(drainer))
+            .ok()
+            .map(|_| drainer)
+    })
+}
+
+/// Puts `writer` on the thread's list: to write its queue, or (`closing`) to get its close frame
+/// out, giving the peer that long to take something each time. Without the thread (it could not
+/// start), what is queued waits for the next broadcast, and a member being closed is cut at once.
+pub(in crate::split) fn watch(writer: &Writer, closing: Option<Duration>) {
+    let Some(drainer) = drainer() else {
+        if closing.is_some() {
+            writer.abort();
+        }
+        return;
+    };
+    if closing.is_none() {
+        let mut queue = writer.shared.outbox.lock();
+        if queue.draining {
+            return;
+        }
+        queue.draining = true;
+    }
+    let now = Instant::now();
+    let mut members = drainer.lock();
+    let member = members.entry(writer.id()).or_insert_with(|| Member {
+        writer: writer.downgrade(),
+        next: now,
+        delay: FIRST_RETRY,
+        progress: None,
+        closing: None,
+        grace: Duration::ZERO,
+    });
+    member.next = member.next.min(now + FIRST_RETRY);
+    if let Some(grace) = closing {
+        member.closing = Some(now + grace);
+        member.grace = grace;
+    }
+    drop(members);
+    drainer.wake.notify_one();
+}
+
+/// What one try left.
+enum Outcome {
+    /// Nothing more to do for this member.
+    Finished,
+    /// Try again soon (another thread was writing).
+    Soon,
+    /// The peer took less than offered; `progress` is its last recorded write progress.
+    Behind(Option<Instant>),
+}
+
+fn run(drainer: &'static Drainer) {
+    let mut due: Vec<(u64, WeakWriter, Option<Instant>)> = Vec::new();
+    loop {
+        {
+            let mut members = drainer.lock();
+            loop {
+                let now = Instant::now();
+                match members.values().map(|m| m.next).min() {
+                    None => {
+                        members = drainer
+                            .wake
+                            .wait(members)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                    Some(next) if next > now => {
+                        members = drainer
+                            .wake
+                            .wait_timeout(members, next - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    Some(_) => break,
+                }
+            }
+            let now = Instant::now();
+            due.extend(
+                members
+                    .iter()
+                    .filter(|(_, m)| m.next <= now)
+                    .map(|(id, m)| (*id, m.writer.clone(), m.closing)),
+            );
+        }
+        for (id, weak, closing) in due.drain(..) {
+            let outcome = match weak.upgrade() {
+                None => Outcome::Finished,
+                Some(writer) => try_member(&writer, closing),
+            };
+            let mut members = drainer.lock();
+            let now = Instant::now();
+            match outcome {
+                Outcome::Finished => {
+                    // A broadcaster may have put the member back meanwhile (its queue found
+                    // not draining, then the socket full): keep it then.
+                    // Likewise a member whose close began after this try.
+                    let back = members.get(&id).is_some_and(|m| m.closing != closing)
+                        || closing.is_none()
+                            && weak
+                                .upgrade()
+                                .is_some_and(|w| w.shared.outbox.lock().draining);
+                    if !back {
+                        members.remove(&id);
+                    }
+                }
+                Outcome::Soon => {
+                    if let Some(member) = members.get_mut(&id) {
+                        member.next = now + FIRST_RETRY;
+                    }
+                }
+                Outcome::Behind(progress) => {
+                    if let Some(member) = members.get_mut(&id) {
+                        member.delay = if progress != member.progress {
+                            if let Some(deadline) = &mut member.closing {
+                                *deadline = (*deadline).max(now + member.grace);
+                            }
+                            FIRST_RETRY
+                        } else {
+                            let last = if member.closing.is_some() {
+                                LAST_RETRY_CLOSING
+                            } else {
+                                LAST_RETRY
+                            };
+                            (member.delay * 2).min(last)
+                        };
+                        member.progress = progress;
+                        member.next = now + member.delay;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn try_member(writer: &Writer, closing: Option<Instant>) -> Outcome {
+    if let Some(deadline) = closing {
+        return if writer.push_close(deadline) {
+            Outcome::Finished
+        } else {
+            Outcome::Behind(writer.observed().last_write_progress)
+        };
+    }
+    match writer.pump() {
+        Pump::Done | Pump::Gone => Outcome::Finished,
+        Pump::Busy => Outcome::Soon,
+        Pump::Stalled => Outcome::Behind(writer.observed().last_write_progress),
+    }
+}

@@ -1,0 +1,298 @@
+//! Issue 21 item 6: a stalled member never stalls the room. Loopback only; every loop is bounded
+//! in count and by read timeouts.
+
+use socket2::{Domain, SockRef, Socket, Type};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+use syncws::{CloseCode, Config, Message, Role, Room, WebSocket, Writer};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A client socket with a small receive buffer, for a member that will not read.
+fn small_buffer_connect(addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
+}
+
+/// Accepts one connection as a server-side member of `room` (its reader runs on a thread of
+/// its own, to take the peer's close reply) and returns the client's socket. A stalled member's
+/// server socket gets a small send buffer too, so the kernel holds little for it.
+fn member(listener: &TcpListener, room: &Room, stalled: bool) -> (TcpStream, Writer) {
+    let addr = listener.local_addr().unwrap();
+    let client = if stalled {
+        small_buffer_connect(addr)
+    } else {
+        TcpStream::connect(addr).unwrap()
+    };
+    client.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    if stalled {
+        SockRef::from(&server).set_send_buffer_size(8192).unwrap();
+    }
+    // A server's default write timeout.
+    server
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+        .split()
+        .unwrap();
+    thread::spawn(move || while reader.read().is_ok() {});
+    room.join(writer.clone());
+    (client, writer)
+}
+
+/// A message carrying its sequence number and when it was published (nanoseconds since
+/// `epoch`), padded to `size` bytes.
+fn stamped(seq: u32, epoch: Instant, size: usize) -> Message {
+    let mut payload = vec![0u8; size.max(12)];
+    payload[..4].copy_from_slice(&seq.to_be_bytes());
+    payload[4..12].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
+    Message::Binary(payload)
+}
+
+fn unstamp(message: &Message) -> (u32, Duration) {
+    let data = message.as_bytes();
+    let seq = u32::from_be_bytes(data[..4].try_into().unwrap());
+    let nanos = u64::from_be_bytes(data[4..12].try_into().unwrap());
+    (seq, Duration::from_nanos(nanos))
+}
+
+/// Reads `count` messages in order from a healthy member; returns each one's
+/// publish-to-delivery latency.
+fn read_all(client: TcpStream, count: u32, epoch: Instant) -> Vec<Duration> {
+    let mut ws = WebSocket::from_stream(client, Role::Client, Config::default());
+    let mut latencies = Vec::with_capacity(count as usize);
+    for expected in 0..count {
+        let message = ws.read().expect("a healthy member reads every message");
+        let (seq, published) = unstamp(&message);
+        latencies.push(epoch.elapsed().saturating_sub(published));
+        assert_eq!(seq, expected, "out of order");
+    }
+    latencies
+}
+
+/// Reads what a stalled member was given before it was dropped (whole messages, in order from
+/// the first) and returns the close frame's code that follows them.
+fn read_until_close(client: TcpStream, most: u32) -> (u32, Option<CloseCode>) {
+    let mut ws = WebSocket::from_stream(client, Role::Client, Config::default());
+    let mut next = 0;
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(ref data)) => {
+                let (seq, _) = unstamp(&Message::Binary(data.clone()));
+                assert_eq!(seq, next, "out of order or torn");
+                next += 1;
+                assert!(next <= most, "more messages than were published");
+            }
+            Ok(Message::Close(frame)) => return (next, frame.map(|f| f.code)),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => panic!("the stalled member got {e} after {next} messages, not a close"),
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// (a) and (b): 2 members that never read and 20 that do; 2,000 broadcasts of 1 KiB, one per
+/// millisecond. Every healthy member gets every message in order, with a p99
+/// publish-to-delivery latency under 1 s; no broadcast call takes 200 ms; the stalled members
+/// are dropped, and when they finally read they see whole messages in order, then a 1008 close.
+#[test]
+fn stalled_members_do_not_delay_the_healthy_ones() {
+    const HEALTHY: usize = 20;
+    const STALLED: usize = 2;
+    const MESSAGES: u32 = 2_000;
+    const SIZE: usize = 1024;
+    let epoch = Instant::now();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Half a second of messages: a healthy reader starved of CPU that long on a loaded machine
+    // would be dropped too.
+    let room = Room::with_max_backpressure(512 * 1024);
+    let mut stalled = Vec::new();
+    let mut readers = Vec::new();
+    for i in 0..HEALTHY + STALLED {
+        // Stalled members first and last, so that every broadcast meets one before the others.
+        if i == 0 || i == HEALTHY + STALLED - 1 {
+            stalled.push(member(&listener, &room, true));
+        } else {
+            let (client, _) = member(&listener, &room, false);
+            readers.push(thread::spawn(move || read_all(client, MESSAGES, epoch)));
+        }
+    }
+    assert_eq!(room.len(), HEALTHY + STALLED);
+
+    let mut slowest_call = Duration::ZERO;
+    let mut dropped = 0;
+    let mut next = Instant::now();
+    for seq in 0..MESSAGES {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        next += Duration::from_millis(1);
+        let started = Instant::now();
+        let report = room.broadcast(&stamped(seq, epoch, SIZE), None);
+        slowest_call = slowest_call.max(started.elapsed());
+        dropped += report.dropped;
+    }
+    assert!(
+        slowest_call < Duration::from_millis(200),
+        "a broadcast took {slowest_call:?}"
+    );
+    // Only the stalled ones are dropped (healthy readers may already have hung up).
+    assert_eq!(
+        dropped, STALLED,
+        "the stalled members are dropped, once each"
+    );
+
+    let mut latencies: Vec<Duration> = readers
+        .into_iter()
+        .flat_map(|reader| reader.join().unwrap())
+        .collect();
+    assert_eq!(latencies.len(), HEALTHY * MESSAGES as usize);
+    latencies.sort();
+    let p99 = percentile(&latencies, 0.99);
+    eprintln!(
+        "healthy members' latency: p50 {:?}, p99 {p99:?}, max {:?}; slowest broadcast call {slowest_call:?}",
+        percentile(&latencies, 0.5),
+        latencies[latencies.len() - 1]
+    );
+    assert!(p99 < Duration::from_secs(1), "p99 latency {p99:?}");
+
+    for (client, writer) in stalled {
+        let (got, code) = read_until_close(client, MESSAGES);
+        assert!(got < MESSAGES, "a stalled member got everything");
+        assert_eq!(code, Some(CloseCode::Policy), "after {got} messages");
+        assert!(writer.end_cause().is_some());
+    }
+}
+
+/// (b) with large messages: each of 200 broadcasts of 64 KiB (one per 5 ms, which the healthy
+/// member keeps up with) to 4 stalled members and one healthy one returns within 200 ms, where
+/// writing in turn would wait a write timeout (10 s) for each stalled member once its buffers
+/// are full.
+#[test]
+fn a_broadcast_call_never_waits_for_a_stalled_socket() {
+    const MESSAGES: u32 = 200;
+    const SIZE: usize = 64 * 1024;
+    let epoch = Instant::now();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // 64 messages: the healthy member may fall 300 ms behind on a loaded machine.
+    let room = Room::with_max_backpressure(4 << 20);
+    let stalled: Vec<_> = (0..4).map(|_| member(&listener, &room, true)).collect();
+    let (client, _writer) = member(&listener, &room, false);
+    let reader = thread::spawn(move || read_all(client, MESSAGES, epoch));
+    let started_all = Instant::now();
+    let mut dropped = 0;
+    let mut next = Instant::now();
+    for seq in 0..MESSAGES {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        next += Duration::from_millis(5);
+        let started = Instant::now();
+        let report = room.broadcast(&stamped(seq, epoch, SIZE), None);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(200),
+            "broadcast {seq} took {took:?}"
+        );
+        dropped += report.dropped;
+    }
+    assert!(started_all.elapsed() < Duration::from_secs(10));
+    // 64 messages of 64 KiB, plus what the kernel holds, of the 200.
+    assert_eq!(dropped, 4);
+    assert_eq!(reader.join().unwrap().len(), MESSAGES as usize);
+    for (client, _) in stalled {
+        let (_, code) = read_until_close(client, MESSAGES);
+        assert_eq!(code, Some(CloseCode::Policy));
+    }
+}
+
+/// A member's own messages and the room's interleave whole, each stream in its order.
+#[test]
+fn own_sends_and_broadcasts_interleave_whole_and_in_order() {
+    const EACH: u32 = 300;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Large enough for everything: the client reads only once all is sent.
+    let room = Room::with_max_backpressure(16 << 20);
+    let (client, writer) = member(&listener, &room, false);
+    let (done_tx, done) = mpsc::channel();
+    let own = thread::spawn(move || {
+        for i in 0..EACH {
+            writer.send(Message::text(format!("own {i}"))).unwrap();
+        }
+        let _ = done_tx.send(());
+    });
+    for i in 0..EACH {
+        room.broadcast(&Message::Binary(vec![i as u8; 8 * 1024 + i as usize]), None);
+    }
+    let mut ws = WebSocket::from_stream(client, Role::Client, Config::default());
+    let (mut own_next, mut room_next) = (0, 0);
+    for _ in 0..2 * EACH {
+        match ws.read().unwrap() {
+            Message::Text(text) => {
+                assert_eq!(text, format!("own {own_next}"));
+                own_next += 1;
+            }
+            Message::Binary(data) => {
+                assert_eq!(data.len(), 8 * 1024 + room_next as usize);
+                assert!(data.iter().all(|&b| b == room_next as u8));
+                room_next += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((own_next, room_next), (EACH, EACH));
+    done.recv_timeout(DEADLINE).unwrap();
+    own.join().unwrap();
+}
+
+/// A member whose own thread is blocked writing a large message to a peer that stopped reading
+/// (it owns the write half until its write timeout) delays no broadcast: the room queues for
+/// it, and the healthy member gets everything.
+#[test]
+fn a_member_blocked_in_its_own_send_delays_no_broadcast() {
+    const MESSAGES: u32 = 200;
+    let epoch = Instant::now();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let room = Room::new();
+    let (stalled_client, stalled_writer) = member(&listener, &room, true);
+    let (client, _) = member(&listener, &room, false);
+    let reader = thread::spawn(move || read_all(client, MESSAGES, epoch));
+    let (started_tx, started) = mpsc::channel();
+    let own_send = thread::spawn(move || {
+        let _ = started_tx.send(());
+        // 8 MiB to a peer that reads nothing: blocks until the write timeout (10 s) fails it.
+        stalled_writer.send(Message::Binary(vec![0; 8 << 20]))
+    });
+    started.recv_timeout(DEADLINE).unwrap();
+    let mut slowest = Duration::ZERO;
+    let mut next = Instant::now();
+    for seq in 0..MESSAGES {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        next += Duration::from_millis(5);
+        let started = Instant::now();
+        room.broadcast(&stamped(seq, epoch, 256), None);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a broadcast took {slowest:?}"
+    );
+    assert_eq!(reader.join().unwrap().len(), MESSAGES as usize);
+    // The blocked send ends with the connection: cut it rather than wait for its timeout.
+    drop(stalled_client);
+    let sent = own_send.join().unwrap();
+    assert!(sent.is_err(), "8 MiB went to a peer that read nothing");
+}
