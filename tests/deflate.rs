@@ -325,7 +325,10 @@ fn rsv1_where_it_does_not_belong_is_1002() {
             result = server.next_event();
         }
         assert!(
-            matches!(result, Err(Error::Protocol(ProtocolError::ReservedBits))),
+            matches!(
+                result,
+                Err(syncws::proto::Error::Protocol(ProtocolError::ReservedBits))
+            ),
             "{result:?}"
         );
     }
@@ -337,7 +340,7 @@ fn rsv1_where_it_does_not_belong_is_1002() {
     ));
     assert!(matches!(
         plain.next_event(),
-        Err(Error::Protocol(ProtocolError::ReservedBits))
+        Err(syncws::proto::Error::Protocol(ProtocolError::ReservedBits))
     ));
 }
 
@@ -348,7 +351,9 @@ fn corrupt_compressed_data_is_1007() {
     server.receive_data(&client_frame(0xc1, &[0xff; 16]));
     assert!(matches!(
         server.next_event(),
-        Err(Error::Protocol(ProtocolError::InvalidCompressedData))
+        Err(syncws::proto::Error::Protocol(
+            ProtocolError::InvalidCompressedData
+        ))
     ));
     assert_eq!(&server.data_to_send()[..4], [0x88, 0x02, 0x03, 0xef]);
 }
@@ -524,7 +529,7 @@ fn garbage_behind_rsv1_never_panics() {
         // Inflates to something, or fails as a peer's violation: never a panic.
         match server.next_event() {
             Ok(_) => {}
-            Err(Error::Protocol(
+            Err(syncws::proto::Error::Protocol(
                 ProtocolError::InvalidCompressedData | ProtocolError::MessageTooLarge,
             )) => {}
             Err(other) => panic!("unexpected {other:?}"),

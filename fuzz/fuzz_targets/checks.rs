@@ -9,7 +9,7 @@ use syncws::proto::handshake::{
     parse_request, parse_response,
 };
 use syncws::proto::{Connection, Role};
-use syncws::{Config, Error, Event, Message, WsUrl};
+use syncws::{Config, Event, Message, WsUrl};
 
 const LIMITS: HeadLimits = HeadLimits {
     max_size: 8192,
@@ -213,7 +213,7 @@ fn connection(role: Role, data: &[u8]) {
                     assert!(message.len() <= 125);
                 }
                 Ok(None) => break,
-                Err(Error::Protocol(violation)) => {
+                Err(syncws::proto::Error::Protocol(violation)) => {
                     // A violation queues exactly one close frame with its code.
                     let out = conn.data_to_send();
                     assert!(out.len() >= 2);

@@ -1,6 +1,6 @@
 //! Close codes (RFC 6455 §7.4) and the close frame's payload (§5.5.1).
 
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 use std::fmt;
 
 /// A status code from a close frame (RFC 6455 §7.4, IANA "WebSocket Close Code Number Registry").

@@ -1,7 +1,7 @@
 //! Connection settings with safe defaults.
 
-use crate::error::Error;
 use crate::proto::Limits;
+use crate::proto::error::ConfigError;
 use crate::proto::handshake::HeadLimits;
 use std::time::Duration;
 
@@ -81,34 +81,34 @@ impl Config {
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
     /// Checks that the values make sense together.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_frame_size == 0 || self.max_message_size == 0 {
-            return Err(Error::InvalidConfig("size limits must be positive"));
+            return Err(ConfigError::new("size limits must be positive"));
         }
         if self.read_buffer_size < 64 {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "read_buffer_size must be at least 64 bytes",
             ));
         }
         if self.write_fragment_size == 0 {
-            return Err(Error::InvalidConfig("write_fragment_size must be positive"));
+            return Err(ConfigError::new("write_fragment_size must be positive"));
         }
         if self
             .handshake_timeout
             .is_some_and(|t| t > Config::MAX_TIMEOUT)
         {
             // A deadline is "now + timeout": one too far for the clock would panic.
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "handshake_timeout over a year; use None for no limit",
             ));
         }
         if self.max_control_frames_per_second == Some(0) {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "max_control_frames_per_second must be positive (None: no limit)",
             ));
         }
         if self.max_handshake_size < 256 || self.max_headers == 0 {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "handshake limits too small for any request",
             ));
         }
@@ -200,9 +200,9 @@ impl Default for DeflateConfig {
 
 impl DeflateConfig {
     /// Checks the values; see [`Config::validate`].
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.enabled && !cfg!(feature = "deflate") {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "deflate.enabled needs the `deflate` feature",
             ));
         }
@@ -210,10 +210,10 @@ impl DeflateConfig {
         if !bits.contains(&self.server_max_window_bits)
             || !bits.contains(&self.client_max_window_bits)
         {
-            return Err(Error::InvalidConfig("deflate window bits must be 9 to 15"));
+            return Err(ConfigError::new("deflate window bits must be 9 to 15"));
         }
         if self.level > 9 {
-            return Err(Error::InvalidConfig("deflate level must be 0 to 9"));
+            return Err(ConfigError::new("deflate level must be 0 to 9"));
         }
         Ok(())
     }
@@ -229,7 +229,7 @@ mod tests {
             handshake_timeout: Some(Duration::MAX),
             ..Config::default()
         };
-        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+        assert!(config.validate().is_err());
         config.handshake_timeout = Some(Config::MAX_TIMEOUT);
         assert!(config.validate().is_ok());
         config.handshake_timeout = None;

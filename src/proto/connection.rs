@@ -18,8 +18,8 @@ use super::message::{Event, Message};
 use super::observer::FrameObserver;
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
-use crate::error::Error;
 use crate::proto::config::{Config, DeflateConfig};
+use crate::proto::error::Error;
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
 #[derive(Debug)]
@@ -137,8 +137,8 @@ mod tests {
     //! The protocol driven with byte literals, grouped by RFC 6455 section; each test runs in
     //! both roles where the rule applies to both.
     use super::*;
-    use crate::error::ProtocolError;
     use crate::proto::close::{CloseCode, CloseFrame};
+    use crate::proto::error::ProtocolError;
     use crate::proto::frame::{Decoded, Frame, FrameHeader, OpCode, encode_frame};
     use crate::proto::message::{Chunk, DataKind};
 

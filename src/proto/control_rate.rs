@@ -115,8 +115,8 @@ mod tests {
     /// The bound as a connection applies it: a flood fails with 1008, a quiet peer never does.
     mod in_a_connection {
         use super::*;
-        use crate::error::{Error, ProtocolError};
         use crate::proto::config::Config;
+        use crate::proto::error::{Error, ProtocolError};
         use crate::proto::frame::{Decoded, Frame, OpCode};
         use crate::proto::{Connection, Role, State};
 

@@ -16,7 +16,7 @@
 //! ```
 
 use super::mask::{apply_mask, extend_masked};
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 
 /// The longest header: 2 bytes, 8 of extended length, 4 of masking key.
 pub const MAX_HEADER_LEN: usize = 14;

@@ -2,7 +2,7 @@
 //! its `101 Switching Protocols` response, without I/O.
 
 use super::frame::Decoded;
-use crate::error::HandshakeError;
+use crate::proto::error::HandshakeError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};

@@ -14,6 +14,7 @@ pub mod connection;
 pub(crate) mod control_rate;
 pub mod deflate;
 pub mod dissect;
+pub mod error;
 pub(crate) mod extension;
 pub mod frame;
 pub mod handshake;
@@ -27,6 +28,7 @@ pub mod sender;
 pub mod utf8;
 
 pub use connection::Connection;
+pub use error::Error;
 pub use observer::{Direction, FrameObserver};
 pub use receiver::{Limits, Receiver};
 pub use sender::{Sender, State};

@@ -14,7 +14,7 @@ use super::message::{Chunk, DataKind, Event, Message};
 use super::observer::{Direction, FrameObserver, Tap};
 use super::read_buffer::ReadBuffer;
 use super::utf8::Utf8Validator;
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 use std::time::Instant;
 
 /// Size limits the receiver enforces before allocating (RFC 6455 §10.4).

@@ -27,7 +27,7 @@
 use super::frame::{Decoded, FrameHeader, MAX_HEADER_LEN};
 use super::mask::apply_mask;
 use super::observer::{Direction, FrameObserver, OBSERVED_PAYLOAD_MAX, Tap};
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 
 /// Finds frame boundaries in a byte stream and reports each frame to a hook.
 #[derive(Debug)]

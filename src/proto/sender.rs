@@ -12,7 +12,7 @@ use super::extension::Deflater;
 use super::frame::{Decoded, FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
 use super::observer::{Direction, FrameObserver, Tap};
-use crate::error::{Error, ProtocolError};
+use crate::proto::error::{Error, ProtocolError};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where a connection is in its life (RFC 6455 §4–§7).
@@ -368,9 +368,7 @@ impl Sender {
         }
         self.state = State::Closed;
         self.streaming = None;
-        Error::Io(std::io::Error::other(
-            "permessage-deflate compression failed; the connection was failed with 1011",
-        ))
+        Error::CompressionFailed
     }
 
     /// Ends the connection without a close frame (the transport died).

@@ -560,7 +560,15 @@ impl Writer {
 
     /// Sends a frame encoded once for many connections (see [`Room`](crate::Room)).
     pub(crate) fn send_encoded(&self, frame: &[u8]) -> Result<(), Error> {
-        self.write_owned(|sender, _| sender.send_encoded(frame).map(|()| false), &[])
+        self.write_owned(
+            |sender, _| {
+                sender
+                    .send_encoded(frame)
+                    .map(|()| false)
+                    .map_err(Error::from)
+            },
+            &[],
+        )
     }
 
     /// Becomes the write owner, queues with `queue` (whose `true` says `payload` follows the
@@ -615,7 +623,15 @@ impl Writer {
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame::new(code, reason);
         let local = EndCause::LocalClosed(Some(frame.clone()));
-        let result = self.write_owned(|sender, _| sender.close(Some(frame)).map(|()| false), &[]);
+        let result = self.write_owned(
+            |sender, _| {
+                sender
+                    .close(Some(frame))
+                    .map(|()| false)
+                    .map_err(Error::from)
+            },
+            &[],
+        );
         if result.is_ok() {
             self.shared.record(local);
         }

@@ -9,8 +9,8 @@
 //! message, §6), but send every message uncompressed. Inflating with a larger window than the
 //! peer's is always correct, so our decompressor never uses less than 9 bits.
 
-use crate::error::HandshakeError;
 use crate::proto::config::DeflateConfig;
+use crate::proto::error::HandshakeError;
 
 /// The extension's token (RFC 7692 §7).
 pub const EXTENSION_NAME: &str = "permessage-deflate";

@@ -18,7 +18,7 @@
 use super::codec::{self, CompressError};
 use super::negotiation::MIN_COMPRESS_WINDOW_BITS;
 use super::pool::{self, DeflaterKind, InflaterKind};
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 use std::time::{Duration, Instant};
 
 /// Messages closer together than this keep the zlib state from one to the next (priming a state
