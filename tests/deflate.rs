@@ -487,9 +487,7 @@ fn random_messages_parameters_and_fragmentation_round_trip() {
                 while !rest.is_empty() {
                     let n = 1 + rng.below(rest.len());
                     let (piece, tail) = rest.split_at(n);
-                    from.sender()
-                        .send_fragment(kind, piece, tail.is_empty())
-                        .unwrap();
+                    from.send_fragment(kind, piece, tail.is_empty()).unwrap();
                     rest = tail;
                 }
             } else if text {

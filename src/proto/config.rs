@@ -21,32 +21,19 @@ pub struct Config {
     /// The largest single frame accepted, in bytes; a larger one fails the connection with 1009.
     /// Checked on the header, before anything is allocated. Defaults to 16 MiB.
     pub max_frame_size: usize,
-    /// The input buffer's size, in bytes, and so the memory an idle connection holds for input.
-    /// It grows to take the rest of a larger frame in one read (up to 64 KiB) and shrinks back
-    /// when a smaller frame comes or the connection is idle; uncompressed payloads from 16 KiB on
-    /// are read straight into the message instead. After such a message, a [`WebSocket`] expects
-    /// the next to be like it and holds room for its payload while it waits (up to 64 KiB, or the
-    /// buffer of a message it just sent, up to 1 MiB), so header and payload come in one read;
-    /// otherwise it keeps the buffer of a message it just sent, up to 16 KiB, to receive the next
-    /// one into. A [`Server`]'s connections (and split [`Reader`]s) do the same while messages
-    /// keep coming, but hold more than the input buffer and one message buffer of its size only
-    /// for 100 ms of quiet: then they give the rest back. Defaults to 2 KiB.
-    ///
-    /// [`Server`]: crate::Server
-    /// [`Reader`]: crate::Reader
-    ///
-    /// [`WebSocket`]: crate::WebSocket
+    /// The input buffer's initial size, in bytes: what an idle connection holds for input. It
+    /// grows for large frames and shrinks back when the connection goes quiet. Defaults to 2 KiB.
     pub read_buffer_size: usize,
-    /// The fragment size used when a message is streamed with
-    /// [`WebSocket::send_stream`](crate::WebSocket::send_stream). Defaults to 64 KiB.
+    /// The fragment size used when a message is streamed (the blocking layer's
+    /// `WebSocket::send_stream`). Defaults to 64 KiB.
     pub write_fragment_size: usize,
     /// The largest opening handshake head (request or response), in bytes; a larger request
     /// gets 431. Defaults to 8 KiB.
     pub max_handshake_size: usize,
     /// The most header fields in a handshake head; more get 431. Defaults to 64.
     pub max_headers: usize,
-    /// How long the opening handshake may take, where the stream supports deadlines
-    /// ([`connect`](crate::connect) and the server). Defaults to 10 s; at most
+    /// How long the opening handshake may take, where the stream supports deadlines (the
+    /// blocking layer's `connect` and server). Defaults to 10 s; at most
     /// [`MAX_TIMEOUT`](Config::MAX_TIMEOUT) (use `None` for no limit).
     pub handshake_timeout: Option<Duration>,
     /// permessage-deflate (RFC 7692) settings. Enabled by default when the crate is built with the
@@ -116,7 +103,7 @@ impl Config {
     }
 
     /// The receiver's limits.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_frame_size: self.max_frame_size.min(self.max_message_size),
             max_message_size: self.max_message_size,

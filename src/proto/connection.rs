@@ -1,4 +1,5 @@
-//! A whole connection without I/O: a [`Receiver`] and a [`Sender`] working together.
+//! A whole connection without I/O: the inbound half (decoding, validation) and the outbound half
+//! (encoding, the connection's state) working together.
 //!
 //! ```
 //! use syncws::proto::{Connection, Role};
@@ -14,12 +15,12 @@
 
 use super::Role;
 use super::deflate::DeflateParams;
-use super::message::{Event, Message};
+use super::error::Error;
+use super::message::{DataKind, Event, Message};
 use super::observer::FrameObserver;
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
 use crate::proto::config::{Config, DeflateConfig};
-use crate::proto::error::Error;
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
 #[derive(Debug)]
@@ -54,18 +55,18 @@ impl Connection {
         super::deflate::install(&mut self.receiver, &mut self.sender, params, config);
     }
 
-    /// Splits into the inbound and outbound halves.
-    pub fn into_parts(self) -> (Receiver, Sender) {
+    /// Splits into the inbound and outbound halves (a split connection's reader and writer).
+    pub(crate) fn into_parts(self) -> (Receiver, Sender) {
         (self.receiver, self.sender)
     }
 
     /// The inbound half.
-    pub fn receiver(&mut self) -> &mut Receiver {
+    pub(crate) fn receiver(&mut self) -> &mut Receiver {
         &mut self.receiver
     }
 
     /// The outbound half.
-    pub fn sender(&mut self) -> &mut Sender {
+    pub(crate) fn sender(&mut self) -> &mut Sender {
         &mut self.sender
     }
 
@@ -79,6 +80,51 @@ impl Connection {
         self.receiver.receive_data(data);
     }
 
+    /// Where to read the peer's next bytes into, instead of copying them in with
+    /// [`receive_data`](Self::receive_data); follow with [`commit`](Self::commit). A large
+    /// payload is read straight into its message this way.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        self.receiver.read_buf()
+    }
+
+    /// The fuzz targets (built by cargo-fuzz, which sets `--cfg fuzzing`) explore the blocking
+    /// layer's vectored, predicted reads too; not part of the API.
+    #[cfg(fuzzing)]
+    #[doc(hidden)]
+    pub fn fuzzing_read_bufs(&mut self) -> (&mut [u8], &mut [u8]) {
+        self.receiver.read_bufs()
+    }
+
+    /// The fuzz targets explore buffer reuse too (see `fuzzing_read_bufs`); not part of the API.
+    #[cfg(fuzzing)]
+    #[doc(hidden)]
+    pub fn fuzzing_recycle(&mut self, buffer: Vec<u8>) {
+        self.receiver.recycle(buffer);
+    }
+
+    /// Marks the first `n` bytes of the last [`read_buf`](Self::read_buf) as received.
+    pub fn commit(&mut self, n: usize) {
+        self.receiver.commit(n);
+    }
+
+    /// Tells the time of the read that brought the bytes decoded next (the core has no clock).
+    /// From the first call on, pings and pongs beyond [`Config::max_control_frames_per_second`]
+    /// fail the connection with [`ProtocolError::ControlFrameFlood`](super::error::ProtocolError).
+    pub fn note_time(&mut self, now: std::time::Instant) {
+        self.receiver.note_time(now);
+    }
+
+    /// In streaming mode data arrives as [`Event::Chunk`]s as soon as it is read, instead of as
+    /// whole messages. Switch only while [`is_mid_stream`](Self::is_mid_stream) is `false`.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.receiver.set_streaming(streaming);
+    }
+
+    /// Whether part of a message went out as chunks and the rest has not arrived yet.
+    pub fn is_mid_stream(&self) -> bool {
+        self.receiver.is_mid_stream()
+    }
+
     /// The next event, after applying the protocol's reactions (pong, close echo, failing close).
     ///
     /// `Ok(None)`: more bytes are needed, or the peer's close has arrived and nothing more will
@@ -88,12 +134,22 @@ impl Connection {
         next_event(&mut self.receiver, &mut self.sender)
     }
 
-    /// Queues a message; see [`Sender::send`].
+    /// Queues a message (or control frame, or close frame) for sending.
+    ///
+    /// Errors: [`Error::AlreadyClosed`] once a close frame was sent; [`Error::InvalidInput`] for a
+    /// control payload over 125 bytes (RFC 6455 §5.5), a close code that may not be sent, a
+    /// reason over 123 bytes, or a data message while a streamed one is unfinished.
     pub fn send(&mut self, message: &Message) -> Result<(), Error> {
         self.sender.send(message)
     }
 
-    /// Whether bytes wait to be written; see [`Sender::has_data_to_send`].
+    /// Queues one fragment of a message sent piece by piece (RFC 6455 §5.4): the first call
+    /// starts a message of `kind`, `fin` ends it. Errors as for [`send`](Self::send).
+    pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.sender.send_fragment(kind, data, fin)
+    }
+
+    /// Whether bytes wait to be written.
     pub fn has_data_to_send(&self) -> bool {
         self.sender.has_data_to_send()
     }

@@ -491,7 +491,7 @@ pub struct ClientRequest<'a> {
 
 impl ClientRequest<'_> {
     /// Checks everything that goes on the wire: the target an origin-form request target of
-    /// RFC 3986 characters (see [`WsUrl`](crate::WsUrl), which builds one), the host a value,
+    /// RFC 3986 characters (the blocking layer's `WsUrl` builds one), the host a value,
     /// the subprotocols tokens, the headers RFC 9110 fields. [`to_bytes`](Self::to_bytes) of a
     /// request that fails this would not be the request asked for.
     ///

@@ -22,16 +22,17 @@ pub mod mask;
 pub mod message;
 pub mod observer;
 mod read_buffer;
-pub mod receiver;
+pub(crate) mod receiver;
 pub mod scanner;
-pub mod sender;
+pub(crate) mod sender;
 pub mod utf8;
 
 pub use connection::Connection;
 pub use error::Error;
 pub use observer::{Direction, FrameObserver};
-pub use receiver::{Limits, Receiver};
-pub use sender::{Sender, State};
+pub(crate) use receiver::{Limits, Receiver};
+pub(crate) use sender::Sender;
+pub use sender::State;
 
 /// Which end of the connection this is. The roles differ in masking (RFC 6455 §5.1) and in who
 /// closes the TCP connection first (§7.1.1: the server).

@@ -17,13 +17,14 @@ use super::utf8::Utf8Validator;
 use crate::proto::error::ProtocolError;
 use std::time::Instant;
 
-/// Size limits the receiver enforces before allocating (RFC 6455 §10.4).
+/// Size limits the receiver enforces before allocating (RFC 6455 §10.4); from
+/// [`Config`](super::Config)'s fields of the same names.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The largest frame payload accepted.
-    pub max_frame_size: usize,
+    pub(crate) max_frame_size: usize,
     /// The largest message accepted (after decompression).
-    pub max_message_size: usize,
+    pub(crate) max_message_size: usize,
 }
 
 /// A message being received.
@@ -193,12 +194,8 @@ impl Receiver {
         self.tap.set_observer(observer);
     }
 
-    /// The frame hook, if one is set.
-    pub fn frame_observer(&self) -> Option<&FrameObserver> {
-        self.tap.observer()
-    }
-
     /// Which end this receiver belongs to.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub fn role(&self) -> Role {
         self.role
     }
