@@ -11,10 +11,7 @@ use syncws::proto::handshake::{
 use syncws::proto::{Connection, Role};
 use syncws::{Config, Event, Message, WsUrl};
 
-const LIMITS: HeadLimits = HeadLimits {
-    max_size: 8192,
-    max_headers: 64,
-};
+const LIMITS: HeadLimits = HeadLimits::new(8192, 64);
 
 /// The frame header and whole-frame decoders: never panic; what decodes re-encodes to the same
 /// bytes when it used the shortest length form.
@@ -220,6 +217,7 @@ fn connection(role: Role, data: &[u8]) {
                     // Control frames never exceed 125 bytes (RFC 6455 §5.5).
                     assert!(message.len() <= 125);
                 }
+                Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(syncws::proto::Error::Protocol(violation)) => {
                     // A violation queues exactly one close frame with its code.

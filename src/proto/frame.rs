@@ -88,6 +88,7 @@ impl OpCode {
 
 /// Everything in a frame before its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FrameHeader {
     /// FIN: this is the last frame of its message.
     pub fin: bool,
@@ -271,6 +272,7 @@ pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
 
 /// A whole frame held in memory, for tools and tests; the connection itself never holds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Frame {
     /// The header as it was on the wire.
     pub header: FrameHeader,

@@ -171,6 +171,7 @@ pub fn check_subprotocols<'a>(
 
 /// A client's opening handshake request, as the server sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Request {
     /// The method; a WebSocket upgrade is a GET.
     pub method: String,
@@ -238,6 +239,7 @@ impl Request {
 
 /// A server's answer to the opening handshake, as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The status code: 101 on success.
     pub status: u16,
@@ -263,11 +265,22 @@ impl Response {
 
 /// Limits on an HTTP head, applied while parsing.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct HeadLimits {
     /// The largest head, request line to blank line.
     pub max_size: usize,
     /// The most header fields.
     pub max_headers: usize,
+}
+
+impl HeadLimits {
+    /// At most `max_size` bytes, request or status line to blank line, and `max_headers` fields.
+    pub const fn new(max_size: usize, max_headers: usize) -> HeadLimits {
+        HeadLimits {
+            max_size,
+            max_headers,
+        }
+    }
 }
 
 fn map_httparse(e: httparse::Error) -> HandshakeError {
@@ -474,6 +487,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// What a client puts in its upgrade request.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientRequest<'a> {
     /// The `Host` header value (host, and port when not the default).
     pub host: &'a str,

@@ -20,6 +20,7 @@ pub const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
 
 /// Parameters both sides agreed on, in the RFC's terms (RFC 7692 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateParams {
     /// The server resets its compression context after each message (§7.1.1.1).
     pub server_no_context_takeover: bool,
@@ -93,6 +94,7 @@ impl DeflateParams {
 
 /// One element of an extension list: a name and its parameters, values unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Extension {
     /// The extension token, as sent.
     pub name: String,
