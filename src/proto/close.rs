@@ -74,7 +74,7 @@ impl CloseCode {
     /// revisions; 3000–3999 are for libraries and frameworks (IANA-registered); 4000–4999 are private.
     ///
     /// ```
-    /// use syncws::CloseCode;
+    /// use syncws::proto::close::CloseCode;
     /// assert!(CloseCode::from(1000).is_sendable());
     /// assert!(!CloseCode::from(1005).is_sendable());
     /// assert!(CloseCode::from(4321).is_sendable());

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Limits, buffer sizes and timeouts for one connection. Every field documents its default.
 ///
 /// ```
-/// let mut config = syncws::Config::default();
+/// let mut config = syncws::proto::config::Config::default();
 /// config.max_message_size = 1 << 20;
 /// assert!(config.validate().is_ok());
 /// ```
@@ -123,13 +123,13 @@ impl Config {
 ///
 /// Names follow the RFC in both roles: `server_*` is about what the server sends, `client_*` about
 /// what the client sends. A client offers these; a server uses them to choose among the client's
-/// offers. Each compressing direction costs memory per connection (see the README's
-/// "Compression" section): smaller windows, no context takeover and [`receive_only`] reduce it.
+/// offers. Each compressing direction costs memory per connection (docs/compression.md):
+/// smaller windows, no context takeover and [`receive_only`] reduce it.
 ///
 /// [`receive_only`]: DeflateConfig::receive_only
 ///
 /// ```
-/// let mut config = syncws::Config::default();
+/// let mut config = syncws::proto::config::Config::default();
 /// config.deflate.enabled = cfg!(feature = "deflate");
 /// config.deflate.server_max_window_bits = 10; // 1 KiB window for server-to-client data
 /// config.deflate.threshold = 256;
@@ -152,16 +152,15 @@ pub struct DeflateConfig {
     /// The largest window the server compresses with, 2^bits bytes, 9–15 (8 is accepted from a
     /// peer, but then that side sends uncompressed: zlib cannot compress with 8). A client
     /// requests it, a server caps itself, and never above 12 (4 KiB: a quiet connection keeps a
-    /// window of history, see docs/compression.md). Defaults to 15.
+    /// window of history). Defaults to 15.
     pub server_max_window_bits: u8,
     /// The largest window the client compresses with, 9–15. A client caps itself; a server asks
     /// for it (declining offers that do not allow it when below 15), and asks for at most 12
     /// when the client lets it choose, as browsers do. Defaults to 15.
     pub client_max_window_bits: u8,
-    /// zlib compression level, 0 (store) to 9 (best). Defaults to 1: on JSON-like text it is
-    /// several times faster than 6 for a few percent larger output (see the README). A message
-    /// that wakes a quiet connection's compressor, which must be primed anew anyway, is
-    /// compressed at level 6 at least (unless 0).
+    /// zlib compression level, 0 (store) to 9 (best). Defaults to 1, the fastest that still
+    /// compresses (docs/compression.md). A message that wakes a quiet connection's compressor,
+    /// which must be primed anew anyway, is compressed at level 6 at least (unless 0).
     pub level: u32,
     /// Messages shorter than this many bytes are sent uncompressed. Defaults to 128.
     pub threshold: usize,

@@ -3,14 +3,15 @@
 //!
 //! ```
 //! use syncws::proto::{Connection, Role};
-//! use syncws::{Config, Event, Message};
+//! use syncws::proto::config::Config;
+//! use syncws::proto::message::{Event, Message};
 //! let mut server = Connection::new(Role::Server, &Config::default());
 //! // RFC 6455 §5.7: a masked "Hello" from a client.
 //! server.receive_data(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 //! assert_eq!(server.next_event()?, Some(Event::Message(Message::text("Hello"))));
 //! server.send(&Message::text("Hello"))?;
 //! assert_eq!(server.data_to_send(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-//! # Ok::<(), syncws::Error>(())
+//! # Ok::<(), syncws::proto::Error>(())
 //! ```
 
 use super::Role;

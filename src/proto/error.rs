@@ -54,8 +54,8 @@ impl From<ProtocolError> for Error {
     }
 }
 
-/// A [`Config`](super::Config) value out of range, found by
-/// [`Config::validate`](super::Config::validate).
+/// A [`Config`](super::config::Config) value out of range, found by
+/// [`Config::validate`](super::config::Config::validate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigError {

@@ -3,7 +3,8 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use syncws::proto::{Connection, Direction, FrameObserver, Role};
-//! use syncws::{Config, Message};
+//! use syncws::proto::config::Config;
+//! use syncws::proto::message::Message;
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let log = Arc::clone(&seen);
@@ -19,7 +20,7 @@
 //!     "Received Ping [72, 101, 108, 108, 111]",
 //!     "Sent Pong [72, 101, 108, 108, 111]",
 //! ]);
-//! # Ok::<(), syncws::Error>(())
+//! # Ok::<(), syncws::proto::Error>(())
 //! ```
 //!
 //! # What the hook sees

@@ -16,7 +16,8 @@ use crate::proto::error::HandshakeError;
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
 /// The smallest window zlib compresses with; a smaller agreed window means "send uncompressed".
-pub const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
+#[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+pub(crate) const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
 
 /// Parameters both sides agreed on, in the RFC's terms (RFC 7692 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,8 @@ impl DeflateParams {
     }
 
     /// What the endpoint in `role` sends with: (no context takeover, window bits).
-    pub fn outgoing(&self, role: super::super::Role) -> (bool, u8) {
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn outgoing(&self, role: super::super::Role) -> (bool, u8) {
         match role {
             super::super::Role::Server => {
                 (self.server_no_context_takeover, self.server_max_window_bits)
@@ -84,7 +86,8 @@ impl DeflateParams {
     }
 
     /// What the endpoint in `role` receives with: (peer resets its context, peer's window bits).
-    pub fn incoming(&self, role: super::super::Role) -> (bool, u8) {
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn incoming(&self, role: super::super::Role) -> (bool, u8) {
         match role {
             super::super::Role::Server => self.outgoing(super::super::Role::Client),
             super::super::Role::Client => self.outgoing(super::super::Role::Server),
@@ -335,10 +338,9 @@ pub fn select_offer<'a>(
 }
 
 /// The largest window a server compresses with, and asks a client for when the client lets it
-/// choose (`client_max_window_bits` in the offer, as browsers send). A quiet connection keeps a
-/// window of history per direction (`codec` parks the zlib state), so 4 KiB here rather than 32:
-/// measured on chat-sized JSON, the larger window compresses no better (docs/compression.md).
-pub const SERVER_WINDOW_BITS: u8 = 12;
+/// choose (`client_max_window_bits` in the offer, as browsers send): a quiet connection keeps a
+/// window of history per direction, so 4 KiB rather than 32 (see docs/compression.md).
+pub(crate) const SERVER_WINDOW_BITS: u8 = 12;
 
 fn accept_offer(offer: RawParams, config: &DeflateConfig) -> Option<DeflateParams> {
     // Our window: what we want, no more than the client allows (§7.1.2.1). An 8 the client asks

@@ -25,6 +25,24 @@ pub struct ClientRequest<'a> {
     pub headers: &'a Headers,
 }
 
+/// No further header fields: what [`ClientRequest::new`] starts with.
+static NO_HEADERS: Headers = Headers::EMPTY;
+
+impl<'a> ClientRequest<'a> {
+    /// A request for `target` (path and query) on `host` with the `Sec-WebSocket-Key` `key`;
+    /// no subprotocols, extensions or further headers until those fields are set.
+    pub fn new(host: &'a str, target: &'a str, key: &'a str) -> ClientRequest<'a> {
+        ClientRequest {
+            host,
+            target,
+            key,
+            subprotocols: &[],
+            extensions: None,
+            headers: &NO_HEADERS,
+        }
+    }
+}
+
 impl ClientRequest<'_> {
     /// Checks everything that goes on the wire: the target an origin-form request target of
     /// RFC 3986 characters (the blocking layer's `WsUrl` builds one), the host a value,

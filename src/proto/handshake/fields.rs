@@ -9,6 +9,9 @@ use std::fmt::Write as _;
 pub struct Headers(Vec<(String, String)>);
 
 impl Headers {
+    /// No fields.
+    pub(crate) const EMPTY: Headers = Headers(Vec::new());
+
     /// No headers.
     pub fn new() -> Headers {
         Headers::default()

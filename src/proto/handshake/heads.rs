@@ -12,7 +12,7 @@ pub struct Request {
     /// The method; a WebSocket upgrade is a GET.
     pub method: String,
     /// The request target: path and query, e.g. `/chat?room=1`. An upgrade request always has
-    /// this origin form ([`check_request`] refuses others); a plain HTTP request may not.
+    /// this origin form ([`check_request`](super::check_request) refuses others); a plain HTTP request may not.
     pub target: String,
     /// The HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0 (plain HTTP only: an upgrade
     /// needs 1.1).
@@ -135,7 +135,7 @@ fn map_httparse(e: httparse::Error) -> HandshakeError {
 /// after it already belong to the WebSocket stream.
 ///
 /// A head that is still incomplete at `limits.max_size` bytes is `HeadTooLarge` (431).
-/// HTTP/1.0 parses (a plain page request may use it); [`check_request`] refuses it for an upgrade.
+/// HTTP/1.0 parses (a plain page request may use it); [`check_request`](super::check_request) refuses it for an upgrade.
 /// A second `Host` is an error for every request (RFC 9112 §3.2).
 pub fn parse_request(buf: &[u8], limits: HeadLimits) -> Result<Decoded<Request>, HandshakeError> {
     let mut fields = vec![httparse::EMPTY_HEADER; limits.max_headers];

@@ -21,7 +21,7 @@ use std::time::Instant;
 mod intake;
 
 /// Size limits the receiver enforces before allocating (RFC 6455 §10.4); from
-/// [`Config`](super::Config)'s fields of the same names.
+/// [`Config`](crate::proto::config::Config)'s fields of the same names.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     /// The largest frame payload accepted.
