@@ -382,7 +382,7 @@ mod tests {
         #[test]
         fn streaming_mode_hands_over_pieces() {
             let mut conn = Connection::new(Role::Client, &Config::default());
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             conn.receive_data(&frame(Role::Server, OpCode::Binary, false, b"ab"));
             conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
             let chunk = |data: &[u8], first, last| {
@@ -408,7 +408,7 @@ mod tests {
                 conn.next_event().unwrap(),
                 Some(Event::Message(Message::Ping(vec![])))
             );
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             let Some(Event::Chunk(chunk)) = conn.next_event().unwrap() else {
                 panic!()
             };
@@ -421,16 +421,16 @@ mod tests {
         #[test]
         fn mid_stream_is_reported() {
             let mut conn = Connection::new(Role::Client, &Config::default());
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             conn.receive_data(&frame(Role::Server, OpCode::Text, false, b"ab"));
             assert!(matches!(conn.next_event().unwrap(), Some(Event::Chunk(_))));
-            assert!(conn.receiver().is_mid_stream());
+            assert!(conn.is_mid_stream());
             conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
             assert!(matches!(
                 conn.next_event().unwrap(),
                 Some(Event::Chunk(Chunk { last: true, .. }))
             ));
-            assert!(!conn.receiver().is_mid_stream());
+            assert!(!conn.is_mid_stream());
         }
     }
 
@@ -620,11 +620,11 @@ mod tests {
             // Room follows what arrived, so the bytes go in as a socket would deliver them.
             let mut sent = 0;
             while sent < first.len() {
-                let buf = conn.receiver().read_buf();
+                let buf = conn.read_buf();
                 assert!(buf.len() >= 2048, "not a direct read: {}", buf.len());
                 let n = buf.len().min(first.len() - sent);
                 buf[..n].copy_from_slice(&first[sent..sent + n]);
-                conn.receiver().commit(n);
+                conn.commit(n);
                 sent += n;
                 if sent < first.len() {
                     assert_eq!(conn.next_event().unwrap(), None);
@@ -676,7 +676,7 @@ mod tests {
                     bytes = &bytes[take..];
                     n += take;
                 }
-                conn.receiver().commit(n);
+                conn.commit(n);
                 reads += 1;
                 while let Some(event) = conn.next_event().unwrap() {
                     on_event(event, std::mem::take(&mut reads));
@@ -727,7 +727,7 @@ mod tests {
             // Streaming mode hands payload out as it comes, so it cannot read straight into a
             // message; the buffer grows for the rest of the frame instead of taking 2 KiB a time.
             let mut conn = Connection::new(Role::Server, &Config::default());
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             let bytes = frame(Role::Client, OpCode::Binary, true, &[7; 40 << 10]);
             let (mut reads, mut received, mut last) = (0, 0, false);
             read_like_a_socket(&mut conn, &bytes, |event, reads_before| {
