@@ -111,10 +111,7 @@ fn handshake(c: &mut Criterion) {
         Accept-Language: en-US,en;q=0.9\r\n\
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
-    let limits = HeadLimits {
-        max_size: 8 << 10,
-        max_headers: 64,
-    };
+    let limits = HeadLimits::new(8 << 10, 64);
     let mut group = c.benchmark_group("handshake");
     group.throughput(Throughput::Bytes(request.len() as u64));
     group.bench_function("parse_request", |b| {

@@ -151,6 +151,7 @@ fn kind_name(message: &Message) -> &'static str {
         Message::Ping(_) => "ping",
         Message::Pong(_) => "pong",
         Message::Close(_) => "close",
+        _ => "other",
     }
 }
 

@@ -86,6 +86,7 @@ fn run() -> Result<(), Error> {
                 );
                 return Ok(());
             }
+            Ok(_) => {}
             Err(e) if e.is_timeout() => {}
             Err(Error::ConnectionClosed) => return Ok(()),
             Err(e) => return Err(e),

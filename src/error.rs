@@ -1,7 +1,9 @@
-//! One error type for the whole crate, with comparable sub-enums for protocol and handshake faults.
+//! The crate's error type. [`Error`] wraps the sans-I/O core's errors ([`ProtocolError`],
+//! [`HandshakeError`]) and adds what only the I/O layers can meet: URLs, TLS, proxies, the
+//! transport. Every wrapped error is reachable through [`std::error::Error::source`].
 
-use crate::proto::close::CloseCode;
-use crate::proto::handshake::Response;
+use crate::proto::error::{ConfigError, Error as CoreError};
+pub use crate::proto::error::{HandshakeError, ProtocolError};
 use std::{fmt, io};
 
 /// Everything that can go wrong in syncws.
@@ -31,9 +33,9 @@ pub enum Error {
     /// A configuration value is out of range.
     InvalidConfig(&'static str),
     /// TLS failed: setup, handshake, or certificate verification.
-    Tls(String),
+    Tls(TlsError),
     /// The HTTP proxy refused or failed to open a tunnel.
-    Proxy(String),
+    Proxy(ProxyError),
     /// A reconnecting client is between connections and cannot take the message (its outbox is
     /// full or disabled), or it gave up reconnecting.
     Disconnected,
@@ -59,8 +61,8 @@ impl fmt::Display for Error {
             Error::Url(e) => write!(f, "invalid WebSocket URL: {e}"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
-            Error::Tls(what) => write!(f, "TLS error: {what}"),
-            Error::Proxy(what) => write!(f, "proxy error: {what}"),
+            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Proxy(e) => write!(f, "proxy error: {e}"),
             Error::Disconnected => f.write_str("not connected (reconnecting, or gave up)"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
@@ -74,6 +76,8 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Url(e) => Some(e),
+            Error::Tls(e) => Some(e),
+            Error::Proxy(e) => Some(e),
             _ => None,
         }
     }
@@ -103,6 +107,37 @@ impl From<UrlError> for Error {
     }
 }
 
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Error {
+        Error::Tls(e)
+    }
+}
+
+impl From<ProxyError> for Error {
+    fn from(e: ProxyError) -> Error {
+        Error::Proxy(e)
+    }
+}
+
+/// The core's errors map one to one onto the crate's; a failed compressor, which the core
+/// reports on its own, surfaces as an I/O error (the connection is gone) that keeps it as source.
+impl From<CoreError> for Error {
+    fn from(e: CoreError) -> Error {
+        match e {
+            CoreError::Protocol(e) => Error::Protocol(e),
+            CoreError::AlreadyClosed => Error::AlreadyClosed,
+            CoreError::InvalidInput(what) => Error::InvalidInput(what),
+            other => Error::Io(io::Error::other(other)),
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::InvalidConfig(e.reason())
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         match e {
@@ -118,188 +153,107 @@ impl From<Error> for io::Error {
     }
 }
 
-/// A violation of RFC 6455 (or of a limit this endpoint sets) by the peer. Each maps to the close
-/// code sent when failing the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The error a TLS library reported, kept as [`source`](std::error::Error::source).
+type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// TLS failed: setup (certificates, keys), the handshake, or verification of the peer. Says
+/// which step failed; the TLS library's own error, when there is one, is the
+/// [`source`](std::error::Error::source).
+#[derive(Debug)]
 #[non_exhaustive]
-pub enum ProtocolError {
-    /// RSV1, RSV2 or RSV3 set without an extension that defines it (§5.2).
-    ReservedBits,
-    /// An opcode reserved for future use (§5.2).
-    ReservedOpcode(u8),
-    /// A 64-bit payload length with the most significant bit set (§5.2).
-    InvalidLength,
-    /// A client frame without a mask (§5.1).
-    UnmaskedFrame,
-    /// A server frame with a mask (§5.1).
-    MaskedFrame,
-    /// A control frame longer than 125 bytes (§5.5).
-    ControlFrameTooLong,
-    /// A control frame without FIN (§5.5).
-    FragmentedControlFrame,
-    /// A continuation frame with no message to continue (§5.4).
-    UnexpectedContinuation,
-    /// A new text or binary frame while a fragmented message was unfinished (§5.4).
-    ExpectedContinuation,
-    /// A close frame with a 1-byte payload (§5.5.1).
-    InvalidClosePayload,
-    /// A close code that may not be sent (§7.4): 1005, 1006, 1015, reserved or unassigned.
-    InvalidCloseCode(u16),
-    /// Text (or a close reason) that is not UTF-8 (§8.1).
-    InvalidUtf8,
-    /// A frame longer than the configured `max_frame_size` (§10.4).
-    FrameTooLarge,
-    /// A message longer than the configured `max_message_size` (§10.4).
-    MessageTooLarge,
-    /// Compressed data that does not inflate (RFC 7692 §6.2).
-    InvalidCompressedData,
-    /// Pings and pongs faster than the configured rate: not an RFC 6455 rule but this endpoint's
-    /// policy against floods (close code 1008, §7.4.1).
-    ControlFrameFlood,
+pub struct TlsError {
+    context: String,
+    source: Option<BoxedSource>,
 }
 
-impl ProtocolError {
-    /// The close code RFC 6455 §7.4.1 assigns to this violation.
-    pub fn close_code(self) -> CloseCode {
-        match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData => {
-                CloseCode::InvalidPayload
-            }
-            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::TooBig,
-            ProtocolError::ControlFrameFlood => CloseCode::Policy,
-            _ => CloseCode::Protocol,
+#[cfg_attr(not(feature = "native-tls"), allow(dead_code))]
+impl TlsError {
+    /// A failure of the step `context` names, caused by `source`.
+    pub(crate) fn new(context: impl Into<String>, source: impl Into<BoxedSource>) -> TlsError {
+        TlsError {
+            context: context.into(),
+            source: Some(source.into()),
         }
+    }
+
+    /// A failure with no underlying error (e.g. a timeout, or a PEM without a certificate).
+    pub(crate) fn message(context: impl Into<String>) -> TlsError {
+        TlsError {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Which step failed, e.g. "invalid root certificate" or "TLS handshake with example.com
+    /// failed".
+    pub fn context(&self) -> &str {
+        &self.context
     }
 }
 
-impl fmt::Display for ProtocolError {
+impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self {
-            ProtocolError::ReservedBits => "reserved bits set without a negotiated extension",
-            ProtocolError::ReservedOpcode(op) => return write!(f, "reserved opcode {op:#x}"),
-            ProtocolError::InvalidLength => "payload length with its most significant bit set",
-            ProtocolError::UnmaskedFrame => "unmasked frame from a client",
-            ProtocolError::MaskedFrame => "masked frame from a server",
-            ProtocolError::ControlFrameTooLong => "control frame longer than 125 bytes",
-            ProtocolError::FragmentedControlFrame => "fragmented control frame",
-            ProtocolError::UnexpectedContinuation => "continuation frame with nothing to continue",
-            ProtocolError::ExpectedContinuation => "new message inside a fragmented message",
-            ProtocolError::InvalidClosePayload => "close frame with a 1-byte payload",
-            ProtocolError::InvalidCloseCode(code) => {
-                return write!(f, "close code {code} may not be sent");
-            }
-            ProtocolError::InvalidUtf8 => "invalid UTF-8 in text",
-            ProtocolError::FrameTooLarge => "frame larger than max_frame_size",
-            ProtocolError::MessageTooLarge => "message larger than max_message_size",
-            ProtocolError::InvalidCompressedData => "compressed data that does not inflate",
-            ProtocolError::ControlFrameFlood => "pings and pongs faster than the allowed rate",
-        };
-        write!(f, "{what} (close code {})", self.close_code().as_u16())
-    }
-}
-
-impl std::error::Error for ProtocolError {}
-
-/// Why an opening handshake failed, on either side.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    /// The HTTP head is malformed.
-    Malformed(&'static str),
-    /// The head is larger than `max_handshake_size` (server answers 431).
-    HeadTooLarge,
-    /// More header lines than `max_headers` (server answers 431).
-    TooManyHeaders,
-    /// The request method is not GET (server answers 405).
-    MethodNotAllowed(String),
-    /// An upgrade request that is not HTTP/1.1 (server answers 505).
-    UnsupportedHttpVersion,
-    /// A required header is missing or has the wrong value (server answers 400).
-    BadHeader(&'static str),
-    /// `Sec-WebSocket-Version` is not 13 (server answers 426 with `Sec-WebSocket-Version: 13`).
-    UnsupportedVersion,
-    /// The request has no `Upgrade` header: plain HTTP (answered with 400).
-    NotUpgrade,
-    /// The server's accept hook rejected the request with this status.
-    Rejected(u16),
-    /// The server answered something other than 101; the whole response is here.
-    UnexpectedResponse(Box<Response>),
-    /// `Sec-WebSocket-Accept` does not match the key we sent.
-    InvalidAccept,
-    /// The server selected a subprotocol we did not offer, or none when it had to.
-    InvalidSubprotocol,
-    /// The server selected an extension we did not offer.
-    InvalidExtension(String),
-    /// More redirects than the client allows, a redirect without `Location`, or one from
-    /// `wss://` to `ws://` (never followed: it would drop encryption).
-    BadRedirect(String),
-    /// The peer closed the connection before the handshake finished.
-    ConnectionClosed,
-    /// The handshake did not finish within its deadline.
-    Timeout,
-    /// A header name, header value, subprotocol name or request target this side was asked to
-    /// send breaks RFC 9110's field grammar or RFC 3986 (e.g. a CR or LF that would add header
-    /// lines). Nothing was sent; a server answers 500 instead.
-    InvalidField(String),
-    /// A request carries this header (lower case) more than once where only one may be
-    /// (server answers 400).
-    DuplicateField(&'static str),
-}
-
-impl HandshakeError {
-    /// The HTTP status a server answers this error with.
-    pub fn status(&self) -> u16 {
-        match self {
-            HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
-            HandshakeError::MethodNotAllowed(_) => 405,
-            HandshakeError::UnsupportedHttpVersion => 505,
-            HandshakeError::UnsupportedVersion => 426,
-            HandshakeError::Rejected(status) => *status,
-            HandshakeError::Timeout => 408,
-            HandshakeError::InvalidField(_) => 500,
-            _ => 400,
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.context),
+            None => f.write_str(&self.context),
         }
     }
 }
 
-impl fmt::Display for HandshakeError {
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// An HTTP proxy did not open the tunnel (`CONNECT`, RFC 9110 §9.3.6).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The proxy closed the connection before answering; the source is the `UnexpectedEof`.
+    Closed(io::Error),
+    /// The proxy wants credentials, or refused the ones given (401 or 407).
+    Unauthorized(u16),
+    /// The proxy answered with this status and reason instead of 2xx.
+    Refused(u16, String),
+}
+
+impl ProxyError {
+    /// The HTTP status the proxy answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProxyError::Unauthorized(status) | ProxyError::Refused(status, _) => Some(*status),
+            ProxyError::Closed(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandshakeError::Malformed(what) => write!(f, "malformed HTTP head: {what}"),
-            HandshakeError::HeadTooLarge => f.write_str("HTTP head too large"),
-            HandshakeError::TooManyHeaders => f.write_str("too many header lines"),
-            HandshakeError::MethodNotAllowed(m) => write!(f, "method {m} is not GET"),
-            HandshakeError::UnsupportedHttpVersion => f.write_str("HTTP version is not 1.1"),
-            HandshakeError::BadHeader(what) => f.write_str(what),
-            HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version is not 13"),
-            HandshakeError::NotUpgrade => f.write_str("not a WebSocket upgrade request"),
-            HandshakeError::Rejected(status) => write!(f, "rejected with status {status}"),
-            HandshakeError::UnexpectedResponse(r) => {
-                write!(
-                    f,
-                    "server answered {} {} instead of 101",
-                    r.status, r.reason
-                )
+            ProxyError::Closed(_) => f.write_str("the proxy closed the connection"),
+            ProxyError::Unauthorized(status) => write!(
+                f,
+                "the proxy refused the credentials ({status}); give them as \
+                 http://user:password@host:port"
+            ),
+            ProxyError::Refused(status, reason) => {
+                write!(f, "the proxy refused the tunnel: {status} {reason}")
             }
-            HandshakeError::InvalidAccept => f.write_str("Sec-WebSocket-Accept does not match"),
-            HandshakeError::InvalidSubprotocol => {
-                f.write_str("server chose an unoffered subprotocol")
-            }
-            HandshakeError::InvalidExtension(e) => {
-                write!(f, "server chose an unoffered extension: {e}")
-            }
-            HandshakeError::BadRedirect(why) => write!(f, "redirect not followed: {why}"),
-            HandshakeError::ConnectionClosed => {
-                f.write_str("connection closed during the handshake")
-            }
-            HandshakeError::Timeout => f.write_str("handshake timed out"),
-            HandshakeError::InvalidField(what) => write!(f, "not sent: {what}"),
-            HandshakeError::DuplicateField(name) => write!(f, "more than one {name} header"),
         }
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProxyError::Closed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why a URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,3 +295,77 @@ impl fmt::Display for UrlError {
 }
 
 impl std::error::Error for UrlError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_tls_error_keeps_the_library_error_as_its_source() {
+        let cause = io::Error::new(io::ErrorKind::InvalidData, "bad certificate");
+        let error = Error::from(TlsError::new("invalid root certificate", cause));
+        assert_eq!(
+            error.to_string(),
+            "TLS error: invalid root certificate: bad certificate"
+        );
+        let tls = error.source().expect("the TlsError");
+        assert!(tls.is::<TlsError>());
+        let root = tls.source().expect("the library error");
+        assert_eq!(root.to_string(), "bad certificate");
+        assert!(root.is::<io::Error>());
+        assert!(
+            TlsError::message("TLS handshake timed out")
+                .source()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_proxy_error_names_the_status_and_keeps_the_io_error() {
+        let closed = ProxyError::Closed(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(closed.status(), None);
+        let error = Error::from(closed);
+        let source = error.source().and_then(|proxy| proxy.source());
+        let io = source.and_then(|e| e.downcast_ref::<io::Error>()).unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
+        let refused = ProxyError::Refused(403, "Forbidden".into());
+        assert_eq!(refused.status(), Some(403));
+        assert_eq!(
+            refused.to_string(),
+            "the proxy refused the tunnel: 403 Forbidden"
+        );
+        assert_eq!(ProxyError::Unauthorized(407).status(), Some(407));
+    }
+
+    #[test]
+    fn core_errors_map_onto_the_crate_error_and_keep_their_chain() {
+        let error = Error::from(CoreError::Protocol(ProtocolError::InvalidUtf8));
+        assert!(matches!(error, Error::Protocol(ProtocolError::InvalidUtf8)));
+        assert!(error.source().unwrap().is::<ProtocolError>());
+        assert!(matches!(
+            Error::from(CoreError::AlreadyClosed),
+            Error::AlreadyClosed
+        ));
+        let failed = Error::from(CoreError::CompressionFailed);
+        let io = failed
+            .source()
+            .and_then(|e| e.downcast_ref::<io::Error>())
+            .unwrap();
+        let core = io.get_ref().and_then(|e| e.downcast_ref::<CoreError>());
+        assert_eq!(core, Some(&CoreError::CompressionFailed));
+        let config = Error::from(ConfigError::new("write_fragment_size must be positive"));
+        assert!(matches!(
+            config,
+            Error::InvalidConfig("write_fragment_size must be positive")
+        ));
+    }
+
+    #[test]
+    fn handshake_and_url_errors_are_sources() {
+        let error = Error::from(HandshakeError::InvalidAccept);
+        assert!(error.source().unwrap().is::<HandshakeError>());
+        let error = Error::from(UrlError::MissingHost);
+        assert!(error.source().unwrap().is::<UrlError>());
+    }
+}

@@ -54,7 +54,7 @@ fn a_proxy_that_wants_credentials_is_a_clear_error() {
         .connect()
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Proxy(msg) if msg.contains("credentials (407)")),
+        matches!(&err, Error::Proxy(e) if e.status() == Some(407)),
         "{err}"
     );
     proxy.join().unwrap();

@@ -47,11 +47,9 @@ fn both_roles_agree_by_default_and_echo_every_shape() {
         response.header("sec-websocket-extensions"),
         Some("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
     );
-    let agreed = DeflateParams {
-        server_max_window_bits: 12,
-        client_max_window_bits: 12,
-        ..DeflateParams::default()
-    };
+    let mut agreed = DeflateParams::default();
+    agreed.server_max_window_bits = 12;
+    agreed.client_max_window_bits = 12;
     assert_eq!(ws.deflate(), Some(&agreed));
     for size in [0, 1, 127, 128, 4096, 1 << 20] {
         let text = json(size / 30 + 1);
@@ -93,12 +91,11 @@ fn parameters_from_each_side_take_effect() {
              server_max_window_bits=10; client_max_window_bits=11"
         )
     );
-    let want = DeflateParams {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        server_max_window_bits: 10,
-        client_max_window_bits: 11,
-    };
+    let mut want = DeflateParams::default();
+    want.server_no_context_takeover = true;
+    want.client_no_context_takeover = true;
+    want.server_max_window_bits = 10;
+    want.client_max_window_bits = 11;
     assert_eq!(ws.deflate(), Some(&want));
     for _ in 0..3 {
         let text = json(500);
@@ -276,10 +273,8 @@ fn receive_only_inflates_but_sends_plain() {
 
 #[test]
 fn an_agreed_8_bit_window_means_that_side_sends_plain() {
-    let params = DeflateParams {
-        server_max_window_bits: 8,
-        ..DeflateParams::default()
-    };
+    let mut params = DeflateParams::default();
+    params.server_max_window_bits = 8;
     let config = DeflateConfig::default();
     let (mut server, mut client) = pair(params, config.clone(), config);
     server.send(&Message::text(json(50))).unwrap();
@@ -325,7 +320,10 @@ fn rsv1_where_it_does_not_belong_is_1002() {
             result = server.next_event();
         }
         assert!(
-            matches!(result, Err(Error::Protocol(ProtocolError::ReservedBits))),
+            matches!(
+                result,
+                Err(syncws::proto::Error::Protocol(ProtocolError::ReservedBits))
+            ),
             "{result:?}"
         );
     }
@@ -337,7 +335,7 @@ fn rsv1_where_it_does_not_belong_is_1002() {
     ));
     assert!(matches!(
         plain.next_event(),
-        Err(Error::Protocol(ProtocolError::ReservedBits))
+        Err(syncws::proto::Error::Protocol(ProtocolError::ReservedBits))
     ));
 }
 
@@ -348,7 +346,9 @@ fn corrupt_compressed_data_is_1007() {
     server.receive_data(&client_frame(0xc1, &[0xff; 16]));
     assert!(matches!(
         server.next_event(),
-        Err(Error::Protocol(ProtocolError::InvalidCompressedData))
+        Err(syncws::proto::Error::Protocol(
+            ProtocolError::InvalidCompressedData
+        ))
     ));
     assert_eq!(&server.data_to_send()[..4], [0x88, 0x02, 0x03, 0xef]);
 }
@@ -443,12 +443,11 @@ fn random_messages_parameters_and_fragmentation_round_trip() {
     for seed in 1..=12u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let bits = |rng: &mut Rng| 8 + rng.below(8) as u8;
-        let params = DeflateParams {
-            server_no_context_takeover: rng.below(2) == 0,
-            client_no_context_takeover: rng.below(2) == 0,
-            server_max_window_bits: bits(&mut rng),
-            client_max_window_bits: bits(&mut rng),
-        };
+        let mut params = DeflateParams::default();
+        params.server_no_context_takeover = rng.below(2) == 0;
+        params.client_no_context_takeover = rng.below(2) == 0;
+        params.server_max_window_bits = bits(&mut rng);
+        params.client_max_window_bits = bits(&mut rng);
         let mut config = DeflateConfig::default();
         config.level = rng.below(10) as u32;
         config.threshold = rng.below(300);
@@ -482,9 +481,7 @@ fn random_messages_parameters_and_fragmentation_round_trip() {
                 while !rest.is_empty() {
                     let n = 1 + rng.below(rest.len());
                     let (piece, tail) = rest.split_at(n);
-                    from.sender()
-                        .send_fragment(kind, piece, tail.is_empty())
-                        .unwrap();
+                    from.send_fragment(kind, piece, tail.is_empty()).unwrap();
                     rest = tail;
                 }
             } else if text {
@@ -524,7 +521,7 @@ fn garbage_behind_rsv1_never_panics() {
         // Inflates to something, or fails as a peer's violation: never a panic.
         match server.next_event() {
             Ok(_) => {}
-            Err(Error::Protocol(
+            Err(syncws::proto::Error::Protocol(
                 ProtocolError::InvalidCompressedData | ProtocolError::MessageTooLarge,
             )) => {}
             Err(other) => panic!("unexpected {other:?}"),

@@ -1,14 +1,13 @@
 //! permessage-deflate on quiet connections: the zlib state is released while a connection is quiet
 //! (only the window of history is kept) and the stream goes on as if it never was, in the sans-I/O
-//! core and through the server's reader. See docs/compression.md.
+//! core (unit tests in src/proto/deflate) and through the server's reader. See docs/compression.md.
 #![cfg(feature = "deflate")]
 
 mod common;
 
 use common::DEADLINE;
 use std::time::Duration;
-use syncws::proto::{Connection, Role};
-use syncws::{Config, DeflateConfig, DeflateParams, Event, Message, Server};
+use syncws::{Message, Server};
 
 fn chat(n: usize) -> String {
     format!(
@@ -18,52 +17,6 @@ fn chat(n: usize) -> String {
         n % 3
     )
     .repeat(3)
-}
-
-fn transfer(from: &mut Connection, to: &mut Connection) {
-    let bytes = from.data_to_send().to_vec();
-    from.advance(bytes.len());
-    to.receive_data(&bytes);
-}
-
-fn next_message(conn: &mut Connection) -> Message {
-    match conn.next_event() {
-        Ok(Some(Event::Message(message))) => message,
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
-
-#[test]
-fn a_quiet_connection_releases_its_zlib_state_and_the_streams_go_on() {
-    let params = DeflateParams {
-        server_max_window_bits: 12,
-        client_max_window_bits: 12,
-        ..DeflateParams::default()
-    };
-    let config = DeflateConfig::default();
-    let mut server = Connection::new(Role::Server, &Config::default());
-    let mut client = Connection::new(Role::Client, &Config::default());
-    server.set_deflate(&params, &config);
-    client.set_deflate(&params, &config);
-    for n in 0..40 {
-        let message = Message::text(chat(n));
-        client.send(&message).unwrap();
-        transfer(&mut client, &mut server);
-        let received = next_message(&mut server);
-        assert_eq!(received, message);
-        server.send(&received).unwrap();
-        transfer(&mut server, &mut client);
-        assert_eq!(next_message(&mut client), message, "echo {n}");
-        if n % 5 == 4 {
-            // Messages in quick succession keep the state; going quiet releases it.
-            assert!(server.receiver().holds_more_than_idle(), "{n}");
-            assert!(server.sender().holds_more_than_idle(), "{n}");
-            server.receiver().shrink();
-            server.sender().shrink();
-            assert!(!server.receiver().holds_more_than_idle(), "{n}");
-            assert!(!server.sender().holds_more_than_idle(), "{n}");
-        }
-    }
 }
 
 #[test]

@@ -1,9 +1,9 @@
-//! Large payloads are read straight into the message (`Receiver::read_buf` points there): the
+//! Large payloads are read straight into the message (`Connection::read_buf` points there): the
 //! result must not depend on how the reads cut the bytes, and invalid UTF-8 must still fail.
 
 use syncws::frame::{FrameHeader, OpCode, encode_frame};
-use syncws::proto::{Limits, Receiver, Role};
-use syncws::{Event, Message, ProtocolError};
+use syncws::proto::{Connection, Role};
+use syncws::{Config, Event, Message, ProtocolError};
 
 fn masked(opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
     let mut header = FrameHeader::new(opcode, payload.len() as u64);
@@ -16,12 +16,10 @@ fn masked(opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
 
 /// Feeds `wire` through `read_buf`/`commit` in reads of the sizes `cuts` cycles through,
 /// collecting every event.
-fn receive(wire: &[u8], cuts: &[usize]) -> Result<Vec<Event>, ProtocolError> {
-    let limits = Limits {
-        max_frame_size: 16 << 20,
-        max_message_size: 64 << 20,
-    };
-    let mut receiver = Receiver::new(Role::Server, limits, 4096);
+fn receive(wire: &[u8], cuts: &[usize]) -> Result<Vec<Event>, syncws::proto::Error> {
+    let mut config = Config::default();
+    config.read_buffer_size = 4096;
+    let mut receiver = Connection::new(Role::Server, &config);
     let mut events = Vec::new();
     let mut at = 0;
     let mut turn = 0;
@@ -89,11 +87,17 @@ fn invalid_utf8_in_a_large_frame_fails() {
     bad[30_000] = 0xff;
     let wire = masked(OpCode::Text, true, &bad, [3, 1, 4, 1]);
     for cuts in [&[usize::MAX][..], &[1000, 17][..]] {
-        assert_eq!(receive(&wire, cuts), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            receive(&wire, cuts),
+            Err(syncws::proto::Error::Protocol(ProtocolError::InvalidUtf8))
+        );
     }
     // Cut inside a character at the end of the message.
     let mut cut = text_payload(50_000).into_bytes();
     cut.push(0xe2);
     let wire = masked(OpCode::Text, true, &cut, [3, 1, 4, 1]);
-    assert_eq!(receive(&wire, &[8192]), Err(ProtocolError::InvalidUtf8));
+    assert_eq!(
+        receive(&wire, &[8192]),
+        Err(syncws::proto::Error::Protocol(ProtocolError::InvalidUtf8))
+    );
 }

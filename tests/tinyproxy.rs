@@ -137,7 +137,7 @@ fn ws_and_wss_through_tinyproxy() {
         .connect()
         .unwrap_err();
     assert!(
-        matches!(&err, syncws::Error::Proxy(msg) if msg.contains("credentials")),
+        matches!(&err, syncws::Error::Proxy(e) if e.status().is_some() && e.to_string().contains("credentials")),
         "{err}"
     );
     // 4. wss through the tunnel, from https_proxy: TLS runs end to end, the proxy sees bytes only.

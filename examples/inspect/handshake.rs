@@ -7,10 +7,7 @@ use std::net::TcpStream;
 use syncws::proto::frame::Decoded;
 use syncws::proto::handshake::{HeadLimits, WEBSOCKET_GUID, parse_request, parse_response};
 
-const LIMITS: HeadLimits = HeadLimits {
-    max_size: 16 << 10,
-    max_headers: 100,
-};
+const LIMITS: HeadLimits = HeadLimits::new(16 << 10, 100);
 
 /// What is left once the heads have passed: bytes each side sent right behind its head (they
 /// are already frames) and whether the server switched protocols.

@@ -9,12 +9,9 @@ use syncws::proto::handshake::{
     parse_request, parse_response,
 };
 use syncws::proto::{Connection, Role};
-use syncws::{Config, Error, Event, Message, WsUrl};
+use syncws::{Config, Event, Message, WsUrl};
 
-const LIMITS: HeadLimits = HeadLimits {
-    max_size: 8192,
-    max_headers: 64,
-};
+const LIMITS: HeadLimits = HeadLimits::new(8192, 64);
 
 /// The frame header and whole-frame decoders: never panic; what decodes re-encodes to the same
 /// bytes when it used the shortest length form.
@@ -141,10 +138,14 @@ pub fn connection_client(data: &[u8]) {
 
 /// Hands a received message's buffer back as `WebSocket::send` does after echoing it (so the next
 /// message may be received into it), for the messages of even length: both paths are explored.
+/// Buffer reuse is internal to the crate: only a cargo-fuzz build (`--cfg fuzzing`) reaches it.
 fn recycle_some(conn: &mut Connection, buffer: Vec<u8>) {
+    #[cfg(fuzzing)]
     if buffer.len() % 2 == 0 {
-        conn.receiver().recycle(buffer);
+        conn.fuzzing_recycle(buffer);
     }
+    #[cfg(not(fuzzing))]
+    let _ = (conn, buffer);
 }
 
 /// Drives a connection with arbitrary peer bytes read in arbitrary pieces, switching between
@@ -184,7 +185,11 @@ fn connection(role: Role, data: &[u8]) {
         };
         // As the blocking layer reads: into what the receiver offers (the input buffer, the
         // message itself for a large payload, or both for a predicted frame), a piece at a time.
-        let (first, second) = conn.receiver().read_bufs();
+        // (Vectored, predicted reads are internal: only a cargo-fuzz build reaches them.)
+        #[cfg(fuzzing)]
+        let (first, second) = conn.fuzzing_read_bufs();
+        #[cfg(not(fuzzing))]
+        let (first, second): (&mut [u8], &mut [u8]) = (conn.read_buf(), &mut []);
         let mut n = 0;
         for slice in [first, second] {
             let take = slice.len().min(rest.len()).min(piece - n);
@@ -192,9 +197,9 @@ fn connection(role: Role, data: &[u8]) {
             rest = &rest[take..];
             n += take;
         }
-        conn.receiver().commit(n);
+        conn.commit(n);
         loop {
-            conn.receiver().set_streaming(streaming);
+            conn.set_streaming(streaming);
             match conn.next_event() {
                 Ok(Some(Event::Message(Message::Text(text)))) => {
                     // Validated text really is UTF-8 (it is a String) and within the limit.
@@ -212,8 +217,9 @@ fn connection(role: Role, data: &[u8]) {
                     // Control frames never exceed 125 bytes (RFC 6455 §5.5).
                     assert!(message.len() <= 125);
                 }
+                Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(Error::Protocol(violation)) => {
+                Err(syncws::proto::Error::Protocol(violation)) => {
                     // A violation queues exactly one close frame with its code.
                     let out = conn.data_to_send();
                     assert!(out.len() >= 2);
@@ -222,7 +228,7 @@ fn connection(role: Role, data: &[u8]) {
                 }
                 Err(other) => panic!("unexpected error from peer bytes: {other}"),
             }
-            if control & 0x80 != 0 && !conn.receiver().is_mid_stream() {
+            if control & 0x80 != 0 && !conn.is_mid_stream() {
                 streaming = !streaming;
             }
         }

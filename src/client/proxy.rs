@@ -1,12 +1,12 @@
 //! HTTP CONNECT proxies (RFC 9110 §9.3.6): a tunnel to the WebSocket server through an HTTP proxy,
 //! configured explicitly or from the usual environment variables.
 
-use crate::error::{Error, HandshakeError, UrlError};
+use crate::error::{Error, HandshakeError, ProxyError, UrlError};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{HeadLimits, parse_response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
@@ -123,7 +123,11 @@ impl Proxy {
                 stream.set_read_timeout(Some(left))?;
             }
             if stream.read(&mut byte)? == 0 {
-                return Err(Error::Proxy("the proxy closed the connection".into()));
+                return Err(ProxyError::Closed(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "no answer to CONNECT",
+                ))
+                .into());
             }
             head.push(byte[0]);
             if head.ends_with(b"\r\n\r\n") {
@@ -138,14 +142,8 @@ impl Proxy {
         match response.status {
             200..=299 => Ok(stream),
             // RFC 9110 §15.5.8 says 407; some proxies (tinyproxy) answer 401.
-            401 | 407 => Err(Error::Proxy(format!(
-                "the proxy refused the credentials ({}); give them as http://user:password@host:port",
-                response.status
-            ))),
-            status => Err(Error::Proxy(format!(
-                "the proxy refused the tunnel: {status} {}",
-                response.reason
-            ))),
+            401 | 407 => Err(ProxyError::Unauthorized(response.status).into()),
+            status => Err(ProxyError::Refused(status, response.reason).into()),
         }
     }
 }

@@ -23,7 +23,7 @@
 //! `Sec-WebSocket-Key`: 16 random bytes in base64, which is always 24 characters.
 //!
 //! ```
-//! use syncws::proto::handshake::{ClientRequest, Headers, generate_key};
+//! use syncws::proto::handshake::{ClientRequest, generate_key};
 //! use base64::Engine;
 //!
 //! let key = generate_key();
@@ -32,14 +32,7 @@
 //! assert_eq!(raw.len(), 16);
 //!
 //! // The request of RFC 6455 §1.2, with the RFC's sample key.
-//! let request = ClientRequest {
-//!     host: "server.example.com",
-//!     target: "/chat",
-//!     key: "dGhlIHNhbXBsZSBub25jZQ==",
-//!     subprotocols: &[],
-//!     extensions: None,
-//!     headers: &Headers::new(),
-//! };
+//! let request = ClientRequest::new("server.example.com", "/chat", "dGhlIHNhbXBsZSBub25jZQ==");
 //! assert_eq!(
 //!     String::from_utf8(request.to_bytes()).unwrap(),
 //!     "GET /chat HTTP/1.1\r\n\
@@ -236,8 +229,8 @@
 //!
 //! // A server sends the same two frames with `send_fragment`.
 //! let mut server = Connection::new(Role::Server, &Config::default());
-//! server.sender().send_fragment(DataKind::Text, b"Hel", false)?;
-//! server.sender().send_fragment(DataKind::Text, b"lo", true)?;
+//! server.send_fragment(DataKind::Text, b"Hel", false)?;
+//! server.send_fragment(DataKind::Text, b"lo", true)?;
 //! assert_eq!(server.data_to_send(), [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
 //! # Ok::<(), syncws::Error>(())
 //! ```
@@ -274,7 +267,7 @@
 //! let mut server = Connection::new(Role::Server, &Config::default());
 //! server.receive_data(&Frame::new(OpCode::Ping, vec![0; 126]).masked([1, 2, 3, 4]).to_bytes());
 //! let violation = ProtocolError::ControlFrameTooLong;
-//! assert!(matches!(server.next_event(), Err(syncws::Error::Protocol(v)) if v == violation));
+//! assert!(matches!(server.next_event(), Err(syncws::proto::Error::Protocol(v)) if v == violation));
 //! assert_eq!(violation.close_code(), CloseCode::Protocol);
 //! assert_eq!(CloseCode::Protocol.as_u16(), 1002);
 //! # Ok::<(), syncws::Error>(())

@@ -1,10 +1,13 @@
 //! Close codes (RFC 6455 §7.4) and the close frame's payload (§5.5.1).
 
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 use std::fmt;
 
 /// A status code from a close frame (RFC 6455 §7.4, IANA "WebSocket Close Code Number Registry").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Codes compare and hash by number, so a code built from a number equals the named one:
+/// `CloseCode::Other(1000) == CloseCode::Normal`.
+#[derive(Debug, Clone, Copy)]
 pub enum CloseCode {
     /// 1000: the purpose of the connection has been fulfilled.
     Normal,
@@ -71,7 +74,7 @@ impl CloseCode {
     /// revisions; 3000–3999 are for libraries and frameworks (IANA-registered); 4000–4999 are private.
     ///
     /// ```
-    /// use syncws::CloseCode;
+    /// use syncws::proto::close::CloseCode;
     /// assert!(CloseCode::from(1000).is_sendable());
     /// assert!(!CloseCode::from(1005).is_sendable());
     /// assert!(CloseCode::from(4321).is_sendable());
@@ -104,6 +107,20 @@ impl CloseCode {
             4000..=4999 => "private use",
             _ => "reserved or unused",
         }
+    }
+}
+
+impl PartialEq for CloseCode {
+    fn eq(&self, other: &CloseCode) -> bool {
+        self.as_u16() == other.as_u16()
+    }
+}
+
+impl Eq for CloseCode {}
+
+impl std::hash::Hash for CloseCode {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_u16().hash(state);
     }
 }
 
@@ -144,6 +161,7 @@ impl fmt::Display for CloseCode {
 
 /// The code and reason of a close frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CloseFrame {
     /// The status code.
     pub code: CloseCode,
@@ -207,6 +225,18 @@ impl fmt::Display for CloseFrame {
 mod tests {
     //! RFC 6455 §5.5.1 and §7.4.
     use super::*;
+
+    #[test]
+    fn codes_compare_and_hash_by_number() {
+        use std::collections::HashSet;
+        assert_eq!(CloseCode::from(1000), CloseCode::Normal);
+        assert_eq!(CloseCode::Other(1000), CloseCode::Normal);
+        assert_eq!(CloseCode::Other(1011), CloseCode::InternalError);
+        assert_ne!(CloseCode::Other(4000), CloseCode::Normal);
+        let set: HashSet<CloseCode> = [CloseCode::Normal, CloseCode::Other(1000)].into();
+        assert_eq!(set.len(), 1);
+        assert!(set.contains(&CloseCode::from(1000)));
+    }
 
     #[test]
     fn every_named_code_round_trips() {

@@ -1,14 +1,14 @@
 //! Connection settings with safe defaults.
 
-use crate::error::Error;
 use crate::proto::Limits;
+use crate::proto::error::ConfigError;
 use crate::proto::handshake::HeadLimits;
 use std::time::Duration;
 
 /// Limits, buffer sizes and timeouts for one connection. Every field documents its default.
 ///
 /// ```
-/// let mut config = syncws::Config::default();
+/// let mut config = syncws::proto::config::Config::default();
 /// config.max_message_size = 1 << 20;
 /// assert!(config.validate().is_ok());
 /// ```
@@ -21,32 +21,19 @@ pub struct Config {
     /// The largest single frame accepted, in bytes; a larger one fails the connection with 1009.
     /// Checked on the header, before anything is allocated. Defaults to 16 MiB.
     pub max_frame_size: usize,
-    /// The input buffer's size, in bytes, and so the memory an idle connection holds for input.
-    /// It grows to take the rest of a larger frame in one read (up to 64 KiB) and shrinks back
-    /// when a smaller frame comes or the connection is idle; uncompressed payloads from 16 KiB on
-    /// are read straight into the message instead. After such a message, a [`WebSocket`] expects
-    /// the next to be like it and holds room for its payload while it waits (up to 64 KiB, or the
-    /// buffer of a message it just sent, up to 1 MiB), so header and payload come in one read;
-    /// otherwise it keeps the buffer of a message it just sent, up to 16 KiB, to receive the next
-    /// one into. A [`Server`]'s connections (and split [`Reader`]s) do the same while messages
-    /// keep coming, but hold more than the input buffer and one message buffer of its size only
-    /// for 100 ms of quiet: then they give the rest back. Defaults to 2 KiB.
-    ///
-    /// [`Server`]: crate::Server
-    /// [`Reader`]: crate::Reader
-    ///
-    /// [`WebSocket`]: crate::WebSocket
+    /// The input buffer's initial size, in bytes: what an idle connection holds for input. It
+    /// grows for large frames and shrinks back when the connection goes quiet. Defaults to 2 KiB.
     pub read_buffer_size: usize,
-    /// The fragment size used when a message is streamed with
-    /// [`WebSocket::send_stream`](crate::WebSocket::send_stream). Defaults to 64 KiB.
+    /// The fragment size used when a message is streamed (the blocking layer's
+    /// `WebSocket::send_stream`). Defaults to 64 KiB.
     pub write_fragment_size: usize,
     /// The largest opening handshake head (request or response), in bytes; a larger request
     /// gets 431. Defaults to 8 KiB.
     pub max_handshake_size: usize,
     /// The most header fields in a handshake head; more get 431. Defaults to 64.
     pub max_headers: usize,
-    /// How long the opening handshake may take, where the stream supports deadlines
-    /// ([`connect`](crate::connect) and the server). Defaults to 10 s; at most
+    /// How long the opening handshake may take, where the stream supports deadlines (the
+    /// blocking layer's `connect` and server). Defaults to 10 s; at most
     /// [`MAX_TIMEOUT`](Config::MAX_TIMEOUT) (use `None` for no limit).
     pub handshake_timeout: Option<Duration>,
     /// permessage-deflate (RFC 7692) settings. Enabled by default when the crate is built with the
@@ -81,34 +68,34 @@ impl Config {
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
     /// Checks that the values make sense together.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_frame_size == 0 || self.max_message_size == 0 {
-            return Err(Error::InvalidConfig("size limits must be positive"));
+            return Err(ConfigError::new("size limits must be positive"));
         }
         if self.read_buffer_size < 64 {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "read_buffer_size must be at least 64 bytes",
             ));
         }
         if self.write_fragment_size == 0 {
-            return Err(Error::InvalidConfig("write_fragment_size must be positive"));
+            return Err(ConfigError::new("write_fragment_size must be positive"));
         }
         if self
             .handshake_timeout
             .is_some_and(|t| t > Config::MAX_TIMEOUT)
         {
             // A deadline is "now + timeout": one too far for the clock would panic.
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "handshake_timeout over a year; use None for no limit",
             ));
         }
         if self.max_control_frames_per_second == Some(0) {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "max_control_frames_per_second must be positive (None: no limit)",
             ));
         }
         if self.max_handshake_size < 256 || self.max_headers == 0 {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "handshake limits too small for any request",
             ));
         }
@@ -116,7 +103,7 @@ impl Config {
     }
 
     /// The receiver's limits.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_frame_size: self.max_frame_size.min(self.max_message_size),
             max_message_size: self.max_message_size,
@@ -136,13 +123,13 @@ impl Config {
 ///
 /// Names follow the RFC in both roles: `server_*` is about what the server sends, `client_*` about
 /// what the client sends. A client offers these; a server uses them to choose among the client's
-/// offers. Each compressing direction costs memory per connection (see the README's
-/// "Compression" section): smaller windows, no context takeover and [`receive_only`] reduce it.
+/// offers. Each compressing direction costs memory per connection (docs/compression.md):
+/// smaller windows, no context takeover and [`receive_only`] reduce it.
 ///
 /// [`receive_only`]: DeflateConfig::receive_only
 ///
 /// ```
-/// let mut config = syncws::Config::default();
+/// let mut config = syncws::proto::config::Config::default();
 /// config.deflate.enabled = cfg!(feature = "deflate");
 /// config.deflate.server_max_window_bits = 10; // 1 KiB window for server-to-client data
 /// config.deflate.threshold = 256;
@@ -165,16 +152,15 @@ pub struct DeflateConfig {
     /// The largest window the server compresses with, 2^bits bytes, 9–15 (8 is accepted from a
     /// peer, but then that side sends uncompressed: zlib cannot compress with 8). A client
     /// requests it, a server caps itself, and never above 12 (4 KiB: a quiet connection keeps a
-    /// window of history, see docs/compression.md). Defaults to 15.
+    /// window of history). Defaults to 15.
     pub server_max_window_bits: u8,
     /// The largest window the client compresses with, 9–15. A client caps itself; a server asks
     /// for it (declining offers that do not allow it when below 15), and asks for at most 12
     /// when the client lets it choose, as browsers do. Defaults to 15.
     pub client_max_window_bits: u8,
-    /// zlib compression level, 0 (store) to 9 (best). Defaults to 1: on JSON-like text it is
-    /// several times faster than 6 for a few percent larger output (see the README). A message
-    /// that wakes a quiet connection's compressor, which must be primed anew anyway, is
-    /// compressed at level 6 at least (unless 0).
+    /// zlib compression level, 0 (store) to 9 (best). Defaults to 1, the fastest that still
+    /// compresses (docs/compression.md). A message that wakes a quiet connection's compressor,
+    /// which must be primed anew anyway, is compressed at level 6 at least (unless 0).
     pub level: u32,
     /// Messages shorter than this many bytes are sent uncompressed. Defaults to 128.
     pub threshold: usize,
@@ -200,9 +186,9 @@ impl Default for DeflateConfig {
 
 impl DeflateConfig {
     /// Checks the values; see [`Config::validate`].
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.enabled && !cfg!(feature = "deflate") {
-            return Err(Error::InvalidConfig(
+            return Err(ConfigError::new(
                 "deflate.enabled needs the `deflate` feature",
             ));
         }
@@ -210,10 +196,10 @@ impl DeflateConfig {
         if !bits.contains(&self.server_max_window_bits)
             || !bits.contains(&self.client_max_window_bits)
         {
-            return Err(Error::InvalidConfig("deflate window bits must be 9 to 15"));
+            return Err(ConfigError::new("deflate window bits must be 9 to 15"));
         }
         if self.level > 9 {
-            return Err(Error::InvalidConfig("deflate level must be 0 to 9"));
+            return Err(ConfigError::new("deflate level must be 0 to 9"));
         }
         Ok(())
     }
@@ -229,7 +215,7 @@ mod tests {
             handshake_timeout: Some(Duration::MAX),
             ..Config::default()
         };
-        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+        assert!(config.validate().is_err());
         config.handshake_timeout = Some(Config::MAX_TIMEOUT);
         assert!(config.validate().is_ok());
         config.handshake_timeout = None;

@@ -1,24 +1,26 @@
-//! A whole connection without I/O: a [`Receiver`] and a [`Sender`] working together.
+//! A whole connection without I/O: the inbound half (decoding, validation) and the outbound half
+//! (encoding, the connection's state) working together.
 //!
 //! ```
 //! use syncws::proto::{Connection, Role};
-//! use syncws::{Config, Event, Message};
+//! use syncws::proto::config::Config;
+//! use syncws::proto::message::{Event, Message};
 //! let mut server = Connection::new(Role::Server, &Config::default());
 //! // RFC 6455 §5.7: a masked "Hello" from a client.
 //! server.receive_data(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 //! assert_eq!(server.next_event()?, Some(Event::Message(Message::text("Hello"))));
 //! server.send(&Message::text("Hello"))?;
 //! assert_eq!(server.data_to_send(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-//! # Ok::<(), syncws::Error>(())
+//! # Ok::<(), syncws::proto::Error>(())
 //! ```
 
 use super::Role;
 use super::deflate::DeflateParams;
-use super::message::{Event, Message};
+use super::error::Error;
+use super::message::{DataKind, Event, Message};
 use super::observer::FrameObserver;
 use super::receiver::Receiver;
 use super::sender::{Sender, State};
-use crate::error::Error;
 use crate::proto::config::{Config, DeflateConfig};
 
 /// The sans-I/O protocol state machine: feed it bytes, take events and bytes to send.
@@ -54,18 +56,18 @@ impl Connection {
         super::deflate::install(&mut self.receiver, &mut self.sender, params, config);
     }
 
-    /// Splits into the inbound and outbound halves.
-    pub fn into_parts(self) -> (Receiver, Sender) {
+    /// Splits into the inbound and outbound halves (a split connection's reader and writer).
+    pub(crate) fn into_parts(self) -> (Receiver, Sender) {
         (self.receiver, self.sender)
     }
 
     /// The inbound half.
-    pub fn receiver(&mut self) -> &mut Receiver {
+    pub(crate) fn receiver(&mut self) -> &mut Receiver {
         &mut self.receiver
     }
 
     /// The outbound half.
-    pub fn sender(&mut self) -> &mut Sender {
+    pub(crate) fn sender(&mut self) -> &mut Sender {
         &mut self.sender
     }
 
@@ -79,6 +81,51 @@ impl Connection {
         self.receiver.receive_data(data);
     }
 
+    /// Where to read the peer's next bytes into, instead of copying them in with
+    /// [`receive_data`](Self::receive_data); follow with [`commit`](Self::commit). A large
+    /// payload is read straight into its message this way.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        self.receiver.read_buf()
+    }
+
+    /// The fuzz targets (built by cargo-fuzz, which sets `--cfg fuzzing`) explore the blocking
+    /// layer's vectored, predicted reads too; not part of the API.
+    #[cfg(fuzzing)]
+    #[doc(hidden)]
+    pub fn fuzzing_read_bufs(&mut self) -> (&mut [u8], &mut [u8]) {
+        self.receiver.read_bufs()
+    }
+
+    /// The fuzz targets explore buffer reuse too (see `fuzzing_read_bufs`); not part of the API.
+    #[cfg(fuzzing)]
+    #[doc(hidden)]
+    pub fn fuzzing_recycle(&mut self, buffer: Vec<u8>) {
+        self.receiver.recycle(buffer);
+    }
+
+    /// Marks the first `n` bytes of the last [`read_buf`](Self::read_buf) as received.
+    pub fn commit(&mut self, n: usize) {
+        self.receiver.commit(n);
+    }
+
+    /// Tells the time of the read that brought the bytes decoded next (the core has no clock).
+    /// From the first call on, pings and pongs beyond [`Config::max_control_frames_per_second`]
+    /// fail the connection with [`ProtocolError::ControlFrameFlood`](super::error::ProtocolError).
+    pub fn note_time(&mut self, now: std::time::Instant) {
+        self.receiver.note_time(now);
+    }
+
+    /// In streaming mode data arrives as [`Event::Chunk`]s as soon as it is read, instead of as
+    /// whole messages. Switch only while [`is_mid_stream`](Self::is_mid_stream) is `false`.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.receiver.set_streaming(streaming);
+    }
+
+    /// Whether part of a message went out as chunks and the rest has not arrived yet.
+    pub fn is_mid_stream(&self) -> bool {
+        self.receiver.is_mid_stream()
+    }
+
     /// The next event, after applying the protocol's reactions (pong, close echo, failing close).
     ///
     /// `Ok(None)`: more bytes are needed, or the peer's close has arrived and nothing more will
@@ -88,12 +135,22 @@ impl Connection {
         next_event(&mut self.receiver, &mut self.sender)
     }
 
-    /// Queues a message; see [`Sender::send`].
+    /// Queues a message (or control frame, or close frame) for sending.
+    ///
+    /// Errors: [`Error::AlreadyClosed`] once a close frame was sent; [`Error::InvalidInput`] for a
+    /// control payload over 125 bytes (RFC 6455 §5.5), a close code that may not be sent, a
+    /// reason over 123 bytes, or a data message while a streamed one is unfinished.
     pub fn send(&mut self, message: &Message) -> Result<(), Error> {
         self.sender.send(message)
     }
 
-    /// Whether bytes wait to be written; see [`Sender::has_data_to_send`].
+    /// Queues one fragment of a message sent piece by piece (RFC 6455 §5.4): the first call
+    /// starts a message of `kind`, `fin` ends it. Errors as for [`send`](Self::send).
+    pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.sender.send_fragment(kind, data, fin)
+    }
+
+    /// Whether bytes wait to be written.
     pub fn has_data_to_send(&self) -> bool {
         self.sender.has_data_to_send()
     }
@@ -137,8 +194,8 @@ mod tests {
     //! The protocol driven with byte literals, grouped by RFC 6455 section; each test runs in
     //! both roles where the rule applies to both.
     use super::*;
-    use crate::error::ProtocolError;
     use crate::proto::close::{CloseCode, CloseFrame};
+    use crate::proto::error::ProtocolError;
     use crate::proto::frame::{Decoded, Frame, FrameHeader, OpCode, encode_frame};
     use crate::proto::message::{Chunk, DataKind};
 
@@ -325,7 +382,7 @@ mod tests {
         #[test]
         fn streaming_mode_hands_over_pieces() {
             let mut conn = Connection::new(Role::Client, &Config::default());
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             conn.receive_data(&frame(Role::Server, OpCode::Binary, false, b"ab"));
             conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
             let chunk = |data: &[u8], first, last| {
@@ -351,7 +408,7 @@ mod tests {
                 conn.next_event().unwrap(),
                 Some(Event::Message(Message::Ping(vec![])))
             );
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             let Some(Event::Chunk(chunk)) = conn.next_event().unwrap() else {
                 panic!()
             };
@@ -364,16 +421,16 @@ mod tests {
         #[test]
         fn mid_stream_is_reported() {
             let mut conn = Connection::new(Role::Client, &Config::default());
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             conn.receive_data(&frame(Role::Server, OpCode::Text, false, b"ab"));
             assert!(matches!(conn.next_event().unwrap(), Some(Event::Chunk(_))));
-            assert!(conn.receiver().is_mid_stream());
+            assert!(conn.is_mid_stream());
             conn.receive_data(&frame(Role::Server, OpCode::Continuation, true, b"c"));
             assert!(matches!(
                 conn.next_event().unwrap(),
                 Some(Event::Chunk(Chunk { last: true, .. }))
             ));
-            assert!(!conn.receiver().is_mid_stream());
+            assert!(!conn.is_mid_stream());
         }
     }
 
@@ -563,11 +620,11 @@ mod tests {
             // Room follows what arrived, so the bytes go in as a socket would deliver them.
             let mut sent = 0;
             while sent < first.len() {
-                let buf = conn.receiver().read_buf();
+                let buf = conn.read_buf();
                 assert!(buf.len() >= 2048, "not a direct read: {}", buf.len());
                 let n = buf.len().min(first.len() - sent);
                 buf[..n].copy_from_slice(&first[sent..sent + n]);
-                conn.receiver().commit(n);
+                conn.commit(n);
                 sent += n;
                 if sent < first.len() {
                     assert_eq!(conn.next_event().unwrap(), None);
@@ -619,7 +676,7 @@ mod tests {
                     bytes = &bytes[take..];
                     n += take;
                 }
-                conn.receiver().commit(n);
+                conn.commit(n);
                 reads += 1;
                 while let Some(event) = conn.next_event().unwrap() {
                     on_event(event, std::mem::take(&mut reads));
@@ -670,7 +727,7 @@ mod tests {
             // Streaming mode hands payload out as it comes, so it cannot read straight into a
             // message; the buffer grows for the rest of the frame instead of taking 2 KiB a time.
             let mut conn = Connection::new(Role::Server, &Config::default());
-            conn.receiver().set_streaming(true);
+            conn.set_streaming(true);
             let bytes = frame(Role::Client, OpCode::Binary, true, &[7; 40 << 10]);
             let (mut reads, mut received, mut last) = (0, 0, false);
             read_like_a_socket(&mut conn, &bytes, |event, reads_before| {

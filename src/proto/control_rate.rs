@@ -2,7 +2,7 @@
 //! §5.5.2), so a peer sending them as fast as it can would otherwise keep a connection busy
 //! answering. Past the bound the connection is failed with close code 1008 (policy).
 //!
-//! Pure: the core has no clock, so the time is handed in (`Receiver::note_time`, once per read).
+//! Pure: the core has no clock, so the time is handed in (`Connection::note_time`, once per read).
 //! The bucket holds `per_second` frames and refills at `per_second` frames a second, measured as
 //! a "theoretical arrival time" (the instant the bucket would be full again), so each check is one
 //! comparison and one addition, with no rounding drift.
@@ -115,8 +115,8 @@ mod tests {
     /// The bound as a connection applies it: a flood fails with 1008, a quiet peer never does.
     mod in_a_connection {
         use super::*;
-        use crate::error::{Error, ProtocolError};
         use crate::proto::config::Config;
+        use crate::proto::error::{Error, ProtocolError};
         use crate::proto::frame::{Decoded, Frame, OpCode};
         use crate::proto::{Connection, Role, State};
 
@@ -140,7 +140,7 @@ mod tests {
         #[test]
         fn a_flood_of_pings_fails_with_1008_after_the_burst() {
             let mut conn = Connection::new(Role::Server, &Config::default());
-            conn.receiver().note_time(Instant::now());
+            conn.note_time(Instant::now());
             conn.receive_data(&pings(1500));
             let (events, error) = drain(&mut conn);
             assert_eq!(events, DEFAULT_CONTROL_FRAMES_PER_SECOND as usize);
@@ -169,8 +169,7 @@ mod tests {
             let t0 = Instant::now();
             // 50 a second for 10 s, 5 per read every 100 ms.
             for read in 0..100u64 {
-                conn.receiver()
-                    .note_time(t0 + Duration::from_millis(100 * read));
+                conn.note_time(t0 + Duration::from_millis(100 * read));
                 conn.receive_data(&pings(5));
                 assert_eq!(drain(&mut conn).0, 5, "read {read}");
             }
@@ -182,7 +181,7 @@ mod tests {
             conn.receive_data(&pings(5000));
             assert_eq!(drain(&mut conn).0, 5000, "no time given");
             conn.receiver().set_control_frame_rate(None);
-            conn.receiver().note_time(Instant::now());
+            conn.note_time(Instant::now());
             conn.receive_data(&pings(5000));
             assert_eq!(drain(&mut conn).0, 5000, "no rate set");
         }

@@ -8,7 +8,7 @@
 //! ```
 //! // RFC 6455 §5.7: a masked text frame "Hello" from a client.
 //! let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
-//! let text = syncws::dissect::dissect_bytes(&wire);
+//! let text = syncws::proto::dissect::dissect_bytes(&wire);
 //! assert!(text.contains("1... .... = FIN: 1 (final frame of its message)"));
 //! assert!(text.contains(".000 0101 = Payload length: 5 (7-bit form, 0-125)"));
 //! assert!(text.contains("Masking key: 37 fa 21 3d"));
@@ -50,8 +50,8 @@ enum Context {
 /// only).
 ///
 /// ```
-/// use syncws::dissect::Dissector;
-/// use syncws::frame::{Frame, OpCode};
+/// use syncws::proto::dissect::Dissector;
+/// use syncws::proto::frame::{Frame, OpCode};
 /// let mut dissector = Dissector::new();
 /// let first = Frame::new(OpCode::Binary, "Hel").fin(false);
 /// let last = Frame::new(OpCode::Continuation, "lo");
@@ -245,11 +245,11 @@ pub fn dissect_bytes(bytes: &[u8]) -> String {
 /// One line for a frame, for logs: direction, opcode, flags, length and the start of the payload.
 ///
 /// ```
-/// use syncws::frame::{FrameHeader, OpCode};
+/// use syncws::proto::frame::{FrameHeader, OpCode};
 /// use syncws::proto::Direction;
 /// let header = FrameHeader::new(OpCode::Text, 5);
 /// assert_eq!(
-///     syncws::dissect::summary(Direction::Received, &header, b"Hello"),
+///     syncws::proto::dissect::summary(Direction::Received, &header, b"Hello"),
 ///     "received Text fin len=5 \"Hello\""
 /// );
 /// ```

@@ -9,7 +9,7 @@ pub(crate) use disabled::{Deflater, Inflater};
 
 #[cfg(not(feature = "deflate"))]
 mod disabled {
-    use crate::error::ProtocolError;
+    use crate::proto::error::ProtocolError;
 
     /// Decompresses incoming messages (permessage-deflate).
     #[derive(Debug)]

@@ -16,7 +16,7 @@
 //! ```
 
 use super::mask::{apply_mask, extend_masked};
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 
 /// The longest header: 2 bytes, 8 of extended length, 4 of masking key.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -88,6 +88,7 @@ impl OpCode {
 
 /// Everything in a frame before its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FrameHeader {
     /// FIN: this is the last frame of its message.
     pub fin: bool,
@@ -145,12 +146,12 @@ impl FrameHeader {
     /// significant bit set, which RFC 6455 §5.2 forbids.
     ///
     /// ```
-    /// use syncws::frame::{Decoded, FrameHeader, OpCode};
+    /// use syncws::proto::frame::{Decoded, FrameHeader, OpCode};
     /// // RFC 6455 §5.7: a single-frame unmasked text message "Hello".
     /// let bytes = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
     /// let Decoded::Complete(header, used) = FrameHeader::decode(&bytes)? else { panic!() };
     /// assert_eq!((header.fin, header.opcode, header.payload_len, used), (true, OpCode::Text, 5, 2));
-    /// # Ok::<(), syncws::ProtocolError>(())
+    /// # Ok::<(), syncws::proto::error::ProtocolError>(())
     /// ```
     pub fn decode(buf: &[u8]) -> Result<Decoded<FrameHeader>, ProtocolError> {
         let [first, second, ..] = *buf else {
@@ -217,7 +218,7 @@ impl FrameHeader {
     /// (RFC 6455 §5.2: "the minimal number of bytes MUST be used").
     ///
     /// ```
-    /// use syncws::frame::{FrameHeader, OpCode};
+    /// use syncws::proto::frame::{FrameHeader, OpCode};
     /// // RFC 6455 §5.7: a 256-byte binary message in a single unmasked frame.
     /// let mut out = Vec::new();
     /// FrameHeader::new(OpCode::Binary, 256).encode(&mut out);
@@ -251,7 +252,7 @@ impl FrameHeader {
 /// Appends a whole frame, header and payload, to `out`, masking the payload if the header has a key.
 ///
 /// ```
-/// use syncws::frame::{encode_frame, FrameHeader, OpCode};
+/// use syncws::proto::frame::{encode_frame, FrameHeader, OpCode};
 /// // RFC 6455 §5.7: a single-frame masked text message "Hello".
 /// let mut header = FrameHeader::new(OpCode::Text, 5);
 /// header.mask = Some([0x37, 0xfa, 0x21, 0x3d]);
@@ -271,6 +272,7 @@ pub fn encode_frame(header: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) {
 
 /// A whole frame held in memory, for tools and tests; the connection itself never holds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Frame {
     /// The header as it was on the wire.
     pub header: FrameHeader,
@@ -282,7 +284,7 @@ impl Frame {
     /// A final, unmasked frame (as a server sends it) carrying `payload`.
     ///
     /// ```
-    /// use syncws::frame::{Frame, OpCode};
+    /// use syncws::proto::frame::{Frame, OpCode};
     /// // RFC 6455 §5.7: a fragmented unmasked text message, "Hel" then "lo".
     /// let first = Frame::new(OpCode::Text, "Hel").fin(false);
     /// let last = Frame::new(OpCode::Continuation, "lo");
@@ -306,7 +308,7 @@ impl Frame {
     /// Masks the frame with `key` when it is encoded, as a client must (RFC 6455 §5.3).
     ///
     /// ```
-    /// use syncws::frame::{Frame, OpCode};
+    /// use syncws::proto::frame::{Frame, OpCode};
     /// // RFC 6455 §5.7: a masked pong with the body "Hello".
     /// let pong = Frame::new(OpCode::Pong, "Hello").masked([0x37, 0xfa, 0x21, 0x3d]);
     /// assert_eq!(
@@ -322,7 +324,7 @@ impl Frame {
     /// The frame's wire form: header, then the payload (masked if the header has a key).
     ///
     /// ```
-    /// use syncws::frame::{Frame, OpCode};
+    /// use syncws::proto::frame::{Frame, OpCode};
     /// // RFC 6455 §5.7: a 64 KiB binary message in one unmasked frame takes the 64-bit length.
     /// let bytes = Frame::new(OpCode::Binary, vec![0u8; 65536]).to_bytes();
     /// assert_eq!(bytes[..10], [0x82, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
@@ -339,12 +341,12 @@ impl Frame {
     /// `max_payload` bounds what a header may announce before anything is allocated.
     ///
     /// ```
-    /// use syncws::frame::{Decoded, Frame, OpCode};
+    /// use syncws::proto::frame::{Decoded, Frame, OpCode};
     /// // RFC 6455 §5.7: an unmasked ping with the body "Hello".
     /// let bytes = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
     /// let Decoded::Complete(frame, _) = Frame::decode(&bytes, 125)? else { panic!() };
     /// assert_eq!((frame.header.opcode, &frame.payload[..]), (OpCode::Ping, &b"Hello"[..]));
-    /// # Ok::<(), syncws::ProtocolError>(())
+    /// # Ok::<(), syncws::proto::error::ProtocolError>(())
     /// ```
     pub fn decode(buf: &[u8], max_payload: u64) -> Result<Decoded<Frame>, ProtocolError> {
         let Decoded::Complete(header, header_len) = FrameHeader::decode(buf)? else {

@@ -1,8 +1,8 @@
 //! Masking (RFC 6455 §5.3): every byte of a client's payload is XORed with one of the four key bytes,
 //! `transformed[i] = original[i] ^ key[i % 4]`. Masking is its own inverse.
 //!
-//! The loop works on 8-byte words in safe Rust; the compiler turns it into vector instructions, so
-//! masking runs at close to memory speed (see `benches/micro.rs`).
+//! The loop works on 8-byte words in safe Rust, which the compiler turns into vector
+//! instructions.
 
 /// XORs `buf` with `key` in place, as if `buf` began `offset` bytes into the payload.
 ///
@@ -11,7 +11,7 @@
 /// ```
 /// // RFC 6455 §5.7: "Hello" masked with the key 37 fa 21 3d.
 /// let mut data = *b"Hello";
-/// syncws::apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
+/// syncws::proto::mask::apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
 /// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 /// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
@@ -19,8 +19,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// [`apply_mask`], also telling whether every unmasked byte is ASCII: a text payload that is can
-/// skip UTF-8 validation, so the bytes are looked at once for both (the check rides on the
-/// masking loop at no measurable cost).
+/// skip UTF-8 validation, so the bytes are looked at once for both.
 pub(crate) fn apply_mask_ascii(buf: &mut [u8], key: [u8; 4], offset: usize) -> bool {
     mask_in_place::<true>(buf, key, offset) & 0x80 == 0
 }

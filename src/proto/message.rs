@@ -6,6 +6,7 @@ use std::fmt;
 
 /// A whole WebSocket message, or a control frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     /// A UTF-8 text message (validated on receipt).
     Text(String),
@@ -146,6 +147,7 @@ impl DataKind {
 /// Text pieces are valid UTF-8 as far as they go but may end inside a character; the message as a
 /// whole is validated, and an error ends the stream before any invalid byte is handed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Chunk {
     /// The kind of message this piece belongs to.
     pub kind: DataKind,
@@ -159,6 +161,7 @@ pub struct Chunk {
 
 /// What the connection hands to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A whole message or a control frame.
     Message(Message),

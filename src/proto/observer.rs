@@ -3,7 +3,8 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use syncws::proto::{Connection, Direction, FrameObserver, Role};
-//! use syncws::{Config, Message};
+//! use syncws::proto::config::Config;
+//! use syncws::proto::message::Message;
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let log = Arc::clone(&seen);
@@ -19,7 +20,7 @@
 //!     "Received Ping [72, 101, 108, 108, 111]",
 //!     "Sent Pong [72, 101, 108, 108, 111]",
 //! ]);
-//! # Ok::<(), syncws::Error>(())
+//! # Ok::<(), syncws::proto::Error>(())
 //! ```
 //!
 //! # What the hook sees
@@ -40,7 +41,7 @@
 //! # The `log` feature
 //!
 //! With the crate feature `log`, every frame is also logged through the [`log`] crate at level
-//! `trace`, target `syncws::frame`, as a one-line [`summary`](crate::dissect::summary). The cost
+//! `trace`, target `syncws::frame`, as a one-line [`summary`](crate::proto::dissect::summary). The cost
 //! when that level is disabled is one check per frame.
 //!
 //! [`log`]: https://docs.rs/log
@@ -105,10 +106,6 @@ impl Tap {
 
     pub(crate) fn set_observer(&mut self, observer: Option<FrameObserver>) {
         self.observer = observer;
-    }
-
-    pub(crate) fn observer(&self) -> Option<&FrameObserver> {
-        self.observer.as_ref()
     }
 
     /// Whether anyone listens; when not, the connection skips the tap entirely.
@@ -301,9 +298,13 @@ mod tests {
     #[test]
     fn removing_the_hook_stops_it() {
         let (mut client, seen) = hooked(Role::Client);
-        client.send(&crate::Message::text("one")).unwrap();
+        client
+            .send(&crate::proto::message::Message::text("one"))
+            .unwrap();
         client.set_frame_observer(None);
-        client.send(&crate::Message::text("two")).unwrap();
+        client
+            .send(&crate::proto::message::Message::text("two"))
+            .unwrap();
         assert_eq!(seen.lock().unwrap().len(), 1);
         // A client's frames carry a fresh key each; the hook sees the payload unmasked.
         let seen = seen.lock().unwrap();

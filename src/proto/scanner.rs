@@ -18,8 +18,8 @@
 //! let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
 //! scanner.feed(&wire[..4])?;
 //! scanner.feed(&wire[4..])?;
-//! assert_eq!(*seen.lock().unwrap(), [(syncws::frame::OpCode::Text, b"Hello".to_vec())]);
-//! # Ok::<(), syncws::ProtocolError>(())
+//! assert_eq!(*seen.lock().unwrap(), [(syncws::proto::frame::OpCode::Text, b"Hello".to_vec())]);
+//! # Ok::<(), syncws::proto::error::ProtocolError>(())
 //! ```
 //!
 //! [`OBSERVED_PAYLOAD_MAX`]: super::observer::OBSERVED_PAYLOAD_MAX
@@ -27,7 +27,7 @@
 use super::frame::{Decoded, FrameHeader, MAX_HEADER_LEN};
 use super::mask::apply_mask;
 use super::observer::{Direction, FrameObserver, OBSERVED_PAYLOAD_MAX, Tap};
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 
 /// Finds frame boundaries in a byte stream and reports each frame to a hook.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use super::extension::Deflater;
 use super::frame::{Decoded, FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
 use super::observer::{Direction, FrameObserver, Tap};
-use crate::error::{Error, ProtocolError};
+use crate::proto::error::{Error, ProtocolError};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where a connection is in its life (RFC 6455 §4–§7).
@@ -28,7 +28,7 @@ pub enum State {
 
 /// Data payloads at least this long may be written from the caller's buffer after a header
 /// queued by [`Sender::send_header`], instead of being copied into the output.
-pub const DIRECT_WRITE_MIN: usize = 16 * 1024;
+pub(crate) const DIRECT_WRITE_MIN: usize = 16 * 1024;
 
 /// How many pongs in a row are sent one for one before newer ones replace the last
 /// (see `Sender::answer_ping`).
@@ -86,11 +86,6 @@ impl Sender {
         self.tap.set_observer(observer);
     }
 
-    /// The frame hook, if one is set.
-    pub fn frame_observer(&self) -> Option<&FrameObserver> {
-        self.tap.observer()
-    }
-
     /// Enables compression of outgoing data messages (permessage-deflate, RFC 7692).
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) fn set_deflater(&mut self, deflater: Option<Deflater>) {
@@ -114,16 +109,6 @@ impl Sender {
     /// The connection's state.
     pub fn state(&self) -> State {
         self.state
-    }
-
-    /// The peer's close frame: `Some(None)` if it carried no code, `None` if none arrived yet.
-    pub fn peer_close(&self) -> Option<&Option<CloseFrame>> {
-        self.peer_close.as_ref()
-    }
-
-    /// The close frame we sent, if we sent one.
-    pub fn our_close(&self) -> Option<&Option<CloseFrame>> {
-        self.our_close.as_ref()
     }
 
     /// Whether the peer's close frame has arrived: nothing more will be read.
@@ -203,11 +188,6 @@ impl Sender {
         self.auto_pong = None;
         self.out.extend_from_slice(frame);
         Ok(())
-    }
-
-    /// Which end this sender encodes for.
-    pub fn role(&self) -> Role {
-        self.role
     }
 
     /// Queues only the frame header of a large data message whose payload goes on the wire
@@ -368,24 +348,12 @@ impl Sender {
         }
         self.state = State::Closed;
         self.streaming = None;
-        Error::Io(std::io::Error::other(
-            "permessage-deflate compression failed; the connection was failed with 1011",
-        ))
+        Error::CompressionFailed
     }
 
     /// Ends the connection without a close frame (the transport died).
     pub fn on_transport_closed(&mut self) {
         self.state = State::Closed;
-    }
-
-    /// The close code to report for how the connection ended, if it has ended.
-    pub fn ending_code(&self) -> Option<CloseCode> {
-        match (&self.peer_close, self.state) {
-            (Some(Some(frame)), _) => Some(frame.code),
-            (Some(None), _) => Some(CloseCode::NoStatus),
-            (None, State::Closed) => Some(CloseCode::Abnormal),
-            _ => None,
-        }
     }
 
     fn check_open(&self) -> Result<(), Error> {

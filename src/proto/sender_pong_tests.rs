@@ -1,10 +1,11 @@
 //! Answers to pings: during the closing handshake (RFC 6455 §5.5.2) and coalesced when pings
 //! come faster than the pongs leave (§5.5.3).
 
+use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::config::Config;
 use crate::proto::frame::{Decoded, Frame, OpCode};
+use crate::proto::message::{Event, Message};
 use crate::proto::{Connection, Role, State};
-use crate::{CloseCode, CloseFrame, Event, Message};
 
 /// The frames queued for sending, decoded.
 fn queued(conn: &Connection) -> Vec<(OpCode, Vec<u8>)> {

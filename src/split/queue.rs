@@ -215,8 +215,9 @@ impl Writer {
             };
             match result {
                 Ok(()) => queue.handed += frame.len(),
-                Err(Error::InvalidInput(_)) if matches!(frame, Frame::Message(_)) => {}
-                Err(e) => return Err(e),
+                Err(crate::proto::Error::InvalidInput(_)) if matches!(frame, Frame::Message(_)) => {
+                }
+                Err(e) => return Err(e.into()),
             }
             queue.queued -= frame.len();
             queue.frames.pop_front();

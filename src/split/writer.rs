@@ -618,7 +618,15 @@ impl Writer {
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame::new(code, reason);
         let local = EndCause::LocalClosed(Some(frame.clone()));
-        let result = self.write_owned(|sender, _| sender.close(Some(frame)).map(|()| false), &[]);
+        let result = self.write_owned(
+            |sender, _| {
+                sender
+                    .close(Some(frame))
+                    .map(|()| false)
+                    .map_err(Error::from)
+            },
+            &[],
+        );
         if result.is_ok() {
             self.shared.record(local);
         }

@@ -1,7 +1,7 @@
 //! The one helper thread that drives the timers of all a server's connections: heartbeats, the
 //! deadline for receiving a whole message, and the idle limit.
 //!
-//! Each connection's timers are a [`proto::watch::Watch`](crate::timing::watch); this
+//! Each connection's timers are a [`Watch`](crate::timing::watch::Watch); this
 //! thread keeps their deadlines in a binary heap and sleeps on a condition variable until the
 //! earliest. Readers never message it: they store the time bytes last arrived in an atomic, and
 //! the thread reads it when a deadline comes. So a busy connection costs the thread nothing, and

@@ -17,7 +17,10 @@ pub struct TlsOptions {
 }
 
 #[cfg(feature = "native-tls")]
-use {crate::error::Error, std::net::TcpStream};
+use {
+    crate::error::{Error, TlsError},
+    std::net::TcpStream,
+};
 
 #[cfg(feature = "native-tls")]
 impl TlsOptions {
@@ -25,12 +28,12 @@ impl TlsOptions {
         let mut builder = native_tls::TlsConnector::builder();
         for pem in &self.root_certificates {
             let cert = native_tls::Certificate::from_pem(pem)
-                .map_err(|e| Error::Tls(format!("invalid root certificate: {e}")))?;
+                .map_err(|e| TlsError::new("invalid root certificate", e))?;
             builder.add_root_certificate(cert);
         }
         if let Some((cert, key)) = &self.client_identity {
             let identity = native_tls::Identity::from_pkcs8(cert, key)
-                .map_err(|e| Error::Tls(format!("invalid client certificate or key: {e}")))?;
+                .map_err(|e| TlsError::new("invalid client certificate or key", e))?;
             builder.identity(identity);
         }
         if self.danger_accept_invalid_certs {
@@ -39,7 +42,7 @@ impl TlsOptions {
         }
         builder
             .build()
-            .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))
+            .map_err(|e| TlsError::new("TLS setup failed", e).into())
     }
 
     /// Runs the TLS handshake over `tcp` for `host` (SNI and hostname verification use it), all
@@ -59,7 +62,7 @@ impl TlsOptions {
             .connect(host, socket)
             .map_err(|e| match e {
                 native_tls::HandshakeError::Failure(e) => {
-                    Error::Tls(format!("TLS handshake with {host} failed: {e}"))
+                    TlsError::new(format!("TLS handshake with {host} failed"), e).into()
                 }
                 // Ours block: a read or write timed out, or the deadline passed. Either way the
                 // opening handshake ran out of time, as it would have in its HTTP part.
@@ -196,7 +199,7 @@ impl TlsIdentity {
 ))]
 mod platform {
     use super::TlsVersion;
-    use crate::error::Error;
+    use crate::error::{Error, TlsError};
     use crate::transport::tls_session::Session;
     use crate::transport::tls_socket::TlsSocket;
     use openssl::pkey::{PKey, Private};
@@ -204,7 +207,7 @@ mod platform {
     use openssl::x509::X509;
 
     fn tls_error(context: &str) -> impl Fn(openssl::error::ErrorStack) -> Error + '_ {
-        move |e| Error::Tls(format!("{context}: {e}"))
+        move |e| TlsError::new(context, e).into()
     }
 
     /// The certificate chain (leaf first) and key, kept to build acceptors from.
@@ -219,9 +222,10 @@ mod platform {
             let invalid = tls_error("invalid certificate or key");
             let chain = X509::stack_from_pem(cert_pem).map_err(&invalid)?;
             if chain.is_empty() {
-                return Err(Error::Tls(
-                    "invalid certificate or key: no certificate in the PEM".into(),
-                ));
+                return Err(TlsError::message(
+                    "invalid certificate or key: no certificate in the PEM",
+                )
+                .into());
             }
             let key = PKey::private_key_from_pem(key_pem).map_err(&invalid)?;
             Ok(Material { chain, key })
@@ -233,9 +237,9 @@ mod platform {
                 .and_then(|archive| archive.parse2(password))
                 .map_err(&invalid)?;
             let (Some(leaf), Some(key)) = (parsed.cert, parsed.pkey) else {
-                return Err(Error::Tls(
-                    "invalid PKCS#12 archive: no certificate or key".into(),
-                ));
+                return Err(
+                    TlsError::message("invalid PKCS#12 archive: no certificate or key").into(),
+                );
             };
             let mut chain = vec![leaf];
             chain.extend(parsed.ca.into_iter().flatten());
@@ -274,13 +278,13 @@ mod platform {
                 Ok(tls) => Ok(Session::OpenSsl(tls)),
                 // Our sockets block: a read or write timed out, or the deadline passed.
                 Err(HandshakeError::WouldBlock(_)) => {
-                    Err(Error::Tls("TLS handshake timed out".into()))
+                    Err(TlsError::message("TLS handshake timed out").into())
                 }
                 Err(HandshakeError::Failure(mid)) => {
-                    Err(Error::Tls(format!("TLS handshake failed: {}", mid.error())))
+                    Err(TlsError::new("TLS handshake failed", mid.into_error()).into())
                 }
                 Err(HandshakeError::SetupFailure(e)) => {
-                    Err(Error::Tls(format!("TLS handshake failed: {e}")))
+                    Err(TlsError::new("TLS handshake failed", e).into())
                 }
             }
         }
@@ -294,7 +298,7 @@ mod platform {
 ))]
 mod platform {
     use super::TlsVersion;
-    use crate::error::Error;
+    use crate::error::{Error, TlsError};
     use crate::transport::tls_session::Session;
     use crate::transport::tls_socket::TlsSocket;
 
@@ -305,13 +309,13 @@ mod platform {
         pub(super) fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Material, Error> {
             native_tls::Identity::from_pkcs8(cert_pem, key_pem)
                 .map(Material)
-                .map_err(|e| Error::Tls(format!("invalid certificate or key: {e}")))
+                .map_err(|e| TlsError::new("invalid certificate or key", e).into())
         }
 
         pub(super) fn from_pkcs12(der: &[u8], password: &str) -> Result<Material, Error> {
             native_tls::Identity::from_pkcs12(der, password)
                 .map(Material)
-                .map_err(|e| Error::Tls(format!("invalid PKCS#12 archive: {e}")))
+                .map_err(|e| TlsError::new("invalid PKCS#12 archive", e).into())
         }
     }
 
@@ -328,7 +332,7 @@ mod platform {
                 .min_protocol_version(Some(min))
                 .build()
                 .map(Acceptor)
-                .map_err(|e| Error::Tls(format!("TLS setup failed: {e}")))
+                .map_err(|e| TlsError::new("TLS setup failed", e).into())
         }
 
         pub(super) fn accept(&self, socket: TlsSocket) -> Result<Session, Error> {
@@ -337,10 +341,10 @@ mod platform {
                 .map(Session::Native)
                 .map_err(|e| match e {
                     native_tls::HandshakeError::Failure(e) => {
-                        Error::Tls(format!("TLS handshake failed: {e}"))
+                        TlsError::new("TLS handshake failed", e).into()
                     }
                     native_tls::HandshakeError::WouldBlock(_) => {
-                        Error::Tls("TLS handshake timed out".into())
+                        TlsError::message("TLS handshake timed out").into()
                     }
                 })
         }

@@ -11,7 +11,7 @@
 //!   ciphertext the read half received (WouldBlock when there is none), writes append to the
 //!   ciphertext the write half will send. The session never touches the socket, so encrypting
 //!   and decrypting are CPU work only and the lock around the session is never held while a
-//!   peer is waited on (see `split::tls_halves`).
+//!   peer is waited on (see `transport::tls_halves`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

@@ -91,11 +91,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Like [`from_stream`](Self::from_stream), with bytes already read from the stream after the
     /// handshake (they belong to the WebSocket stream). An invalid `config` is handled as there.
     pub fn from_partially_read(stream: S, read: &[u8], role: Role, config: Config) -> WebSocket<S> {
-        let invalid_config = match config.validate() {
-            Ok(()) => None,
-            Err(Error::InvalidConfig(why)) => Some(why),
-            Err(_) => Some("the configuration is invalid"),
-        };
+        let invalid_config = config.validate().err().map(|e| e.reason());
         // An unusable configuration never reaches the codec: it gets safe defaults and starts
         // closed, so nothing can loop on a zero-sized fragment or buffer.
         let mut conn = match invalid_config {
@@ -238,7 +234,7 @@ impl<S: Read + Write> WebSocket<S> {
                 Err(error) => {
                     // Fail the connection: send the close frame if the transport still works.
                     let _ = self.flush_pending();
-                    return Err(error);
+                    return Err(error.into());
                 }
             }
         }
@@ -320,7 +316,7 @@ impl<S: Read + Write> WebSocket<S> {
                     // frame goes out if the transport still works.
                     let _ = self.flush_pending();
                 }
-                return Err(error);
+                return Err(error.into());
             }
             self.flush_pending()?;
         }
@@ -625,7 +621,7 @@ impl<S: Read + Write> MessageWriter<'_, S> {
                 self.ws
                     .fail(CloseCode::InternalError, "message not finished");
             }
-            return Err(error);
+            return Err(error.into());
         }
         self.buf.clear();
         self.flush_queued()

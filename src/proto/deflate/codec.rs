@@ -5,7 +5,7 @@
 //! would inflate to gigabytes fails with 1009 after allocating no more than the limit.
 
 use super::negotiation::MIN_COMPRESS_WINDOW_BITS;
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// The empty stored block a sync flush ends with; removed on send, restored on receive.

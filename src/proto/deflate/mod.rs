@@ -45,3 +45,7 @@ pub(crate) fn install(
     _config: &DeflateConfig,
 ) {
 }
+
+#[cfg(all(test, feature = "deflate"))]
+#[path = "idle_tests.rs"]
+mod idle_tests;

@@ -9,17 +9,19 @@
 //! message, §6), but send every message uncompressed. Inflating with a larger window than the
 //! peer's is always correct, so our decompressor never uses less than 9 bits.
 
-use crate::error::HandshakeError;
 use crate::proto::config::DeflateConfig;
+use crate::proto::error::HandshakeError;
 
 /// The extension's token (RFC 7692 §7).
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
 /// The smallest window zlib compresses with; a smaller agreed window means "send uncompressed".
-pub const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
+#[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+pub(crate) const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
 
 /// Parameters both sides agreed on, in the RFC's terms (RFC 7692 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateParams {
     /// The server resets its compression context after each message (§7.1.1.1).
     pub server_no_context_takeover: bool,
@@ -71,7 +73,8 @@ impl DeflateParams {
     }
 
     /// What the endpoint in `role` sends with: (no context takeover, window bits).
-    pub fn outgoing(&self, role: super::super::Role) -> (bool, u8) {
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn outgoing(&self, role: super::super::Role) -> (bool, u8) {
         match role {
             super::super::Role::Server => {
                 (self.server_no_context_takeover, self.server_max_window_bits)
@@ -83,7 +86,8 @@ impl DeflateParams {
     }
 
     /// What the endpoint in `role` receives with: (peer resets its context, peer's window bits).
-    pub fn incoming(&self, role: super::super::Role) -> (bool, u8) {
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn incoming(&self, role: super::super::Role) -> (bool, u8) {
         match role {
             super::super::Role::Server => self.outgoing(super::super::Role::Client),
             super::super::Role::Client => self.outgoing(super::super::Role::Server),
@@ -93,6 +97,7 @@ impl DeflateParams {
 
 /// One element of an extension list: a name and its parameters, values unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Extension {
     /// The extension token, as sent.
     pub name: String,
@@ -333,10 +338,9 @@ pub fn select_offer<'a>(
 }
 
 /// The largest window a server compresses with, and asks a client for when the client lets it
-/// choose (`client_max_window_bits` in the offer, as browsers send). A quiet connection keeps a
-/// window of history per direction (`codec` parks the zlib state), so 4 KiB here rather than 32:
-/// measured on chat-sized JSON, the larger window compresses no better (docs/compression.md).
-pub const SERVER_WINDOW_BITS: u8 = 12;
+/// choose (`client_max_window_bits` in the offer, as browsers send): a quiet connection keeps a
+/// window of history per direction, so 4 KiB rather than 32 (see docs/compression.md).
+pub(crate) const SERVER_WINDOW_BITS: u8 = 12;
 
 fn accept_offer(offer: RawParams, config: &DeflateConfig) -> Option<DeflateParams> {
     // Our window: what we want, no more than the client allows (§7.1.2.1). An 8 the client asks

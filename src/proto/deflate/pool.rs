@@ -11,9 +11,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// States that busy connections may keep between messages, per core, process-wide (compressors
 /// and decompressors together). Beyond this, a busy connection primes a pooled state for each
-/// message (10–20 µs more per small message) instead of keeping one: the memory of kept states,
-/// about 250 KiB each, stays bounded by the machine's size, not by the number of busy
-/// connections. Only a few connections at a time can be compressing on each core anyway.
+/// message instead of keeping one, so the memory of kept states is bounded by the machine's
+/// size, not by the number of busy connections.
 const MAX_KEPT_PER_CORE: usize = 4;
 
 static KEPT: AtomicUsize = AtomicUsize::new(0);

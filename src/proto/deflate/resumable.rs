@@ -18,18 +18,17 @@
 use super::codec::{self, CompressError};
 use super::negotiation::MIN_COMPRESS_WINDOW_BITS;
 use super::pool::{self, DeflaterKind, InflaterKind};
-use crate::error::ProtocolError;
+use crate::proto::error::ProtocolError;
 use std::time::{Duration, Instant};
 
 /// Messages closer together than this keep the zlib state from one to the next (priming a state
-/// costs about ten times compressing a small message with a live one); a message after a longer
-/// gap gives the state back as soon as it is done. The reader's quiet window is as long.
+/// costs more than compressing a small message with a live one); a message after a longer gap
+/// gives the state back as soon as it is done. The reader's quiet window is as long.
 const BUSY_GAP: Duration = Duration::from_millis(100);
 
-/// The least compression level of a message that wakes a quiet connection's compressor. Priming
-/// a state costs about 10 µs whatever the level; level 6 adds about 10 µs more on a chat-sized
-/// message and makes it about a fifth smaller than level 1 (docs/compression.md). Level 0
-/// (store) is kept as configured.
+/// The least compression level of a message that wakes a quiet connection's compressor: a fresh
+/// state must be primed anyway, and a higher level adds little to that cost for a smaller
+/// message (docs/compression.md). Level 0 (store) is kept as configured.
 const QUIET_LEVEL: u32 = 6;
 
 fn quiet_level(level: u32) -> u32 {
