@@ -100,9 +100,7 @@ mod transport;
 mod websocket;
 
 pub use client::proxy::Proxy;
-pub use client::reconnect::{
-    Disconnect, ReconnectBuilder, Reconnecting, Sender as ReconnectSender,
-};
+pub use client::reconnect::{Disconnect, ReconnectBuilder, Reconnecting, ReconnectingWriter};
 pub use client::url::WsUrl;
 pub use client::{ClientBuilder, client, connect};
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
@@ -118,7 +116,7 @@ pub use proto::{Direction, FrameObserver, Role, State};
 pub use rooms::{Broadcast, Room, Rooms};
 pub use server::accept::{Accept, Acceptor, Reject, accept, accept_with};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
-pub use split::{Reader, Writer};
+pub use split::{Reader, SplitStream, Writer};
 pub use timing::backoff::{Backoff, RetryPolicy};
 pub use transport::net_stream::NetStream;
 #[cfg(feature = "native-tls")]

@@ -57,6 +57,10 @@ pub struct Config {
     /// writes a peer can make the connection do for nothing. `None` accepts any number.
     /// Defaults to 1,000.
     pub max_control_frames_per_second: Option<u32>,
+    /// How long a `close` call (the closing handshake: our close frame, the peer's reply, the end
+    /// of TCP) may take in all, so a peer that never answers cannot hold it. Defaults to 5 s; at
+    /// most [`MAX_TIMEOUT`](Config::MAX_TIMEOUT).
+    pub close_timeout: Duration,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             handshake_timeout: Some(Duration::from_secs(10)),
             deflate: DeflateConfig::default(),
             max_control_frames_per_second: Some(1000),
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -101,6 +106,9 @@ impl Config {
             return Err(Error::InvalidConfig(
                 "handshake_timeout over a year; use None for no limit",
             ));
+        }
+        if self.close_timeout > Config::MAX_TIMEOUT {
+            return Err(Error::InvalidConfig("close_timeout over a year"));
         }
         if self.max_control_frames_per_second == Some(0) {
             return Err(Error::InvalidConfig(

@@ -7,6 +7,8 @@
 //! (RFC 6455 §5.4). Every queue is followed by a `try_lock` of `io`, and every owner re-checks
 //! the output after releasing `io`: nothing queued is left unwritten while nobody owns `io`.
 
+use super::ping::Pings;
+use super::stream::Socket;
 use super::transport::Transport;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
@@ -14,7 +16,7 @@ use crate::proto::message::Message;
 use crate::proto::{Role, Sender, State};
 use crate::websocket::ending::EndCause;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -227,7 +229,9 @@ pub(crate) struct Shared {
     write_timeout: Option<Duration>,
     /// The socket, to shut the connection down without the lock, waking a blocked reader or
     /// writer.
-    pub(super) tcp: Arc<TcpStream>,
+    pub(super) tcp: Arc<dyn Socket>,
+    /// Round trips of pings (see [`ping`](super::ping)).
+    pub(super) pings: Pings,
     pub(super) cause: Mutex<Option<EndCause>>,
     /// When bytes last arrived, in nanoseconds since `epoch`; read by the heartbeat thread.
     pub(super) last_activity: AtomicU64,
@@ -494,7 +498,7 @@ impl Writer {
     pub(super) fn new(
         sender: Sender,
         write_half: Box<dyn Transport>,
-        tcp: Arc<TcpStream>,
+        tcp: Arc<dyn Socket>,
         role: Role,
     ) -> Writer {
         let write_timeout = write_half.write_timeout().unwrap_or(None);
@@ -518,6 +522,7 @@ impl Writer {
             stranded: AtomicBool::new(false),
             write_timeout,
             tcp,
+            pings: Pings::default(),
             cause: Mutex::new(None),
             last_activity: AtomicU64::new(0),
             last_progress: AtomicU64::new(0),
@@ -607,12 +612,14 @@ impl Writer {
         }
     }
 
-    /// Starts the closing handshake: sends a close frame. The [`Reader`](crate::Reader) receives the peer's
-    /// reply as [`Message::Close`]; [`Reader::close`](crate::Reader::close) sends and waits in one call.
+    /// Starts the closing handshake: sends a close frame and returns. The thread reading then
+    /// sees the peer's reply as [`Message::Close`] and its next `read` returns
+    /// [`Error::ConnectionClosed`]; [`Reader::close`](crate::Reader::close) sends and waits in
+    /// one call.
     ///
     /// Errors: [`Error::AlreadyClosed`] if a close frame was already sent;
     /// [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes.
-    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+    pub fn start_close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame::new(code, reason);
         let local = EndCause::LocalClosed(Some(frame.clone()));
         let result = self.write_owned(|sender, _| sender.close(Some(frame)).map(|()| false), &[]);
@@ -651,7 +658,7 @@ impl Writer {
         self.shared.id
     }
 
-    /// The peer's address.
+    /// The peer's address (`Unsupported` for a stream that is not an IP connection).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.shared.tcp.peer_addr()
     }
@@ -707,12 +714,8 @@ impl Writer {
     /// that thread nor for the peer: what the peer cannot take now is left for
     /// [`retry_stranded`](Self::retry_stranded). Returns whether the ping is written.
     pub(crate) fn ping_from_shared_thread(&self) -> bool {
-        if self
-            .shared
-            .state()
-            .send(&Message::Ping(Vec::new()))
-            .is_err()
-        {
+        let (_, payload) = self.shared.pings.sent(false);
+        if self.shared.state().send(&Message::Ping(payload)).is_err() {
             return false;
         }
         self.shared
