@@ -215,7 +215,9 @@ fn close_returns_when_the_server_never_answers() {
         .unwrap();
     let (closed, wait_closed) = mpsc::channel();
     thread::spawn(move || {
-        let _ = closed.send(ws.close(CloseCode::Normal, "bye").is_ok());
+        // Returns, with the timeout the server's silence earned (Config::close_timeout).
+        let result = ws.close(CloseCode::Normal, "bye");
+        let _ = closed.send(result.map_or_else(|e| e.is_timeout(), |_| false));
     });
     let outcome = wait_closed.recv_timeout(DEADLINE);
     let _ = done.send(());

@@ -53,8 +53,9 @@ impl Pings {
         (id, payload)
     }
 
-    /// The reader saw a pong with `payload`.
-    pub(crate) fn pong(&self, payload: &[u8]) {
+    /// The reader saw a pong with `payload`: whether it answers our latest ping (then it is
+    /// ours, not the caller's).
+    pub(crate) fn pong(&self, payload: &[u8]) -> bool {
         let mut state = self.lock();
         if let Some((id, expected, sent)) = &state.outstanding
             && expected.as_slice() == payload
@@ -63,7 +64,9 @@ impl Pings {
             state.outstanding = None;
             drop(state);
             self.answered.notify_all();
+            return true;
         }
+        false
     }
 
     /// The connection ended: a waiting [`Writer::ping`] returns.

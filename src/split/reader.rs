@@ -131,6 +131,14 @@ impl Reader {
             self.inbound.receiver.recycle(offered);
         }
         let shared = Arc::clone(&self.writer.shared);
+        // Pongs to the heartbeat are not returned, so they must not stretch the caller's bound
+        // on the read: it is kept by deadline (only while a heartbeat watches this connection).
+        let until = match self.watched {
+            true => {
+                (self.inbound.deadline.get().caller()).and_then(|t| Instant::now().checked_add(t))
+            }
+            false => None,
+        };
         loop {
             {
                 let sender = shared.state();
@@ -159,7 +167,14 @@ impl Reader {
                                 shared.kick(None);
                             }
                         }
-                        Event::Message(Message::Pong(payload)) => shared.pings.pong(payload),
+                        // The answer to our own ping (heartbeat or `Writer::ping`) is not
+                        // the caller's.
+                        Event::Message(Message::Pong(payload)) if shared.pings.pong(payload) => {
+                            if until.is_some_and(|until| Instant::now() >= until) {
+                                return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+                            }
+                            continue;
+                        }
                         Event::Message(Message::Close(frame)) => {
                             shared.state().on_event(&event);
                             self.writer.record(EndCause::PeerClosed(frame.clone()));
