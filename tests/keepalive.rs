@@ -312,3 +312,22 @@ fn a_zero_heartbeat_is_refused_before_connecting() {
         .unwrap_err();
     assert!(matches!(error, syncws::Error::InvalidConfig(_)), "{error}");
 }
+
+#[test]
+fn a_read_timeout_set_on_the_stream_still_ends_a_read_with_keepalive_on() {
+    let (url, _stop, peer) = server(Peer::Answering);
+    let (mut ws, _) = client(&url).connect().unwrap();
+    let timeout = Duration::from_millis(300);
+    ws.get_ref().set_read_timeout(Some(timeout)).unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert!(ws.read().unwrap_err().is_timeout());
+        assert!(
+            started.elapsed() < timeout + MARGIN,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    ws.close(CloseCode::Normal, "").unwrap();
+    peer.join().unwrap();
+}

@@ -28,6 +28,9 @@ pub(super) struct Keepalive {
     caller_timeout: Option<Duration>,
     /// The socket's read timeout is the tick: a timed-out read is a wake-up, not the caller's.
     ticking: bool,
+    /// The tick installed as the socket's read timeout, as the stream reports it back (a
+    /// socket rounds it to its clock).
+    tick: Option<Duration>,
     next_ping: Option<Instant>,
     /// The ping waiting for its pong: its number (the payload) and when it was sent.
     outstanding: Option<(u64, Instant)>,
@@ -147,12 +150,48 @@ impl<S: Read + Write> WebSocket<S> {
         }
         let caller = (timeouts.get)(&self.stream)?;
         let tick = (shortest / 4).max(Duration::from_millis(1));
+        self.install_tick(tick, caller)
+    }
+
+    fn install_tick(&mut self, tick: Duration, caller: Option<Duration>) -> io::Result<()> {
+        let Some(timeouts) = self.timeouts else {
+            return Ok(());
+        };
         let tick = caller.map_or(tick, |caller| caller.min(tick));
         (timeouts.set)(&self.stream, Some(tick))?;
+        let reported = (timeouts.get)(&self.stream)?;
         let keepalive = self.keepalive_mut();
         keepalive.caller_timeout = caller;
+        keepalive.tick = reported;
         keepalive.ticking = true;
         Ok(())
+    }
+
+    /// Whether a timed-out read was only the keepalive's wake-up (the read goes on) rather than
+    /// the caller's timeout (`until`). A caller who set the stream's read timeout directly
+    /// replaced the tick: the timeout is theirs, and the tick comes back under it.
+    pub(super) fn woke_for_keepalive(&mut self, until: Option<Instant>) -> bool {
+        let (Some(timeouts), Some(keepalive)) = (self.timeouts, self.keepalive.as_ref()) else {
+            return false;
+        };
+        if !keepalive.ticking {
+            return false;
+        }
+        match (timeouts.get)(&self.stream) {
+            Ok(installed) if installed == keepalive.tick => {
+                until.is_none_or(|until| Instant::now() < until)
+            }
+            Ok(set_by_caller) => {
+                let wanted = keepalive
+                    .heartbeat
+                    .map_or(PING_TIMEOUT / 4, |(interval, timeout)| {
+                        (interval.min(timeout) / 4).max(Duration::from_millis(1))
+                    });
+                let _ = self.install_tick(wanted, set_by_caller);
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Sends a due keepalive ping, or fails the connection when a pong is late.

@@ -272,10 +272,7 @@ impl<S: Read + Write> WebSocket<S> {
                         self.keep_alive()?;
                     }
                     match self.fill() {
-                        Err(error)
-                            if error.is_timeout()
-                                && self.keepalive.as_ref().is_some_and(|k| k.ticking())
-                                && until.is_none_or(|until| Instant::now() < until) => {}
+                        Err(error) if error.is_timeout() && self.woke_for_keepalive(until) => {}
                         other => other?,
                     }
                 }
