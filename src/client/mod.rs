@@ -1,5 +1,6 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
+mod outbox;
 pub(crate) mod proxy;
 pub(crate) mod reconnect;
 pub(crate) mod url;

@@ -46,6 +46,7 @@ mod reader;
 mod stream;
 pub(crate) mod transport;
 mod weak;
+mod write_side;
 mod writer;
 
 pub use reader::Reader;
