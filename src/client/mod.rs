@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 /// Returns the connection and the server's `101` response. Blocks while connecting and during the
 /// handshake (bounded by [`Config::handshake_timeout`], through a proxy and TLS too: for `wss://`
 /// a short-lived thread shuts the socket down at the deadline). Honours the proxy environment
-/// variables (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes
-/// both.
+/// variables (see [`Proxy::from_env`]), follows up to 5 redirects, and sends a keepalive ping
+/// every 20 s while [`WebSocket::read`] waits; [`ClientBuilder`] changes all three.
 ///
 /// ```no_run
 /// let (mut ws, _response) = syncws::connect("ws://127.0.0.1:9001/")?;

@@ -146,7 +146,7 @@ pub(super) fn check_sendable(message: &Message) -> Result<(), Error> {
 }
 
 /// A `Clone + Send + Sync` handle that sends through whichever connection is current; from
-/// [`Reconnecting::writer`].
+/// [`Reconnecting::writer`](crate::Reconnecting::writer).
 #[derive(Clone)]
 pub struct ReconnectingWriter {
     pub(super) shared: Arc<Shared>,
@@ -174,7 +174,7 @@ impl ReconnectingWriter {
     }
 
     /// Closes for good from any thread: sends a close frame on the current connection, stops
-    /// reconnecting, and returns; the reading thread's [`Reconnecting::read`] then returns the
+    /// reconnecting, and returns; the reading thread's [`Reconnecting::read`](crate::Reconnecting::read) then returns the
     /// server's close, then [`Error::ConnectionClosed`].
     pub fn start_close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame::new(code, reason);

@@ -1,12 +1,12 @@
-//! Splitting a [`NetStream`] connection: plain TCP as in [`split`](crate::split), and `wss://`
-//! (feature `native-tls`).
+//! [`SplitStream`] for [`NetStream`]: plain TCP splits as `TcpStream` does, `wss://` (feature
+//! `native-tls`) by its own means.
 //!
 //! A TLS session is one object for both directions, so after the split it sits behind a mutex
 //! held only to encrypt or decrypt (its bytes go through memory queues, never the socket): the
 //! reader reads ciphertext from the socket without any lock, the writer writes ciphertext
 //! without it. A reader never waits for a writer nor a writer for a reader; a peer trickling a
 //! TLS record holds up no one, and each byte of it counts as activity for the heartbeat
-//! (`split::tls_halves`).
+//! (`transport::tls_halves`).
 
 use crate::split::{SplitHalves, SplitStream};
 use crate::transport::net_stream::NetStream;

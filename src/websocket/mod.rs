@@ -43,12 +43,19 @@ impl<S> std::fmt::Debug for Timeouts<S> {
 /// A WebSocket connection over a blocking stream, after the opening handshake.
 ///
 /// Get one from [`connect`](crate::connect) or [`ClientBuilder`](crate::ClientBuilder) (client) or
-/// [`accept`](crate::server::accept) (server), or wrap a stream whose handshake was done elsewhere with
+/// [`accept`](crate::accept) (server), or wrap a stream whose handshake was done elsewhere with
 /// [`WebSocket::from_stream`].
 ///
 /// Every method blocks on the stream; a stream with read or write timeouts makes them return
 /// [`Error::Io`] with `WouldBlock` or `TimedOut` ([`Error::is_timeout`]), after which the call can
 /// be repeated: a partly received frame is kept, a partly written one is finished first.
+///
+/// [`close`](Self::close) runs the closing handshake within
+/// [`Config::close_timeout`]; [`ping`](Self::ping) waits for its pong; a client from
+/// [`connect`](crate::connect) sends keepalive pings while [`read`](Self::read) waits
+/// ([`ClientBuilder::heartbeat`](crate::ClientBuilder::heartbeat)) and reports their round
+/// trip as [`latency`](Self::latency). [`split`](Self::split) gives a reader and writers for
+/// other threads.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
@@ -147,7 +154,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Turns on permessage-deflate with the parameters agreed in the opening handshake, using
     /// [`Config::deflate`] for the level, threshold and receive-only mode. [`connect`](crate::connect)
-    /// and [`accept`](crate::server::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
+    /// and [`accept`](crate::accept) do this themselves; call it after [`from_stream`](Self::from_stream)
     /// when the handshake was done elsewhere (e.g. with
     /// [`negotiation::select_offer`](crate::proto::deflate::negotiation::select_offer)), before
     /// any message is exchanged. Without the `deflate` feature there is no codec: `params` is
