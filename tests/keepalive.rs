@@ -331,3 +331,15 @@ fn a_read_timeout_set_on_the_stream_still_ends_a_read_with_keepalive_on() {
     ws.close(CloseCode::Normal, "").unwrap();
     peer.join().unwrap();
 }
+
+#[test]
+fn reconnecting_close_returns_the_servers_close_frame() {
+    let (url, _stop, peer) = server(Peer::Answering);
+    let mut ws = syncws::Reconnecting::builder(client(&url).without_heartbeat())
+        .connect()
+        .unwrap();
+    let frame = ws.close(CloseCode::Normal, "bye").unwrap();
+    assert_eq!(frame.map(|f| f.code), Some(CloseCode::Normal));
+    assert!(matches!(ws.read(), Err(syncws::Error::ConnectionClosed)));
+    peer.join().unwrap();
+}
