@@ -219,8 +219,9 @@ impl ClientBuilder {
     /// keepalive is on, set the read timeout with [`read_timeout`](Self::read_timeout) rather
     /// than on the stream: the stream's read timeout is the keepalive's wake-up tick.
     ///
-    /// A zero or over-a-year duration makes [`connect`](Self::connect) fail with
-    /// [`Error::InvalidConfig`].
+    /// Applies to [`connect`](Self::connect); a stream given to [`connect_on`](Self::connect_on)
+    /// gets none (the driver cannot set its timeouts). A zero or over-a-year duration makes
+    /// `connect` fail with [`Error::InvalidConfig`].
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> ClientBuilder {
         self.heartbeat = Some((interval, timeout));
         self

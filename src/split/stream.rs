@@ -11,8 +11,9 @@ use std::time::Duration;
 /// the read half, timeouts on each wait, and a shutdown that wakes a blocked read or write.
 ///
 /// Implemented for [`TcpStream`], [`NetStream`](crate::NetStream) (TLS too, which splits by its
-/// own means) and, on Unix, `UnixStream`. The driver also uses the timeouts of such a stream to
-/// bound the closing handshake and to wake a read for keepalive pings.
+/// own means) and, on Unix, `UnixStream`. A split reader uses the read timeout to bound its
+/// closing handshake ([`Config::close_timeout`](crate::Config::close_timeout)) and to keep
+/// buffers only while messages keep coming.
 pub trait SplitStream: Read + Write + Send + Sized + 'static {
     /// Another handle to the same connection (`try_clone` of the socket types); the read half
     /// reads through it while the write half writes through the original.

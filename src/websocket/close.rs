@@ -24,9 +24,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// the server closes TCP (RFC 6455 §7.1.1). Returns the peer's close frame.
     ///
     /// The whole call takes at most [`Config::close_timeout`](crate::Config::close_timeout)
-    /// (5 s by default) where the driver can set the stream's read timeout: connections from
-    /// [`connect`](crate::connect), and streams of a [`SplitStream`](crate::SplitStream) type.
-    /// On other streams each wait is bounded only by the stream's own read timeout.
+    /// (5 s by default) on connections from [`connect`](crate::connect), whose read timeout the
+    /// driver sets. On other streams each wait is bounded only by the stream's own read timeout
+    /// (a split [`Reader::close`](crate::Reader::close) is bounded on any stream).
     ///
     /// Errors: [`Error::Io`] with `TimedOut` when the peer did not answer in time (the
     /// connection is then over); [`Error::InvalidInput`] for a code that may not be sent or a
