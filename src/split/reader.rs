@@ -133,12 +133,13 @@ impl Reader {
         let shared = Arc::clone(&self.writer.shared);
         // Pongs to the heartbeat are not returned, so they must not stretch the caller's bound
         // on the read: it is kept by deadline (only while a heartbeat watches this connection).
-        let until = match self.watched {
-            true => {
-                (self.inbound.deadline.get().caller()).and_then(|t| Instant::now().checked_add(t))
-            }
-            false => None,
-        };
+        let caller = self
+            .inbound
+            .deadline
+            .get()
+            .caller()
+            .filter(|_| self.watched);
+        let until = caller.and_then(|timeout| Instant::now().checked_add(timeout));
         loop {
             {
                 let sender = shared.state();

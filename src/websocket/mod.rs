@@ -18,7 +18,7 @@ use keepalive::Keepalive;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-/// The read and write timeouts of a stream whose type the driver knows ([`SplitStream`]), to
+/// The read timeout of a stream whose type the driver knows ([`SplitStream`]), to
 /// bound waits the caller did not ask for: the closing handshake, the wait for the server's TCP
 /// close, and the wake-ups of the keepalive.
 struct Timeouts<S> {
