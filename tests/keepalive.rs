@@ -22,6 +22,8 @@ enum Peer {
     TwoMessagesThenAnswering,
     /// Completes the handshake, then never reads nor writes until the test ends.
     Mute,
+    /// Starts the closing handshake at once, then reads until the end.
+    Closing,
 }
 
 /// A server on a loopback port with `behaviour`; dropping the sender ends a mute peer.
@@ -37,7 +39,14 @@ fn server(behaviour: Peer) -> (String, mpsc::Sender<()>, thread::JoinHandle<()>)
             Peer::Mute => {
                 let _ = stopped.recv_timeout(PEER_LIFETIME);
             }
-            Peer::Answering | Peer::TwoMessagesThenAnswering => {
+            Peer::Answering | Peer::TwoMessagesThenAnswering | Peer::Closing => {
+                if matches!(behaviour, Peer::Closing) {
+                    ws.send(Message::Close(Some(syncws::CloseFrame::new(
+                        CloseCode::GoingAway,
+                        "going",
+                    ))))
+                    .unwrap();
+                }
                 if matches!(behaviour, Peer::TwoMessagesThenAnswering) {
                     ws.send(Message::text("one")).unwrap();
                     ws.send(Message::text("two")).unwrap();
@@ -340,6 +349,19 @@ fn reconnecting_close_returns_the_servers_close_frame() {
         .unwrap();
     let frame = ws.close(CloseCode::Normal, "bye").unwrap();
     assert_eq!(frame.map(|f| f.code), Some(CloseCode::Normal));
+    assert!(matches!(ws.read(), Err(syncws::Error::ConnectionClosed)));
+    peer.join().unwrap();
+}
+
+#[test]
+fn a_close_that_arrives_during_ping_ends_it_and_is_read_next() {
+    let (url, _stop, peer) = server(Peer::Closing);
+    let (mut ws, _) = client(&url).without_heartbeat().connect().unwrap();
+    assert!(matches!(ws.ping(), Err(syncws::Error::ConnectionClosed)));
+    match ws.read().unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::GoingAway),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(ws.read(), Err(syncws::Error::ConnectionClosed)));
     peer.join().unwrap();
 }
