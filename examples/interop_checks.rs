@@ -83,6 +83,7 @@ impl Peer {
         let bound = Some(Duration::from_secs(10));
         let (mut ws, _) = ClientBuilder::new(url)
             .config(config)
+            .without_heartbeat()
             .read_timeout(bound)
             .write_timeout(bound)
             .connect()?;

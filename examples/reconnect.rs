@@ -33,7 +33,7 @@ fn main() -> Result<(), syncws::Error> {
         .connect()?;
 
     // A second thread sends; the main thread reads (and reconnects when needed).
-    let sender = ws.sender();
+    let sender = ws.writer();
     let ticker = std::thread::spawn(move || {
         for n in 1..=count {
             if let Err(e) = sender.send(Message::text(format!("message {n}"))) {
@@ -41,7 +41,7 @@ fn main() -> Result<(), syncws::Error> {
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        let _ = sender.close(syncws::CloseCode::Normal, "done");
+        let _ = sender.start_close(syncws::CloseCode::Normal, "done");
     });
     loop {
         match ws.read() {

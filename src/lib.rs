@@ -101,9 +101,7 @@ mod transport;
 mod websocket;
 
 pub use client::proxy::Proxy;
-pub use client::reconnect::{
-    Disconnect, ReconnectBuilder, Reconnecting, Sender as ReconnectSender,
-};
+pub use client::reconnect::{Disconnect, ReconnectBuilder, Reconnecting, ReconnectingWriter};
 pub use client::url::WsUrl;
 pub use client::{ClientBuilder, client, connect};
 pub use error::{Error, HandshakeError, ProtocolError, UrlError};
@@ -119,7 +117,7 @@ pub use proto::{Direction, FrameObserver, Role, State};
 pub use rooms::{Broadcast, Room, Rooms};
 pub use server::accept::{Accept, Acceptor, accept};
 pub use server::{HttpResponse, Server, ServerBuilder, ServerHandle, Session, ShutdownHandle};
-pub use split::{Reader, Writer};
+pub use split::{Reader, SplitStream, Writer};
 pub use timing::backoff::{Backoff, RetryPolicy};
 pub use transport::net_stream::NetStream;
 #[cfg(feature = "native-tls")]

@@ -68,7 +68,7 @@ fn survives_a_server_restart_and_delivers_the_outbox() {
 
     // While the client's read() notices the shutdown and retries, another thread queues a
     // message and brings the server back on the same port.
-    let sender = ws.sender();
+    let sender = ws.writer();
     let restarter = std::thread::spawn(move || {
         let (code, retry_in) = ended.recv_timeout(DEADLINE).unwrap();
         assert!(!sender.is_connected());
@@ -183,7 +183,7 @@ fn without_an_outbox_a_send_while_down_is_an_error() {
         })
         .connect()
         .unwrap();
-    let sender = ws.sender();
+    let sender = ws.writer();
     let stopping = std::thread::spawn(move || server.shutdown());
     // read() answers the shutdown's 1001, then tries again until attempts run out.
     let result = ws.read();

@@ -52,7 +52,7 @@ fn the_heartbeat_thread_runs_only_with_a_heartbeat_and_ends_with_the_client() {
     let url = format!("ws://{addr}/");
     assert_eq!(heartbeat_threads(), 0);
 
-    let ws = Reconnecting::builder(ClientBuilder::new(&url))
+    let ws = Reconnecting::builder(ClientBuilder::new(&url).without_heartbeat())
         .connect()
         .unwrap();
     assert_eq!(heartbeat_threads(), 0, "started without a heartbeat");

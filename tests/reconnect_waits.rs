@@ -130,7 +130,7 @@ fn a_send_does_not_wait_while_the_outbox_is_written_to_a_server_that_does_not_re
         })
         .connect()
         .unwrap();
-    let sender = ws.sender();
+    let sender = ws.writer();
     let reading = read_until_closed(ws);
     wait_ended.recv_timeout(DEADLINE).unwrap();
     for i in 0..COUNT {
@@ -189,7 +189,7 @@ fn a_send_that_fails_as_the_connection_goes_is_sent_first_on_the_next() {
         .backoff(fast_backoff())
         .connect()
         .unwrap();
-    let sender = ws.sender();
+    let sender = ws.writer();
     let reading = read_until_closed(ws);
     sender.send(numbered(0, LEN)).unwrap();
     sender.send(numbered(1, LEN)).unwrap();
@@ -215,7 +215,9 @@ fn close_returns_when_the_server_never_answers() {
         .unwrap();
     let (closed, wait_closed) = mpsc::channel();
     thread::spawn(move || {
-        let _ = closed.send(ws.close(CloseCode::Normal, "bye").is_ok());
+        // Returns, with the timeout the server's silence earned (Config::close_timeout).
+        let result = ws.close(CloseCode::Normal, "bye");
+        let _ = closed.send(result.map_or_else(|e| e.is_timeout(), |_| false));
     });
     let outcome = wait_closed.recv_timeout(DEADLINE);
     let _ = done.send(());
@@ -243,11 +245,11 @@ fn a_backoff_longer_than_the_clock_can_count_waits_until_closed() {
         })
         .connect()
         .unwrap();
-    let sender = ws.sender();
+    let sender = ws.writer();
     let reading = read_until_closed(ws);
     let retry_in = wait_ended.recv_timeout(DEADLINE).unwrap();
     assert!(retry_in.is_some_and(|wait| wait > Duration::from_secs(1 << 40)));
-    sender.close(CloseCode::Normal, "bye").unwrap();
+    sender.start_close(CloseCode::Normal, "bye").unwrap();
     assert!(matches!(
         reading.join().expect("read() panicked"),
         Err(Error::ConnectionClosed)

@@ -144,7 +144,7 @@ fn close_during_a_reconnect_attempt_ends_the_client() {
     let mut ws = Reconnecting::builder(ClientBuilder::new(format!("ws://{addr}/")))
         .connect()
         .unwrap();
-    let sender = ws.sender();
+    let sender = ws.writer();
     let (done_tx, done) = mpsc::channel();
     let reading = std::thread::spawn(move || {
         // Reads the first connection's close (1001: retried), reconnects, and reads on.
@@ -155,7 +155,7 @@ fn close_during_a_reconnect_attempt_ends_the_client() {
         .recv_timeout(Duration::from_secs(20))
         .expect("no reconnect attempt");
     // The client is closed for good while it is connecting again.
-    let closed = sender.close(syncws::CloseCode::Normal, "bye");
+    let closed = sender.start_close(syncws::CloseCode::Normal, "bye");
     let outcome = done.recv_timeout(Duration::from_secs(6));
     let _ = reading.join();
     let _ = server.join();

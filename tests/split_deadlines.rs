@@ -305,8 +305,9 @@ fn a_client_waits_for_the_servers_tcp_close_for_a_bounded_time() {
     reader.set_read_timeout(None).unwrap();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let closed = reader.close(CloseCode::Normal, "bye").map(drop);
+        // The wait is part of the closing handshake (Config::close_timeout, 5 s in all).
         let started = Instant::now();
+        let closed = reader.close(CloseCode::Normal, "bye").map(drop);
         let after = reader.read();
         let _ = tx.send((closed, after, started.elapsed()));
     });

@@ -78,7 +78,7 @@ fn split_echo_over_tls_with_a_second_sender() {
         }
     }
     let writer = sender.join().unwrap();
-    writer.close(syncws::CloseCode::Normal, "").unwrap();
+    writer.start_close(syncws::CloseCode::Normal, "").unwrap();
     assert!(matches!(reader.read().unwrap(), Message::Close(_)));
     assert_eq!(server.join().unwrap(), 50);
 }

@@ -1,5 +1,6 @@
 //! The client side: connecting (TCP, proxy tunnel, TLS), redirects, and the client's handshake.
 
+mod outbox;
 pub(crate) mod proxy;
 pub(crate) mod reconnect;
 pub(crate) mod url;
@@ -27,8 +28,8 @@ use std::time::{Duration, Instant};
 /// Returns the connection and the server's `101` response. Blocks while connecting and during the
 /// handshake (bounded by [`Config::handshake_timeout`], through a proxy and TLS too: for `wss://`
 /// a short-lived thread shuts the socket down at the deadline). Honours the proxy environment
-/// variables (see [`Proxy::from_env`]) and follows up to 5 redirects; [`ClientBuilder`] changes
-/// both.
+/// variables (see [`Proxy::from_env`]), follows up to 5 redirects, and sends a keepalive ping
+/// every 20 s while [`WebSocket::read`] waits; [`ClientBuilder`] changes all three.
 ///
 /// ```no_run
 /// let (mut ws, _response) = syncws::connect("ws://127.0.0.1:9001/")?;
@@ -86,7 +87,13 @@ pub struct ClientBuilder {
     tls: TlsOptions,
     proxy: ProxySetting,
     max_redirects: usize,
+    /// Keepalive pings: every `.0`, failing the connection when a pong takes longer than `.1`.
+    heartbeat: Option<(Duration, Duration)>,
 }
+
+/// The keepalive a client has unless told otherwise, as python-websockets: a ping every 20 s,
+/// and the connection fails when its pong takes more than 20 s.
+const DEFAULT_HEARTBEAT: (Duration, Duration) = (Duration::from_secs(20), Duration::from_secs(20));
 
 impl ClientBuilder {
     /// A client for `url` with default settings.
@@ -102,6 +109,7 @@ impl ClientBuilder {
             tls: TlsOptions::default(),
             proxy: ProxySetting::default(),
             max_redirects: 5,
+            heartbeat: Some(DEFAULT_HEARTBEAT),
         }
     }
 
@@ -200,6 +208,36 @@ impl ClientBuilder {
         self
     }
 
+    /// Keepalive: ping the server every `interval`, and fail the connection (1011, and an
+    /// [`Error::Io`] with `ConnectionAborted` from `read`) when a pong takes longer than
+    /// `timeout`. On by default at 20 s / 20 s. The round trip of the last ping is
+    /// [`WebSocket::latency`].
+    ///
+    /// The pings are sent while [`WebSocket::read`] waits (the read wakes for them): a
+    /// connection whose owner is not reading sends none. After [`WebSocket::split`] the
+    /// process-wide timer thread (`syncws-heartbeat`) sends them, whoever is reading. While
+    /// keepalive is on, set the read timeout with [`read_timeout`](Self::read_timeout) rather
+    /// than on the stream: the stream's read timeout is the keepalive's wake-up tick.
+    ///
+    /// Applies to [`connect`](Self::connect); a stream given to [`connect_on`](Self::connect_on)
+    /// gets none (the driver cannot set its timeouts). A zero or over-a-year duration makes
+    /// `connect` fail with [`Error::InvalidConfig`].
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> ClientBuilder {
+        self.heartbeat = Some((interval, timeout));
+        self
+    }
+
+    /// No keepalive pings (see [`heartbeat`](Self::heartbeat)).
+    pub fn without_heartbeat(mut self) -> ClientBuilder {
+        self.heartbeat = None;
+        self
+    }
+
+    /// The keepalive setting, for a reconnecting client that runs it on its own timer.
+    pub(crate) fn heartbeat_setting(&self) -> Option<(Duration, Duration)> {
+        self.heartbeat
+    }
+
     /// Connects and performs the handshake. See [`connect`].
     pub fn connect(self) -> Result<(WebSocket<NetStream>, Response), Error> {
         let first = self.checked_url()?;
@@ -224,7 +262,10 @@ impl ClientBuilder {
                     ws.get_mut().set_deadline(None);
                     ws.get_ref().set_read_timeout(self.read_timeout)?;
                     ws.get_ref().set_write_timeout(self.write_timeout)?;
-                    ws.bound_close_wait();
+                    ws.know_timeouts();
+                    if let Some((interval, timeout)) = self.heartbeat {
+                        ws.set_heartbeat(interval, timeout)?;
+                    }
                     return Ok((ws, response));
                 }
             }
@@ -243,6 +284,15 @@ impl ClientBuilder {
     /// of them would otherwise split the request into lines the caller did not mean.
     fn checked_url(&self) -> Result<WsUrl, Error> {
         self.config.validate()?;
+        if let Some((interval, timeout)) = self.heartbeat
+            && (interval.is_zero()
+                || timeout.is_zero()
+                || interval.max(timeout) > Config::MAX_TIMEOUT)
+        {
+            return Err(Error::InvalidConfig(
+                "heartbeat durations must be positive and at most a year",
+            ));
+        }
         let url = WsUrl::parse(&self.url)?;
         self.headers.validate()?;
         for own in ["sec-websocket-key", "sec-websocket-version"] {

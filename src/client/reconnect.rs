@@ -1,10 +1,10 @@
 //! A client that reconnects by itself: backoff with full jitter, a hook to re-authenticate or
-//! resubscribe, a bounded outbox for messages sent while disconnected, a retry decision by close
-//! code, and heartbeats that notice a dead server.
-//!
-//! Sending never holds a lock across a network write: one thread at a time (the "drainer")
-//! writes the outbox in order, outside the lock, while other senders only append to it.
+//! resubscribe, a bounded outbox for messages sent while disconnected (see
+//! [`outbox`](super::outbox)), a retry decision by close code, and heartbeats that notice a dead
+//! server.
 
+pub use super::outbox::ReconnectingWriter;
+use super::outbox::{Link, Shared, check_sendable};
 use crate::client::ClientBuilder;
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
@@ -13,8 +13,7 @@ use crate::split::{Reader, Writer};
 use crate::timing::backoff::{Backoff, RetryPolicy};
 use crate::timing::timer::{HeartbeatConfig, HeartbeatTimer};
 use crate::websocket::ending::EndCause;
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 type ConnectHook = Box<dyn FnMut(&Writer) -> Result<(), Error> + Send>;
@@ -22,6 +21,7 @@ type DisconnectHook = Box<dyn FnMut(&Disconnect) + Send>;
 
 /// What a reconnecting client reports when a connection ends or an attempt fails.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Disconnect {
     /// Why the connection ended (or why the attempt failed, as an I/O ending).
     pub cause: EndCause,
@@ -38,13 +38,9 @@ pub struct ReconnectBuilder {
     retry: RetryPolicy,
     outbox: Option<usize>,
     heartbeat: Option<HeartbeatConfig>,
-    close_timeout: Duration,
     on_connect: Option<ConnectHook>,
     on_disconnect: Option<DisconnectHook>,
 }
-
-/// How long [`Reconnecting::close`] waits for the server's close frame by default.
-const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for ReconnectBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,19 +74,14 @@ impl ReconnectBuilder {
     }
 
     /// Ping a quiet server every `interval`; if nothing arrives within `timeout`, drop the
-    /// connection and reconnect. Defaults to none (a dead server is noticed only by TCP).
+    /// connection and reconnect. Defaults to the client's
+    /// [`heartbeat`](ClientBuilder::heartbeat) (20 s / 20 s unless
+    /// [`without_heartbeat`](ClientBuilder::without_heartbeat)).
     ///
     /// The pings come from a timer thread (named `syncws-heartbeat`) that this client starts at
     /// its first connect and stops when it is dropped; without a heartbeat there is none.
     pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.heartbeat = Some(HeartbeatConfig { interval, timeout });
-        self
-    }
-
-    /// How long [`Reconnecting::close`] waits for the server's close frame before it drops the
-    /// connection anyway. Defaults to 5 s.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
         self
     }
 
@@ -124,6 +115,11 @@ impl ReconnectBuilder {
                 "heartbeat durations over a year; use no heartbeat for none",
             ));
         }
+        let heartbeat = self.heartbeat.or_else(|| {
+            self.client
+                .heartbeat_setting()
+                .map(|(interval, timeout)| HeartbeatConfig { interval, timeout })
+        });
         let mut client = Reconnecting {
             shared: Arc::new(Shared {
                 state: Mutex::new(Link::default()),
@@ -134,9 +130,8 @@ impl ReconnectBuilder {
             client: self.client,
             backoff: self.backoff,
             retry: self.retry,
-            heartbeat: self.heartbeat,
+            heartbeat,
             timer: None,
-            close_timeout: self.close_timeout,
             on_connect: self.on_connect,
             on_disconnect: self.on_disconnect,
             attempt: 0,
@@ -148,190 +143,8 @@ impl ReconnectBuilder {
     }
 }
 
-/// The state every [`Sender`] shares with the reading side.
-struct Shared {
-    state: Mutex<Link>,
-    /// Wakes a backoff wait early when the client is closed.
-    wake: Condvar,
-    capacity: usize,
-}
-
-#[derive(Default)]
-struct Link {
-    writer: Option<Writer>,
-    /// Counts connections, so a drainer can tell whether a failed write hit the current one.
-    generation: u64,
-    /// `writer` takes messages: false once a write on it failed.
-    usable: bool,
-    /// A thread is writing the outbox; the others only append to it.
-    draining: bool,
-    outbox: VecDeque<Message>,
-    closing: bool,
-    /// The close a sender asked for while no connection was up (a reconnect under way): sent
-    /// on the connection that attempt brings up, so the close is never lost.
-    pending_close: Option<CloseFrame>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Link> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Marks the client closing, wakes a backoff wait, and returns the current connection. With
-    /// none up, `frame` is kept for the connection a reconnect under way may still bring up.
-    fn stop_reconnecting(&self, frame: CloseFrame) -> Option<Writer> {
-        let writer = {
-            let mut link = self.lock();
-            link.closing = true;
-            if link.writer.is_none() {
-                link.pending_close = Some(frame);
-            }
-            link.writer.clone()
-        };
-        self.wake.notify_all();
-        writer
-    }
-
-    /// Sends in order with whatever was sent before: at once when nothing is waiting, else
-    /// behind the outbox.
-    fn send(&self, message: Message) -> Result<(), Error> {
-        check_sendable(&message)?;
-        let mut link = self.lock();
-        if link.closing {
-            return Err(Error::AlreadyClosed);
-        }
-        if link.draining || !link.usable || !link.outbox.is_empty() {
-            if link.outbox.len() >= self.capacity {
-                return Err(Error::Disconnected);
-            }
-            link.outbox.push_back(message);
-            if link.usable && !link.draining {
-                self.drain(link, None)?;
-            }
-            return Ok(());
-        }
-        self.drain(link, Some(message))
-    }
-
-    /// Writes `first`, then the outbox, in order, without holding the lock while writing. A
-    /// write that fails because the connection is going puts its message back at the front;
-    /// if a newer connection is up by then, draining goes on with it, else the next connect
-    /// drains. Errors only for `first`: [`Error::Disconnected`] when it cannot be kept, or an
-    /// error that is not the connection's.
-    fn drain<'a>(
-        &'a self,
-        mut link: MutexGuard<'a, Link>,
-        first: Option<Message>,
-    ) -> Result<(), Error> {
-        link.draining = true;
-        let mut first = first;
-        let mut result = Ok(());
-        loop {
-            let (message, own) = match first.take() {
-                Some(message) => (message, true),
-                None => match link.outbox.pop_front() {
-                    Some(message) => (message, false),
-                    None => break,
-                },
-            };
-            let (Some(writer), true) = (link.writer.clone(), link.usable) else {
-                link.outbox.push_front(message);
-                break;
-            };
-            let generation = link.generation;
-            drop(link);
-            let sent = writer.send(message.clone());
-            link = self.lock();
-            match sent {
-                Ok(()) => {}
-                Err(Error::Io(_) | Error::AlreadyClosed) => {
-                    if own && link.outbox.len() >= self.capacity {
-                        result = Err(Error::Disconnected);
-                    } else {
-                        link.outbox.push_front(message);
-                    }
-                    if link.generation == generation {
-                        link.usable = false;
-                        break;
-                    }
-                }
-                // Checked before queueing, so only a message of this caller's gets here.
-                Err(other) if own => result = Err(other),
-                Err(_) => {}
-            }
-        }
-        link.draining = false;
-        result
-    }
-}
-
-/// The checks [`WebSocket::send`](crate::WebSocket::send) makes on a message itself, made before
-/// it is queued: a message in the outbox is one the connection will take.
-fn check_sendable(message: &Message) -> Result<(), Error> {
-    match message {
-        Message::Ping(data) | Message::Pong(data) if data.len() > 125 => Err(Error::InvalidInput(
-            "control frame payload over 125 bytes (RFC 6455 §5.5)",
-        )),
-        Message::Close(Some(frame)) if !frame.code.is_sendable() => Err(Error::InvalidInput(
-            "this close code may not be sent (RFC 6455 §7.4)",
-        )),
-        Message::Close(Some(frame)) if frame.reason.len() > 123 => {
-            Err(Error::InvalidInput("close reason over 123 bytes"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A `Clone + Send + Sync` handle that sends through whichever connection is current.
-#[derive(Clone)]
-pub struct Sender {
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Sender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("reconnect::Sender")
-    }
-}
-
-impl Sender {
-    /// Sends now if connected, else queues in the outbox. Messages go out in the order they were
-    /// sent: while another thread is writing, this one only queues (and returns at once), and a
-    /// message whose write failed because the connection went is sent again, first, on the next.
-    /// No lock is held while writing; the thread that finds no write in progress writes the
-    /// outbox, including what other threads queue meanwhile, so `Ok` means written or queued.
-    ///
-    /// Errors: [`Error::Disconnected`] when the message cannot wait (the outbox is full, or
-    /// disabled, while disconnected or behind another thread's write);
-    /// [`Error::AlreadyClosed`] after [`Reconnecting::close`]; [`Error::InvalidInput`] as for
-    /// [`WebSocket::send`](crate::WebSocket::send).
-    pub fn send(&self, message: Message) -> Result<(), Error> {
-        self.shared.send(message)
-    }
-
-    /// Closes for good from any thread: sends a close frame on the current connection and stops
-    /// reconnecting; the reading thread's [`Reconnecting::read`] then returns the server's close.
-    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let frame = CloseFrame::new(code, reason);
-        check_sendable(&Message::Close(Some(frame.clone())))?;
-        match self.shared.stop_reconnecting(frame.clone()) {
-            Some(writer) => writer.close(frame.code, &frame.reason),
-            None => Ok(()),
-        }
-    }
-
-    /// Whether a connection is up right now.
-    pub fn is_connected(&self) -> bool {
-        self.shared
-            .lock()
-            .writer
-            .as_ref()
-            .is_some_and(Writer::is_open)
-    }
-}
-
 /// A client connection that comes back by itself. [`read`](Self::read) reconnects as needed;
-/// [`sender`](Self::sender) gives handles that send from any thread.
+/// [`writer`](Self::writer) gives handles that send from any thread.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -354,7 +167,6 @@ pub struct Reconnecting {
     /// This client's heartbeat thread, started at the first connect when heartbeats are on and
     /// stopped (joined) on drop.
     timer: Option<HeartbeatTimer>,
-    close_timeout: Duration,
     on_connect: Option<ConnectHook>,
     on_disconnect: Option<DisconnectHook>,
     attempt: u32,
@@ -379,20 +191,19 @@ impl Reconnecting {
             retry: RetryPolicy::default(),
             outbox: None,
             heartbeat: None,
-            close_timeout: DEFAULT_CLOSE_TIMEOUT,
             on_connect: None,
             on_disconnect: None,
         }
     }
 
-    /// A handle to send from any thread.
-    pub fn sender(&self) -> Sender {
-        Sender {
+    /// A handle to send (and close) from any thread.
+    pub fn writer(&self) -> ReconnectingWriter {
+        ReconnectingWriter {
             shared: Arc::clone(&self.shared),
         }
     }
 
-    /// Sends now if connected, else queues; see [`Sender::send`].
+    /// Sends now if connected, else queues; see [`ReconnectingWriter::send`].
     pub fn send(&self, message: Message) -> Result<(), Error> {
         self.shared.send(message)
     }
@@ -450,24 +261,28 @@ impl Reconnecting {
         }
     }
 
-    /// Closes for good: sends a close frame on the current connection (if any) and stops
-    /// reconnecting, then waits for the server's close frame, for at most the
-    /// [`close_timeout`](ReconnectBuilder::close_timeout) (5 s by default), before dropping the
-    /// connection.
-    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+    /// Closes for good: stops reconnecting and runs the closing handshake on the current
+    /// connection (see [`Reader::close`]), bounded by the client's
+    /// [`Config::close_timeout`](crate::Config::close_timeout) (5 s by default). Returns the
+    /// server's close frame; `None` when no connection was up.
+    pub fn close(
+        &mut self,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<Option<CloseFrame>, Error> {
         let frame = CloseFrame::new(code, reason);
         check_sendable(&Message::Close(Some(frame.clone())))?;
         let Some(writer) = self.shared.stop_reconnecting(frame.clone()) else {
             self.finished = true;
-            return Ok(());
+            return Ok(None);
         };
-        writer.close(frame.code, &frame.reason)?;
-        if let Some(reader) = self.reader.as_mut() {
-            wait_for_close(reader, self.close_timeout);
-        }
+        let result = match self.reader.as_mut() {
+            Some(reader) => reader.close(frame.code, &frame.reason),
+            None => writer.start_close(frame.code, &frame.reason).map(|()| None),
+        };
         writer.abort();
         self.finished = true;
-        Ok(())
+        result
     }
 
     /// Tears down the current connection and reports why.
@@ -568,7 +383,8 @@ impl Reconnecting {
 
     /// One attempt: connect, split, run the hook, flush the outbox, start heartbeats.
     fn open(&mut self) -> Result<(), Error> {
-        let (ws, _response) = self.client.clone().connect()?;
+        // The heartbeat runs on this client's own timer, not the process-wide one.
+        let (ws, _response) = self.client.clone().without_heartbeat().connect()?;
         let (reader, writer) = ws.split()?;
         if let Some(hook) = self.on_connect.as_mut() {
             hook(&writer)?;
@@ -592,7 +408,7 @@ impl Reconnecting {
             drop(link);
             let (code, reason) =
                 frame.map_or((CloseCode::Normal, String::new()), |f| (f.code, f.reason));
-            let _ = writer.close(code, &reason);
+            let _ = writer.start_close(code, &reason);
             writer.abort();
             if let Some(timer) = self.timer.as_ref() {
                 timer.remove(&writer);
@@ -621,26 +437,6 @@ impl Reconnecting {
         }
         self.reader = Some(reader);
         Ok(())
-    }
-}
-
-/// Reads until the peer's close frame arrives, an error, or `timeout` passes.
-fn wait_for_close(reader: &mut Reader, timeout: Duration) {
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|left| left.is_zero()) {
-            return;
-        }
-        if reader.set_read_timeout(left).is_err() {
-            return;
-        }
-        match reader.read() {
-            Ok(Message::Close(_)) => return,
-            Ok(_) => {}
-            Err(e) if e.is_timeout() => {}
-            Err(_) => return,
-        }
     }
 }
 
@@ -676,7 +472,6 @@ mod tests {
             retry: builder.retry,
             heartbeat: None,
             timer: None,
-            close_timeout: builder.close_timeout,
             on_connect: None,
             on_disconnect: None,
             attempt: 0,
@@ -688,9 +483,9 @@ mod tests {
     #[test]
     fn a_wait_longer_than_the_clock_can_count_ends_when_closed_without_panicking() {
         let client = unconnected();
-        let closer = client.sender();
+        let closer = client.writer();
         let waiter = std::thread::spawn(move || client.wait(Duration::MAX));
-        closer.close(CloseCode::Normal, "").unwrap();
+        closer.start_close(CloseCode::Normal, "").unwrap();
         assert!(!waiter.join().expect("wait panicked"));
     }
 

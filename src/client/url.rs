@@ -12,6 +12,7 @@ use std::fmt;
 /// # Ok::<(), syncws::UrlError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WsUrl {
     /// `wss://`: TLS.
     pub secure: bool,

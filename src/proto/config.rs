@@ -44,6 +44,10 @@ pub struct Config {
     /// writes a peer can make the connection do for nothing. `None` accepts any number.
     /// Defaults to 1,000.
     pub max_control_frames_per_second: Option<u32>,
+    /// How long a `close` call (the closing handshake: our close frame, the peer's reply, the end
+    /// of TCP) may take in all, so a peer that never answers cannot hold it. Defaults to 5 s; at
+    /// most [`MAX_TIMEOUT`](Config::MAX_TIMEOUT).
+    pub close_timeout: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             handshake_timeout: Some(Duration::from_secs(10)),
             deflate: DeflateConfig::default(),
             max_control_frames_per_second: Some(1000),
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -88,6 +93,9 @@ impl Config {
             return Err(ConfigError::new(
                 "handshake_timeout over a year; use None for no limit",
             ));
+        }
+        if self.close_timeout > Config::MAX_TIMEOUT {
+            return Err(ConfigError::new("close_timeout over a year"));
         }
         if self.max_control_frames_per_second == Some(0) {
             return Err(ConfigError::new(

@@ -217,7 +217,7 @@ fn finish<T>(
     reason: &str,
 ) {
     if writer.is_open() {
-        let _ = writer.close(code, reason);
+        let _ = writer.start_close(code, reason);
     }
     if let Some(mut reader) = reader {
         let deadline = deadline_after(context.settings.close_timeout);

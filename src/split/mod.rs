@@ -15,8 +15,9 @@
 //! - nothing queued is stranded: each queue is followed by an attempt to write, and each owner
 //!   looks for queued output again after letting go.
 //!
-//! The same holds over `wss://`: the TLS halves implement [`ReadHalf`] and [`Transport`], and
-//! neither waits for the other.
+//! Any [`SplitStream`] splits: TCP shares one socket between the halves, other streams use
+//! duplicated handles, and over `wss://` the TLS halves implement [`ReadHalf`] and
+//! [`Transport`] so that neither waits for the other.
 //!
 //! # How long a writer may wait
 //!
@@ -36,22 +37,26 @@
 //!
 //! # How long closing may wait
 //!
-//! [`Reader::close`] waits for the peer's close frame at most the read timeout per wait for bytes
-//! if one is set, otherwise 5 s in all. A client then waits for the server to close TCP (RFC 6455
-//! §7.1.1) at most 5 s, or its read timeout if shorter.
+//! [`Reader::close`] takes at most [`Config::close_timeout`] in all (5 s by default), the wait for
+//! a server to close TCP (RFC 6455 §7.1.1) included.
 
+mod ping;
 mod queue;
 mod read_deadline;
 mod reader;
+mod stream;
 pub(crate) mod transport;
 mod weak;
+mod write_side;
 mod writer;
 
 #[cfg(test)]
 pub(crate) use queue::BACKPRESSURE_REASON;
 pub(crate) use queue::{Enqueued, Frame};
 pub use reader::Reader;
-pub(crate) use transport::{ReadHalf, SharedTcp, Transport};
+pub use stream::SplitStream;
+pub(crate) use stream::{Socket, SplitHalves};
+pub(crate) use transport::{ReadHalf, Transport};
 pub(crate) use weak::WeakWriter;
 pub use writer::Writer;
 
@@ -62,9 +67,11 @@ use crate::websocket::WebSocket;
 use std::net::TcpStream;
 use std::sync::Arc;
 
-impl WebSocket<TcpStream> {
+impl<S: SplitStream> WebSocket<S> {
     /// Splits the connection into a [`Reader`] and a `Clone + Send + Sync` [`Writer`], so that one
-    /// thread can block in [`Reader::read`] while others send.
+    /// thread can block in [`Reader::read`] while others send. Works for any [`SplitStream`]:
+    /// `TcpStream`, [`NetStream`](crate::NetStream) (`wss://` too), `UnixStream`, or a type of
+    /// yours. A keepalive heartbeat set on the client moves to the shared timer thread.
     ///
     /// ```no_run
     /// let (ws, _) = syncws::connect("ws://127.0.0.1:9001/")?;
@@ -75,11 +82,25 @@ impl WebSocket<TcpStream> {
     /// # Ok::<(), syncws::Error>(())
     /// ```
     ///
-    /// Errors: none today; the `Result` leaves room for streams whose split can fail.
+    /// Errors: [`Error::Io`] when the stream cannot be duplicated ([`SplitStream::try_clone`]).
     pub fn split(self) -> Result<(Reader, Writer), Error> {
         let role = self.role();
+        let heartbeat = self.heartbeat();
         let (stream, conn, config, subprotocol) = self.into_parts();
-        Ok(split_tcp(conn, Arc::new(stream), role, config, subprotocol))
+        let halves = stream.split_halves()?;
+        let (mut reader, writer) = split_parts(
+            conn,
+            halves.read,
+            halves.write,
+            halves.socket,
+            role,
+            config,
+            subprotocol,
+        );
+        if let Some((interval, timeout)) = heartbeat {
+            reader.watch(interval, timeout)?;
+        }
+        Ok((reader, writer))
     }
 }
 
@@ -91,9 +112,16 @@ pub(crate) fn split_tcp(
     config: Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
-    let source = Box::new(SharedTcp(Arc::clone(&tcp)));
-    let write_half = Box::new(SharedTcp(Arc::clone(&tcp)));
-    split_parts(conn, source, write_half, tcp, role, config, subprotocol)
+    let halves = stream::split_tcp_stream(tcp);
+    split_parts(
+        conn,
+        halves.read,
+        halves.write,
+        halves.socket,
+        role,
+        config,
+        subprotocol,
+    )
 }
 
 /// Assembles the halves; the seam where a TLS stream plugs in its own [`ReadHalf`] and
@@ -103,13 +131,13 @@ pub(crate) fn split_parts(
     conn: Box<Connection>,
     source: Box<dyn ReadHalf>,
     write_half: Box<dyn Transport>,
-    tcp: Arc<TcpStream>,
+    socket: Arc<dyn Socket>,
     role: Role,
     config: Config,
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
     let (receiver, sender) = conn.into_parts();
-    let writer = Writer::new(sender, write_half, tcp, role);
+    let writer = Writer::new(sender, write_half, socket, role);
     let reader = Reader::new(receiver, source, writer.clone(), config, subprotocol);
     (reader, writer)
 }

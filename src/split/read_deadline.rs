@@ -9,8 +9,8 @@
 //! window expire and pays no extra system call; one that goes quiet pays two (`setsockopt` into
 //! the window and out of it).
 
+use super::Socket;
 use std::io;
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// How long a quiet connection holds buffers kept for large messages.
@@ -45,7 +45,7 @@ impl ReadDeadline {
     /// The caller's new bound, in force at once.
     pub(super) fn set_caller(
         &mut self,
-        tcp: &TcpStream,
+        tcp: &dyn Socket,
         bound: Option<Duration>,
     ) -> io::Result<()> {
         self.caller = bound;
@@ -56,7 +56,7 @@ impl ReadDeadline {
     /// Waits from now on are cut to the window, unless the caller's own bound is as short (then
     /// there is no room for a window, nothing changes, and `false` says the buffers should go
     /// now).
-    pub(super) fn open_window(&mut self, tcp: &TcpStream) -> io::Result<bool> {
+    pub(super) fn open_window(&mut self, tcp: &dyn Socket) -> io::Result<bool> {
         if self.caller.is_some_and(|bound| bound <= KEEP_WINDOW) {
             return Ok(false);
         }
@@ -71,7 +71,7 @@ impl ReadDeadline {
     }
 
     /// The window passed without a byte: the same wait goes on for the rest of the caller's bound.
-    pub(super) fn window_expired(&mut self, tcp: &TcpStream) -> io::Result<()> {
+    pub(super) fn window_expired(&mut self, tcp: &dyn Socket) -> io::Result<()> {
         self.window = false;
         // The caller's bound is longer than the window (see `open_window`), so the rest is not 0.
         let rest = self.caller.map(|bound| bound - KEEP_WINDOW);
@@ -79,12 +79,12 @@ impl ReadDeadline {
     }
 
     /// Back to the caller's bound for the next wait.
-    pub(super) fn close_window(&mut self, tcp: &TcpStream) -> io::Result<()> {
+    pub(super) fn close_window(&mut self, tcp: &dyn Socket) -> io::Result<()> {
         self.window = false;
         self.install(tcp, self.caller)
     }
 
-    fn install(&mut self, tcp: &TcpStream, timeout: Option<Duration>) -> io::Result<()> {
+    fn install(&mut self, tcp: &dyn Socket, timeout: Option<Duration>) -> io::Result<()> {
         if self.installed != timeout {
             tcp.set_read_timeout(timeout)?;
             self.installed = timeout;

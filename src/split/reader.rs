@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 /// How many bytes a client discards while it waits for the server to close TCP.
 const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 
-/// The longest [`Reader::close`] waits for the peer's close frame when no read timeout is set,
-/// and the longest a client waits for the server to close TCP after the closing handshake.
+/// The longest a client's `read` waits for the server to close TCP after the peer's close.
 pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The receiving half of a split connection; see [`WebSocket::split`](crate::WebSocket::split).
@@ -38,6 +37,10 @@ pub struct Reader {
     /// A pong was queued for a ping with more frames held behind it; it goes out before the
     /// next wait for bytes.
     pong_held: bool,
+    /// [`close`](Self::close) already waited for the server to close TCP.
+    server_close_awaited: bool,
+    /// The shared heartbeat timer watches this connection (a split client's keepalive).
+    watched: bool,
 }
 
 /// The reader's state, in one allocation.
@@ -80,6 +83,8 @@ impl Reader {
             subprotocol,
             ended: false,
             pong_held: false,
+            server_close_awaited: false,
+            watched: false,
         }
     }
 
@@ -126,6 +131,15 @@ impl Reader {
             self.inbound.receiver.recycle(offered);
         }
         let shared = Arc::clone(&self.writer.shared);
+        // Pongs to the heartbeat are not returned, so they must not stretch the caller's bound
+        // on the read: it is kept by deadline (only while a heartbeat watches this connection).
+        let caller = self
+            .inbound
+            .deadline
+            .get()
+            .caller()
+            .filter(|_| self.watched);
+        let until = caller.and_then(|timeout| Instant::now().checked_add(timeout));
         loop {
             {
                 let sender = shared.state();
@@ -153,6 +167,14 @@ impl Reader {
                             } else {
                                 shared.kick(None);
                             }
+                        }
+                        // The answer to our own ping (heartbeat or `Writer::ping`) is not
+                        // the caller's.
+                        Event::Message(Message::Pong(payload)) if shared.pings.pong(payload) => {
+                            if until.is_some_and(|until| Instant::now() >= until) {
+                                return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+                            }
+                            continue;
                         }
                         Event::Message(Message::Close(frame)) => {
                             shared.state().on_event(&event);
@@ -193,6 +215,7 @@ impl Reader {
     /// The connection is closed: report it once, and end TCP as RFC 6455 §7.1.1 asks.
     fn finish(&mut self, close_received: bool) -> Error {
         self.ended = true;
+        self.release();
         if !close_received {
             return Error::AlreadyClosed;
         }
@@ -200,21 +223,52 @@ impl Reader {
             // "the underlying TCP connection, in most normal cases, SHOULD be closed first by
             // the server": close it now, even if writer clones live on elsewhere.
             Role::Server => self.writer.shutdown_cleanly(),
-            Role::Client => self.wait_for_server_close(),
+            Role::Client if !self.server_close_awaited => self.wait_for_server_close(None),
+            Role::Client => {}
         }
         Error::ConnectionClosed
+    }
+
+    /// The connection is over: a waiting [`Writer::ping`] returns, and the heartbeat timer
+    /// lets go of it.
+    fn release(&mut self) {
+        self.writer.shared.pings.end();
+        if std::mem::take(&mut self.watched)
+            && let Ok(timer) = crate::timing::timer::HeartbeatTimer::shared()
+        {
+            timer.remove(&self.writer);
+        }
+    }
+
+    /// Has the shared heartbeat timer ping this connection every `interval` and fail it when
+    /// nothing arrives within `timeout` (a split client's keepalive).
+    pub(crate) fn watch(&mut self, interval: Duration, timeout: Duration) -> Result<(), Error> {
+        let timer = crate::timing::timer::HeartbeatTimer::shared()?;
+        timer.add_with(
+            &self.writer,
+            crate::timing::timer::HeartbeatConfig { interval, timeout },
+        );
+        self.writer.shared.pings.set_timeout(timeout);
+        self.watched = true;
+        Ok(())
+    }
+
+    /// The round trip of the last ping answered (the heartbeat's or
+    /// [`Writer::ping`]'s), or `None` before the first answer.
+    pub fn latency(&self) -> Option<Duration> {
+        self.writer.latency()
     }
 
     // Out of line: its scratch buffer would otherwise sit in every read's stack frame.
     #[cold]
     #[inline(never)]
-    fn wait_for_server_close(&mut self) {
-        // Bounded in all: a server that never closes TCP costs at most CLOSE_WAIT (or the
-        // caller's read timeout, if shorter).
+    fn wait_for_server_close(&mut self, until: Option<Instant>) {
+        // Bounded in all: a server that never closes TCP costs at most `until`, else CLOSE_WAIT
+        // (or the caller's read timeout, if shorter).
         let tcp = &*self.writer.shared.tcp;
         let caller = self.inbound.deadline.get_mut().caller();
         let bound = caller.map_or(CLOSE_WAIT, |caller| caller.min(CLOSE_WAIT));
-        let until = Instant::now() + bound;
+        let until = until.unwrap_or_else(|| Instant::now() + bound);
         let mut scratch = [0u8; 1024];
         let mut drained = 0;
         while drained < CLOSE_DRAIN_LIMIT {
@@ -273,6 +327,7 @@ impl Reader {
                     self.writer.record(EndCause::io(&eof));
                     self.writer.shared.state().on_transport_closed();
                     self.ended = true;
+                    self.release();
                     return Err(eof.into());
                 }
                 Ok(n) => {
@@ -301,6 +356,7 @@ impl Reader {
                             self.writer.record(EndCause::io(&e));
                             self.writer.shared.state().on_transport_closed();
                             self.ended = true;
+                            self.release();
                             return Err(e.into());
                         }
                     }
@@ -309,53 +365,64 @@ impl Reader {
         }
     }
 
-    /// Closes the connection: sends a close frame, then reads until the peer's reply (discarding
-    /// data that arrives meanwhile). Returns the peer's close frame.
+    /// The closing handshake: sends a close frame, reads until the peer's reply (discarding
+    /// data that arrives meanwhile) and, as a client, waits for the server to close TCP
+    /// (RFC 6455 §7.1.1). Returns the peer's close frame; the next [`read`](Self::read) returns
+    /// [`Error::ConnectionClosed`].
     ///
-    /// The wait is bounded: by the read timeout for each wait for bytes if one is set
-    /// ([`set_read_timeout`](Self::set_read_timeout)), otherwise by 5 s in all.
-    /// A peer that does not answer in time has its TCP connection closed, and `close` returns
-    /// [`Error::Io`] with `TimedOut`. As a client, a later [`read`](Self::read) then waits for
-    /// the server to close TCP, also at most 5 s (or the read timeout, if shorter).
+    /// Takes at most [`Config::close_timeout`] in all (5 s by default): a peer that does not
+    /// answer in time has its TCP connection closed, and `close` returns [`Error::Io`] with
+    /// `TimedOut`. The read timeout set with [`set_read_timeout`](Self::set_read_timeout) is
+    /// put back afterwards.
     ///
-    /// Errors: as for [`Writer::close`] and [`read`](Self::read).
+    /// Errors: as for [`Writer::start_close`] and [`read`](Self::read).
     pub fn close(
         &mut self,
         code: impl Into<CloseCode>,
         reason: &str,
     ) -> Result<Option<CloseFrame>, Error> {
-        self.writer.close(code, reason)?;
+        self.writer.start_close(code, reason)?;
         let caller = self.inbound.deadline.get().caller();
-        let until = caller.is_none().then(|| Instant::now() + CLOSE_WAIT);
-        let result = loop {
-            if let Some(until) = until {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break Err(Error::Io(io::ErrorKind::TimedOut.into()));
-                }
-                self.set_read_timeout(Some(left))?;
-            }
-            match self.read() {
-                Ok(Message::Close(peer)) => break Ok(peer),
-                Ok(_) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        if until.is_some() {
-            let _ = self.set_read_timeout(None);
-        }
-        if let Err(Error::Io(e)) = &result
-            && matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            )
+        let until = Instant::now().checked_add(self.config.close_timeout);
+        let result = self.close_within(until);
+        let _ = self.set_read_timeout(caller);
+        if let Err(e) = &result
+            && e.is_timeout()
         {
             // The peer did not answer our close: give up on it.
             self.writer.shared.state().on_transport_closed();
             let _ = self.writer.shared.tcp.shutdown(Shutdown::Both);
-            return Err(Error::Io(io::ErrorKind::TimedOut.into()));
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not answer the close within close_timeout",
+            )));
         }
         result
+    }
+
+    fn close_within(&mut self, until: Option<Instant>) -> Result<Option<CloseFrame>, Error> {
+        loop {
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+                }
+                self.set_read_timeout(Some(left))?;
+            }
+            // Streaming: data that arrives meanwhile is dropped in pieces, never assembled.
+            match self.read_with(true) {
+                Ok(Event::Message(Message::Close(peer))) => {
+                    if self.writer.role() == Role::Client {
+                        self.wait_for_server_close(until);
+                        self.server_close_awaited = true;
+                    }
+                    return Ok(peer);
+                }
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Bounds each wait for bytes (`None`: wait for ever). A timed-out read returns
@@ -363,7 +430,7 @@ impl Reader {
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<(), Error> {
         let mut deadline = self.inbound.deadline.get();
         // Kept only once the socket has it: a refused timeout (zero) changes nothing.
-        deadline.set_caller(&self.writer.shared.tcp, timeout)?;
+        deadline.set_caller(&*self.writer.shared.tcp, timeout)?;
         self.inbound.deadline.set(deadline);
         Ok(())
     }
@@ -391,5 +458,11 @@ impl Reader {
     /// Bytes of buffer memory this connection holds now (both directions).
     pub fn buffered_capacity(&self) -> usize {
         self.inbound.receiver.buffered_capacity() + self.writer.shared.state().data_to_send().len()
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -1,6 +1,7 @@
 //! The write ownership seen from inside: a pong queued while another thread owns the write half
 //! still goes out, and the reader never waits for that thread.
 
+use super::transport::SharedTcp;
 use super::*;
 use crate::proto::message::Message;
 use std::io;

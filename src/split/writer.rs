@@ -7,14 +7,19 @@
 //! (RFC 6455 §5.4). Every queue is followed by a `try_lock` of `io`, and every owner re-checks
 //! the output after releasing `io`: nothing queued is left unwritten while nobody owns `io`.
 
+use super::ping::Pings;
+use super::stream::Socket;
 use super::transport::Transport;
+use super::write_side::{
+    SHARED_THREAD_WRITE_ATTEMPT, Until, WRITE_TICK, WriteSide, is_timeout, take_output,
+};
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::message::Message;
 use crate::proto::{Role, Sender, State};
 use crate::websocket::ending::EndCause;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -23,194 +28,6 @@ use std::time::{Duration, Instant};
 /// connection. Such a small frame only blocks when the peer has stopped reading, and those writes
 /// come from threads that serve every connection, so they must not wait long.
 pub(crate) const SHARED_THREAD_WRITE_BOUND: Duration = Duration::from_millis(50);
-
-/// The longest one write system call of a shared thread waits (its writes set `SO_SNDTIMEO` to
-/// this, then back to the tick): a ping to a peer whose buffers are full must cost the timer
-/// thread next to nothing, or one round over many stalled peers would delay every deadline.
-const SHARED_THREAD_WRITE_ATTEMPT: Duration = Duration::from_millis(1);
-
-/// The longest one write system call waits (the socket's `SO_SNDTIMEO` after the split). A write
-/// to a slow peer comes back this often, to keep to its frame's deadline and to report the
-/// progress that tells the heartbeat the peer is alive while it reads a long message.
-const WRITE_TICK: Duration = Duration::from_millis(50);
-
-/// Output taken from the sender above this size is moved rather than copied.
-const MOVE_OUTPUT_MIN: usize = 64 * 1024;
-
-/// What the write owner holds: the stream's write half and the frames it is writing.
-pub(crate) struct WriteSide {
-    stream: Box<dyn Transport>,
-    /// Whole frames taken from the sender and not yet written; the first may be begun.
-    unwritten: Vec<u8>,
-    /// When the frames in `unwritten` must be on the wire, once a write of them has stalled.
-    due: Option<Instant>,
-    /// Some bytes of `unwritten`'s first frame are on the wire.
-    begun: bool,
-    /// A write failed in the middle of a frame: nothing may follow it on the wire.
-    torn: bool,
-    /// The most bytes a write got in before it first stalled: what the kernel buffers hold on
-    /// the way to the peer.
-    pipe: usize,
-    /// The socket's write timeout between writes (see [`WRITE_TICK`]).
-    tick: Duration,
-}
-
-/// When a write gives up: the frames' deadline fails the connection; `stop` (a shared thread's
-/// patience) only leaves the rest for the next owner.
-#[derive(Clone, Copy)]
-struct Until {
-    timeout: Option<Duration>,
-    stop: Option<Instant>,
-}
-
-impl WriteSide {
-    /// Writes `unwritten`, then `payload` (a large message written from the caller's buffer).
-    /// `Ok(false)`: `until.stop` came first, the rest of `unwritten` stays for the next owner
-    /// (only without `payload`). An error fails the connection; `torn` says whether a frame was
-    /// cut.
-    fn write_out(&mut self, payload: &[u8], until: Until, shared: &Shared) -> io::Result<bool> {
-        if until.stop.is_none() {
-            return self.write_within(payload, until, shared);
-        }
-        // A shared thread's write: each system call waits a moment only.
-        let _ = self
-            .stream
-            .set_write_timeout(Some(SHARED_THREAD_WRITE_ATTEMPT));
-        let result = self.write_within(payload, until, shared);
-        let _ = self.stream.set_write_timeout(Some(self.tick));
-        result
-    }
-
-    fn write_within(
-        &mut self,
-        mut payload: &[u8],
-        until: Until,
-        shared: &Shared,
-    ) -> io::Result<bool> {
-        let mut written = 0;
-        // Bytes this call has put on the wire, and when and after how many it first stalled.
-        let mut sent = 0;
-        let mut first_stall: Option<(Instant, usize)> = None;
-        let result = loop {
-            let head = &self.unwritten[written..];
-            // Last, the transport's own buffers (TLS): that may wait for the peer too.
-            let flushing = head.is_empty() && payload.is_empty();
-            let attempt = if flushing {
-                self.stream.flush().map(|()| 0)
-            } else if payload.is_empty() {
-                self.stream.write(head)
-            } else if head.is_empty() {
-                self.stream.write(payload)
-            } else {
-                self.stream
-                    .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(payload)])
-            };
-            let stalled = match attempt {
-                Ok(_) if flushing => break Ok(true),
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    let from_head = n.min(head.len());
-                    written += from_head;
-                    payload = &payload[n - from_head..];
-                    sent += n;
-                    let done = written == self.unwritten.len() && payload.is_empty();
-                    if done && first_stall.is_none() {
-                        continue; // the common case: no clock read
-                    }
-                    // The peer took bytes of a write that waits for it: it is reading.
-                    let now = Instant::now();
-                    let start = *first_stall.get_or_insert((now, sent));
-                    self.pipe = self.pipe.max(start.1);
-                    shared.progressed(now, self.backlog(start, now, sent));
-                    if done {
-                        continue;
-                    }
-                    self.begun = true;
-                    now
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => {
-                    let now = Instant::now();
-                    first_stall.get_or_insert((now, sent));
-                    now
-                }
-                Err(e) => break Err(e),
-            };
-            // The write waits on the peer. The deadline runs from the first stall, at most one
-            // tick after the write began (no clock read on the common path).
-            if let Some(timeout) = until.timeout {
-                if self.due.is_none() {
-                    // Too far to represent: no deadline.
-                    self.due = stalled.checked_add(timeout);
-                }
-                if self.due.is_some_and(|due| stalled >= due) {
-                    break Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-            if until.stop.is_some_and(|stop| stalled >= stop) && payload.is_empty() {
-                break Ok(false);
-            }
-        };
-        match result {
-            Ok(true) => {
-                self.unwritten.clear();
-                if self.unwritten.capacity() > MOVE_OUTPUT_MIN {
-                    self.unwritten = Vec::new();
-                }
-                self.due = None;
-                self.begun = false;
-            }
-            Ok(false) => {
-                self.unwritten.drain(..written);
-                // A shared thread gave up, not a frame's deadline: the next owner's write gets a
-                // deadline of its own, from its own first stall (a stale one would fail it at once).
-                self.due = None;
-            }
-            Err(_) => {
-                self.torn = self.begun || written > 0;
-                self.unwritten = Vec::new();
-                self.due = None;
-                self.begun = false;
-            }
-        }
-        result
-    }
-}
-
-impl WriteSide {
-    /// How long the peer will take to read what the kernel holds for it now: the bytes a write
-    /// gets in before it first stalls fill the way to the peer (`pipe`), and since that stall
-    /// the peer has read at the rate `sent - start.1` bytes in `now - start.0`.
-    fn backlog(&self, start: (Instant, usize), now: Instant, sent: usize) -> Duration {
-        let elapsed = now.saturating_duration_since(start.0);
-        let read = sent.saturating_sub(start.1);
-        if read == 0 || elapsed.is_zero() {
-            return Duration::ZERO;
-        }
-        let secs = elapsed.as_secs_f64() * (self.pipe as f64 / read as f64);
-        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Moves the sender's output to the end of `into`: large output by taking its buffer, small
-/// output by copying, so the sender keeps its small buffer.
-fn take_output(sender: &mut Sender, into: &mut Vec<u8>) {
-    let out = sender.data_to_send();
-    if into.is_empty() && out.len() >= MOVE_OUTPUT_MIN {
-        *into = sender.take_data_to_send();
-    } else {
-        into.extend_from_slice(out);
-        let n = out.len();
-        sender.advance(n);
-    }
-}
 
 /// Everything both halves share.
 pub(crate) struct Shared {
@@ -227,7 +44,9 @@ pub(crate) struct Shared {
     write_timeout: Option<Duration>,
     /// The socket, to shut the connection down without the lock, waking a blocked reader or
     /// writer.
-    pub(super) tcp: Arc<TcpStream>,
+    pub(super) tcp: Arc<dyn Socket>,
+    /// Round trips of pings (see [`ping`](super::ping)).
+    pub(super) pings: Pings,
     pub(super) cause: Mutex<Option<EndCause>>,
     /// When bytes last arrived, in nanoseconds since `epoch`; read by the heartbeat thread.
     pub(super) last_activity: AtomicU64,
@@ -428,7 +247,7 @@ impl Shared {
 
     /// A write to a slow peer moved on at `now`; the peer needs about `backlog` more to read
     /// what the kernel holds for it.
-    fn progressed(&self, now: Instant, backlog: Duration) {
+    pub(super) fn progressed(&self, now: Instant, backlog: Duration) {
         let nanos = now
             .saturating_duration_since(self.epoch)
             .as_nanos()
@@ -501,7 +320,7 @@ impl Writer {
     pub(super) fn new(
         sender: Sender,
         write_half: Box<dyn Transport>,
-        tcp: Arc<TcpStream>,
+        tcp: Arc<dyn Socket>,
         role: Role,
     ) -> Writer {
         let write_timeout = write_half.write_timeout().unwrap_or(None);
@@ -525,6 +344,7 @@ impl Writer {
             stranded: AtomicBool::new(false),
             write_timeout,
             tcp,
+            pings: Pings::default(),
             cause: Mutex::new(None),
             last_activity: AtomicU64::new(0),
             last_progress: AtomicU64::new(0),
@@ -610,12 +430,14 @@ impl Writer {
         }
     }
 
-    /// Starts the closing handshake: sends a close frame. The [`Reader`](crate::Reader) receives the peer's
-    /// reply as [`Message::Close`]; [`Reader::close`](crate::Reader::close) sends and waits in one call.
+    /// Starts the closing handshake: sends a close frame and returns. The thread reading then
+    /// sees the peer's reply as [`Message::Close`] and its next `read` returns
+    /// [`Error::ConnectionClosed`]; [`Reader::close`](crate::Reader::close) sends and waits in
+    /// one call.
     ///
     /// Errors: [`Error::AlreadyClosed`] if a close frame was already sent;
     /// [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes.
-    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+    pub fn start_close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let frame = CloseFrame::new(code, reason);
         let local = EndCause::LocalClosed(Some(frame.clone()));
         let result = self.write_owned(
@@ -662,7 +484,7 @@ impl Writer {
         self.shared.id
     }
 
-    /// The peer's address.
+    /// The peer's address (`Unsupported` for a stream that is not an IP connection).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.shared.tcp.peer_addr()
     }
@@ -718,12 +540,8 @@ impl Writer {
     /// that thread nor for the peer: what the peer cannot take now is left for
     /// [`retry_stranded`](Self::retry_stranded). Returns whether the ping is written.
     pub(crate) fn ping_from_shared_thread(&self) -> bool {
-        if self
-            .shared
-            .state()
-            .send(&Message::Ping(Vec::new()))
-            .is_err()
-        {
+        let (_, payload) = self.shared.pings.sent(false);
+        if self.shared.state().send(&Message::Ping(payload)).is_err() {
             return false;
         }
         self.shared

@@ -1,44 +1,42 @@
 //! The blocking driver: a [`Connection`] over any `Read + Write` stream.
 
+mod close;
 pub(crate) mod ending;
+mod keepalive;
+mod message_writer;
+
+pub use message_writer::MessageWriter;
 
 use crate::error::Error;
 use crate::proto::close::{CloseCode, CloseFrame};
 use crate::proto::config::Config;
 use crate::proto::deflate::DeflateParams;
 use crate::proto::message::{DataKind, Event, Message};
-use crate::proto::utf8::Utf8Validator;
 use crate::proto::{Connection, Role, Sender, State};
+use crate::split::SplitStream;
+use keepalive::Keepalive;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-/// How many bytes a client discards while it waits for the server to close TCP after the closing
-/// handshake; a server that keeps talking past this is cut off.
-const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
-
-/// How long a client made by [`connect`](crate::connect) waits, after the closing handshake, for
-/// the server to close TCP (RFC 6455 §7.1.1) before it stops waiting and leaves the closing to
-/// the drop of the connection.
-pub(crate) const SERVER_CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-/// The read timeout of a stream whose type the driver knows, to bound a wait the caller did not
-/// ask for (the wait for the server's TCP close).
-struct ReadTimeout<S> {
+/// The read timeout of a stream whose type the driver knows ([`SplitStream`]), to
+/// bound waits the caller did not ask for: the closing handshake, the wait for the server's TCP
+/// close, and the wake-ups of the keepalive.
+struct Timeouts<S> {
     get: fn(&S) -> io::Result<Option<Duration>>,
     set: fn(&S, Option<Duration>) -> io::Result<()>,
 }
 
-impl<S> Clone for ReadTimeout<S> {
+impl<S> Clone for Timeouts<S> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<S> Copy for ReadTimeout<S> {}
+impl<S> Copy for Timeouts<S> {}
 
-impl<S> std::fmt::Debug for ReadTimeout<S> {
+impl<S> std::fmt::Debug for Timeouts<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReadTimeout")
+        f.write_str("Timeouts")
     }
 }
 
@@ -51,6 +49,13 @@ impl<S> std::fmt::Debug for ReadTimeout<S> {
 /// Every method blocks on the stream; a stream with read or write timeouts makes them return
 /// [`Error::Io`] with `WouldBlock` or `TimedOut` ([`Error::is_timeout`]), after which the call can
 /// be repeated: a partly received frame is kept, a partly written one is finished first.
+///
+/// [`close`](Self::close) runs the closing handshake within
+/// [`Config::close_timeout`]; [`ping`](Self::ping) waits for its pong; a client from
+/// [`connect`](crate::connect) sends keepalive pings while [`read`](Self::read) waits
+/// ([`ClientBuilder::heartbeat`](crate::ClientBuilder::heartbeat)) and reports their round
+/// trip as [`latency`](Self::latency). [`split`](Self::split) gives a reader and writers for
+/// other threads.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
@@ -66,8 +71,11 @@ pub struct WebSocket<S> {
     /// Why the configuration given to [`from_stream`](Self::from_stream) is unusable; every call
     /// then fails with [`Error::InvalidConfig`].
     invalid_config: Option<&'static str>,
-    /// Set for streams from [`connect`](crate::connect): bounds the wait for the server's close.
-    read_timeout: Option<ReadTimeout<S>>,
+    /// Set for streams whose timeouts the driver can set (see [`Timeouts`]).
+    timeouts: Option<Timeouts<S>>,
+    /// Keepalive pings, the last round trip, and messages that arrived while [`ping`](Self::ping)
+    /// waited; boxed and made on first use, so a connection without them carries one pointer.
+    keepalive: Option<Box<Keepalive>>,
 }
 
 impl<S: Read + Write> WebSocket<S> {
@@ -112,7 +120,8 @@ impl<S: Read + Write> WebSocket<S> {
             deflate: None,
             ended: false,
             invalid_config,
-            read_timeout: None,
+            timeouts: None,
+            keepalive: None,
         }
     }
 
@@ -125,7 +134,13 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Takes the connection apart, for [`split`](crate::WebSocket::split).
+    /// The stream gets back the caller's read timeout if the keepalive changed it.
     pub(crate) fn into_parts(self) -> (S, Box<Connection>, Config, Option<String>) {
+        if let (Some(timeouts), Some(keepalive)) = (self.timeouts, &self.keepalive)
+            && keepalive.ticking()
+        {
+            let _ = (timeouts.set)(&self.stream, keepalive.caller_timeout());
+        }
         (self.stream, self.conn, self.config, self.subprotocol)
     }
 
@@ -168,6 +183,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// been sent; drop the connection); [`Error::Io`] for transport errors, `UnexpectedEof` when
     /// the peer vanished without a close frame.
     pub fn read(&mut self) -> Result<Message, Error> {
+        if let Some(message) = self.take_queued() {
+            return Ok(message);
+        }
         let mid_stream = self.conn.receiver().is_mid_stream();
         whole_message(mid_stream, || self.read_with(false))
     }
@@ -178,10 +196,34 @@ impl<S: Read + Write> WebSocket<S> {
     /// received in constant memory. Control frames come as [`Event::Message`]. Errors as for
     /// [`read`](Self::read).
     pub fn read_event(&mut self) -> Result<Event, Error> {
+        if let Some(message) = self.take_queued() {
+            return Ok(Event::Message(message));
+        }
         self.read_with(true)
     }
 
+    /// A message kept while [`ping`](Self::ping) waited, if any.
+    fn take_queued(&mut self) -> Option<Message> {
+        self.keepalive.as_mut()?.take_queued()
+    }
+
+    /// The next event for the caller: the pong of our own ping is not one.
     fn read_with(&mut self, streaming: bool) -> Result<Event, Error> {
+        let until = self.keepalive.as_ref().and_then(|k| k.read_deadline());
+        loop {
+            let event = self.read_until(streaming, until)?;
+            if let Event::Message(Message::Pong(payload)) = &event
+                && self.is_our_pong(payload)
+            {
+                continue;
+            }
+            return Ok(event);
+        }
+    }
+
+    /// Reads the next event. While the keepalive ticks, a timed-out read is a wake-up (a ping
+    /// may be due) until `until`, the caller's own deadline.
+    fn read_until(&mut self, streaming: bool, until: Option<Instant>) -> Result<Event, Error> {
         self.check_config()?;
         if self.ended {
             return Err(Error::AlreadyClosed);
@@ -203,7 +245,7 @@ impl<S: Read + Write> WebSocket<S> {
             self.ended = true;
             if self.conn.sender().close_received() {
                 if self.role == Role::Client {
-                    self.wait_for_server_close();
+                    self.wait_for_server_close(None);
                 }
                 return Err(Error::ConnectionClosed);
             }
@@ -229,7 +271,13 @@ impl<S: Read + Write> WebSocket<S> {
                     if self.conn.has_data_to_send() {
                         self.flush_pending()?;
                     }
-                    self.fill()?
+                    if self.keepalive.is_some() {
+                        self.keep_alive()?;
+                    }
+                    match self.fill() {
+                        Err(error) if error.is_timeout() && self.woke_for_keepalive(until) => {}
+                        other => other?,
+                    }
                 }
                 Err(error) => {
                     // Fail the connection: send the close frame if the transport still works.
@@ -330,73 +378,6 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush_pending()
     }
 
-    /// Closes the connection: sends a close frame with `code` and `reason`, then reads until the
-    /// peer's close frame arrives (data arriving meanwhile is discarded) and, as a client, until
-    /// the server closes TCP (for up to 2 seconds on a connection from [`connect`](crate::connect)).
-    /// Returns the peer's close frame.
-    ///
-    /// Blocks on the stream: without a read timeout, a peer that never answers blocks forever.
-    ///
-    /// Errors: [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes;
-    /// [`Error::AlreadyClosed`] if a close frame was already sent.
-    pub fn close(
-        &mut self,
-        code: impl Into<CloseCode>,
-        reason: &str,
-    ) -> Result<Option<CloseFrame>, Error> {
-        self.check_config()?;
-        let frame = CloseFrame::new(code, reason);
-        self.conn.sender().close(Some(frame))?;
-        self.flush_pending()?;
-        loop {
-            match self.read()? {
-                Message::Close(peer) => {
-                    self.ended = true;
-                    if self.role == Role::Client {
-                        self.wait_for_server_close();
-                    }
-                    return Ok(peer);
-                }
-                _ => continue,
-            }
-        }
-    }
-
-    /// RFC 6455 §7.1.1: "the underlying TCP connection, in most normal cases, SHOULD be closed
-    /// first by the server". The client waits for it, discarding at most a bounded amount, for at
-    /// most [`SERVER_CLOSE_WAIT`] on a stream from [`connect`](crate::connect) (other streams:
-    /// as long as their own read timeout allows).
-    // Out of line: its scratch buffer would otherwise sit in every read's stack frame.
-    #[cold]
-    #[inline(never)]
-    fn wait_for_server_close(&mut self) {
-        let deadline = Instant::now().checked_add(SERVER_CLOSE_WAIT);
-        let bound = self.read_timeout;
-        let before = bound.and_then(|timeout| (timeout.get)(&self.stream).ok());
-        let mut scratch = [0u8; 1024];
-        let mut drained = 0;
-        while drained < CLOSE_DRAIN_LIMIT {
-            if let (Some(timeout), Some(deadline)) = (bound, deadline) {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // A zero timeout means "none" to the socket: stop instead.
-                if left.is_zero() {
-                    break;
-                }
-                let left = before.flatten().map_or(left, |user| user.min(left));
-                if (timeout.set)(&self.stream, Some(left)).is_err() {
-                    break;
-                }
-            }
-            match self.stream.read(&mut scratch) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-        if let (Some(timeout), Some(before)) = (bound, before) {
-            let _ = (timeout.set)(&self.stream, before);
-        }
-    }
-
     /// Starts a message sent in fragments through an [`io::Write`]; see [`MessageWriter`].
     ///
     /// Errors: [`Error::AlreadyClosed`] after a close frame was sent.
@@ -405,15 +386,7 @@ impl<S: Read + Write> WebSocket<S> {
         if self.conn.state() != State::Open {
             return Err(Error::AlreadyClosed);
         }
-        let capacity = self.config.write_fragment_size;
-        Ok(MessageWriter {
-            ws: self,
-            kind,
-            buf: Vec::with_capacity(capacity.min(64 << 10)),
-            capacity,
-            utf8: Utf8Validator::new(),
-            finished: false,
-        })
+        Ok(MessageWriter::new(self, kind))
     }
 
     /// Sets (or with `None` removes) the frame hook: a callback that sees every frame this
@@ -479,25 +452,27 @@ impl<S: Read + Write> WebSocket<S> {
         self.conn.receiver().buffered_capacity() + self.conn.data_to_send().len()
     }
 
+    /// Lets the driver set the stream's read timeout, to bound the closing handshake in all
+    /// ([`Config::close_timeout`]) and to wake a waiting read for keepalive pings.
+    pub(crate) fn know_timeouts(&mut self)
+    where
+        S: SplitStream,
+    {
+        self.timeouts = Some(Timeouts {
+            get: |stream| stream.read_timeout(),
+            set: |stream, timeout| stream.set_read_timeout(timeout),
+        });
+    }
+
     /// Fails the connection from our side: queues a close frame with `code` (unless one was
     /// sent), writes what it can, and ends the connection, so nothing more is sent or read.
-    fn fail(&mut self, code: CloseCode, reason: &str) {
+    pub(crate) fn fail(&mut self, code: CloseCode, reason: &str) {
         let _ = self
             .conn
             .sender()
             .close(Some(CloseFrame::new(code, reason)));
         let _ = self.flush_pending();
         self.conn.sender().on_transport_closed();
-    }
-}
-
-impl WebSocket<crate::transport::net_stream::NetStream> {
-    /// Lets the client bound its wait for the server's TCP close by [`SERVER_CLOSE_WAIT`].
-    pub(crate) fn bound_close_wait(&mut self) {
-        self.read_timeout = Some(ReadTimeout {
-            get: |stream| stream.tcp().read_timeout(),
-            set: |stream, timeout| stream.set_read_timeout(timeout),
-        });
     }
 }
 
@@ -552,177 +527,5 @@ pub(crate) fn whole_message(
         Event::Chunk(_) => Err(Error::InvalidInput(
             "a chunk arrived outside streaming mode",
         )),
-    }
-}
-
-/// Sends one message in fragments of [`Config::write_fragment_size`] as it is written
-/// (RFC 6455 §5.4). Call [`finish`](Self::finish) to send the last fragment.
-///
-/// Each `write` takes all of its buffer (`Ok(len)`) or none of it (`Err`), so repeating a write
-/// that failed, e.g. with a timeout ([`io::ErrorKind::WouldBlock`] or `TimedOut`), neither loses
-/// nor repeats a byte. A fragment that a write timeout interrupted stays queued (in memory, up to
-/// one write's worth) and is finished by the next call.
-///
-/// A message that cannot be finished never looks finished to the peer: dropping the writer
-/// without [`finish`](Self::finish), a text message ending inside a UTF-8 character, or a
-/// transport error in the middle fails the connection with 1011 (internal error) instead.
-///
-/// ```no_run
-/// # fn main() -> Result<(), syncws::Error> {
-/// use std::io::Write;
-/// let (mut ws, _) = syncws::connect("ws://127.0.0.1:9001/")?;
-/// let mut writer = ws.send_stream(syncws::DataKind::Binary)?;
-/// std::io::copy(&mut std::fs::File::open("big.bin")?, &mut writer)?;
-/// writer.finish()?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct MessageWriter<'a, S: Read + Write> {
-    ws: &'a mut WebSocket<S>,
-    kind: DataKind,
-    /// The fragment being filled (never `capacity` long between calls).
-    buf: Vec<u8>,
-    capacity: usize,
-    utf8: Utf8Validator,
-    /// The last fragment was queued, or the connection was failed: nothing more to do.
-    finished: bool,
-}
-
-impl<S: Read + Write> MessageWriter<'_, S> {
-    /// Sends what is buffered as the final fragment, ending the message.
-    ///
-    /// Errors: [`Error::InvalidInput`] if a text message ended inside a UTF-8 character (the
-    /// connection is then failed with 1011); [`Error::Io`] if the final fragment could not be
-    /// written: after a timeout it stays queued and [`WebSocket::flush`] (or any later call)
-    /// finishes it.
-    pub fn finish(mut self) -> Result<(), Error> {
-        self.finish_inner()
-    }
-
-    fn finish_inner(&mut self) -> Result<(), Error> {
-        if self.finished {
-            return Ok(());
-        }
-        self.finished = true;
-        if self.kind == DataKind::Text && self.utf8.finish().is_err() {
-            self.ws
-                .fail(CloseCode::InternalError, "unfinished UTF-8 character");
-            return Err(Error::InvalidInput(
-                "text message ended inside a UTF-8 character",
-            ));
-        }
-        if let Err(error) = self
-            .ws
-            .conn
-            .sender()
-            .send_fragment(self.kind, &self.buf, true)
-        {
-            if self.ws.conn.state() != State::Closed {
-                self.ws
-                    .fail(CloseCode::InternalError, "message not finished");
-            }
-            return Err(error.into());
-        }
-        self.buf.clear();
-        self.flush_queued()
-    }
-
-    /// Writes what is queued. A timeout leaves it queued; any other failure fails the connection
-    /// (the message can never be finished).
-    fn flush_queued(&mut self) -> Result<(), Error> {
-        match self.ws.flush_pending() {
-            Err(error) if !error.is_timeout() => {
-                self.ws.conn.sender().on_transport_closed();
-                self.finished = true;
-                Err(error)
-            }
-            other => other,
-        }
-    }
-
-    /// Queues the full fragment in `buf` (not the last).
-    fn queue_fragment(&mut self) -> Result<(), Error> {
-        self.ws
-            .conn
-            .sender()
-            .send_fragment(self.kind, &self.buf, false)?;
-        self.buf.clear();
-        Ok(())
-    }
-}
-
-fn to_io(error: Error) -> io::Error {
-    match error {
-        Error::Io(io) => io,
-        Error::InvalidInput(why) => io::Error::new(io::ErrorKind::InvalidInput, why),
-        other => io::Error::other(other.to_string()),
-    }
-}
-
-impl<S: Read + Write> Write for MessageWriter<'_, S> {
-    /// Takes all of `data` or, with an error, none of it (see [`MessageWriter`]).
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.finished {
-            return Err(to_io(Error::AlreadyClosed));
-        }
-        // What an earlier write left queued goes first; a timeout here has taken nothing.
-        self.flush_queued().map_err(to_io)?;
-        if data.is_empty() {
-            return Ok(0);
-        }
-        if self.ws.conn.state() != State::Open {
-            return Err(to_io(Error::AlreadyClosed));
-        }
-        let mut utf8 = self.utf8.clone();
-        if self.kind == DataKind::Text && utf8.feed(data).is_err() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "text message is not UTF-8",
-            ));
-        }
-        // From here on every byte of `data` is taken: fragments are queued, and a timeout
-        // only stops the writing (the next call goes on with it).
-        self.utf8 = utf8;
-        let mut rest = data;
-        let mut writable = true;
-        while !rest.is_empty() {
-            let take = (self.capacity - self.buf.len()).min(rest.len());
-            self.buf.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.buf.len() < self.capacity {
-                break;
-            }
-            if let Err(error) = self.queue_fragment() {
-                // Only a closed connection refuses a fragment; the message is lost either way.
-                self.finished = true;
-                return Err(to_io(error));
-            }
-            if writable {
-                match self.flush_queued() {
-                    Ok(()) => {}
-                    // Stop writing; the rest of `data` is queued and goes with the next call.
-                    Err(error) if error.is_timeout() => writable = false,
-                    Err(error) => return Err(to_io(error)),
-                }
-            }
-        }
-        Ok(data.len())
-    }
-
-    /// Writes the queued fragments; the fragment being filled waits for more data or
-    /// [`finish`](MessageWriter::finish).
-    fn flush(&mut self) -> io::Result<()> {
-        self.flush_queued().map_err(to_io)
-    }
-}
-
-impl<S: Read + Write> Drop for MessageWriter<'_, S> {
-    /// Dropped unfinished: the message cannot be completed, so the connection is failed with
-    /// 1011 rather than ending the message early.
-    fn drop(&mut self) {
-        if !self.finished {
-            self.finished = true;
-            self.ws.fail(CloseCode::InternalError, "message abandoned");
-        }
     }
 }
