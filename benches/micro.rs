@@ -7,7 +7,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use syncws::frame::{FrameHeader, OpCode};
+use syncws::proto::frame::{FrameHeader, OpCode};
 use syncws::proto::handshake::{HeadLimits, parse_request};
 use syncws::proto::utf8::Utf8Validator;
 
@@ -20,7 +20,9 @@ fn masking(c: &mut Criterion) {
         let mut buf = source.clone();
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("apply_mask", size), &size, |b, _| {
-            b.iter(|| syncws::apply_mask(black_box(&mut buf), [1, 2, 3, 4], black_box(1)))
+            b.iter(|| {
+                syncws::proto::mask::apply_mask(black_box(&mut buf), [1, 2, 3, 4], black_box(1))
+            })
         });
         // The yardstick: copying the same bytes once.
         group.bench_with_input(BenchmarkId::new("copy", size), &size, |b, _| {
@@ -119,7 +121,7 @@ fn handshake(c: &mut Criterion) {
     });
     group.throughput(Throughput::Elements(1));
     group.bench_function("accept_key", |b| {
-        b.iter(|| syncws::accept_key(black_box("dGhlIHNhbXBsZSBub25jZQ==")))
+        b.iter(|| syncws::proto::handshake::accept_key(black_box("dGhlIHNhbXBsZSBub25jZQ==")))
     });
     group.finish();
 }
@@ -168,7 +170,7 @@ fn server_echo(c: &mut Criterion) {
             let mut header = FrameHeader::new(opcode, size as u64);
             header.mask = Some([7, 3, 9, 1]);
             let mut frame = Vec::new();
-            syncws::frame::encode_frame(&header, &payload, &mut frame);
+            syncws::proto::frame::encode_frame(&header, &payload, &mut frame);
             let stream = Replay { frame, at: 0 };
             let mut ws = syncws::WebSocket::from_stream(
                 stream,

@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
                 if msg.is_data() && ws.send(msg).is_err() {
                     break;
                 }
-                if matches!(ws.state(), syncws::State::Closed) {
+                if matches!(ws.state(), syncws::proto::State::Closed) {
                     break;
                 }
             }

@@ -21,9 +21,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use syncws::proto::Event;
 use syncws::proto::deflate::negotiation::check_server_response;
 use syncws::proto::{Connection, Role};
-use syncws::{Config, DeflateConfig, Event, Message, Server};
+use syncws::{Config, DeflateConfig, Message, Server};
 
 /// How long the load waits for the server to go quiet: its connections release their buffers (and
 /// codec state) after about 100 ms without traffic.

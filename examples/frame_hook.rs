@@ -2,18 +2,19 @@
 //! and received (↓): the pong that `read` sends by itself, fragments, the close echo.
 //!
 //! Run: `cargo run --example frame_hook`, or with the `log` feature, which sends the same lines
-//! through the `log` crate (level trace, target `syncws::frame`):
+//! through the `log` crate (level trace, target `syncws::proto::frame`):
 //! `cargo run --example frame_hook --features log`.
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
-use syncws::{CloseCode, DataKind, FrameObserver, Message};
+use syncws::proto::FrameObserver;
+use syncws::{CloseCode, DataKind, Message};
 
 /// A hook that prints one line per frame, tagged with which end saw it.
 fn printer(end: &'static str) -> FrameObserver {
     Arc::new(move |direction, header, payload| {
-        let line = syncws::dissect::summary(direction, header, payload);
+        let line = syncws::proto::dissect::summary(direction, header, payload);
         println!("{end:>6} {} {line}", direction.arrow());
     })
 }

@@ -3,9 +3,9 @@
 //!
 //! Run: `cargo run --example frames`
 
-use syncws::frame::{Decoded, Frame, FrameHeader, OpCode};
+use syncws::proto::frame::{Decoded, Frame, FrameHeader, OpCode};
 
-fn main() -> Result<(), syncws::ProtocolError> {
+fn main() -> Result<(), syncws::error::ProtocolError> {
     // A server's text frame: byte 0 = FIN (0x80) | opcode 1 (text); byte 1 = no mask, length 5.
     let hello = Frame::new(OpCode::Text, "Hello");
     show(
@@ -55,5 +55,5 @@ fn main() -> Result<(), syncws::ProtocolError> {
 
 fn show(what: &str, wire: &[u8]) {
     println!("\n== {what}: {wire:02x?}");
-    print!("{}", syncws::dissect::dissect_bytes(wire));
+    print!("{}", syncws::proto::dissect::dissect_bytes(wire));
 }

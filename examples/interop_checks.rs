@@ -18,7 +18,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use syncws::frame::OpCode;
+use syncws::proto::frame::OpCode;
 use syncws::{ClientBuilder, CloseCode, Config, DataKind, Error, Message, NetStream, WebSocket};
 
 type Outcome = Result<(), Box<dyn std::error::Error>>;
@@ -97,7 +97,7 @@ impl Peer {
                 header.opcode,
                 OpCode::Text | OpCode::Binary | OpCode::Continuation
             );
-            if data && direction == syncws::Direction::Received {
+            if data && direction == syncws::proto::Direction::Received {
                 frames.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(header.payload_len as usize, Ordering::Relaxed);
             }

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use syncws::frame::{Decoded, Frame, OpCode};
+use syncws::proto::frame::{Decoded, Frame, OpCode};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -47,7 +47,7 @@ fn main() -> Result<()> {
         return Err("the server did not switch protocols".into());
     }
     // The server proves it read our request: SHA-1 of our key and a fixed GUID, in base64.
-    let expected = syncws::accept_key(&key);
+    let expected = syncws::proto::handshake::accept_key(&key);
     let accept = head
         .lines()
         .filter_map(|line| line.split_once(':'))

@@ -18,11 +18,10 @@ fn main() -> Result<(), syncws::Error> {
     let mut ws = Reconnecting::builder(ClientBuilder::new(&url))
         // Waits drawn between 0 and 0.25 s, 0.5 s, 1 s, ... up to 5 s: clients cut off together
         // do not all come back in the same instant.
-        .backoff(Backoff {
-            initial_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(5),
-            max_attempts: None,
-        })
+        .backoff(Backoff::new(
+            Duration::from_millis(250),
+            Duration::from_secs(5),
+        ))
         // Pings after 2 s of quiet; no answer within 2 s means the server is gone.
         .heartbeat(Duration::from_secs(2), Duration::from_secs(2))
         .on_connect(|_writer| {

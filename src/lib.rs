@@ -45,43 +45,53 @@
 //! ## Threads
 //!
 //! [`Server`] runs each connection's handshake and handler on its own thread; one more thread
-//! drives every connection's heartbeat. [`WebSocket::split`] (and [`Session::writer`]) give a
-//! [`Writer`] that any thread may send with while the [`Reader`] blocks in `read()`; [`Room`]s
-//! broadcast through writers.
+//! drives every connection's heartbeat, and one writes what room broadcasts could not hand to a
+//! slow member at once. [`WebSocket::split`] (and [`Session::writer`]) give a [`Writer`] that any
+//! thread may send with while the [`Reader`] blocks in `read()`; [`Room`]s broadcast through
+//! writers, each member behind a queue bounded in bytes.
 //!
-//! ## Layers
+//! ## Layers and where they live
 //!
-//! - [`proto`]: the protocol without I/O: frames, masking, UTF-8, close rules, the state machine
-//!   and the handshake. Bytes in, events and bytes out; no sockets, threads or clock.
-//! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
-//! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`Acceptor`]: the two handshakes.
-//! - [`Server`]: accept loop, thread per connection, policy, heartbeats, shutdown.
+//! ```text
+//!  server/        Server, Session, Acceptor: accept loop, hooks, shutdown   rooms/  Room, Rooms
+//!  client/        connect, ClientBuilder, URL, proxy, Reconnecting
+//!       │                    │
+//!  websocket/     WebSocket: the blocking driver      split/  Reader, Writer (one write owner)
+//!       │                    │                                 │
+//!  transport/     TcpStream or TLS, whole or in halves    timing/  heartbeat, backoff, the timer
+//!       │
+//!  proto/         the sans-I/O core: frames, masking, UTF-8, close rules, the state machine
+//!                 (Connection), the opening handshake, permessage-deflate; no sockets, no threads
+//! ```
+//!
+//! Each layer uses only those below it; [`proto`] imports nothing from the rest of the crate, so
+//! a test, a fuzzer or another I/O model can drive it directly. [`error`] holds the crate's
+//! [`Error`], which wraps the core's own error types.
 //!
 //! ## Learning the protocol
 //!
-//! - [`inspect::tour`]: RFC 6455 walked through — handshake, frame layout, masking, fragmentation,
-//!   control frames, closing, heartbeats — with every number computed by the crate.
-//! - [`frame`], [`apply_mask`], [`accept_key`]: the wire format as functions.
-//! - [`dissect`]: frames explained field by field; [`WebSocket::set_frame_hook`] and the `log`
-//!   feature show every frame of a live connection.
-//! - `examples/`: a tutorial in order, listed in the README.
+//! - [`inspect::tour`]: RFC 6455 walked through (handshake, frame layout, masking,
+//!   fragmentation, control frames, closing, heartbeats) with every number computed by the crate.
+//! - [`proto::frame`], [`proto::mask::apply_mask`], [`proto::handshake::accept_key`]: the wire
+//!   format as functions; [`proto::dissect`] explains a frame field by field.
+//! - [`WebSocket::set_frame_hook`] and the `log` feature show every frame of a live connection.
+//! - `examples/`: a tutorial in order, listed in `examples/README.md`.
 //!
 //! ## Errors
 //!
 //! One [`Error`] enum. A read loop ends with [`Error::ConnectionClosed`] after a clean close;
 //! [`Error::Protocol`] means the peer broke the protocol and the connection was failed with the
-//! close code [`ProtocolError::close_code`] names; [`Error::AlreadyClosed`] means the calling code
-//! used a connection that had ended.
+//! close code [`error::ProtocolError::close_code`] names; [`Error::AlreadyClosed`] means the
+//! calling code used a connection that had ended.
 //!
 //! ## Features
 //!
 //! - `native-tls` (default): `wss://` through the platform's TLS (OpenSSL on Linux). Without it,
-//!   `wss://` URLs give [`UrlError::TlsNotEnabled`].
+//!   `wss://` URLs give [`error::UrlError::TlsNotEnabled`].
 //! - `deflate`: permessage-deflate, RFC 7692, via flate2's zlib-rs backend. Built with it, clients
 //!   offer and servers accept the extension by default; [`DeflateConfig`] (in [`Config::deflate`])
-//!   picks the parameters, the level, a size threshold and receive-only mode, and
-//!   [`WebSocket::deflate`] tells what was agreed. See the README's "Compression" section for
-//!   memory per connection and speed.
+//!   picks the parameters, and [`WebSocket::deflate`] tells what was agreed. Memory and speed:
+//!   `docs/compression.md`.
 //! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
 //!   target `syncws::frame`).
 
@@ -90,7 +100,7 @@
 #![deny(missing_docs)]
 
 mod client;
-mod error;
+pub mod error;
 pub mod inspect;
 pub mod proto;
 mod rooms;
@@ -103,17 +113,13 @@ mod websocket;
 pub use client::proxy::Proxy;
 pub use client::reconnect::{Disconnect, ReconnectBuilder, Reconnecting, ReconnectingWriter};
 pub use client::url::WsUrl;
-pub use client::{ClientBuilder, client, connect};
-pub use error::{Error, HandshakeError, ProtocolError, UrlError};
+pub use client::{ClientBuilder, connect};
+pub use error::Error;
+pub use proto::Role;
 pub use proto::close::{CloseCode, CloseFrame};
 pub use proto::config::{Config, DeflateConfig};
-pub use proto::deflate::DeflateParams;
-pub use proto::dissect;
-pub use proto::frame;
-pub use proto::handshake::{Headers, Request, Response, accept_key};
-pub use proto::mask::apply_mask;
-pub use proto::message::{Chunk, DataKind, Event, Message};
-pub use proto::{Direction, FrameObserver, Role, State};
+pub use proto::handshake::{Request, Response};
+pub use proto::message::{DataKind, Message};
 pub use rooms::{Broadcast, Room, Rooms};
 pub use server::accept::{Accept, Acceptor, accept};
 pub use server::{HttpResponse, Server, ServerBuilder, ServerHandle, Session, ShutdownHandle};
@@ -122,7 +128,6 @@ pub use timing::backoff::{Backoff, RetryPolicy};
 pub use transport::net_stream::NetStream;
 #[cfg(feature = "native-tls")]
 pub use transport::net_stream::TlsStream;
-pub use transport::tls::TlsOptions;
 #[cfg(feature = "native-tls")]
 pub use transport::tls::{TlsIdentity, TlsVersion};
 pub use websocket::ending::EndCause;

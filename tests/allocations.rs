@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+use syncws::proto::Event;
 use syncws::proto::{Connection, Role};
-use syncws::{Config, Event, Message};
+use syncws::{Config, Message};
 
 struct CountingAllocator;
 

@@ -8,7 +8,8 @@ use common::{DEADLINE, serve_once};
 use std::io::Write;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-use syncws::{ClientBuilder, Error, HandshakeError, Message, Proxy};
+use syncws::error::HandshakeError;
+use syncws::{ClientBuilder, Error, Message, Proxy};
 
 /// An echo server for one connection that returns the request path it saw.
 fn echo_once() -> (std::net::SocketAddr, std::thread::JoinHandle<String>) {
@@ -216,7 +217,7 @@ fn recording_redirector(
     location: impl Fn(std::net::SocketAddr) -> String + Send + 'static,
 ) -> (
     std::net::SocketAddr,
-    std::thread::JoinHandle<syncws::Headers>,
+    std::thread::JoinHandle<syncws::proto::handshake::Headers>,
 ) {
     let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -241,7 +242,7 @@ fn recording_server(
     bind: &str,
 ) -> (
     std::net::SocketAddr,
-    std::thread::JoinHandle<syncws::Headers>,
+    std::thread::JoinHandle<syncws::proto::handshake::Headers>,
 ) {
     let listener = TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap();

@@ -8,7 +8,7 @@ mod common;
 use common::{DEADLINE, echo_session, read_to_close, upgraded};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use syncws::frame::{FrameHeader, OpCode, encode_frame};
+use syncws::proto::frame::{FrameHeader, OpCode, encode_frame};
 use syncws::{Server, ServerHandle};
 
 /// A masked client frame.

@@ -7,10 +7,11 @@ mod common;
 use common::{DEADLINE, raw_connect, serve_once, upgrade_request};
 use flate2::{Compress, Compression, FlushCompress};
 use std::io::{Read, Write};
+use syncws::error::ProtocolError;
+use syncws::proto::Event;
+use syncws::proto::deflate::DeflateParams;
 use syncws::proto::{Connection, Role};
-use syncws::{
-    CloseCode, Config, DataKind, DeflateConfig, DeflateParams, Error, Event, Message, ProtocolError,
-};
+use syncws::{CloseCode, Config, DataKind, DeflateConfig, Error, Message};
 
 /// An echo server for one connection with `config`; returns the agreed parameters.
 fn echo_server(config: Config) -> (String, std::thread::JoinHandle<Option<DeflateParams>>) {
@@ -179,7 +180,7 @@ fn client_fails_a_bad_server_answer() {
             let response = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: {answer}\r\n\r\n",
-                syncws::accept_key(&key)
+                syncws::proto::handshake::accept_key(&key)
             );
             stream.write_all(response.as_bytes()).unwrap();
             request
@@ -188,7 +189,7 @@ fn client_fails_a_bad_server_answer() {
         assert!(
             matches!(
                 err,
-                Error::Handshake(syncws::HandshakeError::InvalidExtension(_))
+                Error::Handshake(syncws::error::HandshakeError::InvalidExtension(_))
             ),
             "{answer}: {err}"
         );

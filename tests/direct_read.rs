@@ -1,9 +1,11 @@
 //! Large payloads are read straight into the message (`Connection::read_buf` points there): the
 //! result must not depend on how the reads cut the bytes, and invalid UTF-8 must still fail.
 
-use syncws::frame::{FrameHeader, OpCode, encode_frame};
+use syncws::error::ProtocolError;
+use syncws::proto::Event;
+use syncws::proto::frame::{FrameHeader, OpCode, encode_frame};
 use syncws::proto::{Connection, Role};
-use syncws::{Config, Event, Message, ProtocolError};
+use syncws::{Config, Message};
 
 fn masked(opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
     let mut header = FrameHeader::new(opcode, payload.len() as u64);

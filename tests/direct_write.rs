@@ -2,7 +2,7 @@
 //! write). Short writes and timeouts must still put every frame on the wire whole and in order.
 
 use std::io::{self, IoSlice, Read, Write};
-use syncws::frame::{FrameHeader, encode_frame};
+use syncws::proto::frame::{FrameHeader, encode_frame};
 use syncws::{Config, Error, Message, Role, WebSocket};
 
 /// Takes at most `limit` bytes per write and fails every third call with `WouldBlock`, as a

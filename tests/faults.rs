@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
-use syncws::frame::{FrameHeader, OpCode, encode_frame};
+use syncws::proto::frame::{FrameHeader, OpCode, encode_frame};
 use syncws::{EndCause, Message, Server, ServerHandle};
 
 fn threads() -> usize {

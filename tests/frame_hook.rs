@@ -5,7 +5,8 @@ mod common;
 
 use common::{DEADLINE, serve_once};
 use std::sync::{Arc, Mutex};
-use syncws::{CloseCode, FrameObserver, Message};
+use syncws::proto::FrameObserver;
+use syncws::{CloseCode, Message};
 
 type Lines = Arc<Mutex<Vec<String>>>;
 
@@ -13,7 +14,7 @@ fn recorder() -> (FrameObserver, Lines) {
     let lines: Lines = Arc::default();
     let sink = Arc::clone(&lines);
     let hook: FrameObserver = Arc::new(move |direction, header, payload| {
-        let line = syncws::dissect::summary(direction, header, payload);
+        let line = syncws::proto::dissect::summary(direction, header, payload);
         sink.lock().unwrap().push(line);
     });
     (hook, lines)
@@ -88,12 +89,12 @@ fn both_ends_see_every_frame_with_its_direction() {
 mod log_feature {
     use super::*;
 
-    /// Collects every record of target `syncws::frame`.
+    /// Collects every record of target `syncws::proto::frame`.
     struct Collect(Mutex<Vec<String>>);
 
     impl log::Log for Collect {
         fn enabled(&self, meta: &log::Metadata) -> bool {
-            meta.target() == "syncws::frame"
+            meta.target() == "syncws::proto::frame"
         }
         fn log(&self, record: &log::Record) {
             if self.enabled(record.metadata()) {

@@ -7,7 +7,7 @@ use common::{DEADLINE, raw_connect, read_to_close, upgrade_request};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use syncws::frame::{FrameHeader, OpCode, encode_frame};
+use syncws::proto::frame::{FrameHeader, OpCode, encode_frame};
 use syncws::{Config, Message, NetStream, Server, ServerHandle, WebSocket};
 
 /// An echo server with a short handshake timeout, and a client that stays connected throughout.

@@ -10,9 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use syncws::{
-    ClientBuilder, Config, Error, HandshakeError, Message, NetStream, ProtocolError, WebSocket,
-};
+use syncws::error::HandshakeError;
+use syncws::error::ProtocolError;
+use syncws::{ClientBuilder, Config, Error, Message, NetStream, WebSocket};
 
 /// The handshake deadline every client here runs with.
 const HANDSHAKE: Duration = Duration::from_millis(800);
@@ -60,7 +60,7 @@ fn read_request(stream: &mut TcpStream) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
         .unwrap_or_default();
-    syncws::accept_key(key)
+    syncws::proto::handshake::accept_key(key)
 }
 
 fn switching(accept: &str, extra: &str) -> String {
@@ -185,7 +185,7 @@ fn a_trickled_refusal_body_ends_within_the_handshake_deadline() {
 #[test]
 fn a_wrong_accept_key_is_invalid_accept() {
     let (addr, server) = hostile(|mut stream, _| {
-        let wrong = syncws::accept_key("AAAAAAAAAAAAAAAAAAAAAA==");
+        let wrong = syncws::proto::handshake::accept_key("AAAAAAAAAAAAAAAAAAAAAA==");
         let _ = stream.write_all(switching(&wrong, "").as_bytes());
         let _ = stream.read(&mut [0u8; 16]);
     });

@@ -8,9 +8,9 @@ use common::{serve_once, status_of, upgrade_request};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
-use syncws::{
-    Accept, Acceptor, ClientBuilder, Config, Error, HandshakeError, HttpResponse, Server, UrlError,
-};
+use syncws::error::HandshakeError;
+use syncws::error::UrlError;
+use syncws::{Accept, Acceptor, ClientBuilder, Config, Error, HttpResponse, Server};
 
 const INJECTED: &str = "a\r\nInjected: yes";
 

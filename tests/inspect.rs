@@ -55,7 +55,7 @@ Text frame, 63 bytes on the wire (6 header + 57 payload)
     assert_eq!(inspector::decode(&hex.concat()).unwrap(), expected);
     let c_array: Vec<String> = wire.iter().map(|b| format!("0x{b:02x}")).collect();
     assert_eq!(inspector::decode(&c_array.join(", ")).unwrap(), expected);
-    assert_eq!(syncws::dissect::dissect_bytes(&wire), expected);
+    assert_eq!(syncws::proto::dissect::dissect_bytes(&wire), expected);
 }
 
 #[test]

@@ -4,9 +4,9 @@ mod common;
 
 use common::{DEADLINE, serve_once};
 use std::io::Write;
-use syncws::{
-    CloseCode, CloseFrame, Config, DataKind, Error, Event, Message, ProtocolError, WebSocket,
-};
+use syncws::error::ProtocolError;
+use syncws::proto::Event;
+use syncws::{CloseCode, CloseFrame, Config, DataKind, Error, Message, WebSocket};
 
 fn big_config() -> Config {
     let mut config = Config::default();
@@ -242,7 +242,7 @@ fn bytes_right_behind_the_101_are_kept() {
             .unwrap();
         let mut answer = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            syncws::accept_key(key)
+            syncws::proto::handshake::accept_key(key)
         )
         .into_bytes();
         answer.extend_from_slice(&[0x81, 0x05, b'e', b'a', b'r', b'l', b'y']);
@@ -309,7 +309,7 @@ fn a_rejection_reaches_the_client_with_status_and_body() {
             .err()
     });
     match syncws::connect(&format!("ws://{addr}/")) {
-        Err(Error::Handshake(syncws::HandshakeError::UnexpectedResponse(response))) => {
+        Err(Error::Handshake(syncws::error::HandshakeError::UnexpectedResponse(response))) => {
             assert_eq!(response.status, 401);
             assert_eq!(response.body, b"token required");
         }
@@ -317,7 +317,9 @@ fn a_rejection_reaches_the_client_with_status_and_body() {
     }
     assert!(matches!(
         server.join().unwrap(),
-        Some(Error::Handshake(syncws::HandshakeError::Rejected(401)))
+        Some(Error::Handshake(syncws::error::HandshakeError::Rejected(
+            401
+        )))
     ));
 }
 
@@ -343,7 +345,7 @@ fn connect_to_ipv6_loopback() {
 fn wss_without_tls_is_a_clear_error() {
     let err = syncws::connect("wss://127.0.0.1:1/").unwrap_err();
     assert!(
-        matches!(err, Error::Url(syncws::UrlError::TlsNotEnabled)),
+        matches!(err, Error::Url(syncws::error::UrlError::TlsNotEnabled)),
         "{err}"
     );
 }

@@ -23,11 +23,7 @@ fn echo_server(addr: SocketAddr) -> ServerHandle {
 }
 
 fn fast_backoff() -> Backoff {
-    Backoff {
-        initial_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        max_attempts: Some(100),
-    }
+    Backoff::new(Duration::from_millis(20), Duration::from_millis(200)).max_attempts(100)
 }
 
 /// Reads until a text message equal to `want` arrives (bounded).
@@ -172,11 +168,7 @@ fn without_an_outbox_a_send_while_down_is_an_error() {
     let addr = server.local_addr();
     let (down_tx, down) = mpsc::channel();
     let mut ws = Reconnecting::builder(ClientBuilder::new(format!("ws://{addr}/")))
-        .backoff(Backoff {
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(10),
-            max_attempts: Some(3),
-        })
+        .backoff(Backoff::new(Duration::from_millis(10), Duration::from_millis(10)).max_attempts(3))
         .outbox(0)
         .on_disconnect(move |d| {
             let _ = down_tx.send(d.retry_in);

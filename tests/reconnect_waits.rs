@@ -15,11 +15,7 @@ use syncws::Backoff;
 use syncws::{ClientBuilder, CloseCode, Error, Message, Reconnecting, WebSocket};
 
 fn fast_backoff() -> Backoff {
-    Backoff {
-        initial_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        max_attempts: Some(100),
-    }
+    Backoff::new(Duration::from_millis(20), Duration::from_millis(200)).max_attempts(100)
 }
 
 /// A listener whose accepted sockets have a small receive buffer: a server that does not read
@@ -235,11 +231,7 @@ fn a_backoff_longer_than_the_clock_can_count_waits_until_closed() {
     let server = thread::spawn(move || drop(accept_ws(&listener)));
     let (ended, wait_ended) = mpsc::channel();
     let ws = Reconnecting::builder(ClientBuilder::new(format!("ws://{addr}/")))
-        .backoff(Backoff {
-            initial_delay: Duration::MAX,
-            max_delay: Duration::MAX,
-            max_attempts: None,
-        })
+        .backoff(Backoff::new(Duration::MAX, Duration::MAX))
         .on_disconnect(move |d| {
             let _ = ended.send(d.retry_in);
         })

@@ -100,7 +100,7 @@ fn accept_raw(stream: &mut std::net::TcpStream) {
         .unwrap();
     let answer = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        syncws::accept_key(&key)
+        syncws::proto::handshake::accept_key(&key)
     );
     stream.write_all(answer.as_bytes()).unwrap();
 }

@@ -8,9 +8,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use syncws::error::HandshakeError;
+use syncws::error::ProtocolError;
 use syncws::{
-    CloseCode, Config, EndCause, Error, HandshakeError, HttpResponse, Message, ProtocolError, Room,
-    Server, ServerHandle, Session, WebSocket,
+    CloseCode, Config, EndCause, Error, HttpResponse, Message, Room, Server, ServerHandle, Session,
+    WebSocket,
 };
 
 type Client = WebSocket<syncws::NetStream>;

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+use syncws::error::HandshakeError;
 use syncws::{
-    Acceptor, ClientBuilder, CloseCode, Error, HandshakeError, HttpResponse, Message, Server,
-    Session, WebSocket,
+    Acceptor, ClientBuilder, CloseCode, Error, HttpResponse, Message, Server, Session, WebSocket,
 };
 
 type Client = WebSocket<syncws::NetStream>;

@@ -166,8 +166,8 @@ fn a_timed_out_read_over_tls_is_retried_without_losing_the_frame() {
         let mut ws = syncws::accept(tls).unwrap();
         // Send the first half of a frame, wait until the client has timed out, send the rest.
         let mut frame = Vec::new();
-        syncws::frame::encode_frame(
-            &syncws::frame::FrameHeader::new(syncws::frame::OpCode::Text, 11),
+        syncws::proto::frame::encode_frame(
+            &syncws::proto::frame::FrameHeader::new(syncws::proto::frame::OpCode::Text, 11),
             b"hello world",
             &mut frame,
         );

@@ -56,7 +56,7 @@ pub fn forward(
 
     // RFC 6455 §4.2.2: the accept key proves that the server read this very request.
     let key = request.header("sec-websocket-key").unwrap_or("");
-    let expected = syncws::accept_key(key);
+    let expected = syncws::proto::handshake::accept_key(key);
     match response.header("sec-websocket-accept") {
         Some(got) if got == expected => {
             let _ = writeln!(
@@ -90,7 +90,7 @@ pub fn forward(
 /// Reads until `parse` finds a complete head; returns it and the bytes after it.
 fn read_head<T>(
     stream: &mut TcpStream,
-    parse: impl Fn(&[u8]) -> Result<Decoded<T>, syncws::HandshakeError>,
+    parse: impl Fn(&[u8]) -> Result<Decoded<T>, syncws::error::HandshakeError>,
 ) -> io::Result<(T, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];

@@ -75,7 +75,7 @@ fn serve(listen: &str, upstream: &str) -> std::io::Result<()> {
 pub fn decode(hex: &str) -> Result<String, String> {
     match parse_hex(hex)? {
         bytes if bytes.is_empty() => Err("--decode needs the frame's bytes in hex".to_owned()),
-        bytes => Ok(syncws::dissect::dissect_bytes(&bytes)),
+        bytes => Ok(syncws::proto::dissect::dissect_bytes(&bytes)),
     }
 }
 

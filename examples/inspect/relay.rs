@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use syncws::dissect::Dissector;
+use syncws::proto::dissect::Dissector;
 use syncws::proto::{Direction, FrameObserver};
 
 /// How long each side may take to send its handshake head.
@@ -69,7 +69,7 @@ pub fn inspect(id: usize, mut client: TcpStream, upstream: &str, out: Output) ->
         let hook: FrameObserver = Arc::new(move |direction: Direction, header, payload| {
             let text = match dissector.lock() {
                 Ok(mut dissector) => dissector.dissect(header, payload),
-                Err(_) => syncws::dissect::dissect(header, payload),
+                Err(_) => syncws::proto::dissect::dissect(header, payload),
             };
             let elapsed = opened.elapsed().as_secs_f64();
             let arrow = direction.arrow();

@@ -3,13 +3,14 @@
 //! that once failed, so a regression fails `cargo test` without a fuzzer.
 #![allow(dead_code)]
 
-use syncws::frame::{Decoded, Frame, FrameHeader};
+use syncws::proto::Event;
+use syncws::proto::frame::{Decoded, Frame, FrameHeader};
 use syncws::proto::handshake::{
     HeadLimits, Headers, accept_response, check_request, check_response, error_response,
     parse_request, parse_response,
 };
 use syncws::proto::{Connection, Role};
-use syncws::{Config, Event, Message, WsUrl};
+use syncws::{Config, Message, WsUrl};
 
 const LIMITS: HeadLimits = HeadLimits::new(8192, 64);
 
@@ -162,7 +163,10 @@ fn connection(role: Role, data: &[u8]) {
     // Built with `deflate` (scripts/fuzz.sh with FUZZ_FEATURES=deflate), the connection has
     // permessage-deflate agreed, so compressed frames and the bounded inflater are explored too.
     #[cfg(feature = "deflate")]
-    conn.set_deflate(&syncws::DeflateParams::default(), &config.deflate);
+    conn.set_deflate(
+        &syncws::proto::deflate::DeflateParams::default(),
+        &config.deflate,
+    );
     // Pieces of 1 to 1,024 bytes.
     let piece = (usize::from(control & 0x1f) + 1).pow(2);
     let mut streaming = control & 0x40 != 0;

@@ -46,11 +46,6 @@ pub fn connect(url: &str) -> Result<(WebSocket<NetStream>, Response), Error> {
     ClientBuilder::new(url).connect()
 }
 
-/// Performs the client handshake for `url` over a stream the caller has connected.
-pub fn client<S: Read + Write>(url: &str, stream: S) -> Result<(WebSocket<S>, Response), Error> {
-    ClientBuilder::new(url).connect_on(stream)
-}
-
 /// Where a client's proxy setting comes from.
 #[derive(Debug, Clone, Default)]
 enum ProxySetting {
@@ -350,7 +345,7 @@ impl ClientBuilder {
     }
 
     /// TCP (direct or through a proxy tunnel), then TLS for `wss://`, whose reads and writes all
-    /// keep to the handshake deadline (see [`TlsOptions::wrap`](crate::TlsOptions)).
+    /// keep to the handshake deadline (see `TlsOptions::wrap`).
     fn open(&self, url: &WsUrl, deadline: Option<Instant>) -> Result<NetStream, Error> {
         if url.secure && !cfg!(feature = "native-tls") {
             return Err(UrlError::TlsNotEnabled.into());

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 /// An HTTP proxy that tunnels with `CONNECT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Proxy {
     /// The proxy's host.
     pub host: String,

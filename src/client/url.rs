@@ -9,7 +9,7 @@ use std::fmt;
 /// let url: syncws::WsUrl = "ws://[::1]:9001/chat?room=1".parse()?;
 /// assert_eq!((url.host.as_str(), url.port, url.target.as_str()), ("::1", 9001, "/chat?room=1"));
 /// assert_eq!(url.host_header(), "[::1]:9001");
-/// # Ok::<(), syncws::UrlError>(())
+/// # Ok::<(), syncws::error::UrlError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

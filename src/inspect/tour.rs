@@ -66,7 +66,7 @@
 //! let accept = base64::engine::general_purpose::STANDARD.encode(&digest[..]);
 //! assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 //! // The crate does all of it in one call.
-//! assert_eq!(syncws::accept_key(key), accept);
+//! assert_eq!(syncws::proto::handshake::accept_key(key), accept);
 //!
 //! let response = syncws::proto::handshake::accept_response(key, None, &Default::default());
 //! assert_eq!(
@@ -110,7 +110,7 @@
 //! RFC 6455 §5.7 apart:
 //!
 //! ```
-//! use syncws::frame::{Decoded, FrameHeader, OpCode};
+//! use syncws::proto::frame::{Decoded, FrameHeader, OpCode};
 //! let wire = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
 //! assert_eq!(wire[0] >> 7, 1);          // FIN
 //! assert_eq!(wire[0] >> 4 & 0b111, 0);  // RSV1-3
@@ -120,7 +120,7 @@
 //! let Decoded::Complete(header, header_len) = FrameHeader::decode(&wire)? else { panic!() };
 //! assert_eq!((header.fin, header.opcode, header.payload_len), (true, OpCode::Text, 5));
 //! assert_eq!(&wire[header_len..], b"Hello");
-//! # Ok::<(), syncws::ProtocolError>(())
+//! # Ok::<(), syncws::error::ProtocolError>(())
 //! ```
 //!
 //! The length has three forms, and the shortest that fits must be used: up to 125 in the 7-bit
@@ -128,7 +128,7 @@
 //! follows", whose top bit must be 0. A header is therefore 2 to 14 bytes long.
 //!
 //! ```
-//! use syncws::frame::{FrameHeader, LengthForm, MAX_HEADER_LEN, OpCode};
+//! use syncws::proto::frame::{FrameHeader, LengthForm, MAX_HEADER_LEN, OpCode};
 //! let header_len = |len| FrameHeader::new(OpCode::Binary, len).encoded_len();
 //! assert_eq!(FrameHeader::new(OpCode::Binary, 125).length_form(), LengthForm::Short);
 //! assert_eq!(header_len(125), 2);
@@ -149,7 +149,7 @@
 //! 0xA pong. 0x3–0x7 and 0xB–0xF are reserved; a frame with one of them fails the connection.
 //!
 //! ```
-//! use syncws::frame::OpCode;
+//! use syncws::proto::frame::OpCode;
 //! let named: Vec<(u8, &str)> = (0u8..16)
 //!     .map(OpCode::from_bits)
 //!     .filter(|op| !matches!(op, OpCode::Reserved(_)))
@@ -171,11 +171,11 @@
 //! // RFC 6455 §5.7: "Hello" masked with 37 fa 21 3d.
 //! let key = [0x37, 0xfa, 0x21, 0x3d];
 //! let mut payload = *b"Hello";
-//! syncws::apply_mask(&mut payload, key, 0);
+//! syncws::proto::mask::apply_mask(&mut payload, key, 0);
 //! assert_eq!(payload, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
 //! assert_eq!(payload[0], b'H' ^ 0x37);
 //! // XOR is its own inverse: masking again unmasks.
-//! syncws::apply_mask(&mut payload, key, 0);
+//! syncws::proto::mask::apply_mask(&mut payload, key, 0);
 //! assert_eq!(&payload, b"Hello");
 //! ```
 //!
@@ -194,7 +194,7 @@
 //! let mut on_the_wire = forged.to_vec();
 //! // A real client draws the key at random for every frame (`rand::random()`); say it drew:
 //! let key = [0x12, 0x34, 0x56, 0x78];
-//! syncws::apply_mask(&mut on_the_wire, key, 0);
+//! syncws::proto::mask::apply_mask(&mut on_the_wire, key, 0);
 //! // What the proxy sees is no longer "GET ...", and the page could not know what it would be.
 //! assert_eq!(on_the_wire[..4], [b'G' ^ 0x12, b'E' ^ 0x34, b'T' ^ 0x56, b' ' ^ 0x78]);
 //! assert_eq!(on_the_wire[..4], [0x55, 0x71, 0x02, 0x58]);
@@ -210,9 +210,10 @@
 //! together. Fragments of two messages never interleave.
 //!
 //! ```
-//! use syncws::frame::{Frame, OpCode};
+//! use syncws::proto::frame::{Frame, OpCode};
 //! use syncws::proto::{Connection, Role};
-//! use syncws::{Config, DataKind, Event, Message};
+//! use syncws::{Config, DataKind, Message};
+//! use syncws::proto::Event;
 //!
 //! // RFC 6455 §5.7: "Hello" sent in two frames.
 //! let first = Frame::new(OpCode::Text, "Hel").fin(false);
@@ -242,9 +243,11 @@
 //! bytes of payload, never fragmented. A ping is answered with a pong carrying the same data.
 //!
 //! ```
-//! use syncws::frame::{Frame, OpCode};
+//! use syncws::proto::frame::{Frame, OpCode};
 //! use syncws::proto::{Connection, Role};
-//! use syncws::{CloseCode, Config, Event, Message, ProtocolError};
+//! use syncws::{CloseCode, Config, Message};
+//! use syncws::proto::Event;
+//! use syncws::error::ProtocolError;
 //!
 //! assert!(OpCode::Close.is_control() && OpCode::Ping.is_control() && OpCode::Pong.is_control());
 //! assert_eq!(OpCode::Ping.bits() & 0x8, 0x8);
@@ -284,7 +287,8 @@
 //! ```
 //! use syncws::proto::{Connection, Role, State};
 //! use syncws::proto::close::MAX_REASON_LEN;
-//! use syncws::{CloseCode, CloseFrame, Config, Event, Message};
+//! use syncws::{CloseCode, CloseFrame, Config, Message};
+//! use syncws::proto::Event;
 //!
 //! let bye = CloseFrame::new(CloseCode::Normal, "bye");
 //! assert_eq!(bye.to_payload(), [0x03, 0xe8, b'b', b'y', b'e']);
@@ -388,7 +392,7 @@
 //! and a pong may also be sent unsolicited, as a one-way "I am alive".
 //!
 //! ```
-//! use syncws::frame::{Frame, OpCode};
+//! use syncws::proto::frame::{Frame, OpCode};
 //! use syncws::proto::{Connection, Role};
 //! use syncws::{Config, Message};
 //!
@@ -405,7 +409,7 @@
 //! let pong = client.data_to_send()[6..].to_vec(); // after the client's own ping
 //! assert_eq!(pong.len(), 2 + 4 + 8);
 //! let mut unmasked = pong[6..].to_vec();
-//! syncws::apply_mask(&mut unmasked, [pong[2], pong[3], pong[4], pong[5]], 0);
+//! syncws::proto::mask::apply_mask(&mut unmasked, [pong[2], pong[3], pong[4], pong[5]], 0);
 //! assert_eq!(unmasked, stamp);
 //! # Ok::<(), syncws::Error>(())
 //! ```

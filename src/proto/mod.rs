@@ -40,8 +40,10 @@ pub mod scanner;
 pub(crate) mod sender;
 pub mod utf8;
 
+pub use close::{CloseCode, CloseFrame};
 pub use connection::Connection;
 pub use error::Error;
+pub use message::{Chunk, DataKind, Event, Message};
 pub use observer::{Direction, FrameObserver};
 pub(crate) use receiver::{Limits, Receiver};
 pub(crate) use sender::Sender;

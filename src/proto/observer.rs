@@ -41,7 +41,7 @@
 //! # The `log` feature
 //!
 //! With the crate feature `log`, every frame is also logged through the [`log`] crate at level
-//! `trace`, target `syncws::frame`, as a one-line [`summary`](crate::proto::dissect::summary). The cost
+//! `trace`, target `syncws::proto::frame`, as a one-line [`summary`](crate::proto::dissect::summary). The cost
 //! when that level is disabled is one check per frame.
 //!
 //! [`log`]: https://docs.rs/log
@@ -166,7 +166,7 @@ impl Tap {
 #[cfg(feature = "log")]
 #[inline]
 fn log_enabled() -> bool {
-    log::log_enabled!(target: "syncws::frame", log::Level::Trace)
+    log::log_enabled!(target: "syncws::proto::frame", log::Level::Trace)
 }
 
 #[cfg(not(feature = "log"))]
@@ -178,7 +178,7 @@ fn log_enabled() -> bool {
 #[cfg(feature = "log")]
 fn log_frame(direction: Direction, header: &FrameHeader, payload: &[u8]) {
     if log_enabled() {
-        log::trace!(target: "syncws::frame", "{}", super::dissect::summary(direction, header, payload));
+        log::trace!(target: "syncws::proto::frame", "{}", super::dissect::summary(direction, header, payload));
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 /// `min(max_delay, initial_delay × 2ⁿ)` — "full jitter", so clients cut off together do not come
 /// back together.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// The ceiling of the first wait. Defaults to 500 ms.
     pub initial_delay: Duration,
@@ -28,13 +29,28 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Waits starting below `initial_delay` and doubling up to `max_delay`, retrying forever.
+    pub fn new(initial_delay: Duration, max_delay: Duration) -> Backoff {
+        Backoff {
+            initial_delay,
+            max_delay,
+            max_attempts: None,
+        }
+    }
+
+    /// Gives up after `attempts` attempts in a row.
+    pub fn max_attempts(mut self, attempts: u32) -> Backoff {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
     /// The wait before attempt `attempt` (0 is the first retry), given a uniform draw in [0, 1);
     /// `None` once `max_attempts` are used up.
     ///
     /// ```
     /// use std::time::Duration;
     /// use syncws::Backoff;
-    /// let backoff = Backoff { initial_delay: Duration::from_secs(1), max_delay: Duration::from_secs(8), max_attempts: Some(10) };
+    /// let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8)).max_attempts(10);
     /// // The ceiling doubles: 1 s, 2 s, 4 s, then stays at 8 s; the draw picks a point below it.
     /// assert_eq!(backoff.delay(2, 0.5), Some(Duration::from_secs(2)));
     /// assert_eq!(backoff.delay(9, 0.5), Some(Duration::from_secs(4)));
@@ -72,6 +88,7 @@ impl Backoff {
 /// and stops after 1000 (a deliberate close), 1002, 1003, 1007, 1008, 1009 and 1010 (retrying
 /// would fail the same way). Other codes stop unless listed in `also_retry`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Codes to retry after beyond the defaults (e.g. 1008 if a policy failure is transient).
     pub also_retry: Vec<u16>,
@@ -80,6 +97,18 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Also retries after the close codes in `codes`.
+    pub fn also_retry(mut self, codes: impl IntoIterator<Item = u16>) -> RetryPolicy {
+        self.also_retry.extend(codes);
+        self
+    }
+
+    /// Never retries after the close codes in `codes`, whatever the defaults say.
+    pub fn never_retry(mut self, codes: impl IntoIterator<Item = u16>) -> RetryPolicy {
+        self.never_retry.extend(codes);
+        self
+    }
+
     /// Whether a connection that ended with `code` should be reopened.
     ///
     /// ```

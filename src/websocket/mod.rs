@@ -397,7 +397,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// ```no_run
     /// let (mut ws, _) = syncws::connect("ws://127.0.0.1:9001/")?;
     /// ws.set_frame_hook(Some(std::sync::Arc::new(|direction, header, payload| {
-    ///     eprintln!("{}", syncws::dissect::summary(direction, header, payload));
+    ///     eprintln!("{}", syncws::proto::dissect::summary(direction, header, payload));
     /// })));
     /// # Ok::<(), syncws::Error>(())
     /// ```

@@ -187,6 +187,8 @@ pub fn connect_ws_small_buffers(addr: SocketAddr, bytes: usize) -> (Reader, Writ
     socket.set_send_buffer_size(bytes).expect("SO_SNDBUF");
     socket.connect(&addr.into()).expect("connect");
     let stream: std::net::TcpStream = socket.into();
-    let (ws, _) = syncws::client(&format!("ws://{addr}/"), stream).expect("handshake");
+    let (ws, _) = syncws::ClientBuilder::new(format!("ws://{addr}/"))
+        .connect_on(stream)
+        .expect("handshake");
     ws.split().expect("split")
 }
