@@ -7,7 +7,7 @@
 #      a small margin of what it was before.
 #
 #   usage: scripts/load.sh [--quick] [--connections N] [--churn CYCLES] [--hold SECS] [--heartbeat SECS]
-#   full size (the README's figures): 10,000 connections, 100,000 cycles; --quick (CI): 1,000 and 5,000.
+#   full size (the figures in docs/performance.md): 10,000 connections, 100,000 cycles; --quick (CI): 1,000 and 5,000.
 # Loopback only; every wait is bounded; the server is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory per idle connection, thread count and heartbeat-thread CPU of syncws::Server, at 1,000
 # and 10,000 connections opened from a separate process (scripts/idle_clients.py, which answers
-# pings). Prints the figures the README quotes.
+# pings). Prints the figures docs/performance.md quotes.
 #
 # Usage: scripts/memory.sh [COUNTS...]   (default: 1000 10000)
 #   HEARTBEAT=5 WINDOW=20 STACK_SIZE=... to change the settings.

@@ -132,3 +132,8 @@ pub use transport::net_stream::TlsStream;
 pub use transport::tls::{TlsIdentity, TlsVersion};
 pub use websocket::ending::EndCause;
 pub use websocket::{MessageWriter, WebSocket};
+
+/// The README's examples, compiled with the doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
