@@ -341,6 +341,22 @@ fn trusted_proxies_are_checked_at_bind() {
     }
 }
 
+#[test]
+fn subprotocol_names_are_checked_at_bind() {
+    for bad in ["echo protocol", "a,b", "", "x\r\ny", "x/1"] {
+        let result = Server::builder().subprotocols([bad]).bind("127.0.0.1:0");
+        assert!(
+            matches!(result, Err(Error::InvalidConfig(_))),
+            "{bad:?}: {:?}",
+            result.err()
+        );
+    }
+    let good = Server::builder()
+        .subprotocols(["echo-protocol", "chat.v2"])
+        .bind("127.0.0.1:0");
+    assert!(good.is_ok());
+}
+
 // --- Session::close -----------------------------------------------------------------------------
 
 #[test]

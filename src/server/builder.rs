@@ -272,6 +272,17 @@ impl<T: Send + 'static> ServerBuilder<T> {
         if self.settings.max_connections == 0 {
             return Err(Error::InvalidConfig("max_connections must be positive"));
         }
+        // RFC 6455 §4.1: each subprotocol is a token; a name that is not could never be offered
+        // by a client, and would be refused as a response header anyway.
+        if crate::proto::handshake::check_subprotocols(
+            self.settings.subprotocols.iter().map(String::as_str),
+        )
+        .is_err()
+        {
+            return Err(Error::InvalidConfig(
+                "subprotocol names must be RFC 9110 tokens",
+            ));
+        }
         let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
         if zero(self.settings.message_timeout) || zero(self.settings.idle_timeout) {
             return Err(Error::InvalidConfig(
