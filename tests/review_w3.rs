@@ -81,3 +81,102 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
     let (took, result) = outcome.expect("Reader::close did not return within 5 s (close_timeout 500 ms)");
     assert!(took < Duration::from_secs(2), "close took {took:?}: {result}");
 }
+
+/// Reads one unmasked server frame: (fin+opcode byte, payload).
+fn read_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head)?;
+    assert_eq!(head[1] & 0x80, 0, "a server frame is masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut ext = [0u8; 2];
+            tcp.read_exact(&mut ext)?;
+            u16::from_be_bytes(ext) as usize
+        }
+        127 => {
+            let mut ext = [0u8; 8];
+            tcp.read_exact(&mut ext)?;
+            u64::from_be_bytes(ext) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    tcp.read_exact(&mut payload)?;
+    Ok((head[0], payload))
+}
+
+/// Issue 21 item 6 / `Room` docs: a stalled member over its bound gets, in order and whole, a
+/// prefix of the broadcasts and then a 1008 close, and nothing after it. (A promise without an
+/// end-to-end test on the wire before this review.)
+#[test]
+fn a_member_over_its_bound_gets_whole_frames_in_order_then_1008_and_nothing_after() {
+    use socket2::{Domain, Socket, Type};
+    const FRAME: usize = 16 << 10;
+    let room = syncws::Room::with_max_backpressure(64 << 10);
+    let (joined_tx, joined) = mpsc::channel();
+    let joined_tx = std::sync::Mutex::new(joined_tx);
+    let member_room = room.clone();
+    let server = syncws::Server::bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(move |mut session| {
+            member_room.join(session.writer());
+            let _ = joined_tx.lock().unwrap().send(());
+            while session.read().is_ok() {}
+        })
+        .unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.local_addr().into()).unwrap();
+    let mut tcp: TcpStream = socket.into();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut byte).unwrap(), 1);
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    joined.recv_timeout(DEADLINE).unwrap();
+    // The peer reads nothing while the room broadcasts.
+    let started = Instant::now();
+    let mut sent = 0u32;
+    loop {
+        assert!(started.elapsed() < DEADLINE, "never dropped after {sent} broadcasts");
+        let mut payload = vec![(sent % 251) as u8; FRAME];
+        payload[..4].copy_from_slice(&sent.to_be_bytes());
+        let report = room.broadcast(&Message::Binary(payload), None);
+        if report.dropped == 1 {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(room.is_empty(), "the dropped member left the room");
+    // Now read everything: a prefix 0..n of whole frames, then the 1008 close, then EOF.
+    let mut next = 0u32;
+    let close = loop {
+        let (b0, payload) = read_frame(&mut tcp).expect("frame");
+        match b0 {
+            0x82 => {
+                assert_eq!(payload.len(), FRAME, "torn or merged frame");
+                let n = u32::from_be_bytes(payload[..4].try_into().unwrap());
+                assert_eq!(n, next, "out of order");
+                assert!(payload[4..].iter().all(|&b| b == (n % 251) as u8), "corrupt frame {n}");
+                next += 1;
+            }
+            0x88 => break payload,
+            other => panic!("unexpected frame byte {other:#x} after {next} frames"),
+        }
+    };
+    assert!(next <= sent, "more frames than broadcasts");
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008, "{close:?}");
+    let mut rest = Vec::new();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = tcp.write_all(&[0x88, 0x80, 0, 0, 0, 0]);
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{} bytes after the close", rest.len());
+    drop(server);
+}
