@@ -312,3 +312,38 @@ fn messages_held_during_ping_are_bounded_in_count_too() {
         "ping held {held} messages under a 1 KiB bound (result {result:?})"
     );
 }
+
+/// Finding 4: two `close_timeout`s on a server with different meanings and defaults:
+/// `ServerBuilder::close_timeout` (2 s, only the server's own close after the handler returns)
+/// and `Config::close_timeout` (5 s, `Session::close`, "bounded by the close timeout"). A user
+/// who sets the builder's gets a `Session::close` that still waits 5 s for a silent peer.
+#[test]
+#[ignore = "review finding 4: ServerBuilder::close_timeout does not bound Session::close (Config::close_timeout does)"]
+fn server_builder_close_timeout_bounds_session_close() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = syncws::Server::builder()
+        .close_timeout(Duration::from_millis(300))
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .spawn(move |mut session| {
+            let started = Instant::now();
+            let result = session.close(1000u16, "bye");
+            let _ = tx.lock().unwrap().send((started.elapsed(), format!("{result:?}")));
+        })
+        .unwrap();
+    let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    // Never answer the close; keep the socket open.
+    let (took, result) = rx.recv_timeout(DEADLINE).expect("Session::close returned");
+    drop(tcp);
+    drop(server);
+    assert!(
+        took < Duration::from_secs(2),
+        "Session::close took {took:?} with ServerBuilder::close_timeout(300 ms): {result}"
+    );
+}
