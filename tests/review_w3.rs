@@ -347,3 +347,122 @@ fn server_builder_close_timeout_bounds_session_close() {
         "Session::close took {took:?} with ServerBuilder::close_timeout(300 ms): {result}"
     );
 }
+
+/// A server-side member accepted by hand (so a frame hook can be set), and its client: a raw
+/// TCP connection with a tiny receive buffer that reads nothing until the test says so.
+fn hand_member(
+    hook: Option<syncws::proto::FrameObserver>,
+) -> (syncws::Reader, syncws::Writer, TcpStream) {
+    use socket2::{Domain, Socket, Type};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    client
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+    let (tcp, _) = listener.accept().unwrap();
+    tcp.set_write_timeout(Some(DEADLINE)).unwrap();
+    let mut ws = syncws::accept(tcp).unwrap();
+    ws.set_frame_hook(hook);
+    let (reader, writer) = ws.split().unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(client.read(&mut byte).unwrap(), 1);
+        head.push(byte[0]);
+    }
+    (reader, writer, client)
+}
+
+/// Broadcasts numbered 16 KiB frames to `room` until one is left queued; returns how many.
+fn broadcast_until_queued(room: &syncws::Room) -> u32 {
+    let started = Instant::now();
+    let mut sent = 0u32;
+    let mut extra = 0;
+    loop {
+        assert!(started.elapsed() < DEADLINE);
+        let mut payload = vec![0u8; 16 << 10];
+        payload[..4].copy_from_slice(&sent.to_be_bytes());
+        let report = room.broadcast(&Message::Binary(payload), None);
+        assert_eq!(report.dropped, 0);
+        sent += 1;
+        if report.queued > 0 {
+            // More than one chunk (64 KiB) behind, so some frames stay in the queue itself.
+            extra += 1;
+            if extra == 16 {
+                return sent;
+            }
+        }
+    }
+}
+
+/// Finding 5: a connection's frame hook (`WebSocket::set_frame_hook`, user code) runs for
+/// room frames on whichever thread hands them over — often the process-wide `syncws-fanout`
+/// thread, with the member's outbox and state locks held. A hook that panics there kills that
+/// thread for good (no `catch_unwind`; the `OnceLock` still says it runs): every later stalled
+/// member of every room in the process is never drained, never closed with 1008, never cut.
+/// (A hook that blocks stalls them all likewise.) Runs in a child process: it kills the thread.
+#[test]
+#[ignore = "review finding 5: a panicking frame hook kills the process-wide fan-out thread"]
+fn a_panicking_frame_hook_does_not_stop_fan_out_for_other_members() {
+    if std::env::var_os("REVIEW_W3_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_panicking_frame_hook_does_not_stop_fan_out_for_other_members",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env("REVIEW_W3_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "child failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+    let hook: syncws::proto::FrameObserver = std::sync::Arc::new(|_, _, _| {
+        if thread::current().name() == Some("syncws-fanout") && !PANICKED.swap(true, Ordering::SeqCst) {
+            panic!("a user's frame hook panics");
+        }
+    });
+    // Member A (with the hook) stalls, then reads: the fan-out thread hands it the rest.
+    let (_ra, _wa, mut client_a) = hand_member(Some(hook));
+    let room_a = syncws::Room::with_max_backpressure(64 << 20);
+    room_a.join(_wa.clone());
+    broadcast_until_queued(&room_a);
+    let mut sink = [0u8; 65536];
+    let started = Instant::now();
+    while !PANICKED.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(5) {
+        let _ = client_a.read(&mut sink);
+    }
+    assert!(PANICKED.load(Ordering::SeqCst), "the hook never ran on the fan-out thread");
+    thread::sleep(Duration::from_millis(100));
+    // Member B, no hook, another room: stalls, then reads everything.
+    let (_rb, wb, mut client_b) = hand_member(None);
+    let room_b = syncws::Room::with_max_backpressure(64 << 20);
+    room_b.join(wb.clone());
+    let sent = broadcast_until_queued(&room_b);
+    let mut got = 0u32;
+    while got < sent {
+        match read_frame(&mut client_b) {
+            Ok((0x82, payload)) => {
+                assert_eq!(u32::from_be_bytes(payload[..4].try_into().unwrap()), got);
+                got += 1;
+            }
+            Ok((b, _)) => panic!("unexpected frame {b:#x}"),
+            Err(e) => panic!("member B got {got} of {sent} broadcasts, then: {e}"),
+        }
+    }
+}
+
