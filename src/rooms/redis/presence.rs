@@ -17,7 +17,7 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         std::thread::sleep(INTERVAL);
-        let Some(hub) = shared.upgrade() else { return };
+        let Some(hub) = Shared::live(&shared) else { return };
         let super::Backend::Redis(broker) = &hub.backend else { return };
         let rooms: Vec<(String, Vec<String>)> = hub
             .rooms()
