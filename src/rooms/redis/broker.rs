@@ -76,19 +76,26 @@ impl Broker {
 
     /// Runs `call` on the control connection, connecting first if needed; a failed call drops
     /// the connection so the next one starts afresh.
-    fn control<T>(&self, call: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, HubError> {
+    /// A call that fails on a connection left over from before an outage is tried once more
+    /// on a fresh one.
+    fn control<T>(&self, mut call: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T, HubError> {
         let mut slot: MutexGuard<'_, Option<Connection>> =
             self.control.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(connect(&self.client).map_err(|e| HubError::Broker(e.to_string()))?);
-        }
-        let Some(connection) = slot.as_mut() else {
-            return Err(HubError::Broker("no connection".into()));
+        let fresh = slot.is_none();
+        let mut attempt = |slot: &mut Option<Connection>| -> RedisResult<T> {
+            let connection = match slot {
+                Some(connection) => connection,
+                None => slot.insert(connect(&self.client)?),
+            };
+            call(connection).inspect_err(|_| *slot = None)
         };
-        call(connection).map_err(|e| {
-            *slot = None;
-            HubError::Broker(e.to_string())
-        })
+        match attempt(&mut slot) {
+            Err(error) if !fresh && (error.is_io_error() || error.is_connection_dropped()) => {
+                attempt(&mut slot)
+            }
+            result => result,
+        }
+        .map_err(|e| HubError::Broker(e.to_string()))
     }
 
     pub fn publish(&self, shared: &Shared, name: &str, text: &str) -> Result<(), HubError> {

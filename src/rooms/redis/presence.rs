@@ -50,6 +50,9 @@ pub(super) fn run(shared: Weak<Shared>) {
             pipeline.cmd("HDEL").arg(keys::presence(gone)).arg(&hub.node).ignore();
             pipeline.cmd("DEL").arg(keys::alive(gone, &hub.node)).ignore();
         }
+        if now.is_empty() && advertised.is_empty() {
+            continue;
+        }
         let result = match connection.as_mut() {
             Some(c) => pipeline.query::<()>(c),
             None => connect(&broker.client).and_then(|mut c| {
