@@ -48,9 +48,8 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let options = parse_args().map_err(|e| {
-        format!("{e}\nusage: room_server [ADDR] [--redis URL] [--node NAME]")
-    })?;
+    let options = parse_args()
+        .map_err(|e| format!("{e}\nusage: room_server [ADDR] [--redis URL] [--node NAME]"))?;
     let node = options.node.clone().unwrap_or_else(|| options.addr.clone());
     let builder = HubBuilder::new(&node).format(to_json);
     let hub = match &options.redis {
@@ -61,15 +60,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::builder()
         // Shorter than nginx's default proxy_read_timeout (60 s).
         .heartbeat(Duration::from_secs(20), Duration::from_secs(20))
-        .http(move |request| match request.path().strip_prefix("/presence/") {
-            Some(room) => match presence_hub.presence(&percent_decode(room)) {
-                Ok(presence) => HttpResponse::new(200)
-                    .header("Content-Type", "application/json")
-                    .body(presence_json(&presence.members)),
-                Err(error) => HttpResponse::new(503).body(format!("{error}\n")),
+        .http(
+            move |request| match request.path().strip_prefix("/presence/") {
+                Some(room) => match presence_hub.presence(&percent_decode(room)) {
+                    Ok(presence) => HttpResponse::new(200)
+                        .header("Content-Type", "application/json")
+                        .body(presence_json(&presence.members)),
+                    Err(error) => HttpResponse::new(503).body(format!("{error}\n")),
+                },
+                None => HttpResponse::new(404).body("rooms are at /rooms/NAME\n"),
             },
-            None => HttpResponse::new(404).body("rooms are at /rooms/NAME\n"),
-        })
+        )
         .on_handshake(|request, _accept| {
             let room = request
                 .path()
@@ -99,7 +100,10 @@ fn with_redis(builder: HubBuilder, url: &str) -> Result<Hub, Box<dyn std::error:
 
 #[cfg(not(feature = "redis"))]
 fn with_redis(_: HubBuilder, _: &str) -> Result<Hub, Box<dyn std::error::Error>> {
-    Err("--redis needs the `redis` feature: cargo run --features redis --example room_server".into())
+    Err(
+        "--redis needs the `redis` feature: cargo run --features redis --example room_server"
+            .into(),
+    )
 }
 
 /// One member's connection.
@@ -137,7 +141,11 @@ fn presence_json(members: &[(String, String)]) -> String {
         .iter()
         .map(|(node, id)| format!("[{},{}]", json_string(node), json_string(id)))
         .collect();
-    format!("{{\"count\":{},\"members\":[{}]}}\n", members.len(), members.join(","))
+    format!(
+        "{{\"count\":{},\"members\":[{}]}}\n",
+        members.len(),
+        members.join(",")
+    )
 }
 
 /// A JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).

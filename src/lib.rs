@@ -120,8 +120,8 @@ pub use rooms::{Broadcast, Room, Rooms};
 /// Redis (feature `redis`): [`Hub`](hub::Hub).
 pub mod hub {
     pub use crate::rooms::{
-        BrokerStatus, Delivery, EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL,
-        Presence,
+        BrokerStatus, DEFAULT_BACKLOG_BYTES, DEFAULT_BACKLOG_MESSAGES, DEFAULT_RETAIN_COUNT,
+        Delivery, EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL, Presence,
     };
 }
 pub use server::accept::{Accept, Acceptor, Reject, accept, accept_with};

@@ -15,7 +15,11 @@ use syncws::hub::{BrokerStatus, Hub, HubError, Offset};
 use syncws::{Config, Message, Role, WebSocket, Writer};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A redis-server for one test; killed on drop.
@@ -41,14 +45,26 @@ impl Redis {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("syncws-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Redis { port, dir, child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut redis = Redis {
+            port,
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         redis.restart();
         redis
     }
 
     fn restart(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -86,14 +102,19 @@ impl Drop for Redis {
 fn member() -> (Writer, WebSocket<TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let (server, _) = listener.accept().unwrap();
     let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
         .split()
         .unwrap();
     // The reader half must live as long as the writer is used.
     std::mem::forget(reader);
-    (writer, WebSocket::from_stream(client, Role::Client, Config::default()))
+    (
+        writer,
+        WebSocket::from_stream(client, Role::Client, Config::default()),
+    )
 }
 
 fn texts(socket: &mut WebSocket<TcpStream>, count: usize) -> Vec<String> {
@@ -128,7 +149,10 @@ fn members_on_two_hubs_get_every_message_once_in_one_order() {
     let seen_a = texts(&mut client_a, 200);
     let seen_b = texts(&mut client_b, 200);
     assert_eq!(seen_a, seen_b, "both members see one order");
-    let mut numbers: Vec<u32> = seen_a.iter().map(|t| t.rsplit('|').next().unwrap().parse().unwrap()).collect();
+    let mut numbers: Vec<u32> = seen_a
+        .iter()
+        .map(|t| t.rsplit('|').next().unwrap().parse().unwrap())
+        .collect();
     numbers.sort();
     assert_eq!(numbers, (0..200).collect::<Vec<_>>(), "each message once");
     assert!(seen_a.iter().any(|t| t.contains("|A|")) && seen_a.iter().any(|t| t.contains("|B|")));
@@ -147,21 +171,34 @@ fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap(
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.backlog() > 0 {
-        assert!(Instant::now() < deadline, "the publishes never reached Redis");
+        assert!(
+            Instant::now() < deadline,
+            "the publishes never reached Redis"
+        );
         thread::sleep(Duration::from_millis(20));
     }
     // An offset of another epoch: a gap, then everything retained (MAXLEN ~ keeps at least 10).
     let (writer, mut first) = member();
-    let joined = a.join("r", writer, "first", Some(&Offset::parse("x:0-0").unwrap())).unwrap();
-    assert!(joined.gap && joined.replayed >= 10 && joined.replayed < 1000, "{joined:?}");
+    let joined = a
+        .join("r", writer, "first", Some(&Offset::parse("x:0-0").unwrap()))
+        .unwrap();
+    assert!(
+        joined.gap && joined.replayed >= 10 && joined.replayed < 1000,
+        "{joined:?}"
+    );
     assert_eq!(texts(&mut first, 1), ["{\"gap\":true}"]);
     let retained = texts(&mut first, joined.replayed);
-    let numbers: Vec<usize> = retained.iter().map(|t| t.split(' ').nth(1).unwrap().parse().unwrap()).collect();
+    let numbers: Vec<usize> = retained
+        .iter()
+        .map(|t| t.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(numbers, (1000 - joined.replayed..1000).collect::<Vec<_>>());
     let offset_of = |i: usize| Offset::parse(retained[i].split(' ').next().unwrap()).unwrap();
     // After a retained offset: the rest, no gap.
     let (writer, mut late) = member();
-    let joined = a.join("r", writer, "late", Some(&offset_of(joined.replayed - 5))).unwrap();
+    let joined = a
+        .join("r", writer, "late", Some(&offset_of(joined.replayed - 5)))
+        .unwrap();
     assert_eq!((joined.gap, joined.replayed), (false, 4));
     assert_eq!(texts(&mut late, 4), retained[retained.len() - 4..].to_vec());
     // Before the oldest retained entry, same epoch: a gap.
@@ -199,7 +236,10 @@ fn entries_trimmed_before_the_reader_saw_them_are_reported_as_a_gap() {
             _ => delivered += 1,
         }
     }
-    assert!(delivered == 3000 || gaps > 0, "{delivered} delivered, no gap reported");
+    assert!(
+        delivered == 3000 || gaps > 0,
+        "{delivered} delivered, no gap reported"
+    );
 }
 
 #[test]
@@ -219,7 +259,12 @@ fn publishes_during_an_outage_are_held_within_the_bound_then_delivered_in_order(
     assert_eq!(texts(&mut client, 1), ["before"]);
     redis.stop();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !events.lock().unwrap().iter().any(|e| matches!(e, BrokerStatus::Down(_))) {
+    while !events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, BrokerStatus::Down(_)))
+    {
         assert!(Instant::now() < deadline, "no outage reported");
         thread::sleep(Duration::from_millis(20));
     }
@@ -227,11 +272,20 @@ fn publishes_during_an_outage_are_held_within_the_bound_then_delivered_in_order(
     for k in 0..5 {
         a.publish("r", &format!("held {k}")).unwrap();
     }
-    assert!(matches!(a.publish("r", "one too many"), Err(HubError::Backlog { messages: 5, .. })));
-    assert!(started.elapsed() < Duration::from_secs(1), "publishing never waits for the broker");
+    assert!(matches!(
+        a.publish("r", "one too many"),
+        Err(HubError::Backlog { messages: 5, .. })
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "publishing never waits for the broker"
+    );
     redis.restart();
     let held = texts(&mut client, 5);
-    assert_eq!(held, (0..5).map(|k| format!("held {k}")).collect::<Vec<_>>());
+    assert_eq!(
+        held,
+        (0..5).map(|k| format!("held {k}")).collect::<Vec<_>>()
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while events.lock().unwrap().last() != Some(&BrokerStatus::Up) {
         assert!(Instant::now() < deadline, "no recovery reported");
@@ -250,8 +304,11 @@ fn answer_losing_proxy(redis_port: u16) -> u16 {
     thread::spawn(move || {
         for client in listener.incoming().take(50) {
             let Ok(mut client) = client else { return };
-            let Ok(mut server) = TcpStream::connect(("127.0.0.1", redis_port)) else { return };
-            let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let Ok(mut server) = TcpStream::connect(("127.0.0.1", redis_port)) else {
+                return;
+            };
+            let (mut client_in, mut server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
             let cut = cut.clone();
             thread::spawn(move || {
                 let mut buf = [0u8; 65536];
@@ -305,7 +362,10 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
     let (writer_b, _client_b) = member();
     a.join("r", writer_a, "alice", None).unwrap();
     b.join("r", writer_b, "bob", None).unwrap();
-    let both = vec![("A".to_owned(), "alice".to_owned()), ("B".to_owned(), "bob".to_owned())];
+    let both = vec![
+        ("A".to_owned(), "alice".to_owned()),
+        ("B".to_owned(), "bob".to_owned()),
+    ];
     let deadline = Instant::now() + Duration::from_secs(10);
     while a.presence("r").unwrap().members != both {
         assert!(Instant::now() < deadline, "{:?}", a.presence("r"));
@@ -321,6 +381,11 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
         }
         let _ = done.send(stopped.elapsed());
     });
-    let took = finished.recv_timeout(Duration::from_secs(15)).expect("presence never converged");
-    assert!(took <= syncws::hub::PRESENCE_TTL + Duration::from_secs(2), "took {took:?}");
+    let took = finished
+        .recv_timeout(Duration::from_secs(15))
+        .expect("presence never converged");
+    assert!(
+        took <= syncws::hub::PRESENCE_TTL + Duration::from_secs(2),
+        "took {took:?}"
+    );
 }

@@ -9,13 +9,18 @@ use syncws::{Config, Message, Role, WebSocket, Writer};
 fn member() -> (Writer, WebSocket<TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let (server, _) = listener.accept().unwrap();
     let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
         .split()
         .unwrap();
     std::mem::forget(reader);
-    (writer, WebSocket::from_stream(client, Role::Client, Config::default()))
+    (
+        writer,
+        WebSocket::from_stream(client, Role::Client, Config::default()),
+    )
 }
 
 fn texts(socket: &mut WebSocket<TcpStream>, count: usize) -> Vec<String> {

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 // Issue 21: rooms with offsets and presence, across processes through Redis (feature `redis`).
 mod redis;
 pub use redis::{
-    BrokerStatus, Delivery, EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL, Presence,
+    BrokerStatus, DEFAULT_BACKLOG_BYTES, DEFAULT_BACKLOG_MESSAGES, DEFAULT_RETAIN_COUNT, Delivery,
+    EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL, Presence,
 };
 
 /// A set of connections that receive the same messages. Clones share the set.

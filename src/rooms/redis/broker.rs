@@ -78,7 +78,10 @@ impl Broker {
     /// the connection so the next one starts afresh.
     /// A call that fails on a connection left over from before an outage is tried once more
     /// on a fresh one.
-    fn control<T>(&self, mut call: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T, HubError> {
+    fn control<T>(
+        &self,
+        mut call: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, HubError> {
         let mut slot: MutexGuard<'_, Option<Connection>> =
             self.control.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = slot.is_none();
@@ -159,7 +162,11 @@ impl Broker {
         if joined.gap {
             let _ = writer.send(shared.gap.clone());
         }
-        let mut after = if same_epoch { since.id } else { EntryId::default() };
+        let mut after = if same_epoch {
+            since.id
+        } else {
+            EntryId::default()
+        };
         // Most of the replay runs without the room lock; live delivery goes on meanwhile.
         loop {
             let chunk = self.control(|c| range(c, name, after, last, REPLAY_CHUNK))?;
@@ -205,18 +212,16 @@ impl Broker {
     }
 
     pub fn presence(&self, shared: &Shared, name: &str) -> Result<Presence, HubError> {
-        let nodes: Vec<(String, String)> = self.control(|c| {
-            redis::cmd("HGETALL").arg(keys::presence(name)).query(c)
-        })?;
+        let nodes: Vec<(String, String)> =
+            self.control(|c| redis::cmd("HGETALL").arg(keys::presence(name)).query(c))?;
         let mut members = Vec::new();
         let mut dead = Vec::new();
         for (node, identities) in nodes {
             if node == shared.node {
                 continue;
             }
-            let alive: bool = self.control(|c| {
-                redis::cmd("EXISTS").arg(keys::alive(name, &node)).query(c)
-            })?;
+            let alive: bool =
+                self.control(|c| redis::cmd("EXISTS").arg(keys::alive(name, &node)).query(c))?;
             if alive {
                 members.extend(identities.lines().map(|id| (node.clone(), id.to_owned())));
             } else {
@@ -225,12 +230,20 @@ impl Broker {
         }
         if !dead.is_empty() {
             let _ = self.control(|c| {
-                redis::cmd("HDEL").arg(keys::presence(name)).arg(&dead).query::<i64>(c)
+                redis::cmd("HDEL")
+                    .arg(keys::presence(name))
+                    .arg(&dead)
+                    .query::<i64>(c)
             });
         }
         if let Some(room) = shared.room(name) {
             let node = &shared.node;
-            members.extend(local::lock(&room).identities().into_iter().map(|id| (node.clone(), id)));
+            members.extend(
+                local::lock(&room)
+                    .identities()
+                    .into_iter()
+                    .map(|id| (node.clone(), id)),
+            );
         }
         members.sort();
         Ok(Presence { members })
@@ -249,7 +262,11 @@ fn spawn(name: &str, shared: Weak<Shared>, body: fn(Weak<Shared>)) {
 /// The room's epoch, created with `SET NX` if the room has none.
 pub(super) fn ensure_epoch(c: &mut Connection, room: &str) -> RedisResult<String> {
     let key = keys::epoch(room);
-    redis::cmd("SET").arg(&key).arg(new_epoch()).arg("NX").query::<Value>(c)?;
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(new_epoch())
+        .arg("NX")
+        .query::<Value>(c)?;
     redis::cmd("GET").arg(&key).query(c)
 }
 
@@ -262,7 +279,10 @@ fn last_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
         .arg("COUNT")
         .arg(1)
         .query(c)?;
-    Ok(parse_entries(&value).last().map(|e| e.id).unwrap_or_default())
+    Ok(parse_entries(&value)
+        .last()
+        .map(|e| e.id)
+        .unwrap_or_default())
 }
 
 /// Whether entry `id` is still in the stream. Trimming removes the oldest entries, so while it
@@ -284,7 +304,10 @@ pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
     if !exists {
         return Ok(false);
     }
-    let info: Value = redis::cmd("XINFO").arg("STREAM").arg(keys::stream(room)).query(c)?;
+    let info: Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(keys::stream(room))
+        .query(c)?;
     let (mut length, mut added) = (0i64, 0i64);
     let mut fields = as_list(&info).iter();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
@@ -299,7 +322,13 @@ pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
 }
 
 /// Entries after `after` up to and including `last`, at most `count`.
-fn range(c: &mut Connection, room: &str, after: EntryId, last: EntryId, count: usize) -> RedisResult<Vec<Entry>> {
+fn range(
+    c: &mut Connection,
+    room: &str,
+    after: EntryId,
+    last: EntryId,
+    count: usize,
+) -> RedisResult<Vec<Entry>> {
     if after >= last {
         return Ok(Vec::new());
     }
@@ -333,9 +362,17 @@ pub(super) fn as_list(value: &Value) -> &[Value] {
 pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
     let mut entries = Vec::new();
     for item in as_list(value) {
-        let [id, fields] = as_list(item) else { continue };
-        let Some(id) = text(id).and_then(|t| EntryId::parse(&t)) else { continue };
-        let mut entry = Entry { id, node: String::new(), text: String::new() };
+        let [id, fields] = as_list(item) else {
+            continue;
+        };
+        let Some(id) = text(id).and_then(|t| EntryId::parse(&t)) else {
+            continue;
+        };
+        let mut entry = Entry {
+            id,
+            node: String::new(),
+            text: String::new(),
+        };
         let mut fields = as_list(fields).iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             match text(name).as_deref() {

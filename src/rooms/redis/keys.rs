@@ -46,7 +46,13 @@ mod tests {
             &key[open + 1..open + 1 + close]
         }
         for room in ["lobby", "a:b", "x y"] {
-            let keys = [stream(room), epoch(room), presence(room), alive(room, "n1"), published(room, "n1:7")];
+            let keys = [
+                stream(room),
+                epoch(room),
+                presence(room),
+                alive(room, "n1"),
+                published(room, "n1:7"),
+            ];
             assert!(keys.iter().all(|k| tag(k) == room), "{keys:?}");
             assert_eq!(room_of_stream(&stream(room)), Some(room));
         }

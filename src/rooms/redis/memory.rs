@@ -36,7 +36,11 @@ pub(super) fn join(
         if joined.gap {
             let _ = writer.send(shared.gap.clone());
         }
-        let after = if since.epoch == room.epoch { since.id } else { EntryId::default() };
+        let after = if since.epoch == room.epoch {
+            since.id
+        } else {
+            EntryId::default()
+        };
         let epoch = room.epoch.clone();
         for entry in room.history.iter().filter(|e| e.id > after) {
             replay_one(shared, &epoch, &writer, entry);
@@ -51,7 +55,10 @@ pub(super) fn publish(shared: &Shared, name: &str, text: &str) {
     let room = room(shared, name);
     let mut room = local::lock(&room);
     let entry = Entry {
-        id: EntryId { ms: 0, seq: room.last.seq + 1 },
+        id: EntryId {
+            ms: 0,
+            seq: room.last.seq + 1,
+        },
         node: shared.node.clone(),
         text: text.to_owned(),
     };
@@ -70,7 +77,11 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64) -> Entry {
-        Entry { id: EntryId { ms: 0, seq }, node: "n".into(), text: String::new() }
+        Entry {
+            id: EntryId { ms: 0, seq },
+            node: "n".into(),
+            text: String::new(),
+        }
     }
 
     #[test]
@@ -81,11 +92,23 @@ mod tests {
         }
         let room = hub.shared.room("r").unwrap();
         let room = local::lock(&room);
-        assert_eq!(room.history.iter().map(|e| e.id.seq).collect::<Vec<_>>(), [2, 3]);
-        let at = |seq| Offset { epoch: room.epoch.clone(), id: entry(seq).id };
+        assert_eq!(
+            room.history.iter().map(|e| e.id.seq).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        let at = |seq| Offset {
+            epoch: room.epoch.clone(),
+            id: entry(seq).id,
+        };
         assert!(is_gap(&room, &at(0)), "entry 1 was trimmed");
         assert!(!is_gap(&room, &at(1)), "2 and 3 are retained");
         assert!(!is_gap(&room, &at(3)));
-        assert!(is_gap(&room, &Offset { epoch: "other".into(), id: entry(3).id }));
+        assert!(is_gap(
+            &room,
+            &Offset {
+                epoch: "other".into(),
+                id: entry(3).id
+            }
+        ));
     }
 }

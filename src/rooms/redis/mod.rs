@@ -6,13 +6,13 @@
 //! The calls are the same either way: [`Hub::join`] (optionally replaying from an [`Offset`]),
 //! [`Hub::publish`], [`Hub::leave`], [`Hub::presence`].
 
-mod local;
-mod memory;
-mod offset;
 #[cfg(feature = "redis")]
 mod broker;
 #[cfg(feature = "redis")]
 mod keys;
+mod local;
+mod memory;
+mod offset;
 #[cfg(feature = "redis")]
 mod presence;
 #[cfg(feature = "redis")]
@@ -206,7 +206,7 @@ impl HubBuilder {
     #[cfg(feature = "redis")]
     pub fn redis(self, url: &str) -> Result<Hub, HubError> {
         let client = ::redis::Client::open(url).map_err(|e| HubError::Broker(e.to_string()))?;
-        let hub = Hub::with_backend(self, Backend::Redis(broker::Broker::new(client)));
+        let hub = Hub::with_backend(self, Backend::Redis(Box::new(broker::Broker::new(client))));
         if let Backend::Redis(broker) = &hub.shared.backend {
             broker.start(&hub.shared);
         }
@@ -235,7 +235,7 @@ pub(crate) struct Shared {
 enum Backend {
     Memory,
     #[cfg(feature = "redis")]
-    Redis(broker::Broker),
+    Redis(Box<broker::Broker>),
 }
 
 impl Shared {
@@ -250,7 +250,8 @@ impl Shared {
     /// This hub's threads' view of it: `None` once every [`Hub`] clone is gone.
     #[cfg(feature = "redis")]
     fn live(weak: &std::sync::Weak<Shared>) -> Option<Arc<Shared>> {
-        weak.upgrade().filter(|hub| !hub.stopped.load(Ordering::SeqCst))
+        weak.upgrade()
+            .filter(|hub| !hub.stopped.load(Ordering::SeqCst))
     }
 }
 

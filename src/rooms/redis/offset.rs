@@ -72,9 +72,17 @@ mod tests {
     #[test]
     fn offsets_round_trip_and_reject_garbage() {
         let offset = Offset::parse("00ab:1700000000000-3").unwrap();
-        assert_eq!(offset.id, EntryId { ms: 1_700_000_000_000, seq: 3 });
+        assert_eq!(
+            offset.id,
+            EntryId {
+                ms: 1_700_000_000_000,
+                seq: 3
+            }
+        );
         assert_eq!(offset.to_string(), "00ab:1700000000000-3");
-        for bad in ["", "x", ":1-2", "ab:1", "ab:1-", "a b:1-2", "ab:-1-2", "ab:1-2-3"] {
+        for bad in [
+            "", "x", ":1-2", "ab:1", "ab:1-", "a b:1-2", "ab:-1-2", "ab:1-2-3",
+        ] {
             assert!(Offset::parse(bad).is_none(), "{bad:?} parsed");
         }
     }

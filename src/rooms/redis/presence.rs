@@ -17,8 +17,12 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         std::thread::sleep(INTERVAL);
-        let Some(hub) = Shared::live(&shared) else { return };
-        let super::Backend::Redis(broker) = &hub.backend else { return };
+        let Some(hub) = Shared::live(&shared) else {
+            return;
+        };
+        let super::Backend::Redis(broker) = &hub.backend else {
+            return;
+        };
         let rooms: Vec<(String, Vec<String>)> = hub
             .rooms()
             .iter()
@@ -30,7 +34,10 @@ pub(super) fn run(shared: Weak<Shared>) {
             if identities.is_empty() {
                 continue;
             }
-            let lines: Vec<String> = identities.iter().map(|i| i.replace(['\n', '\r'], " ")).collect();
+            let lines: Vec<String> = identities
+                .iter()
+                .map(|i| i.replace(['\n', '\r'], " "))
+                .collect();
             pipeline
                 .cmd("HSET")
                 .arg(keys::presence(name))
@@ -47,8 +54,15 @@ pub(super) fn run(shared: Weak<Shared>) {
             now.insert(name.clone());
         }
         for gone in advertised.difference(&now) {
-            pipeline.cmd("HDEL").arg(keys::presence(gone)).arg(&hub.node).ignore();
-            pipeline.cmd("DEL").arg(keys::alive(gone, &hub.node)).ignore();
+            pipeline
+                .cmd("HDEL")
+                .arg(keys::presence(gone))
+                .arg(&hub.node)
+                .ignore();
+            pipeline
+                .cmd("DEL")
+                .arg(keys::alive(gone, &hub.node))
+                .ignore();
         }
         if now.is_empty() && advertised.is_empty() {
             continue;

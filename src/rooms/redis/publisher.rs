@@ -67,7 +67,9 @@ impl Queue {
     pub fn push(&self, shared: &Shared, room: &str, text: &str) -> Result<(), HubError> {
         let (max_messages, max_bytes) = shared.backlog;
         // A random part tells this process's ids from those of an earlier one of the same name.
-        let boot = self.boot.get_or_init(|| format!("{:08x}", rand::random::<u32>()));
+        let boot = self
+            .boot
+            .get_or_init(|| format!("{:08x}", rand::random::<u32>()));
         let mut state = self.lock();
         if state.items.len() >= max_messages || state.bytes + text.len() > max_bytes {
             return Err(HubError::Backlog {
@@ -113,8 +115,12 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut connection = None;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let Some(hub) = Shared::live(&shared) else { return };
-        let super::Backend::Redis(broker) = &hub.backend else { return };
+        let Some(hub) = Shared::live(&shared) else {
+            return;
+        };
+        let super::Backend::Redis(broker) = &hub.backend else {
+            return;
+        };
         broker.queue.wait(Duration::from_millis(500));
         let pipeline = {
             let state = broker.queue.lock();
@@ -165,7 +171,12 @@ pub(super) fn run(shared: Weak<Shared>) {
 }
 
 /// Reports an outage and waits before the next attempt (doubling, up to one second).
-pub(super) fn fail(health: &Health, hub: &Shared, error: &dyn std::fmt::Display, backoff: &mut Duration) {
+pub(super) fn fail(
+    health: &Health,
+    hub: &Shared,
+    error: &dyn std::fmt::Display,
+    backoff: &mut Duration,
+) {
     health.down(hub, error);
     std::thread::sleep(*backoff);
     *backoff = (*backoff * 2).min(Duration::from_secs(1));

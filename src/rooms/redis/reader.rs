@@ -22,8 +22,12 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut connection: Option<Connection> = None;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let Some(hub) = Shared::live(&shared) else { return };
-        let super::Backend::Redis(broker) = &hub.backend else { return };
+        let Some(hub) = Shared::live(&shared) else {
+            return;
+        };
+        let super::Backend::Redis(broker) = &hub.backend else {
+            return;
+        };
         let rooms = active_rooms(&hub);
         if rooms.is_empty() {
             drop(hub);
@@ -31,7 +35,9 @@ pub(super) fn run(shared: Weak<Shared>) {
             continue;
         }
         if connection.is_none() {
-            match connect(&broker.client).and_then(|mut c| check_epochs(&hub, &mut c, &rooms).map(|()| c)) {
+            match connect(&broker.client)
+                .and_then(|mut c| check_epochs(&hub, &mut c, &rooms).map(|()| c))
+            {
                 Ok(c) => connection = Some(c),
                 Err(error) => {
                     fail(&broker.health, &hub, &error, &mut backoff);
@@ -39,7 +45,9 @@ pub(super) fn run(shared: Weak<Shared>) {
                 }
             }
         }
-        let Some(c) = connection.as_mut() else { continue };
+        let Some(c) = connection.as_mut() else {
+            continue;
+        };
         match read(c, &rooms) {
             Ok(reply) => {
                 backoff = Duration::from_millis(50);
@@ -64,12 +72,18 @@ fn active_rooms(hub: &Shared) -> Vec<(String, SharedRoom)> {
 }
 
 /// After (re)connecting: a room whose epoch is not the one we know lost its history.
-fn check_epochs(hub: &Shared, c: &mut Connection, rooms: &[(String, SharedRoom)]) -> RedisResult<()> {
+fn check_epochs(
+    hub: &Shared,
+    c: &mut Connection,
+    rooms: &[(String, SharedRoom)],
+) -> RedisResult<()> {
     for (name, room) in rooms {
         let epoch = ensure_epoch(c, name)?;
         let mut room = local::lock(room);
         if room.epoch != epoch {
-            eprintln!("syncws rooms: room {name:?} has a new epoch (Redis lost its data); members get a gap");
+            eprintln!(
+                "syncws rooms: room {name:?} has a new epoch (Redis lost its data); members get a gap"
+            );
             room.epoch = epoch;
             room.last = EntryId::default();
             room.room.broadcast(&hub.gap, None);
@@ -80,7 +94,12 @@ fn check_epochs(hub: &Shared, c: &mut Connection, rooms: &[(String, SharedRoom)]
 
 fn read(c: &mut Connection, rooms: &[(String, SharedRoom)]) -> RedisResult<Value> {
     let mut command = redis::cmd("XREAD");
-    command.arg("COUNT").arg(COUNT).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS");
+    command
+        .arg("COUNT")
+        .arg(COUNT)
+        .arg("BLOCK")
+        .arg(BLOCK_MS)
+        .arg("STREAMS");
     for (name, _) in rooms {
         command.arg(keys::stream(name));
     }
@@ -91,7 +110,12 @@ fn read(c: &mut Connection, rooms: &[(String, SharedRoom)]) -> RedisResult<Value
 }
 
 /// Hands each stream's entries to its room, in order.
-fn dispatch(hub: &Shared, c: &mut Connection, rooms: &[(String, SharedRoom)], reply: &Value) -> RedisResult<()> {
+fn dispatch(
+    hub: &Shared,
+    c: &mut Connection,
+    rooms: &[(String, SharedRoom)],
+    reply: &Value,
+) -> RedisResult<()> {
     let streams: Vec<(Option<String>, &Value)> = match reply {
         Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), v)).collect(),
         _ => as_list(reply)
@@ -103,8 +127,12 @@ fn dispatch(hub: &Shared, c: &mut Connection, rooms: &[(String, SharedRoom)], re
             .collect(),
     };
     for (key, entries) in streams {
-        let Some(name) = key.as_deref().and_then(keys::room_of_stream) else { continue };
-        let Some((_, room)) = rooms.iter().find(|(n, _)| n == name) else { continue };
+        let Some(name) = key.as_deref().and_then(keys::room_of_stream) else {
+            continue;
+        };
+        let Some((_, room)) = rooms.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
         let entries = parse_entries(entries);
         if entries.is_empty() {
             continue;
@@ -120,7 +148,9 @@ fn dispatch(hub: &Shared, c: &mut Connection, rooms: &[(String, SharedRoom)], re
         let mut room = local::lock(room);
         match lost {
             Ok(true) if room.last == last => {
-                eprintln!("syncws rooms: room {name:?} was trimmed past this node's reader; members get a gap");
+                eprintln!(
+                    "syncws rooms: room {name:?} was trimmed past this node's reader; members get a gap"
+                );
                 room.room.broadcast(&hub.gap, None);
             }
             Ok(_) => {}
