@@ -27,25 +27,53 @@ pub(super) fn join(
     identity: &str,
     since: Option<&Offset>,
 ) -> Joined {
-    let room = room(shared, name);
-    // The room lock is held through the replay, so no publish slips between replay and live.
-    let mut room = local::lock(&room);
+    let handle = room(shared, name);
     let mut joined = Joined::default();
-    if let Some(since) = since {
+    let Some(since) = since else {
+        local::lock(&handle).add(writer, identity);
+        return joined;
+    };
+    // The retained history is copied under the lock and written without it, so publishes go on
+    // while a slow joiner gets its replay; what was published meanwhile follows under the lock,
+    // then the member joins, so it sees every entry once.
+    let (epoch, backlog) = {
+        let room = local::lock(&handle);
         joined.gap = is_gap(&room, since);
-        if joined.gap {
-            let _ = writer.send(shared.gap.clone());
-        }
         let after = if since.epoch == room.epoch {
             since.id
         } else {
             EntryId::default()
         };
-        let epoch = room.epoch.clone();
-        for entry in room.history.iter().filter(|e| e.id > after) {
-            replay_one(shared, &epoch, &writer, entry);
-            joined.replayed += 1;
-        }
+        let backlog: Vec<Entry> = room
+            .history
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect();
+        (room.epoch.clone(), backlog)
+    };
+    if joined.gap {
+        let _ = writer.send(shared.gap.clone());
+    }
+    let mut after = if since.epoch == epoch {
+        since.id
+    } else {
+        EntryId::default()
+    };
+    for entry in &backlog {
+        replay_one(shared, &epoch, &writer, entry);
+        after = entry.id;
+    }
+    joined.replayed = backlog.len();
+    let mut room = local::lock(&handle);
+    if !joined.gap && room.max_trimmed > after {
+        // More was published during the replay than the room retains.
+        let _ = writer.send(shared.gap.clone());
+        joined.gap = true;
+    }
+    for entry in room.history.iter().filter(|e| e.id > after) {
+        replay_one(shared, &epoch, &writer, entry);
+        joined.replayed += 1;
     }
     room.add(writer, identity);
     joined
