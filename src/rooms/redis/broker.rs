@@ -191,6 +191,15 @@ impl Broker {
         }
         if room.epoch == epoch {
             last = room.last;
+            // Trimming may have passed the replay while it ran without the lock.
+            if !joined.gap
+                && after < last
+                && after != EntryId::default()
+                && !self.control(|c| retained(c, name, after))?
+            {
+                let _ = writer.send(shared.gap.clone());
+                joined.gap = true;
+            }
             while after < last {
                 let chunk = self.control(|c| range(c, name, after, last, REPLAY_CHUNK))?;
                 for entry in &chunk {
