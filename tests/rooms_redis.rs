@@ -389,3 +389,41 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
         "took {took:?}"
     );
 }
+
+/// A message Redis refuses (here: the room's stream key holds a string) is dropped with a log
+/// line; the node's later publishes, to other rooms, still go through.
+#[test]
+fn a_message_redis_refuses_does_not_hold_up_later_ones() {
+    let redis = Redis::start();
+    let status = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "SET",
+            "syncws:{bad}:stream",
+            "not a stream",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("redis-cli comes with redis-server");
+    assert!(status.success());
+    let a = hub(&redis, "A");
+    let (writer, mut client) = member();
+    a.join("good", writer, "c", None).unwrap();
+    a.publish("good", "first").unwrap();
+    a.publish("bad", "refused").unwrap();
+    a.publish("good", "second").unwrap();
+    let seen = texts(&mut client, 2);
+    assert!(
+        seen[0].ends_with("|first") && seen[1].ends_with("|second"),
+        "{seen:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.backlog() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the refused message is still queued"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}

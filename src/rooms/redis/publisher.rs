@@ -114,6 +114,8 @@ impl Queue {
 pub(super) fn run(shared: Weak<Shared>) {
     let mut connection = None;
     let mut backoff = Duration::from_millis(50);
+    // After a refused batch: how many of its messages are still to be sent one by one.
+    let (mut batch, mut singles) = (BATCH, 0usize);
     loop {
         let Some(hub) = Shared::live(&shared) else {
             return;
@@ -126,7 +128,7 @@ pub(super) fn run(shared: Weak<Shared>) {
             let state = broker.queue.lock();
             let mut pipeline = redis::pipe();
             let retain_age = hub.retain_age.map_or(0, |a| a.as_millis() as u64);
-            for item in state.items.iter().take(BATCH) {
+            for item in state.items.iter().take(batch) {
                 pipeline
                     .cmd("EVAL")
                     .arg(APPEND)
@@ -142,7 +144,7 @@ pub(super) fn run(shared: Weak<Shared>) {
                     .arg(retain_age)
                     .arg(MARKER_TTL_SECS);
             }
-            (state.items.len().min(BATCH), pipeline)
+            (state.items.len().min(batch), pipeline)
         };
         let (count, pipeline) = pipeline;
         if count == 0 {
@@ -161,6 +163,25 @@ pub(super) fn run(shared: Weak<Shared>) {
                 broker.queue.acknowledge(count);
                 broker.health.up(&hub);
                 backoff = Duration::from_millis(50);
+                singles = singles.saturating_sub(count);
+                batch = if singles > 0 { 1 } else { BATCH };
+            }
+            // Redis answered but refused a command (a message over its size limit, a key of
+            // another type): find it one message at a time and drop it, rather than retry it
+            // forever and hold every later publish of this node behind it.
+            Err(error)
+                if !error.is_io_error()
+                    && !error.is_connection_dropped()
+                    && !error.is_timeout() =>
+            {
+                if count == 1 {
+                    eprintln!("syncws rooms: Redis refused a message, dropped: {error}");
+                    broker.queue.acknowledge(1);
+                    singles = singles.saturating_sub(1);
+                } else {
+                    singles = count;
+                }
+                batch = if singles > 0 { 1 } else { BATCH };
             }
             Err(error) => {
                 connection = None;
