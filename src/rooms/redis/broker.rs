@@ -8,7 +8,7 @@ use super::{BrokerStatus, HubError, Joined, Presence, Shared, keys, replay_one};
 use crate::split::Writer;
 use redis::{Client, Connection, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Bound of each call to Redis (connect, read, write): a broker that stops answering fails the
@@ -53,6 +53,8 @@ pub(super) struct Broker {
     control: Mutex<Option<Connection>>,
     pub queue: Arc<Queue>,
     pub health: Arc<Health>,
+    /// Wakes the heartbeat thread early, so a join shows in other nodes' presence at once.
+    pub presence_changed: (Mutex<bool>, Condvar),
 }
 
 impl Broker {
@@ -62,6 +64,7 @@ impl Broker {
             control: Mutex::new(None),
             queue: Arc::new(Queue::default()),
             health: Arc::new(Health::default()),
+            presence_changed: (Mutex::new(false), Condvar::new()),
         }
     }
 
@@ -99,6 +102,23 @@ impl Broker {
             result => result,
         }
         .map_err(|e| HubError::Broker(e.to_string()))
+    }
+
+    /// Asks the heartbeat thread to write this node's presence now.
+    pub fn presence_changed(&self) {
+        let (flag, wake) = &self.presence_changed;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_one();
+    }
+
+    /// Waits up to `timeout` for a presence change.
+    pub fn wait_presence_change(&self, timeout: Duration) {
+        let (flag, wake) = &self.presence_changed;
+        let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = wake
+            .wait_timeout_while(guard, timeout, |changed| !*changed)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = false;
     }
 
     pub fn publish(&self, shared: &Shared, name: &str, text: &str) -> Result<(), HubError> {
@@ -151,6 +171,7 @@ impl Broker {
         let mut joined = Joined::default();
         let Some(since) = since else {
             local::lock(room_handle).add(writer, identity);
+            self.presence_changed();
             return Ok(joined);
         };
         let (epoch, mut last) = {
@@ -217,6 +238,8 @@ impl Broker {
             joined.gap = true;
         }
         room.add(writer, identity);
+        drop(room);
+        self.presence_changed();
         Ok(joined)
     }
 

@@ -360,9 +360,15 @@ impl Hub {
 
     /// Removes `writer` from room `name`; returns whether it was a member here.
     pub fn leave(&self, name: &str, writer: &Writer) -> bool {
-        self.shared
+        let left = self
+            .shared
             .room(name)
-            .is_some_and(|room| local::lock(&room).remove(writer))
+            .is_some_and(|room| local::lock(&room).remove(writer));
+        #[cfg(feature = "redis")]
+        if let Backend::Redis(broker) = &self.shared.backend {
+            broker.presence_changed();
+        }
+        left
     }
 
     /// Publishes `text` to every member of room `name` on every node, this one included. Never

@@ -16,13 +16,14 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut advertised: HashSet<String> = HashSet::new();
     let mut backoff = Duration::from_millis(50);
     loop {
-        std::thread::sleep(INTERVAL);
         let Some(hub) = Shared::live(&shared) else {
             return;
         };
         let super::Backend::Redis(broker) = &hub.backend else {
             return;
         };
+        // Every second, or at once after a join or leave here.
+        broker.wait_presence_change(INTERVAL);
         let rooms: Vec<(String, Vec<String>)> = hub
             .rooms()
             .iter()
