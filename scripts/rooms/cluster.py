@@ -2,6 +2,9 @@
 
 usage: cluster.py ROOM_SERVER_BINARY [--messages N] [--pad BYTES]
 
+Phase 0: one node without --redis: 100 messages in order, ?since= replays what follows, an
+offset of another epoch gets {"gap": true} first.
+
 Phase 1 (redis-server with appendonly, fsync always): three room_server nodes, two members on
 each plus two members that never read (tiny receive buffers); the members on nodes 1 and 2
 send N messages (default 10,000) into one room. Mid-stream node 3 is killed with SIGKILL: its
@@ -83,7 +86,8 @@ class Redis:
 class Node:
     def __init__(self, name, redis_url):
         self.name = name
-        self.proc = subprocess.Popen([BIN, "127.0.0.1:0", "--redis", redis_url, "--node", name],
+        redis = ["--redis", redis_url] if redis_url else []
+        self.proc = subprocess.Popen([BIN, "127.0.0.1:0", *redis, "--node", name],
                                      stdout=subprocess.PIPE, text=True)
         children.append(self.proc)
         line = self.proc.stdout.readline()
@@ -156,6 +160,26 @@ def presence(node, room):
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+def phase_zero():
+    print("phase 0: one node without --redis: the same offsets, replay and gaps in memory")
+    node = Node("mem", None)
+    member = Member("m", node, "solo")
+    for k in range(100):
+        member.send(f"{time.time():.6f} {k}")
+    end = time.monotonic() + 20
+    while time.monotonic() < end and len(member.deliveries) < 100:
+        time.sleep(0.05)
+    check([t.split()[1] for _, t in member.deliveries] == [str(k) for k in range(100)], "100 messages, in order, once")
+    with connect(f"ws://{node.addr}/rooms/solo?since={member.deliveries[49][0]}") as ws:
+        replay = [json.loads(ws.recv(timeout=10)) for _ in range(50)]
+        check([(f["offset"], f["text"]) for f in replay] == member.deliveries[50:], "?since= replays the 50 after it")
+        check({f["node"] for f in replay} == {"mem"}, "deliveries name the node")
+    epoch = member.deliveries[0][0].rsplit(":", 1)[0]
+    with connect(f"ws://{node.addr}/rooms/solo?since={epoch}0:0-1") as ws:
+        check(json.loads(ws.recv(timeout=10)) == {"gap": True}, "an offset of another epoch starts with a gap")
+    node.kill()
 
 
 def phase_one():
@@ -243,6 +267,7 @@ def phase_two():
 
 
 try:
+    phase_zero()
     phase_one()
     phase_two()
 except Exception as error:
