@@ -310,14 +310,22 @@ fn answer_losing_proxy(redis_port: u16) -> u16 {
             let (mut client_in, mut server_out) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
             let cut = cut.clone();
+            // Set before the batch goes to Redis: its answer is never relayed.
+            let muted = Arc::new(AtomicBool::new(false));
+            let mute = muted.clone();
             thread::spawn(move || {
                 let mut buf = [0u8; 65536];
                 while let Ok(n @ 1..) = client_in.read(&mut buf) {
                     let eval = buf[..n].windows(4).any(|w| w == b"EVAL");
+                    let cutting = eval && !cut.swap(true, Ordering::SeqCst);
+                    if cutting {
+                        mute.store(true, Ordering::SeqCst);
+                    }
                     if server_out.write_all(&buf[..n]).is_err() {
                         break;
                     }
-                    if eval && !cut.swap(true, Ordering::SeqCst) {
+                    if cutting {
+                        // Let Redis run the batch, then drop the link without its answer.
                         thread::sleep(Duration::from_millis(300));
                         let _ = client_in.shutdown(std::net::Shutdown::Both);
                         let _ = server_out.shutdown(std::net::Shutdown::Both);
@@ -326,7 +334,15 @@ fn answer_losing_proxy(redis_port: u16) -> u16 {
                 }
             });
             thread::spawn(move || {
-                let _ = std::io::copy(&mut server, &mut client);
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = server.read(&mut buf) {
+                    if muted.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
             });
         }
     });
@@ -337,8 +353,15 @@ fn answer_losing_proxy(redis_port: u16) -> u16 {
 fn a_publish_whose_answer_was_lost_is_appended_once() {
     let redis = Redis::start();
     let proxy = answer_losing_proxy(redis.port);
+    let outages = Arc::new(Mutex::new(0));
+    let count = outages.clone();
     let a = Hub::builder("A")
         .format(|d| Message::text(d.text.clone()))
+        .on_outage(move |status| {
+            if matches!(status, BrokerStatus::Down(_)) {
+                *count.lock().unwrap() += 1;
+            }
+        })
         .redis(&format!("redis://127.0.0.1:{proxy}/"))
         .unwrap();
     let (writer, mut client) = member();
@@ -346,12 +369,25 @@ fn a_publish_whose_answer_was_lost_is_appended_once() {
     a.publish("r", "once").unwrap();
     a.publish("r", "then").unwrap();
     assert_eq!(texts(&mut client, 2), ["once", "then"]);
+    // The publisher lost the batch's answer, reconnected and sent it again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.backlog() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the batch was never acknowledged"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(*outages.lock().unwrap(), 1, "the answer was not lost");
     let direct = hub(&redis, "B");
     let (writer, mut replay) = member();
     let origin = Offset::parse("x:0-0").unwrap();
     let joined = direct.join("r", writer, "d", Some(&origin)).unwrap();
     assert_eq!(joined.replayed, 2, "the stream holds each message once");
     assert_eq!(texts(&mut replay, 1), ["{\"gap\":true}"]);
+    // And the member saw nothing more.
+    a.publish("r", "last").unwrap();
+    assert_eq!(texts(&mut client, 1), ["last"]);
 }
 
 #[test]
