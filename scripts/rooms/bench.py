@@ -10,12 +10,27 @@ Every member is an asyncio websockets client in this one Python process, so the 
 bounded by the client as much as by the servers: compare the two setups, not absolute values.
 Then memory per node (VmRSS) while redis-server is stopped for 10 s under load.
 """
-import asyncio, os, signal, socket, subprocess, sys, tempfile, time
+import asyncio, atexit, os, shutil, signal, socket, subprocess, sys, tempfile, time
 from websockets.asyncio.client import connect
 
 BIN = sys.argv[1]
 QUICK = "--quick" in sys.argv
 children = []
+
+
+scratches = []  # scratch folders made here, removed at exit
+
+
+def scratch_dir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    scratches.append(path)
+    return path
+
+
+@atexit.register
+def remove_scratches():
+    for path in scratches:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port():
@@ -27,7 +42,7 @@ def free_port():
 def start_redis():
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir",
-                             tempfile.mkdtemp(prefix="syncws-bench-"), "--save", "", "--appendonly", "yes"],
+                             scratch_dir("syncws-bench-"), "--save", "", "--appendonly", "yes"],
                             stdout=subprocess.DEVNULL)
     children.append(proc)
     for _ in range(200):

@@ -19,7 +19,7 @@ empty; the live member gets {"gap": true} and a reconnect with ?since=that offse
 
 Every wait is bounded; exit status 0 means every check passed.
 """
-import atexit, json, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
+import atexit, shutil, json, os, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
 from websockets.sync.client import connect
 
 BIN = sys.argv[1]
@@ -49,6 +49,21 @@ def check(ok, what):
         failures.append(what)
 
 
+scratches = []  # scratch folders made here, removed at exit
+
+
+def scratch_dir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    scratches.append(path)
+    return path
+
+
+@atexit.register
+def remove_scratches():
+    for path in scratches:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,7 +73,7 @@ def free_port():
 class Redis:
     def __init__(self, persistent):
         self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="syncws-redis-")
+        self.dir = scratch_dir("syncws-redis-")
         self.args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
         if persistent:
             self.args += ["--appendonly", "yes", "--appendfsync", "always"]
@@ -274,4 +289,5 @@ except Exception as error:
     failures.append(f"{type(error).__name__}: {error}")
 print("FAILED: " + "; ".join(failures) if failures else "all checks passed", flush=True)
 kill_children()
+remove_scratches()
 os._exit(1 if failures else 0)

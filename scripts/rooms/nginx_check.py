@@ -7,7 +7,7 @@ first is killed with SIGKILL while the second keeps sending; the first reconnect
 with ?since=<its last offset>, lands on the surviving node, and ends with every message once.
 Exit status 0 means every check passed; every wait is bounded.
 """
-import atexit, json, os, signal, socket, subprocess, sys, tempfile, time
+import atexit, shutil, json, os, signal, socket, subprocess, sys, tempfile, time
 from websockets.sync.client import connect
 
 BIN = sys.argv[1]
@@ -28,6 +28,21 @@ def kill_children():
             child.kill()
 
 
+scratches = []  # scratch folders made here, removed at exit
+
+
+def scratch_dir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    scratches.append(path)
+    return path
+
+
+@atexit.register
+def remove_scratches():
+    for path in scratches:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,7 +59,7 @@ def wait_port(port):
     raise SystemExit(f"nothing listens on {port}")
 
 
-scratch = tempfile.mkdtemp(prefix="syncws-nginx-")
+scratch = scratch_dir("syncws-nginx-")
 redis_port = free_port()
 children.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                                   "--dir", scratch, "--save", ""], stdout=subprocess.DEVNULL))
@@ -102,4 +117,5 @@ b.send("after")
 check(recv(a)["text"] == "after" and recv(b)["text"] == "after", "live delivery goes on for both")
 print("FAILED: " + "; ".join(failures) if failures else "all checks passed", flush=True)
 kill_children()
+remove_scratches()
 os._exit(1 if failures else 0)
