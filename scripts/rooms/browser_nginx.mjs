@@ -7,7 +7,7 @@
 
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,6 +51,7 @@ async function waitPort(port) {
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "syncws-browser-nginx-"));
+process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
 const redisPort = await freePort();
 await start("redis-server", ["--port", `${redisPort}`, "--bind", "127.0.0.1", "--dir", scratch, "--save", ""]);
 await waitPort(redisPort);
