@@ -7,6 +7,13 @@ use crate::split::{Enqueued, Frame, WeakWriter, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+// Issue 21: rooms with offsets and presence, across processes through Redis (feature `redis`).
+mod redis;
+pub use redis::{
+    BrokerStatus, DEFAULT_BACKLOG_BYTES, DEFAULT_BACKLOG_MESSAGES, DEFAULT_RETAIN_COUNT, Delivery,
+    EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL, Presence,
+};
+
 /// A set of connections that receive the same messages. Clones share the set.
 ///
 /// A room does not keep its members alive: it holds weak references, so a connection whose

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Rooms benchmark: see scripts/rooms/bench.py; figures go to docs/rooms.md.
+#
+#   usage: scripts/rooms/bench.sh [--quick]
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$REPO/$TARGET_DIR
+VENV=$TARGET_DIR/interop-venv
+command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
+cd "$REPO"
+cargo build --release --features redis --example room_server
+[[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check 'websockets>=14,<18'
+ulimit -n 20000 2>/dev/null || true
+timeout -k 10 600 "$VENV/bin/python" scripts/rooms/bench.py "$TARGET_DIR/release/examples/room_server" "$@"
