@@ -117,6 +117,14 @@ pub use proto::mask::apply_mask;
 pub use proto::message::{Chunk, DataKind, Event, Message};
 pub use proto::{Direction, FrameObserver, Role, State};
 pub use rooms::{Broadcast, Room, Rooms};
+/// Rooms with one order, offsets, replay and presence, in one process or across many through
+/// Redis (feature `redis`): [`Hub`](hub::Hub).
+pub mod hub {
+    pub use crate::rooms::{
+        BrokerStatus, Delivery, EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL,
+        Presence,
+    };
+}
 pub use server::accept::{Accept, Acceptor, Reject, accept, accept_with};
 pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
 pub use split::{Reader, Writer};

@@ -8,6 +8,12 @@ use crate::split::{WeakWriter, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+// Issue 21: rooms with offsets and presence, across processes through Redis (feature `redis`).
+mod redis;
+pub use redis::{
+    BrokerStatus, Delivery, EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL, Presence,
+};
+
 /// A set of connections that receive the same messages. Clones share the set.
 ///
 /// A room does not keep its members alive: it holds weak references, so a connection whose

@@ -1,0 +1,181 @@
+//! A room server: every text a client sends reaches every member of its room, on every node
+//! sharing the same Redis, in one order, each with an offset to resume from.
+//!
+//! Run: `cargo run --features redis --example room_server -- [ADDR] [--redis URL] [--node NAME]`
+//! (ADDR defaults to 127.0.0.1:9002; without `--redis`, rooms live in this process alone).
+//!
+//! - `ws://ADDR/rooms/NAME` joins room NAME; `?since=OFFSET` first replays every retained
+//!   message after OFFSET, then continues live.
+//! - Each delivery is a text frame `{"offset":"…","node":"…","text":"…"}` (`node`: the node
+//!   the sender is connected to). When the history after OFFSET is incomplete the first frame
+//!   is `{"gap":true}`.
+//! - `GET http://ADDR/presence/NAME` answers `{"count":N,"members":[["node","identity"],…]}`.
+//!
+//! Prints `listening on ws://ADDR/` once it accepts connections.
+
+use std::time::Duration;
+use syncws::hub::{Delivery, Hub, HubBuilder, Offset};
+use syncws::{HttpResponse, Message, Reject, Server, Session};
+
+/// What the handshake decided.
+struct Member {
+    room: String,
+    since: Option<Offset>,
+}
+
+struct Options {
+    addr: String,
+    redis: Option<String>,
+    node: Option<String>,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        addr: "127.0.0.1:9002".to_owned(),
+        redis: None,
+        node: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--redis" => options.redis = Some(args.next().ok_or("--redis needs a URL")?),
+            "--node" => options.node = Some(args.next().ok_or("--node needs a name")?),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ => options.addr = arg,
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = parse_args().map_err(|e| {
+        format!("{e}\nusage: room_server [ADDR] [--redis URL] [--node NAME]")
+    })?;
+    let node = options.node.clone().unwrap_or_else(|| options.addr.clone());
+    let builder = HubBuilder::new(&node).format(to_json);
+    let hub = match &options.redis {
+        None => builder.in_memory(),
+        Some(url) => with_redis(builder, url)?,
+    };
+    let presence_hub = hub.clone();
+    let server = Server::builder()
+        // Shorter than nginx's default proxy_read_timeout (60 s).
+        .heartbeat(Duration::from_secs(20), Duration::from_secs(20))
+        .http(move |request| match request.path().strip_prefix("/presence/") {
+            Some(room) => match presence_hub.presence(&percent_decode(room)) {
+                Ok(presence) => HttpResponse::new(200)
+                    .header("Content-Type", "application/json")
+                    .body(presence_json(&presence.members)),
+                Err(error) => HttpResponse::new(503).body(format!("{error}\n")),
+            },
+            None => HttpResponse::new(404).body("rooms are at /rooms/NAME\n"),
+        })
+        .on_handshake(|request, _accept| {
+            let room = request
+                .path()
+                .strip_prefix("/rooms/")
+                .map(percent_decode)
+                .filter(|room| !room.is_empty() && room.len() <= 200)
+                .ok_or_else(|| Reject::new(404).body("rooms are at /rooms/NAME\n"))?;
+            let since = match request.query_param("since") {
+                None => None,
+                Some(text) => Some(
+                    Offset::parse(&percent_decode(text))
+                        .ok_or_else(|| Reject::new(400).body("since: not an offset\n"))?,
+                ),
+            };
+            Ok(Member { room, since })
+        })
+        .bind(&options.addr)?;
+    println!("listening on ws://{}/", server.local_addr()?);
+    server.serve(move |session| member(&hub, session))?;
+    Ok(())
+}
+
+#[cfg(feature = "redis")]
+fn with_redis(builder: HubBuilder, url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+    Ok(builder.redis(url)?)
+}
+
+#[cfg(not(feature = "redis"))]
+fn with_redis(_: HubBuilder, _: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+    Err("--redis needs the `redis` feature: cargo run --features redis --example room_server".into())
+}
+
+/// One member's connection.
+fn member(hub: &Hub, mut session: Session<Member>) {
+    let writer = session.writer();
+    let Member { room, since } = session.data();
+    let (room, since) = (room.clone(), since.clone());
+    let identity = session.peer_addr().to_string();
+    if let Err(error) = hub.join(&room, writer.clone(), &identity, since.as_ref()) {
+        eprintln!("{identity}: cannot join {room}: {error}");
+        let _ = writer.send(Message::Close(None));
+        return;
+    }
+    while let Ok(message) = session.read() {
+        if let Message::Text(text) = message
+            && let Err(error) = hub.publish(&room, &text)
+        {
+            eprintln!("{identity}: message to {room} refused: {error}");
+        }
+    }
+    hub.leave(&room, &writer);
+}
+
+fn to_json(delivery: &Delivery) -> Message {
+    Message::text(format!(
+        "{{\"offset\":{},\"node\":{},\"text\":{}}}",
+        json_string(&delivery.offset.to_string()),
+        json_string(&delivery.node),
+        json_string(&delivery.text)
+    ))
+}
+
+fn presence_json(members: &[(String, String)]) -> String {
+    let members: Vec<String> = members
+        .iter()
+        .map(|(node, id)| format!("[{},{}]", json_string(node), json_string(id)))
+        .collect();
+    format!("{{\"count\":{},\"members\":[{}]}}\n", members.len(), members.join(","))
+}
+
+/// A JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Decodes `%XX` escapes.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,327 @@
+//! The Redis side of a [`Hub`](super::Hub): connections, joins with replay, presence queries,
+//! and the outage state shared by the publisher, reader and heartbeat threads.
+
+use super::local::{self, Entry, LocalRoom, SharedRoom};
+use super::offset::{EntryId, Offset, new_epoch};
+use super::publisher::Queue;
+use super::{BrokerStatus, HubError, Joined, Presence, Shared, keys, replay_one};
+use crate::split::Writer;
+use redis::{Client, Connection, RedisResult, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// Bound of each call to Redis (connect, read, write): a broker that stops answering fails the
+/// call instead of holding a thread.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Entries fetched per `XRANGE` during a replay.
+const REPLAY_CHUNK: usize = 1000;
+/// How long a join waits for this node's reader to reach the offset the member already has.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+pub(super) fn connect(client: &Client) -> RedisResult<Connection> {
+    let connection = client.get_connection_with_timeout(CALL_TIMEOUT)?;
+    connection.set_read_timeout(Some(CALL_TIMEOUT))?;
+    connection.set_write_timeout(Some(CALL_TIMEOUT))?;
+    Ok(connection)
+}
+
+/// Whether the broker is reachable, with one log line and one callback per change.
+#[derive(Default)]
+pub(super) struct Health {
+    down: AtomicBool,
+}
+
+impl Health {
+    pub fn down(&self, shared: &Shared, error: &dyn std::fmt::Display) {
+        if !self.down.swap(true, Ordering::SeqCst) {
+            eprintln!("syncws rooms: Redis unreachable ({error}); holding publishes");
+            (shared.on_outage)(&BrokerStatus::Down(error.to_string()));
+        }
+    }
+
+    pub fn up(&self, shared: &Shared) {
+        if self.down.swap(false, Ordering::SeqCst) {
+            eprintln!("syncws rooms: Redis is back; flushing held publishes in order");
+            (shared.on_outage)(&BrokerStatus::Up);
+        }
+    }
+}
+
+pub(super) struct Broker {
+    pub client: Client,
+    control: Mutex<Option<Connection>>,
+    pub queue: Arc<Queue>,
+    pub health: Arc<Health>,
+}
+
+impl Broker {
+    pub fn new(client: Client) -> Broker {
+        Broker {
+            client,
+            control: Mutex::new(None),
+            queue: Arc::new(Queue::default()),
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// Starts the publisher, reader and heartbeat threads. They hold the hub weakly and stop
+    /// once every clone of it is gone.
+    pub fn start(&self, shared: &Arc<Shared>) {
+        let weak = Arc::downgrade(shared);
+        spawn("syncws-rooms-publish", weak.clone(), super::publisher::run);
+        spawn("syncws-rooms-read", weak.clone(), super::reader::run);
+        spawn("syncws-rooms-presence", weak, super::presence::run);
+    }
+
+    /// Runs `call` on the control connection, connecting first if needed; a failed call drops
+    /// the connection so the next one starts afresh.
+    fn control<T>(&self, call: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, HubError> {
+        let mut slot: MutexGuard<'_, Option<Connection>> =
+            self.control.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(connect(&self.client).map_err(|e| HubError::Broker(e.to_string()))?);
+        }
+        let Some(connection) = slot.as_mut() else {
+            return Err(HubError::Broker("no connection".into()));
+        };
+        call(connection).map_err(|e| {
+            *slot = None;
+            HubError::Broker(e.to_string())
+        })
+    }
+
+    pub fn publish(&self, shared: &Shared, name: &str, text: &str) -> Result<(), HubError> {
+        self.queue.push(shared, name, text)
+    }
+
+    pub fn backlog(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The local room `name`, registered with its epoch and the stream's last id (live delivery
+    /// starts after it), with one more join in progress.
+    fn register(&self, shared: &Shared, name: &str) -> Result<SharedRoom, HubError> {
+        if let Some(room) = shared.rooms().get(name) {
+            local::lock(room).joining += 1;
+            return Ok(room.clone());
+        }
+        let (epoch, last) = self.control(|c| Ok((ensure_epoch(c, name)?, last_id(c, name)?)))?;
+        let mut rooms = shared.rooms();
+        let room = rooms
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(LocalRoom::new(epoch, last))));
+        local::lock(room).joining += 1;
+        Ok(room.clone())
+    }
+
+    pub fn join(
+        &self,
+        shared: &Shared,
+        name: &str,
+        writer: Writer,
+        identity: &str,
+        since: Option<&Offset>,
+    ) -> Result<Joined, HubError> {
+        let room = self.register(shared, name)?;
+        let result = self.join_registered(shared, name, &room, writer, identity, since);
+        local::lock(&room).joining -= 1;
+        result
+    }
+
+    fn join_registered(
+        &self,
+        shared: &Shared,
+        name: &str,
+        room_handle: &SharedRoom,
+        writer: Writer,
+        identity: &str,
+        since: Option<&Offset>,
+    ) -> Result<Joined, HubError> {
+        let mut joined = Joined::default();
+        let Some(since) = since else {
+            local::lock(room_handle).add(writer, identity);
+            return Ok(joined);
+        };
+        let (epoch, mut last) = {
+            let room = local::lock(room_handle);
+            (room.epoch.clone(), room.last)
+        };
+        let same_epoch = since.epoch == epoch;
+        let max_deleted = self.control(|c| max_deleted_id(c, name))?;
+        joined.gap = !same_epoch || since.id < max_deleted;
+        if joined.gap {
+            let _ = writer.send(shared.gap.clone());
+        }
+        let mut after = if same_epoch { since.id } else { EntryId::default() };
+        // Most of the replay runs without the room lock; live delivery goes on meanwhile.
+        loop {
+            let chunk = self.control(|c| range(c, name, after, last, REPLAY_CHUNK))?;
+            for entry in &chunk {
+                replay_one(shared, &epoch, &writer, entry);
+                after = entry.id;
+            }
+            joined.replayed += chunk.len();
+            if chunk.len() < REPLAY_CHUNK {
+                break;
+            }
+        }
+        // Then, under the lock, what was delivered live meanwhile, and the member joins. A
+        // member coming from a node whose reader was ahead of ours waits (boundedly) for ours
+        // to pass its offset, or the entries in between would reach it twice.
+        let deadline = Instant::now() + CATCH_UP;
+        let mut room = local::lock(room_handle);
+        while room.epoch == epoch && room.last < after && Instant::now() < deadline {
+            drop(room);
+            std::thread::sleep(Duration::from_millis(5));
+            room = local::lock(room_handle);
+        }
+        if room.epoch == epoch {
+            last = room.last;
+            while after < last {
+                let chunk = self.control(|c| range(c, name, after, last, REPLAY_CHUNK))?;
+                for entry in &chunk {
+                    replay_one(shared, &epoch, &writer, entry);
+                    after = entry.id;
+                }
+                joined.replayed += chunk.len();
+                if chunk.len() < REPLAY_CHUNK {
+                    break;
+                }
+            }
+        } else {
+            // The epoch changed while replaying: the reader already told the room.
+            let _ = writer.send(shared.gap.clone());
+            joined.gap = true;
+        }
+        room.add(writer, identity);
+        Ok(joined)
+    }
+
+    pub fn presence(&self, shared: &Shared, name: &str) -> Result<Presence, HubError> {
+        let nodes: Vec<(String, String)> = self.control(|c| {
+            redis::cmd("HGETALL").arg(keys::presence(name)).query(c)
+        })?;
+        let mut members = Vec::new();
+        let mut dead = Vec::new();
+        for (node, identities) in nodes {
+            if node == shared.node {
+                continue;
+            }
+            let alive: bool = self.control(|c| {
+                redis::cmd("EXISTS").arg(keys::alive(name, &node)).query(c)
+            })?;
+            if alive {
+                members.extend(identities.lines().map(|id| (node.clone(), id.to_owned())));
+            } else {
+                dead.push(node);
+            }
+        }
+        if !dead.is_empty() {
+            let _ = self.control(|c| {
+                redis::cmd("HDEL").arg(keys::presence(name)).arg(&dead).query::<i64>(c)
+            });
+        }
+        if let Some(room) = shared.room(name) {
+            let node = &shared.node;
+            members.extend(local::lock(&room).identities().into_iter().map(|id| (node.clone(), id)));
+        }
+        members.sort();
+        Ok(Presence { members })
+    }
+}
+
+fn spawn(name: &str, shared: Weak<Shared>, body: fn(Weak<Shared>)) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || body(shared));
+    if let Err(error) = spawned {
+        eprintln!("syncws rooms: cannot start thread {name}: {error}");
+    }
+}
+
+/// The room's epoch, created with `SET NX` if the room has none.
+pub(super) fn ensure_epoch(c: &mut Connection, room: &str) -> RedisResult<String> {
+    let key = keys::epoch(room);
+    redis::cmd("SET").arg(&key).arg(new_epoch()).arg("NX").query::<Value>(c)?;
+    redis::cmd("GET").arg(&key).query(c)
+}
+
+/// The stream's newest id, or `0-0` when it is empty or missing.
+fn last_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
+    let value: Value = redis::cmd("XREVRANGE")
+        .arg(keys::stream(room))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(c)?;
+    Ok(parse_entries(&value).last().map(|e| e.id).unwrap_or_default())
+}
+
+/// The newest id ever trimmed from the stream (`0-0` if none, or no stream).
+fn max_deleted_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
+    let exists: bool = redis::cmd("EXISTS").arg(keys::stream(room)).query(c)?;
+    if !exists {
+        return Ok(EntryId::default());
+    }
+    let info: Value = redis::cmd("XINFO").arg("STREAM").arg(keys::stream(room)).query(c)?;
+    let mut fields = as_list(&info).iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        if text(name).as_deref() == Some("max-deleted-entry-id") {
+            return Ok(text(value).and_then(|t| EntryId::parse(&t)).unwrap_or_default());
+        }
+    }
+    Ok(EntryId::default())
+}
+
+/// Entries after `after` up to and including `last`, at most `count`.
+fn range(c: &mut Connection, room: &str, after: EntryId, last: EntryId, count: usize) -> RedisResult<Vec<Entry>> {
+    if after >= last {
+        return Ok(Vec::new());
+    }
+    let value: Value = redis::cmd("XRANGE")
+        .arg(keys::stream(room))
+        .arg(format!("({after}"))
+        .arg(last.to_string())
+        .arg("COUNT")
+        .arg(count)
+        .query(c)?;
+    Ok(parse_entries(&value))
+}
+
+pub(super) fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn as_list(value: &Value) -> &[Value] {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        _ => &[],
+    }
+}
+
+/// Parses `[[id, [field, value, …]], …]` (XRANGE, and each stream of XREAD).
+pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for item in as_list(value) {
+        let [id, fields] = as_list(item) else { continue };
+        let Some(id) = text(id).and_then(|t| EntryId::parse(&t)) else { continue };
+        let mut entry = Entry { id, node: String::new(), text: String::new() };
+        let mut fields = as_list(fields).iter();
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            match text(name).as_deref() {
+                Some("n") => entry.node = text(value).unwrap_or_default(),
+                Some("d") => entry.text = text(value).unwrap_or_default(),
+                _ => {}
+            }
+        }
+        entries.push(entry);
+    }
+    entries
+}

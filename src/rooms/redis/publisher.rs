@@ -1,0 +1,172 @@
+//! Publishing: a bounded queue per node, drained in order by one thread that appends each
+//! message to its room's stream with a script that appends a given publish id at most once.
+
+use super::broker::{Health, connect};
+use super::{HubError, Shared, keys};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+/// Appends one message unless its publish id was already appended (then returns that entry's
+/// id): a batch retried after an answer was lost appends nothing twice. Also creates the room's
+/// epoch if the room has none, and trims by count (`MAXLEN ~`) and optionally by age (`MINID ~`).
+///
+/// KEYS: stream, epoch, published-marker. ARGV: epoch candidate, node, publish id, text,
+/// max length, max age in ms (0: none), marker TTL in s.
+const APPEND: &str = r"
+local done = redis.call('GET', KEYS[3])
+if done then return done end
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4])
+local age = tonumber(ARGV[6])
+if age > 0 then
+  local now = redis.call('TIME')
+  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - age
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
+end
+redis.call('SET', KEYS[3], id, 'EX', ARGV[7])
+return id
+";
+
+/// How long a publish id is remembered: a retry later than this could append twice.
+const MARKER_TTL_SECS: u64 = 3600;
+/// Messages sent to Redis per round trip.
+const BATCH: usize = 256;
+
+struct Pending {
+    room: String,
+    id: String,
+    text: String,
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Pending>,
+    bytes: usize,
+    sequence: u64,
+}
+
+/// Publishes not yet acknowledged by Redis, oldest first.
+#[derive(Default)]
+pub(super) struct Queue {
+    state: Mutex<State>,
+    ready: Condvar,
+    boot: std::sync::OnceLock<String>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// Queues a publish, or refuses it when the backlog bound is reached. Never waits.
+    pub fn push(&self, shared: &Shared, room: &str, text: &str) -> Result<(), HubError> {
+        let (max_messages, max_bytes) = shared.backlog;
+        // A random part tells this process's ids from those of an earlier one of the same name.
+        let boot = self.boot.get_or_init(|| format!("{:08x}", rand::random::<u32>()));
+        let mut state = self.lock();
+        if state.items.len() >= max_messages || state.bytes + text.len() > max_bytes {
+            return Err(HubError::Backlog {
+                messages: state.items.len(),
+                bytes: state.bytes,
+            });
+        }
+        state.sequence += 1;
+        let id = format!("{}:{boot}:{}", shared.node, state.sequence);
+        state.bytes += text.len();
+        state.items.push_back(Pending {
+            room: room.to_owned(),
+            id,
+            text: text.to_owned(),
+        });
+        drop(state);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Waits (up to `timeout`) for something to send.
+    fn wait(&self, timeout: Duration) {
+        let state = self.lock();
+        if state.items.is_empty() {
+            let _ = self.ready.wait_timeout(state, timeout);
+        }
+    }
+
+    /// Forgets the `count` oldest publishes (Redis acknowledged them).
+    fn acknowledge(&self, count: usize) {
+        let mut state = self.lock();
+        for _ in 0..count {
+            if let Some(item) = state.items.pop_front() {
+                state.bytes -= item.text.len();
+            }
+        }
+    }
+}
+
+/// The publisher thread: sends the oldest batch until Redis acknowledges it, so order holds
+/// across an outage, and the same publish ids are retried.
+pub(super) fn run(shared: Weak<Shared>) {
+    let mut connection = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(hub) = shared.upgrade() else { return };
+        let super::Backend::Redis(broker) = &hub.backend else { return };
+        broker.queue.wait(Duration::from_millis(500));
+        let pipeline = {
+            let state = broker.queue.lock();
+            let mut pipeline = redis::pipe();
+            let retain_age = hub.retain_age.map_or(0, |a| a.as_millis() as u64);
+            for item in state.items.iter().take(BATCH) {
+                pipeline
+                    .cmd("EVAL")
+                    .arg(APPEND)
+                    .arg(3)
+                    .arg(keys::stream(&item.room))
+                    .arg(keys::epoch(&item.room))
+                    .arg(keys::published(&item.room, &item.id))
+                    .arg(super::offset::new_epoch())
+                    .arg(&hub.node)
+                    .arg(&item.id)
+                    .arg(&item.text)
+                    .arg(hub.retain_count)
+                    .arg(retain_age)
+                    .arg(MARKER_TTL_SECS);
+            }
+            (state.items.len().min(BATCH), pipeline)
+        };
+        let (count, pipeline) = pipeline;
+        if count == 0 {
+            continue;
+        }
+        let result = match connection.as_mut() {
+            Some(c) => pipeline.query::<redis::Value>(c),
+            None => connect(&broker.client).and_then(|mut c| {
+                let result = pipeline.query::<redis::Value>(&mut c);
+                connection = Some(c);
+                result
+            }),
+        };
+        match result {
+            Ok(_) => {
+                broker.queue.acknowledge(count);
+                broker.health.up(&hub);
+                backoff = Duration::from_millis(50);
+            }
+            Err(error) => {
+                connection = None;
+                fail(&broker.health, &hub, &error, &mut backoff);
+            }
+        }
+    }
+}
+
+/// Reports an outage and waits before the next attempt (doubling, up to one second).
+pub(super) fn fail(health: &Health, hub: &Shared, error: &dyn std::fmt::Display, backoff: &mut Duration) {
+    health.down(hub, error);
+    std::thread::sleep(*backoff);
+    *backoff = (*backoff * 2).min(Duration::from_secs(1));
+}
