@@ -9,7 +9,7 @@
 //! cookie ([`Request::cookie`](syncws::Request::cookie)); with cookies, restrict
 //! `allowed_origins` so that other sites cannot connect on the user's behalf.
 
-use syncws::{Message, Reject, Server, Session};
+use syncws::{HttpResponse, Message, Server, Session};
 
 /// Tokens and the users they stand for. A real server would check a database or a signature.
 const USERS: [(&str, &str); 2] = [("let-me-in", "alice"), ("open-sesame", "bob")];
@@ -28,14 +28,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .and_then(|value| value.strip_prefix("Bearer "))
             });
             let Some(token) = token else {
-                return Err(Reject::new(401)
+                return Err(HttpResponse::new(401)
                     .header("WWW-Authenticate", "Bearer")
                     .body("a token is required: ?token=... or Authorization: Bearer ...\n"));
             };
             match USERS.iter().find(|(known, _)| *known == token) {
                 // What the hook returns is attached to the session: the authenticated user.
                 Some((_, user)) => Ok(user.to_string()),
-                None => Err(Reject::new(403).body("unknown token\n")),
+                None => Err(HttpResponse::new(403).body("unknown token\n")),
             }
         })
         .on_end(|peer, cause| println!("{peer} ended: {cause}"))

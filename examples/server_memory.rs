@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut expect = 1000usize;
     let mut heartbeat = 5u64;
     let mut window = 20u64;
-    let mut stack_size = syncws::DEFAULT_STACK_SIZE;
+    let mut stack_size = syncws::ServerBuilder::DEFAULT_STACK_SIZE;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or("missing value")?;

@@ -54,7 +54,7 @@
 //! - [`proto`]: the protocol without I/O: frames, masking, UTF-8, close rules, the state machine
 //!   and the handshake. Bytes in, events and bytes out; no sockets, threads or clock.
 //! - [`WebSocket`]: the blocking driver that moves bytes between a stream and the core.
-//! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`accept_with`]: the two handshakes.
+//! - [`connect`] / [`ClientBuilder`] and [`accept`] / [`Acceptor`]: the two handshakes.
 //! - [`Server`]: accept loop, thread per connection, policy, heartbeats, shutdown.
 //!
 //! ## Learning the protocol
@@ -125,8 +125,8 @@ pub mod hub {
         Presence,
     };
 }
-pub use server::accept::{Accept, Acceptor, Reject, accept, accept_with};
-pub use server::{DEFAULT_STACK_SIZE, HttpResponse, Server, ServerBuilder, ServerHandle, Session};
+pub use server::accept::{Accept, Acceptor, accept};
+pub use server::{HttpResponse, Server, ServerBuilder, ServerHandle, Session, ShutdownHandle};
 pub use split::{Reader, Writer};
 pub use timing::backoff::{Backoff, RetryPolicy};
 pub use transport::net_stream::NetStream;

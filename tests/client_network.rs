@@ -13,12 +13,8 @@ use syncws::{ClientBuilder, Error, HandshakeError, Message, Proxy};
 /// An echo server for one connection that returns the request path it saw.
 fn echo_once() -> (std::net::SocketAddr, std::thread::JoinHandle<String>) {
     serve_once(|stream| {
-        let mut path = String::new();
-        let mut ws = syncws::accept_with(stream, |req| {
-            path = req.target.clone();
-            Ok(syncws::Accept::default())
-        })
-        .unwrap();
+        let (mut ws, request, ()) = syncws::Acceptor::new().handshake(stream).unwrap();
+        let path = request.target;
         while let Ok(msg) = ws.read() {
             if msg.is_data() {
                 ws.send(msg).unwrap();
@@ -70,9 +66,11 @@ fn redirector(
     location: String,
 ) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
     serve_once(move |mut stream| {
-        let _ = syncws::accept_with(&mut stream, |_| {
-            Err(syncws::Reject::new(status).header("Location", location.clone()))
-        });
+        let _ = syncws::Acceptor::new()
+            .on_handshake(move |_, _| {
+                Err::<(), _>(syncws::HttpResponse::new(status).header("Location", location.clone()))
+            })
+            .accept(&mut stream);
     })
 }
 
@@ -97,16 +95,14 @@ fn a_relative_redirect_stays_on_the_host() {
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         let (first, _) = listener.accept().unwrap();
-        let _ = syncws::accept_with(first, |_| {
-            Err(syncws::Reject::new(307).header("Location", "/new"))
-        });
+        let _ = syncws::Acceptor::new()
+            .on_handshake(move |_, _| {
+                Err::<(), _>(syncws::HttpResponse::new(307).header("Location", "/new"))
+            })
+            .accept(first);
         let (second, _) = listener.accept().unwrap();
-        let mut seen = String::new();
-        let _ws = syncws::accept_with(second, |req| {
-            seen = req.target.clone();
-            Ok(syncws::Accept::default())
-        });
-        seen
+        let (_ws, request, ()) = syncws::Acceptor::new().handshake(second).unwrap();
+        request.target
     });
     let (_ws, _) = syncws::connect(&format!("ws://{addr}/old")).unwrap();
     assert_eq!(server.join().unwrap(), "/new");
@@ -138,9 +134,13 @@ fn wss_is_never_downgraded_to_ws() {
     let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
     let (addr, server) = serve_once(move |tcp| {
         let tls = acceptor.accept(tcp).unwrap();
-        let _ = syncws::accept_with(tls, |_| {
-            Err(syncws::Reject::new(301).header("Location", "ws://127.0.0.1:9/plain"))
-        });
+        let _ = syncws::Acceptor::new()
+            .on_handshake(move |_, _| {
+                Err::<(), _>(
+                    syncws::HttpResponse::new(301).header("Location", "ws://127.0.0.1:9/plain"),
+                )
+            })
+            .accept(tls);
     });
     let err = ClientBuilder::new(format!("wss://localhost:{}/", addr.port()))
         .root_certificate(pki.ca.cert.as_bytes())
@@ -223,12 +223,15 @@ fn recording_redirector(
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut seen = syncws::Headers::new();
-        let _ = syncws::accept_with(stream, |req| {
-            seen = req.headers.clone();
-            Err(syncws::Reject::new(302).header("Location", location(addr)))
-        });
-        seen
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let target = location(addr);
+        let _ = syncws::Acceptor::new()
+            .on_handshake(move |req, _| {
+                let _ = seen_tx.send(req.headers.clone());
+                Err::<(), _>(syncws::HttpResponse::new(302).header("Location", target.clone()))
+            })
+            .accept(stream);
+        seen.try_recv().unwrap_or_default()
     });
     (addr, server)
 }
@@ -245,12 +248,10 @@ fn recording_server(
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut seen = syncws::Headers::new();
-        let _ = syncws::accept_with(stream, |req| {
-            seen = req.headers.clone();
-            Ok(syncws::Accept::default())
-        });
-        seen
+        syncws::Acceptor::new()
+            .handshake(stream)
+            .map(|(_, request, ())| request.headers)
+            .unwrap_or_default()
     });
     (addr, server)
 }
@@ -307,16 +308,16 @@ fn a_redirect_on_the_same_origin_keeps_the_credentials() {
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         let (first, _) = listener.accept().unwrap();
-        let _ = syncws::accept_with(first, |_| {
-            Err(syncws::Reject::new(307).header("Location", "/new"))
-        });
+        let _ = syncws::Acceptor::new()
+            .on_handshake(move |_, _| {
+                Err::<(), _>(syncws::HttpResponse::new(307).header("Location", "/new"))
+            })
+            .accept(first);
         let (second, _) = listener.accept().unwrap();
-        let mut seen = syncws::Headers::new();
-        let _ws = syncws::accept_with(second, |req| {
-            seen = req.headers.clone();
-            Ok(syncws::Accept::default())
-        });
-        seen
+        syncws::Acceptor::new()
+            .handshake(second)
+            .map(|(_, request, ())| request.headers)
+            .unwrap_or_default()
     });
     let (_ws, _) = with_credentials(format!("ws://{addr}/old"))
         .connect()

@@ -8,7 +8,9 @@ use common::{serve_once, status_of, upgrade_request};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
-use syncws::{Accept, ClientBuilder, Config, Error, HandshakeError, Reject, Server, UrlError};
+use syncws::{
+    Accept, Acceptor, ClientBuilder, Config, Error, HandshakeError, HttpResponse, Server, UrlError,
+};
 
 const INJECTED: &str = "a\r\nInjected: yes";
 
@@ -161,12 +163,10 @@ impl Write for Duplex<'_> {
 #[test]
 fn a_path_with_spaces_and_unicode_is_percent_encoded() {
     let (addr, server) = serve_once(|stream| {
-        let mut target = String::new();
-        let _ = syncws::accept_with(stream, |req| {
-            target = req.target.clone();
-            Ok(Accept::default())
-        });
-        target
+        Acceptor::new()
+            .handshake(stream)
+            .map(|(_, request, ())| request.target)
+            .unwrap_or_default()
     });
     let (ws, _) = ClientBuilder::new(format!("ws://{addr}/a b/caf\u{e9}?q=<x>"))
         .no_proxy()
@@ -200,9 +200,9 @@ fn a_server_hook_with_crlf_in_an_accept_or_reject_header_is_a_bare_500() {
     let server = Server::builder()
         .on_handshake(|req, accept| {
             if req.path() == "/reject" {
-                return Err(Reject::new(401).header("WWW-Authenticate", INJECTED));
+                return Err(HttpResponse::new(401).header("WWW-Authenticate", INJECTED));
             }
-            *accept = std::mem::take(accept).header("Set-Cookie", INJECTED);
+            accept.add_header("Set-Cookie", INJECTED);
             Ok(())
         })
         .bind("127.0.0.1:0")
@@ -219,18 +219,26 @@ fn a_server_hook_with_crlf_in_an_accept_or_reject_header_is_a_bare_500() {
 }
 
 #[test]
-fn accept_with_refuses_a_hook_header_with_crlf() {
-    type Hook = fn(&syncws::Request) -> Result<Accept, Reject>;
-    let hooks: [Hook; 3] = [
-        |_| Ok(Accept::default().header("Set-Cookie", INJECTED)),
-        |_| Err(Reject::new(403).header("X-Why", INJECTED)),
-        |_| Ok(Accept::default().header("Bad Name", "v")),
+fn the_acceptor_refuses_a_hook_header_with_crlf() {
+    type Hook = fn(&syncws::Request, &mut Accept) -> Result<(), HttpResponse>;
+    let hooks: [Hook; 4] = [
+        |_, accept| {
+            accept.add_header("Set-Cookie", INJECTED);
+            Ok(())
+        },
+        |_, _| Err(HttpResponse::new(403).header("X-Why", INJECTED)),
+        |_, accept| {
+            accept.add_header("Bad Name", "v");
+            Ok(())
+        },
+        |_, _| Err(HttpResponse::new(1000).body(INJECTED)),
     ];
     for hook in hooks {
-        let (addr, server) = serve_once(move |stream| syncws::accept_with(stream, hook).err());
+        let acceptor = Acceptor::new().on_handshake(hook);
+        let (addr, server) = serve_once(move |stream| acceptor.accept(stream).err());
         let (_, answer) = status_of(addr, upgrade_request("").as_bytes());
         assert_no_split(&answer);
-        let err = server.join().unwrap().expect("accept_with should fail");
+        let err = server.join().unwrap().expect("the handshake should fail");
         assert_invalid_field(&err);
     }
 }

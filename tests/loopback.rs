@@ -274,19 +274,17 @@ fn bytes_pipelined_behind_the_request_are_kept() {
 #[test]
 fn subprotocol_and_headers_reach_the_hook() {
     let (addr, server) = serve_once(|stream| {
-        let ws = syncws::accept_with(stream, |req| {
+        let acceptor = syncws::Acceptor::new().on_handshake(|req, accept| {
             assert_eq!(req.header("x-token"), Some("abc"));
             assert_eq!(req.path(), "/room");
             assert_eq!(req.query_param("id"), Some("7"));
-            let chosen = req
-                .subprotocols()
-                .find(|p| *p == "chat.v2")
-                .map(String::from);
-            Ok(syncws::Accept::default()
-                .subprotocol(chosen)
-                .header("X-Served-By", "test"))
-        })
-        .unwrap();
+            let chosen = req.subprotocols().find(|p| *p == "chat.v2");
+            accept
+                .set_subprotocol(chosen)
+                .add_header("X-Served-By", "test");
+            Ok(())
+        });
+        let ws = acceptor.accept(stream).unwrap();
         ws.subprotocol().map(String::from)
     });
     let (ws, response) = syncws::ClientBuilder::new(format!("ws://{addr}/room?id=7"))
@@ -303,10 +301,12 @@ fn subprotocol_and_headers_reach_the_hook() {
 #[test]
 fn a_rejection_reaches_the_client_with_status_and_body() {
     let (addr, server) = serve_once(|stream| {
-        syncws::accept_with(stream, |_| {
-            Err(syncws::Reject::new(401).body("token required"))
-        })
-        .err()
+        syncws::Acceptor::new()
+            .on_handshake(|_, _| {
+                Err::<(), _>(syncws::HttpResponse::new(401).body("token required"))
+            })
+            .accept(stream)
+            .err()
     });
     match syncws::connect(&format!("ws://{addr}/")) {
         Err(Error::Handshake(syncws::HandshakeError::UnexpectedResponse(response))) => {

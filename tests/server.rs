@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use syncws::{
-    CloseCode, Config, EndCause, Error, HandshakeError, HttpResponse, Message, ProtocolError,
-    Reject, Room, Server, ServerHandle, Session, WebSocket,
+    CloseCode, Config, EndCause, Error, HandshakeError, HttpResponse, Message, ProtocolError, Room,
+    Server, ServerHandle, Session, WebSocket,
 };
 
 type Client = WebSocket<syncws::NetStream>;
@@ -139,8 +139,8 @@ fn the_hook_authenticates_and_attaches_the_user() {
             });
             match token {
                 Some("s3cret") => Ok("alice".to_owned()),
-                Some(_) => Err(Reject::new(403).body("wrong token")),
-                None => Err(Reject::new(401)
+                Some(_) => Err(HttpResponse::new(403).body("wrong token")),
+                None => Err(HttpResponse::new(401)
                     .header("WWW-Authenticate", "Bearer")
                     .body("token required")),
             }

@@ -13,7 +13,7 @@
 
 use std::sync::mpsc;
 use std::time::Duration;
-use syncws::{HttpResponse, Message, Reject, Rooms, Server, Session};
+use syncws::{HttpResponse, Message, Rooms, Server, Session};
 
 /// The page, embedded at compile time: no build step, nothing to serve from disk.
 const PAGE: &str = include_str!("index.html");
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The handshake picks the room and nickname from the query, or refuses with 400.
         .on_handshake(|request, _accept| {
             if request.path() != "/ws" {
-                return Err(Reject::new(404).body("the chat is at /ws\n"));
+                return Err(HttpResponse::new(404).body("the chat is at /ws\n"));
             }
             let field = |name| request.query_param(name).map(percent_decode);
             let nick = field("nick").unwrap_or_default();
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let valid =
                 |s: &str| (1..=24).contains(&s.chars().count()) && !s.contains(['\t', '\n']);
             if !valid(&nick) || !valid(&room) {
-                return Err(Reject::new(400).body("nick and room: 1 to 24 characters\n"));
+                return Err(HttpResponse::new(400).body("nick and room: 1 to 24 characters\n"));
             }
             Ok(Member { room, nick })
         })

@@ -1,22 +1,29 @@
-//! The server side of the opening handshake.
+//! The server side of the opening handshake: [`accept`], [`Acceptor`] with its hook, and the
+//! decision both it and [`Server`](crate::Server) take once a request has passed the checks.
 
+use super::http::{HttpResponse, server_error};
 use crate::client::read_more;
 use crate::error::{Error, HandshakeError};
 use crate::proto::Role;
-use crate::proto::config::Config;
-use crate::proto::deflate::negotiation;
+use crate::proto::config::{Config, DeflateConfig};
+use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
     Headers, Request, accept_response, check_accept, check_request, error_response, parse_request,
     reject_response,
 };
 use crate::websocket::WebSocket;
+use std::fmt;
 use std::io::{Read, Write};
+use std::sync::Arc;
 
-/// Accepts a WebSocket connection on `stream`: reads the upgrade request, checks it, answers 101.
+/// Accepts a WebSocket connection on `stream` with default settings: reads the upgrade request,
+/// checks it, answers 101.
 ///
 /// A bad request gets its status (400, 405, 426, 431, 505) and a short reason, and the error is
-/// returned; [`check_request`](crate::proto::handshake::check_request) lists what is refused. Bytes the client sent right behind its request are kept for the WebSocket.
+/// returned; [`check_request`](crate::proto::handshake::check_request) lists what is refused.
+/// Bytes the client sent right behind its request are kept for the WebSocket. [`Acceptor`]
+/// takes a [`Config`] and a hook that decides each handshake.
 ///
 /// ```no_run
 /// let listener = std::net::TcpListener::bind("127.0.0.1:9001")?;
@@ -31,128 +38,140 @@ pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
     Acceptor::new().accept(stream)
 }
 
-/// Like [`accept`], with a hook that sees the request and accepts (choosing a subprotocol and
-/// extra headers) or rejects (with any status, headers and body).
+/// What a handshake hook may set on the 101 response: the subprotocol and extra headers.
 ///
-/// ```no_run
-/// use syncws::{Accept, Reject};
-/// # let stream = std::net::TcpStream::connect("127.0.0.1:9001")?;
-/// let ws = syncws::accept_with(stream, |req| {
-///     if req.query_param("token") != Some("secret") {
-///         return Err(Reject::new(401).body("missing or wrong token"));
-///     }
-///     let chat = req.subprotocols().find(|p| *p == "chat").map(String::from);
-///     Ok(Accept::default().subprotocol(chat))
-/// })?;
-/// # Ok::<(), syncws::Error>(())
-/// ```
-pub fn accept_with<S, F>(stream: S, hook: F) -> Result<WebSocket<S>, Error>
-where
-    S: Read + Write,
-    F: FnOnce(&Request) -> Result<Accept, Reject>,
-{
-    Acceptor::new().accept_with(stream, hook)
-}
-
-/// The hook's consent: an optional subprotocol and extra response headers.
-#[derive(Debug, Clone, Default)]
+/// The hook gets it with the server's preferred subprotocol already selected (see
+/// [`ServerBuilder::subprotocols`](crate::ServerBuilder::subprotocols)) and may change it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accept {
-    /// The subprotocol to select; it must be one the client offered.
-    pub subprotocol: Option<String>,
-    /// Extra headers for the 101 response (e.g. `Set-Cookie`).
-    pub headers: Headers,
+    subprotocol: Option<String>,
+    headers: Headers,
 }
 
 impl Accept {
-    /// Selects a subprotocol (or none).
-    pub fn subprotocol(mut self, protocol: Option<String>) -> Accept {
-        self.subprotocol = protocol;
+    /// No subprotocol, no extra header.
+    pub fn new() -> Accept {
+        Accept::default()
+    }
+
+    /// Selects a subprotocol, or none. It must be one the client offered (RFC 6455 §4.2.2):
+    /// otherwise the client gets 500 and the handshake fails with
+    /// [`HandshakeError::InvalidSubprotocol`].
+    pub fn set_subprotocol(&mut self, protocol: Option<&str>) -> &mut Accept {
+        self.subprotocol = protocol.map(str::to_owned);
         self
     }
 
-    /// Adds a response header. A name that is not an RFC 9110 token or a value with a control
-    /// character (CR, LF, NUL...) or surrounding whitespace is never sent: the handshake answers
-    /// 500 and fails with [`HandshakeError::InvalidField`].
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Accept {
+    /// Adds a response header (e.g. `Set-Cookie`). A name that is not an RFC 9110 token or a
+    /// value with a control character (CR, LF, NUL...) or surrounding whitespace is never sent:
+    /// the client gets 500 and the handshake fails with [`HandshakeError::InvalidField`].
+    pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Accept {
         self.headers.push(name, value);
         self
     }
+
+    /// The subprotocol selected so far.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The extra headers added so far.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
 }
 
-/// The hook's refusal: an HTTP status, headers and a body.
-#[derive(Debug, Clone)]
-pub struct Reject {
-    /// The status, e.g. 401 or 403.
-    pub status: u16,
-    /// Extra headers (e.g. `WWW-Authenticate`).
-    pub headers: Headers,
-    /// The body, sent as `text/plain` unless a `Content-Type` header says otherwise.
-    pub body: Vec<u8>,
+/// The handshake hook: sees the request, sets the 101's details on the [`Accept`], and returns
+/// what the connection carries (`Ok`) or the HTTP refusal (`Err`).
+pub(crate) type Hook<T> = dyn Fn(&Request, &mut Accept) -> Result<T, HttpResponse> + Send + Sync;
+
+/// Server handshakes with a chosen [`Config`] and an optional hook; cheap to clone, to share
+/// between connection threads. `T` is what the hook returns for an accepted request.
+///
+/// ```no_run
+/// use syncws::{Acceptor, HttpResponse};
+/// let acceptor = Acceptor::new().on_handshake(|req, accept| {
+///     let Some(user) = req.query_param("token").filter(|t| *t == "secret") else {
+///         return Err(HttpResponse::new(401).body("missing or wrong token"));
+///     };
+///     if req.subprotocols().any(|p| p == "chat") {
+///         accept.set_subprotocol(Some("chat"));
+///     }
+///     Ok(user.to_owned())
+/// });
+/// # let stream = std::net::TcpStream::connect("127.0.0.1:9001")?;
+/// let (ws, request, user) = acceptor.handshake(stream)?;
+/// # Ok::<(), syncws::Error>(())
+/// ```
+pub struct Acceptor<T = ()> {
+    config: Config,
+    hook: Arc<Hook<T>>,
 }
 
-impl Reject {
-    /// A refusal with `status` and no body.
-    pub fn new(status: u16) -> Reject {
-        Reject {
-            status,
-            headers: Headers::new(),
-            body: Vec::new(),
+impl<T> Clone for Acceptor<T> {
+    fn clone(&self) -> Self {
+        Acceptor {
+            config: self.config.clone(),
+            hook: Arc::clone(&self.hook),
         }
     }
+}
 
-    /// Sets the body.
-    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Reject {
-        self.body = body.into();
-        self
-    }
-
-    /// Adds a header. As for [`Accept::header`], a header that breaks RFC 9110's field grammar
-    /// is never sent: the client gets a bare 500 instead, and the handshake fails with
-    /// [`HandshakeError::InvalidField`].
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reject {
-        self.headers.push(name, value);
-        self
+impl<T> fmt::Debug for Acceptor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
-/// Server handshakes with a chosen [`Config`].
-#[derive(Debug, Clone, Default)]
-pub struct Acceptor {
-    config: Config,
+impl Default for Acceptor {
+    fn default() -> Acceptor {
+        Acceptor {
+            config: Config::default(),
+            hook: Arc::new(|_, _| Ok(())),
+        }
+    }
 }
 
 impl Acceptor {
-    /// An acceptor with default settings.
+    /// Default settings; every valid request is accepted.
     pub fn new() -> Acceptor {
         Acceptor::default()
     }
+}
 
+impl<T> Acceptor<T> {
     /// Sets limits and buffers. Defaults to [`Config::default`].
-    pub fn config(mut self, config: Config) -> Acceptor {
+    pub fn config(mut self, config: Config) -> Acceptor<T> {
         self.config = config;
         self
     }
 
-    /// See [`accept`].
+    /// Decides each handshake after the built-in checks, as
+    /// [`ServerBuilder::on_handshake`](crate::ServerBuilder::on_handshake) does: `Ok(data)`
+    /// accepts (set a subprotocol or headers on the [`Accept`]), an [`HttpResponse`] refuses
+    /// (e.g. 401 with a body) and the handshake fails with [`HandshakeError::Rejected`].
+    pub fn on_handshake<U, F>(self, hook: F) -> Acceptor<U>
+    where
+        F: Fn(&Request, &mut Accept) -> Result<U, HttpResponse> + Send + Sync + 'static,
+    {
+        Acceptor {
+            config: self.config,
+            hook: Arc::new(hook),
+        }
+    }
+
+    /// Performs the handshake on `stream`; see [`accept`].
     pub fn accept<S: Read + Write>(&self, stream: S) -> Result<WebSocket<S>, Error> {
-        self.accept_with(stream, |_| Ok(Accept::default()))
+        self.handshake(stream).map(|(ws, _, _)| ws)
     }
 
-    /// See [`accept_with`].
-    pub fn accept_with<S, F>(&self, stream: S, hook: F) -> Result<WebSocket<S>, Error>
-    where
-        S: Read + Write,
-        F: FnOnce(&Request) -> Result<Accept, Reject>,
-    {
-        self.handshake(stream, hook).map(|(ws, _)| ws)
-    }
-
-    /// Performs the handshake and also returns the request, for servers that keep it.
-    pub fn handshake<S, F>(&self, mut stream: S, hook: F) -> Result<(WebSocket<S>, Request), Error>
-    where
-        S: Read + Write,
-        F: FnOnce(&Request) -> Result<Accept, Reject>,
-    {
+    /// Performs the handshake and also returns the request and what the hook returned.
+    pub fn handshake<S: Read + Write>(
+        &self,
+        mut stream: S,
+    ) -> Result<(WebSocket<S>, Request, T), Error> {
         self.config.validate()?;
         let limits = self.config.head_limits();
         let mut buf = Vec::with_capacity(1024);
@@ -169,51 +188,17 @@ impl Acceptor {
             Ok(ok) => ok,
             Err(error) => return Err(refuse(&mut stream, &error_response(&error), error)),
         };
-        let accept = match hook(&request) {
-            Ok(accept) => accept,
-            Err(reject) => {
-                if let Err(error) = reject.headers.validate() {
-                    return Err(refuse(&mut stream, &server_error(), error));
-                }
-                let response = reject_response(reject.status, &reject.headers, &reject.body);
-                return Err(refuse(
-                    &mut stream,
-                    &response,
-                    HandshakeError::Rejected(reject.status),
-                ));
-            }
-        };
-        if let Err(error) = check_accept(accept.subprotocol.as_deref(), &accept.headers) {
-            // The hook's mistake: nothing of it reaches the client (no response splitting).
-            return Err(refuse(&mut stream, &server_error(), error));
-        }
-        if let Some(chosen) = &accept.subprotocol {
-            if !request.subprotocols().any(|p| p == chosen) {
-                // A server bug, not the client's: refuse rather than break the client's handshake.
-                let error = HandshakeError::InvalidSubprotocol;
-                return Err(refuse(
-                    &mut stream,
-                    &reject_response(500, &Headers::new(), b"subprotocol not offered\n"),
-                    error,
-                ));
-            }
-        }
-        // RFC 7692 §5.1: the first acceptable permessage-deflate offer, or none.
-        let deflate = &self.config.deflate;
-        let agreed = if deflate.enabled {
-            negotiation::select_offer(request.headers.get_all("sec-websocket-extensions"), deflate)
-        } else {
-            None
-        };
-        let mut headers = accept.headers;
-        if let Some(params) = &agreed {
-            headers.push("Sec-WebSocket-Extensions", params.to_header_value());
-        }
-        stream.write_all(&accept_response(
+        let upgrade = match decide(
+            &request,
             &key,
-            accept.subprotocol.as_deref(),
-            &headers,
-        ))?;
+            Accept::new(),
+            &*self.hook,
+            &self.config.deflate,
+        ) {
+            Decision::Upgrade(upgrade) => upgrade,
+            Decision::Refuse(response, error) => return Err(refuse(&mut stream, &response, error)),
+        };
+        stream.write_all(&upgrade.response)?;
         stream.flush()?;
         // Bytes pipelined behind the request are the client's first frames.
         let mut ws = WebSocket::from_partially_read(
@@ -222,15 +207,76 @@ impl Acceptor {
             Role::Server,
             self.config.clone(),
         );
-        ws.set_subprotocol(accept.subprotocol);
-        ws.set_deflate(agreed);
-        Ok((ws, request))
+        ws.set_subprotocol(upgrade.subprotocol);
+        ws.set_deflate(upgrade.deflate);
+        Ok((ws, request, upgrade.data))
     }
 }
 
-/// The answer when the server's own response would break HTTP's grammar.
-fn server_error() -> Vec<u8> {
-    reject_response(500, &Headers::new(), b"invalid response header\n")
+/// An accepted handshake: the 101 to send and what the connection starts with.
+pub(crate) struct Upgrade<T> {
+    pub(crate) response: Vec<u8>,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) deflate: Option<DeflateParams>,
+    pub(crate) data: T,
+}
+
+/// The hook's verdict on a request that passed the checks of RFC 6455 §4.2.1.
+pub(crate) enum Decision<T> {
+    Upgrade(Upgrade<T>),
+    /// The answer to send, and the error the handshake ends with.
+    Refuse(Vec<u8>, HandshakeError),
+}
+
+/// Runs the hook and builds the answer. Whatever the hook sets is checked before a byte is
+/// written: a refusal or headers outside RFC 9110's grammar and a subprotocol the client did
+/// not offer become a bare 500 (the server's bug, and no response splitting).
+pub(crate) fn decide<T>(
+    request: &Request,
+    key: &str,
+    mut accept: Accept,
+    hook: &Hook<T>,
+    deflate: &DeflateConfig,
+) -> Decision<T> {
+    let data = match hook(request, &mut accept) {
+        Ok(data) => data,
+        Err(refusal) => {
+            return match refusal.validate() {
+                Ok(()) => Decision::Refuse(
+                    refusal.to_bytes(),
+                    HandshakeError::Rejected(refusal.status()),
+                ),
+                Err(error) => Decision::Refuse(server_error(), error),
+            };
+        }
+    };
+    if let Some(chosen) = &accept.subprotocol {
+        if !request.subprotocols().any(|offered| offered == chosen) {
+            // RFC 6455 §4.2.2: the server selects one of the client's values.
+            let response = reject_response(500, &Headers::new(), b"subprotocol not offered\n");
+            return Decision::Refuse(response, HandshakeError::InvalidSubprotocol);
+        }
+    }
+    if let Err(error) = check_accept(accept.subprotocol.as_deref(), &accept.headers) {
+        return Decision::Refuse(server_error(), error);
+    }
+    // RFC 7692 §5.1: the first acceptable permessage-deflate offer, if the feature is built and
+    // enabled; other extensions are declined by not naming them (RFC 6455 §9.1).
+    let agreed = (cfg!(feature = "deflate") && deflate.enabled)
+        .then(|| {
+            negotiation::select_offer(request.headers.get_all("sec-websocket-extensions"), deflate)
+        })
+        .flatten();
+    if let Some(params) = &agreed {
+        accept.add_header("Sec-WebSocket-Extensions", params.to_header_value());
+    }
+    let response = accept_response(key, accept.subprotocol.as_deref(), &accept.headers);
+    Decision::Upgrade(Upgrade {
+        response,
+        subprotocol: accept.subprotocol,
+        deflate: agreed,
+        data,
+    })
 }
 
 fn refuse<S: Write>(stream: &mut S, response: &[u8], error: HandshakeError) -> Error {

@@ -1,8 +1,9 @@
 //! One connection's thread: the opening handshake under the server's policy, the handler, and
 //! the end.
 
+use super::accept::{Accept, Decision, decide};
 use super::http::{self, HttpResponse};
-use super::session::ReaderHome;
+use super::session::{Addrs, ReaderHome};
 use super::stream::ServerIo;
 use super::{Context, Session};
 use crate::client::read_more;
@@ -10,13 +11,10 @@ use crate::error::{Error, HandshakeError};
 use crate::proto::Connection;
 use crate::proto::Role;
 use crate::proto::close::CloseCode;
-use crate::proto::deflate::{DeflateParams, negotiation};
+use crate::proto::deflate::DeflateParams;
 use crate::proto::frame::Decoded;
-use crate::proto::handshake::{
-    Request, accept_response, check_accept, check_request, error_response, parse_request,
-};
+use crate::proto::handshake::{Request, check_request, error_response, parse_request};
 use crate::proto::message::{Event, Message};
-use crate::server::accept::Accept;
 use crate::split::{Reader, Writer};
 use crate::websocket::ending::EndCause;
 use std::io::{self, Read};
@@ -73,9 +71,14 @@ fn open<T: Send + 'static>(
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok()?;
     let (io, (request, data, leftover, subprotocol, deflate)) = upgrade(context, &stream)?;
+    let client = context
+        .settings
+        .trusted_proxies
+        .client_addr(peer, &request.headers);
     let (reader, writer) = halves(context, &stream, io, leftover, subprotocol, deflate);
+    let addrs = Addrs { peer, client };
     Some(register(
-        context, id, peer, stream, reader, writer, request, data,
+        context, id, addrs, stream, reader, writer, request, data,
     ))
 }
 
@@ -127,7 +130,7 @@ fn halves<T>(
 fn register<T: Send + 'static>(
     context: &Arc<Context<T>>,
     id: u64,
-    peer: std::net::SocketAddr,
+    addrs: Addrs,
     socket: Arc<TcpStream>,
     reader: Reader,
     writer: Writer,
@@ -150,9 +153,9 @@ fn register<T: Send + 'static>(
         writer: writer.clone(),
         socket,
         home: Arc::clone(&home),
-        peer,
+        client: addrs.client,
     };
-    Box::new((Session::new(reader, home, request, data, peer), end))
+    Box::new((Session::new(reader, home, request, data, addrs), end))
 }
 
 /// The end of an upgraded connection, however the handler returns (a panic included): stop its
@@ -163,7 +166,8 @@ struct End<'a, T> {
     socket: Arc<TcpStream>,
     /// Where the session leaves its reader when the handler drops it.
     home: ReaderHome,
-    peer: std::net::SocketAddr,
+    /// What `on_end` reports: the client's address, through trusted proxies.
+    client: std::net::SocketAddr,
 }
 
 impl<T> Drop for End<'_, T> {
@@ -192,7 +196,7 @@ impl<T> Drop for End<'_, T> {
             .end_cause()
             .unwrap_or(EndCause::LocalClosed(None));
         if let Some(on_end) = &self.context.on_end {
-            on_end(self.peer, &cause);
+            on_end(self.client, &cause);
         }
     }
 }
@@ -340,60 +344,31 @@ fn handshake<T: Send + 'static>(
             return None;
         }
     }
-    let preferred = settings
-        .subprotocols
-        .iter()
-        .find(|mine| {
-            request
-                .subprotocols()
-                .any(|offered| offered == mine.as_str())
-        })
-        .cloned();
-    let mut accept = Accept::default().subprotocol(preferred);
-    let data = match (context.hook)(&request, &mut accept) {
-        Ok(data) => data,
-        Err(reject) => {
-            let refusal = HttpResponse {
-                status: reject.status,
-                headers: reject.headers,
-                body: reject.body,
-            };
-            respond(context, reader.io, stream, &refusal.to_bytes());
+    let preferred = settings.subprotocols.iter().find(|mine| {
+        request
+            .subprotocols()
+            .any(|offered| offered == mine.as_str())
+    });
+    let mut accept = Accept::new();
+    accept.set_subprotocol(preferred.map(String::as_str));
+    let upgrade = match decide(&request, &key, accept, &*context.hook, &config.deflate) {
+        Decision::Upgrade(upgrade) => upgrade,
+        Decision::Refuse(response, _) => {
+            respond(context, reader.io, stream, &response);
             return None;
         }
     };
-    if let Some(chosen) = &accept.subprotocol {
-        if !request.subprotocols().any(|offered| offered == chosen) {
-            // A server bug, not the client's: refuse rather than break the client's handshake.
-            let refusal = HttpResponse::new(500).body("subprotocol not offered\n");
-            respond(context, reader.io, stream, &refusal.to_bytes());
-            return None;
-        }
-    }
-    // RFC 7692 §5.1: the first acceptable permessage-deflate offer (browsers offer it on every
-    // connection), if the feature is built and enabled; other extensions are declined by not
-    // naming them (RFC 6455 §9.1).
-    let deflate = &config.deflate;
-    let agreed = (cfg!(feature = "deflate") && deflate.enabled)
-        .then(|| {
-            negotiation::select_offer(request.headers.get_all("sec-websocket-extensions"), deflate)
-        })
-        .flatten();
-    if let Some(params) = &agreed {
-        accept = accept.header("Sec-WebSocket-Extensions", params.to_header_value());
-    }
-    if check_accept(accept.subprotocol.as_deref(), &accept.headers).is_err() {
-        // A hook's header with CR/LF (or the like) is never sent: no response splitting.
-        let refusal = HttpResponse::new(500).body("invalid response header\n");
-        respond(context, reader.io, stream, &refusal.to_bytes());
-        return None;
-    }
-    let response = accept_response(&key, accept.subprotocol.as_deref(), &accept.headers);
-    if io::Write::write_all(reader.io, &response).is_err() {
+    if io::Write::write_all(reader.io, &upgrade.response).is_err() {
         return None;
     }
     let leftover = buf.split_off(head_len);
-    Some((request, data, leftover, accept.subprotocol, agreed))
+    Some((
+        request,
+        upgrade.data,
+        leftover,
+        upgrade.subprotocol,
+        upgrade.deflate,
+    ))
 }
 
 /// The longest a refused client's leftover request is drained after the answer: enough for what

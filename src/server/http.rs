@@ -1,24 +1,29 @@
-//! Plain HTTP answers: a server's page, or the refusal of a request it cannot serve.
+//! Plain HTTP answers: a server's page, a handshake hook's refusal, or the refusal of a request
+//! the server cannot serve.
 
+use crate::error::HandshakeError;
 use crate::proto::handshake::{Headers, reject_response};
 
-/// An HTTP response to a plain (non-upgrade) request, from the server's HTTP handler. The
-/// connection closes after it (no keep-alive).
+/// An HTTP response that ends the connection (no keep-alive): the answer of a server's HTTP
+/// handler to a plain request, or a handshake hook's refusal of an upgrade.
+///
+/// Nothing is checked when it is built; before a byte is written the status must be a
+/// three-digit code (100..=599, RFC 9110 §15) and every header an RFC 9110 field (§5.1, §5.5).
+/// A response that is not goes out as a bare 500 (no response splitting).
 ///
 /// ```
 /// let page = syncws::HttpResponse::new(200)
 ///     .header("Content-Type", "text/html; charset=utf-8")
 ///     .body("<h1>hello</h1>");
-/// assert_eq!(page.status, 200);
+/// assert_eq!(page.status(), 200);
+/// assert_eq!(page.body_bytes(), b"<h1>hello</h1>");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// Headers; `Content-Length` and `Connection: close` are added.
-    pub headers: Headers,
-    /// The body; `text/plain` unless a `Content-Type` header says otherwise.
-    pub body: Vec<u8>,
+    status: u16,
+    headers: Headers,
+    body: Vec<u8>,
 }
 
 impl HttpResponse {
@@ -31,10 +36,8 @@ impl HttpResponse {
         }
     }
 
-    /// Adds a header. The name must be an RFC 9110 token and the value a field value (no CR,
-    /// LF, NUL or other control characters, no leading or trailing whitespace): a response with
-    /// a header that is not is never sent, the client gets a bare 500 instead (no response
-    /// splitting).
+    /// Adds a header. `Content-Length` and `Connection: close` are always added; the body is
+    /// `text/plain` unless a `Content-Type` header says otherwise.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> HttpResponse {
         self.headers.push(name, value);
         self
@@ -46,13 +49,47 @@ impl HttpResponse {
         self
     }
 
-    /// The response on the wire; a bare 500 if a header breaks RFC 9110's field grammar.
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The headers added so far.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Whether this can go on the wire as it is: a status of three digits and RFC 9110 fields.
+    ///
+    /// Errors: [`HandshakeError::InvalidField`] naming what is wrong.
+    pub fn validate(&self) -> Result<(), HandshakeError> {
+        // RFC 9110 §15: "three-digit integer"; the first digit 1 to 5 is a class.
+        if !(100..=599).contains(&self.status) {
+            return Err(HandshakeError::InvalidField(format!(
+                "status {} is not in 100..=599",
+                self.status
+            )));
+        }
+        self.headers.validate()
+    }
+
+    /// The response on the wire; a bare 500 if it fails [`validate`](Self::validate).
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        match self.headers.validate() {
+        match self.validate() {
             Ok(()) => reject_response(self.status, &self.headers, &self.body),
-            Err(_) => reject_response(500, &Headers::new(), b"invalid response header\n"),
+            Err(_) => server_error(),
         }
     }
+}
+
+/// The answer when the server's own response would break HTTP's grammar.
+pub(crate) fn server_error() -> Vec<u8> {
+    reject_response(500, &Headers::new(), b"invalid response\n")
 }
 
 /// RFC 6455 §4.2.2 / RFC 9110 §15.5.22: a plain request to a WebSocket-only server gets 426 with
@@ -68,4 +105,54 @@ pub(crate) fn unavailable(retry_after_secs: u32, why: &str) -> HttpResponse {
     HttpResponse::new(503)
         .header("Retry-After", retry_after_secs.to_string())
         .body(format!("{why}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_line(response: &HttpResponse) -> String {
+        let bytes = response.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn a_status_outside_100_to_599_goes_out_as_a_bare_500() {
+        for status in [0, 42, 99, 600, 1000, u16::MAX] {
+            let response = HttpResponse::new(status).body("secret");
+            assert!(response.validate().is_err(), "{status}");
+            assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
+            assert!(!String::from_utf8_lossy(&response.to_bytes()).contains("secret"));
+        }
+        for status in [100, 200, 404, 599] {
+            let response = HttpResponse::new(status);
+            assert!(response.validate().is_ok(), "{status}");
+            assert!(status_line(&response).starts_with(&format!("HTTP/1.1 {status}")));
+        }
+    }
+
+    #[test]
+    fn a_header_outside_rfc_9110_grammar_goes_out_as_a_bare_500() {
+        let bad = [
+            ("Set-Cookie", "a=1\r\nX-Injected: yes"),
+            ("Bad Name", "v"),
+            ("", "v"),
+            ("X-Nul", "a\0b"),
+            ("X-Space", " padded"),
+        ];
+        for (name, value) in bad {
+            let response = HttpResponse::new(401).header(name, value);
+            assert!(
+                matches!(response.validate(), Err(HandshakeError::InvalidField(_))),
+                "{name:?}: {value:?}"
+            );
+            let wire = String::from_utf8_lossy(&response.to_bytes()).into_owned();
+            assert!(wire.starts_with("HTTP/1.1 500 "), "{wire}");
+            assert!(!wire.contains("Injected"), "{wire}");
+        }
+        let good = HttpResponse::new(401).header("WWW-Authenticate", "Bearer realm=\"x\"");
+        assert!(good.validate().is_ok());
+        assert!(String::from_utf8_lossy(&good.to_bytes()).contains("WWW-Authenticate: Bearer"));
+    }
 }

@@ -102,6 +102,12 @@ impl Registry {
         }
     }
 
+    /// Whether the calling thread is one of this server's connection threads.
+    pub(crate) fn on_connection_thread(&self) -> bool {
+        let live = self.lock();
+        live.others() < live.len()
+    }
+
     /// Marks the server shutting down and returns what to notify.
     pub(crate) fn begin_shutdown(&self) -> (Vec<Arc<TcpStream>>, Vec<Writer>) {
         let mut live = self.lock();

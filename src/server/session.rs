@@ -13,6 +13,14 @@ use std::sync::{Arc, Mutex};
 /// through it (TLS and compression included) while it waits for the peer's close reply.
 pub(crate) type ReaderHome = Arc<Mutex<Option<Reader>>>;
 
+/// A connection's two addresses: the TCP peer, and the client as trusted proxies name it (the
+/// peer itself without them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Addrs {
+    pub(crate) peer: SocketAddr,
+    pub(crate) client: SocketAddr,
+}
+
 /// The session's reader, sent home when dropped (unless [`Session::into_parts`] took it).
 #[derive(Debug)]
 struct HomeBound {
@@ -53,7 +61,7 @@ pub struct Session<T = ()> {
     reader: HomeBound,
     request: Request,
     data: T,
-    peer: SocketAddr,
+    addrs: Addrs,
 }
 
 impl<T> Session<T> {
@@ -62,7 +70,7 @@ impl<T> Session<T> {
         home: ReaderHome,
         request: Request,
         data: T,
-        peer: SocketAddr,
+        addrs: Addrs,
     ) -> Session<T> {
         Session {
             reader: HomeBound {
@@ -71,7 +79,7 @@ impl<T> Session<T> {
             },
             request,
             data,
-            peer,
+            addrs,
         }
     }
 
@@ -94,7 +102,8 @@ impl<T> Session<T> {
         Ok(())
     }
 
-    /// Closes: sends a close frame and reads until the peer's reply; see [`Reader::close`].
+    /// The closing handshake: sends a close frame and reads until the peer's reply, bounded by
+    /// the close timeout; returns the peer's close frame. See [`Reader::close`].
     pub fn close(
         &mut self,
         code: impl Into<CloseCode>,
@@ -124,9 +133,17 @@ impl<T> Session<T> {
         &mut self.data
     }
 
-    /// The peer's address.
+    /// The TCP peer's address: behind a load balancer, the balancer's.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.addrs.peer
+    }
+
+    /// The client's address: the one a trusted proxy forwarded (see
+    /// [`ServerBuilder::trusted_proxies`](crate::ServerBuilder::trusted_proxies); its port is 0
+    /// when the proxy gave none), else the TCP peer's. What `on_end` reports; the address to log
+    /// or to rate-limit by.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.addrs.client
     }
 
     /// The subprotocol agreed in the handshake.
