@@ -5,6 +5,8 @@
 //! http://127.0.0.1:8080/ in two browser windows. Across processes, each with its own ADDR:
 //! `cargo run --features redis --example chat -- [ADDR] --redis redis://127.0.0.1:6379/
 //! [--node NAME]` (scripts/nginx/cluster.sh starts Redis, three of them and nginx in front).
+//! `--trusted-proxy ADDR` (repeatable; an IP or CIDR range) takes the client's address from the
+//! forwarding headers of connections from that proxy, for the logs.
 //!
 //! The page connects to `/ws?room=ROOM&nick=NICK[&since=OFFSET]`. The server sends JSON text
 //! frames: first `{"connected":"NODE"}` (the node that serves this page; `--node`, default the
@@ -36,11 +38,13 @@ struct Member {
     since: Option<Offset>,
 }
 
-/// The command line: `[ADDR] [--redis URL] [--node NAME]`.
+/// The command line: `[ADDR] [--redis URL] [--node NAME] [--trusted-proxy ADDR]…`.
 struct Options {
     addr: String,
     redis: Option<String>,
     node: Option<String>,
+    /// Proxies (IP or CIDR) whose `Forwarded` / `X-Forwarded-For` give the client's address.
+    trusted_proxies: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -48,6 +52,7 @@ fn options() -> Result<Options, String> {
         addr: "127.0.0.1:8080".to_owned(),
         redis: None,
         node: None,
+        trusted_proxies: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     let mut addr_seen = false;
@@ -55,6 +60,9 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--redis" => options.redis = Some(args.next().ok_or("--redis needs a URL")?),
             "--node" => options.node = Some(args.next().ok_or("--node needs a name")?),
+            "--trusted-proxy" => options
+                .trusted_proxies
+                .push(args.next().ok_or("--trusted-proxy needs an address")?),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ if !addr_seen => {
                 options.addr = arg;
@@ -77,13 +85,17 @@ fn options() -> Result<Options, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = options().unwrap_or_else(|error| {
-        eprintln!("{error}\nusage: chat [ADDR] [--redis URL] [--node NAME]");
+        eprintln!(
+            "{error}\nusage: chat [ADDR] [--redis URL] [--node NAME] [--trusted-proxy ADDR]…"
+        );
         std::process::exit(2);
     });
     let server = Server::builder()
         // Browsers answer pings by themselves; a closed laptop lid is noticed within 40 s.
         // (A proxy in front must allow more than 20 s of silence: scripts/nginx/.)
         .heartbeat(Duration::from_secs(20), Duration::from_secs(20))
+        // Behind nginx (scripts/nginx/): logs show the browser's address, not the proxy's.
+        .trusted_proxies(options.trusted_proxies.clone())
         .http(|request| match request.path() {
             "/" => HttpResponse::new(200)
                 .header("Content-Type", "text/html; charset=utf-8")
@@ -159,7 +171,10 @@ fn chat(hub: &Hub, mut session: Session<Member>) {
     let resume = since
         .as_ref()
         .map_or("new".to_owned(), |s| format!("resuming after {s}"));
-    println!("{} joined {room} as {nick} ({resume})", session.peer_addr());
+    println!(
+        "{} joined {room} as {nick} ({resume})",
+        session.client_addr()
+    );
     // Before joining: from the join on, deliveries may arrive on other threads.
     let hello = format!("{{\"connected\":{}}}", json_string(hub.node()));
     if writer.send(Message::text(hello)).is_err() {

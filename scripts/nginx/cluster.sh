@@ -99,7 +99,10 @@ say "redis $redis_url"
 servers=""
 for i in $(seq "$nodes"); do
     name="node$i"
-    "$NODE_BIN" 127.0.0.1:0 --redis "$redis_url" --node "$name" >"$dir/$name.log" 2>&1 &
+    extra=()
+    # The chat logs each client's address; nginx connects from 127.0.0.1.
+    [[ $app == chat ]] && extra=(--trusted-proxy 127.0.0.1)
+    "$NODE_BIN" 127.0.0.1:0 --redis "$redis_url" --node "$name" "${extra[@]}" >"$dir/$name.log" 2>&1 &
     pid=$!
     pids+=("$pid")
     addr=$(wait_for "$dir/$name.log" '(http|ws)://[0-9.]+:[0-9]+' "$pid" | sed -E 's#^[a-z]+://##')

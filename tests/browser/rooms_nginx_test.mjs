@@ -9,7 +9,9 @@
 // non-zero on the first failure.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -97,6 +99,44 @@ async function showsOnceInOrder(page, expected) {
   if (positions.some((p, i) => i > 0 && p < positions[i - 1])) fail(`out of order: ${JSON.stringify(shown)}`);
 }
 
+/** A WebSocket handshake through nginx from source address `from`; resolves on 101. */
+function handshakeFrom(from, url, headers) {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, {
+      localAddress: from,
+      timeout: WAIT,
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+        ...headers,
+      },
+    });
+    request.on("upgrade", (_response, socket) => {
+      socket.destroy();
+      resolve();
+    });
+    request.on("response", (response) => reject(new Error(`handshake answered ${response.statusCode}`)));
+    request.on("timeout", () => request.destroy(new Error("handshake timed out")));
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+/** Waits until a node's log has a line containing `text`; returns that line. */
+async function nodeLogLine(dir, text) {
+  const until = Date.now() + WAIT;
+  while (Date.now() < until) {
+    for (const name of readdirSync(dir).filter((f) => /^node\d+\.log$/.test(f))) {
+      const line = readFileSync(join(dir, name), "utf8").split("\n").find((l) => l.includes(text));
+      if (line) return line;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  fail(`no node logged "${text}"`);
+}
+
 const cluster = await startCluster();
 // However this script ends, the cluster ends with it.
 process.on("exit", () => cluster.child.kill("SIGTERM"));
@@ -109,6 +149,18 @@ const browser = await chromium.launch({
   ],
 });
 try {
+  // nginx connects to the nodes from 127.0.0.1 (a trusted proxy for the chat nodes); this client
+  // connects to nginx from 127.0.0.2 and claims another address in both forwarding headers.
+  // nginx appends the real one, and the node logs it: the right-most untrusted address.
+  const forged = "203.0.113.9";
+  await handshakeFrom("127.0.0.2", `${cluster.url}ws?room=proxied&nick=carol`, {
+    "X-Forwarded-For": forged,
+    Forwarded: `for=${forged}`,
+  });
+  const logged = await nodeLogLine(cluster.dir, "joined proxied as carol");
+  if (!logged.startsWith("127.0.0.2:")) fail(`the node logged "${logged}", not the client's 127.0.0.2`);
+  console.log(`ok: behind nginx the node logs the client's address, not nginx's nor a forged one: "${logged}"`);
+
   const alice = await (await browser.newContext()).newPage();
   const bob = await (await browser.newContext()).newPage();
   await alice.goto(cluster.url);
