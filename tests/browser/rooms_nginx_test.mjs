@@ -212,6 +212,17 @@ try {
   ]);
   console.log(`ok: alice's page shows the ${MISSED} messages she missed, once each, in order`);
 
+  // The page's own guard: a delivery at or before the last offset shown (as a replay that
+  // overlaps live delivery would bring) is not shown again.
+  const again = await alice.evaluate(() => {
+    const before = stats.duplicates;
+    socket.onmessage({ data: JSON.stringify({ offset: last.offset, node: "x", text: "msg\tbob\tmissed 5" }) });
+    return stats.duplicates - before;
+  });
+  if (again !== 1) fail(`a repeated offset was not recognised (${again})`);
+  await showsOnceInOrder(alice, missed.map((l) => `bob:${l}`));
+  console.log("ok: a delivery repeated at an offset already shown is dropped by the page");
+
   await say(bob, "still there?");
   await sees(alice, "bob", "still there?");
   await say(alice, "yes, via another node");
@@ -220,6 +231,7 @@ try {
   await showsOnceInOrder(bob, ["alice:hello from alice", ...missed.map((l) => `bob:${l}`), "alice:yes, via another node"]);
   const stats = await alice.evaluate(() => stats);
   if (stats.gaps !== 0) fail(`alice's page was told of a gap: ${JSON.stringify(stats)}`);
+  if (stats.duplicates !== 1) fail(`the server sent alice something twice: ${JSON.stringify(stats)}`);
   console.log(`ok: live again after the reconnect; alice's page: ${JSON.stringify(stats)}`);
 } finally {
   await browser.close();
