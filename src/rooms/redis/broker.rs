@@ -76,19 +76,26 @@ impl Broker {
 
     /// Runs `call` on the control connection, connecting first if needed; a failed call drops
     /// the connection so the next one starts afresh.
-    fn control<T>(&self, call: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, HubError> {
+    /// A call that fails on a connection left over from before an outage is tried once more
+    /// on a fresh one.
+    fn control<T>(&self, mut call: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T, HubError> {
         let mut slot: MutexGuard<'_, Option<Connection>> =
             self.control.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = Some(connect(&self.client).map_err(|e| HubError::Broker(e.to_string()))?);
-        }
-        let Some(connection) = slot.as_mut() else {
-            return Err(HubError::Broker("no connection".into()));
+        let fresh = slot.is_none();
+        let mut attempt = |slot: &mut Option<Connection>| -> RedisResult<T> {
+            let connection = match slot {
+                Some(connection) => connection,
+                None => slot.insert(connect(&self.client)?),
+            };
+            call(connection).inspect_err(|_| *slot = None)
         };
-        call(connection).map_err(|e| {
-            *slot = None;
-            HubError::Broker(e.to_string())
-        })
+        match attempt(&mut slot) {
+            Err(error) if !fresh && (error.is_io_error() || error.is_connection_dropped()) => {
+                attempt(&mut slot)
+            }
+            result => result,
+        }
+        .map_err(|e| HubError::Broker(e.to_string()))
     }
 
     pub fn publish(&self, shared: &Shared, name: &str, text: &str) -> Result<(), HubError> {
@@ -148,8 +155,7 @@ impl Broker {
             (room.epoch.clone(), room.last)
         };
         let same_epoch = since.epoch == epoch;
-        let max_deleted = self.control(|c| max_deleted_id(c, name))?;
-        joined.gap = !same_epoch || since.id < max_deleted;
+        joined.gap = !same_epoch || !self.control(|c| retained(c, name, since.id))?;
         if joined.gap {
             let _ = writer.send(shared.gap.clone());
         }
@@ -259,20 +265,37 @@ fn last_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
     Ok(parse_entries(&value).last().map(|e| e.id).unwrap_or_default())
 }
 
-/// The newest id ever trimmed from the stream (`0-0` if none, or no stream).
-fn max_deleted_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
+/// Whether entry `id` is still in the stream. Trimming removes the oldest entries, so while it
+/// is, everything after it is too. (An offset whose own entry was just trimmed is reported as a
+/// gap although its successor may remain: one entry early, never late.)
+pub(super) fn retained(c: &mut Connection, room: &str, id: EntryId) -> RedisResult<bool> {
+    let value: Value = redis::cmd("XRANGE")
+        .arg(keys::stream(room))
+        .arg(id.to_string())
+        .arg(id.to_string())
+        .query(c)?;
+    Ok(!parse_entries(&value).is_empty())
+}
+
+/// Whether any entry was ever trimmed from the stream (Redis 7's `entries-added` exceeds its
+/// length).
+pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
     let exists: bool = redis::cmd("EXISTS").arg(keys::stream(room)).query(c)?;
     if !exists {
-        return Ok(EntryId::default());
+        return Ok(false);
     }
     let info: Value = redis::cmd("XINFO").arg("STREAM").arg(keys::stream(room)).query(c)?;
+    let (mut length, mut added) = (0i64, 0i64);
     let mut fields = as_list(&info).iter();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        if text(name).as_deref() == Some("max-deleted-entry-id") {
-            return Ok(text(value).and_then(|t| EntryId::parse(&t)).unwrap_or_default());
+        let number = || text(value).and_then(|t| t.parse().ok()).unwrap_or(0);
+        match text(name).as_deref() {
+            Some("length") => length = number(),
+            Some("entries-added") => added = number(),
+            _ => {}
         }
     }
-    Ok(EntryId::default())
+    Ok(added > length)
 }
 
 /// Entries after `after` up to and including `last`, at most `count`.

@@ -27,6 +27,7 @@ use crate::split::Writer;
 use local::{LocalRoom, SharedRoom};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -214,6 +215,9 @@ impl HubBuilder {
 }
 
 pub(crate) struct Shared {
+    /// Set when the last [`Hub`] clone is dropped.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    stopped: Arc<AtomicBool>,
     node: String,
     rooms: Mutex<HashMap<String, SharedRoom>>,
     format: Arc<Format>,
@@ -242,6 +246,12 @@ impl Shared {
     fn room(&self, name: &str) -> Option<SharedRoom> {
         self.rooms().get(name).cloned()
     }
+
+    /// This hub's threads' view of it: `None` once every [`Hub`] clone is gone.
+    #[cfg(feature = "redis")]
+    fn live(weak: &std::sync::Weak<Shared>) -> Option<Arc<Shared>> {
+        weak.upgrade().filter(|hub| !hub.stopped.load(Ordering::SeqCst))
+    }
 }
 
 /// Named rooms whose messages reach every member, on every node, once and in one order, each
@@ -268,6 +278,17 @@ impl Shared {
 #[derive(Clone)]
 pub struct Hub {
     shared: Arc<Shared>,
+    _stop: Arc<StopOnDrop>,
+}
+
+/// Held by every clone of a [`Hub`]: when the last one goes, the hub's threads stop (they hold
+/// the hub only weakly, but several of them could otherwise keep upgrading it in turn).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl fmt::Debug for Hub {
@@ -296,8 +317,11 @@ impl Hub {
     }
 
     fn with_backend(builder: HubBuilder, backend: Backend) -> Hub {
+        let stopped = Arc::new(AtomicBool::new(false));
         Hub {
+            _stop: Arc::new(StopOnDrop(stopped.clone())),
             shared: Arc::new(Shared {
+                stopped,
                 node: builder.node,
                 rooms: Mutex::new(HashMap::new()),
                 format: builder.format,

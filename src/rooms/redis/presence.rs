@@ -17,7 +17,7 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         std::thread::sleep(INTERVAL);
-        let Some(hub) = shared.upgrade() else { return };
+        let Some(hub) = Shared::live(&shared) else { return };
         let super::Backend::Redis(broker) = &hub.backend else { return };
         let rooms: Vec<(String, Vec<String>)> = hub
             .rooms()
@@ -49,6 +49,9 @@ pub(super) fn run(shared: Weak<Shared>) {
         for gone in advertised.difference(&now) {
             pipeline.cmd("HDEL").arg(keys::presence(gone)).arg(&hub.node).ignore();
             pipeline.cmd("DEL").arg(keys::alive(gone, &hub.node)).ignore();
+        }
+        if now.is_empty() && advertised.is_empty() {
+            continue;
         }
         let result = match connection.as_mut() {
             Some(c) => pipeline.query::<()>(c),

@@ -113,7 +113,7 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut connection = None;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let Some(hub) = shared.upgrade() else { return };
+        let Some(hub) = Shared::live(&shared) else { return };
         let super::Backend::Redis(broker) = &hub.backend else { return };
         broker.queue.wait(Duration::from_millis(500));
         let pipeline = {

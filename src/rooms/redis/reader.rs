@@ -3,7 +3,7 @@
 //! last entry it delivered; a room whose epoch changed meanwhile (Redis lost its data) gets the
 //! gap message and restarts from the new stream's beginning.
 
-use super::broker::{as_list, connect, ensure_epoch, parse_entries, text};
+use super::broker::{as_list, connect, ensure_epoch, parse_entries, retained, text, trimmed_any};
 use super::local::{self, SharedRoom};
 use super::offset::EntryId;
 use super::publisher::fail;
@@ -22,7 +22,7 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut connection: Option<Connection> = None;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let Some(hub) = shared.upgrade() else { return };
+        let Some(hub) = Shared::live(&shared) else { return };
         let super::Backend::Redis(broker) = &hub.backend else { return };
         let rooms = active_rooms(&hub);
         if rooms.is_empty() {
@@ -43,7 +43,10 @@ pub(super) fn run(shared: Weak<Shared>) {
         match read(c, &rooms) {
             Ok(reply) => {
                 backoff = Duration::from_millis(50);
-                dispatch(&hub, &rooms, &reply);
+                if let Err(error) = dispatch(&hub, c, &rooms, &reply) {
+                    connection = None;
+                    fail(&broker.health, &hub, &error, &mut backoff);
+                }
             }
             Err(error) => {
                 connection = None;
@@ -88,7 +91,7 @@ fn read(c: &mut Connection, rooms: &[(String, SharedRoom)]) -> RedisResult<Value
 }
 
 /// Hands each stream's entries to its room, in order.
-fn dispatch(hub: &Shared, rooms: &[(String, SharedRoom)], reply: &Value) {
+fn dispatch(hub: &Shared, c: &mut Connection, rooms: &[(String, SharedRoom)], reply: &Value) -> RedisResult<()> {
     let streams: Vec<(Option<String>, &Value)> = match reply {
         Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), v)).collect(),
         _ => as_list(reply)
@@ -102,9 +105,30 @@ fn dispatch(hub: &Shared, rooms: &[(String, SharedRoom)], reply: &Value) {
     for (key, entries) in streams {
         let Some(name) = key.as_deref().and_then(keys::room_of_stream) else { continue };
         let Some((_, room)) = rooms.iter().find(|(n, _)| n == name) else { continue };
+        let entries = parse_entries(entries);
+        if entries.is_empty() {
+            continue;
+        }
+        // Trimming can outrun this reader (a small retention, a long outage): if an entry
+        // after the last one delivered is gone, members learn of the gap before the rest.
+        let last = local::lock(room).last;
+        let lost = if last == EntryId::default() {
+            trimmed_any(c, name)
+        } else {
+            retained(c, name, last).map(|kept| !kept)
+        };
         let mut room = local::lock(room);
-        for entry in parse_entries(entries) {
+        match lost {
+            Ok(true) if room.last == last => {
+                eprintln!("syncws rooms: room {name:?} was trimmed past this node's reader; members get a gap");
+                room.room.broadcast(&hub.gap, None);
+            }
+            Ok(_) => {}
+            Err(error) => return Err(error),
+        }
+        for entry in entries {
             deliver(hub, &mut room, &entry);
         }
     }
+    Ok(())
 }
