@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 use syncws::hub::{Delivery, Hub, HubBuilder, Offset};
-use syncws::{HttpResponse, Message, Reject, Server, Session};
+use syncws::{HttpResponse, Message, Server, Session};
 
 /// What the handshake decided.
 struct Member {
@@ -77,12 +77,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .strip_prefix("/rooms/")
                 .map(percent_decode)
                 .filter(|room| !room.is_empty() && room.len() <= 200)
-                .ok_or_else(|| Reject::new(404).body("rooms are at /rooms/NAME\n"))?;
+                .ok_or_else(|| HttpResponse::new(404).body("rooms are at /rooms/NAME\n"))?;
             let since = match request.query_param("since") {
                 None => None,
                 Some(text) => Some(
                     Offset::parse(&percent_decode(text))
-                        .ok_or_else(|| Reject::new(400).body("since: not an offset\n"))?,
+                        .ok_or_else(|| HttpResponse::new(400).body("since: not an offset\n"))?,
                 ),
             };
             Ok(Member { room, since })

@@ -1,16 +1,22 @@
-//! A browser chat: rooms, nicknames, join/leave notices, over one page served by the same server.
+//! A browser chat: rooms, nicknames, join/leave notices, over one page served by the same server;
+//! with `--redis`, several processes serve the same rooms and a page resumes where it stopped.
 //!
-//! Run: `cargo run --example chat -- [ADDR] [--redis URL] [--node NAME]` (default
-//! 127.0.0.1:8080) and open http://127.0.0.1:8080/ in two browser windows. With `--redis`
-//! (feature `redis`), several chat servers sharing one Redis form one chat: pages on different
-//! servers see the same rooms.
+//! Run: `cargo run --example chat -- [ADDR]` (default 127.0.0.1:8080) and open
+//! http://127.0.0.1:8080/ in two browser windows. Across processes, each with its own ADDR:
+//! `cargo run --features redis --example chat -- [ADDR] --redis redis://127.0.0.1:6379/
+//! [--node NAME]` (scripts/nginx/cluster.sh starts Redis, three of them and nginx in front).
+//! `--trusted-proxy ADDR` (repeatable; an IP or CIDR range) takes the client's address from the
+//! forwarding headers of connections from that proxy, for the logs.
 //!
-//! The page connects to `/ws?room=ROOM&nick=NICK[&since=OFFSET]`. Messages from the server are
-//! text lines of tab-separated fields: `node NAME` first (the server the page is on), then
-//! `msg NICK TEXT OFFSET`, `join NICK OFFSET`, `leave NICK OFFSET`, `count N OFFSET`, and `gap`
-//! when messages after `since` are no longer retained. Every line the page sends is a chat
-//! message for its room. A page that reconnects passes its last OFFSET as `since` and so shows
-//! what it missed, once.
+//! The page connects to `/ws?room=ROOM&nick=NICK[&since=OFFSET]`. The server sends JSON text
+//! frames: first `{"connected":"NODE"}` (the node that serves this page; `--node`, default the
+//! address it listens on), then one `{"offset":"…","node":"ORIGIN","text":"LINE"}` per message of
+//! the room, in the room's one order, where LINE is tab-separated: `msg NICK TEXT`, `join NICK`,
+//! `leave NICK` or `count N`. With `since` (the offset of the last message the page showed), the
+//! server first replays every retained message after it, so a page that lost its connection
+//! (or its node) misses nothing; `{"gap":true}` says the history after `since` is incomplete.
+//! `{"error":"…"}` reports a message the server could not accept. Every line the page sends is
+//! a chat message for its room.
 //!
 //! Ctrl-C (or SIGTERM) stops the server gracefully: every page gets close code 1001 ("going
 //! away", RFC 6455 §7.4.1) and reconnects when the server is back, instead of seeing the
@@ -18,8 +24,8 @@
 
 use std::sync::mpsc;
 use std::time::Duration;
-use syncws::hub::{Hub, HubBuilder, Offset};
-use syncws::{HttpResponse, Message, Reject, Server, Session};
+use syncws::hub::{Delivery, Hub, HubBuilder, Offset};
+use syncws::{CloseCode, HttpResponse, Message, Server, Session};
 
 /// The page, embedded at compile time: no build step, nothing to serve from disk.
 const PAGE: &str = include_str!("index.html");
@@ -28,31 +34,68 @@ const PAGE: &str = include_str!("index.html");
 struct Member {
     room: String,
     nick: String,
+    /// Where the page stopped: replay what came after it.
     since: Option<Offset>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut addr, mut redis, mut node) = ("127.0.0.1:8080".to_owned(), None, None);
+/// The command line: `[ADDR] [--redis URL] [--node NAME] [--trusted-proxy ADDR]…`.
+struct Options {
+    addr: String,
+    redis: Option<String>,
+    node: Option<String>,
+    /// Proxies (IP or CIDR) whose `Forwarded` / `X-Forwarded-For` give the client's address.
+    trusted_proxies: Vec<String>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        addr: "127.0.0.1:8080".to_owned(),
+        redis: None,
+        node: None,
+        trusted_proxies: Vec::new(),
+    };
     let mut args = std::env::args().skip(1);
+    let mut addr_seen = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--redis" => redis = Some(args.next().ok_or("--redis needs a URL")?),
-            "--node" => node = Some(args.next().ok_or("--node needs a name")?),
-            _ => addr = arg,
+            "--redis" => options.redis = Some(args.next().ok_or("--redis needs a URL")?),
+            "--node" => options.node = Some(args.next().ok_or("--node needs a name")?),
+            "--trusted-proxy" => options
+                .trusted_proxies
+                .push(args.next().ok_or("--trusted-proxy needs an address")?),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ if !addr_seen => {
+                options.addr = arg;
+                addr_seen = true;
+            }
+            _ => return Err(format!("unexpected argument {arg}")),
         }
     }
-    let node = node.unwrap_or_else(|| addr.clone());
-    // Each delivery is the published line with its offset appended, for the page to resume from.
-    let builder = HubBuilder::new(&node)
-        .format(|d| Message::text(format!("{}\t{}", d.text, d.offset)))
-        .gap_message(Message::text("gap"));
-    let rooms = match redis {
-        None => builder.in_memory(),
-        Some(url) => with_redis(builder, &url)?,
-    };
+    if cfg!(not(feature = "redis")) && options.redis.is_some() {
+        return Err(
+            "--redis needs the redis feature: cargo run --features redis --example chat -- …"
+                .to_owned(),
+        );
+    }
+    if options.node.as_deref().is_some_and(|n| !valid_name(n)) {
+        return Err("--node: 1 to 24 characters, no tab or newline".to_owned());
+    }
+    Ok(options)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = options().unwrap_or_else(|error| {
+        eprintln!(
+            "{error}\nusage: chat [ADDR] [--redis URL] [--node NAME] [--trusted-proxy ADDR]…"
+        );
+        std::process::exit(2);
+    });
     let server = Server::builder()
         // Browsers answer pings by themselves; a closed laptop lid is noticed within 40 s.
+        // (A proxy in front must allow more than 20 s of silence: scripts/nginx/.)
         .heartbeat(Duration::from_secs(20), Duration::from_secs(20))
+        // Behind nginx (scripts/nginx/): logs show the browser's address, not the proxy's.
+        .trusted_proxies(options.trusted_proxies.clone())
         .http(|request| match request.path() {
             "/" => HttpResponse::new(200)
                 .header("Content-Type", "text/html; charset=utf-8")
@@ -60,34 +103,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .body(PAGE),
             _ => HttpResponse::new(404).body("not found\n"),
         })
-        // The handshake picks the room and nickname from the query, or refuses with 400.
+        // The handshake picks the room, nickname and resume point from the query, or refuses
+        // with 400.
         .on_handshake(|request, _accept| {
             if request.path() != "/ws" {
-                return Err(Reject::new(404).body("the chat is at /ws\n"));
+                return Err(HttpResponse::new(404).body("the chat is at /ws\n"));
             }
             let field = |name| request.query_param(name).map(percent_decode);
             let nick = field("nick").unwrap_or_default();
             let room = field("room").unwrap_or_else(|| "lobby".to_owned());
-            let valid =
-                |s: &str| (1..=24).contains(&s.chars().count()) && !s.contains(['\t', '\n']);
-            if !valid(&nick) || !valid(&room) {
-                return Err(Reject::new(400).body("nick and room: 1 to 24 characters\n"));
+            if !valid_name(&nick) || !valid_name(&room) {
+                return Err(HttpResponse::new(400).body("nick and room: 1 to 24 characters\n"));
             }
-            let since = match request.query_param("since") {
+            let since = match field("since") {
                 None => None,
-                Some(text) => Some(
-                    Offset::parse(&percent_decode(text))
-                        .ok_or_else(|| Reject::new(400).body("since: not an offset\n"))?,
-                ),
+                Some(text) => match Offset::parse(&text) {
+                    Some(offset) => Some(offset),
+                    None => {
+                        return Err(
+                            HttpResponse::new(400).body("since: an offset the server sent\n")
+                        );
+                    }
+                },
             };
             Ok(Member { room, nick, since })
         })
         .on_end(|peer, cause| println!("{peer} left: {cause}"))
-        .bind(&addr)?;
+        .bind(&options.addr)?;
+    let addr = server.local_addr()?;
+    let node = options.node.unwrap_or_else(|| addr.to_string());
+    let hub = hub(&node, options.redis.as_deref()).unwrap_or_else(|error| {
+        eprintln!("--redis: {error}");
+        std::process::exit(2);
+    });
     // The test scripts read this line to find the port.
-    println!("chat on http://{}/", server.local_addr()?);
+    println!("chat on http://{addr}/ (node {node})");
     // The server runs on its own threads; this one waits for Ctrl-C, then shuts it down.
-    let handle = server.spawn(move |session| chat(&rooms, session))?;
+    let handle = server.spawn(move |session| chat(&hub, session))?;
     let (stop, stop_requested) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = stop.send(());
@@ -99,53 +151,97 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-#[cfg(feature = "redis")]
-fn with_redis(builder: HubBuilder, url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
-    Ok(builder.redis(url)?)
-}
-
-#[cfg(not(feature = "redis"))]
-fn with_redis(_: HubBuilder, _: &str) -> Result<Hub, Box<dyn std::error::Error>> {
-    Err("--redis needs the `redis` feature: cargo run --features redis --example chat".into())
+/// The rooms: in this process only, or shared through Redis with every node using `url`.
+fn hub(node: &str, redis: Option<&str>) -> Result<Hub, Box<dyn std::error::Error>> {
+    let builder = HubBuilder::new(node).format(|delivery| Message::text(delivery_json(delivery)));
+    match redis {
+        None => Ok(builder.in_memory()),
+        #[cfg(feature = "redis")]
+        Some(url) => Ok(builder.redis(url)?),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => unreachable!("options() refuses --redis without the feature"),
+    }
 }
 
 /// One member's connection, on its own thread.
-fn chat(rooms: &Hub, mut session: Session<Member>) {
+fn chat(hub: &Hub, mut session: Session<Member>) {
     let writer = session.writer();
     let Member { room, nick, since } = session.data();
     let (room, nick, since) = (room.clone(), nick.clone(), since.clone());
-    println!("{} joined {room} as {nick}", session.peer_addr());
-    let _ = writer.send(Message::text(format!("node\t{}", rooms.node())));
-    if let Err(error) = rooms.join(&room, writer.clone(), &nick, since.as_ref()) {
-        eprintln!("{nick} cannot join {room}: {error}");
+    let resume = since
+        .as_ref()
+        .map_or("new".to_owned(), |s| format!("resuming after {s}"));
+    println!(
+        "{} joined {room} as {nick} ({resume})",
+        session.client_addr()
+    );
+    // Before joining: from the join on, deliveries may arrive on other threads.
+    let hello = format!("{{\"connected\":{}}}", json_string(hub.node()));
+    if writer.send(Message::text(hello)).is_err() {
         return;
     }
-    // A page resuming after a reconnect is not announced again.
-    if since.is_none() {
-        publish(rooms, &room, format!("join\t{nick}"));
+    if let Err(error) = hub.join(&room, writer.clone(), &nick, since.as_ref()) {
+        eprintln!("{nick} could not join {room}: {error}");
+        let _ = session.close(CloseCode::TryAgainLater, "rooms unavailable");
+        return;
     }
-    publish(rooms, &room, count(rooms, &room));
+    let publish = |line: String| {
+        if let Err(error) = hub.publish(&room, &line) {
+            // Redis unreachable and the held backlog full: the sender hears of it.
+            let report = format!("{{\"error\":{}}}", json_string(&error.to_string()));
+            let _ = writer.send(Message::text(report));
+        }
+    };
+    publish(format!("join\t{nick}"));
+    publish(count(hub, &room));
     while let Ok(message) = session.read() {
         if let Message::Text(text) = message {
             let line = text.replace(['\t', '\n'], " ");
-            // Everyone in the room, the sender too: its own line comes back as confirmation.
-            publish(rooms, &room, format!("msg\t{nick}\t{line}"));
+            // Everyone in the room on every node, the sender too: its own line comes back with
+            // its offset, as confirmation.
+            publish(format!("msg\t{nick}\t{line}"));
         }
     }
-    rooms.leave(&room, &writer);
-    publish(rooms, &room, format!("leave\t{nick}"));
-    publish(rooms, &room, count(rooms, &room));
+    hub.leave(&room, &writer);
+    publish(format!("leave\t{nick}"));
+    publish(count(hub, &room));
 }
 
-fn publish(rooms: &Hub, room: &str, line: String) {
-    if let Err(error) = rooms.publish(room, &line) {
-        eprintln!("{room}: not sent: {error}");
+/// The room's member count on every node, as a line for the room.
+fn count(hub: &Hub, room: &str) -> String {
+    let members = hub.presence(room).map_or(0, |presence| presence.count());
+    format!("count\t{members}")
+}
+
+/// A nickname, room or node name: 1 to 24 characters, none that would split a line.
+fn valid_name(s: &str) -> bool {
+    (1..=24).contains(&s.chars().count()) && !s.contains(['\t', '\n'])
+}
+
+/// The frame a member receives for one message of its room.
+fn delivery_json(delivery: &Delivery) -> String {
+    format!(
+        "{{\"offset\":{},\"node\":{},\"text\":{}}}",
+        json_string(&delivery.offset.to_string()),
+        json_string(&delivery.node),
+        json_string(&delivery.text)
+    )
+}
+
+/// `s` as a JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
     }
-}
-
-/// Members in the room on every server.
-fn count(rooms: &Hub, room: &str) -> String {
-    format!("count\t{}", rooms.presence(room).map_or(0, |p| p.count()))
+    out.push('"');
+    out
 }
 
 /// Decodes `%XX` escapes and `+` (as the page's `encodeURIComponent` and forms produce).
