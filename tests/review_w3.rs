@@ -269,7 +269,6 @@ fn caller_headers_cannot_duplicate_framing_or_handshake_fields() {
 /// client hold an unbounded number of `Message`s (tens of bytes of heap each) until the ping
 /// times out (20 s by default). Here 50 000 are held under a 1 KiB bound.
 #[test]
-#[ignore = "review finding 3: ping() holds unboundedly many empty messages (bound counts payload bytes only)"]
 fn messages_held_during_ping_are_bounded_in_count_too() {
     const FLOOD: usize = 50_000;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -434,7 +433,6 @@ fn broadcast_until_queued(room: &syncws::Room) -> u32 {
 /// member of every room in the process is never drained, never closed with 1008, never cut.
 /// (A hook that blocks stalls them all likewise.) Runs in a child process: it kills the thread.
 #[test]
-#[ignore = "review finding 5: a panicking frame hook kills the process-wide fan-out thread"]
 fn a_panicking_frame_hook_does_not_stop_fan_out_for_other_members() {
     if std::env::var_os("REVIEW_W3_CHILD").is_none() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())

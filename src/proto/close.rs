@@ -8,6 +8,7 @@ use std::fmt;
 /// Codes compare and hash by number, so a code built from a number equals the named one:
 /// `CloseCode::Other(1000) == CloseCode::Normal`.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum CloseCode {
     /// 1000: the purpose of the connection has been fulfilled.
     Normal,

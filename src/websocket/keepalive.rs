@@ -16,6 +16,10 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+/// What holding one message costs besides its payload (the message and its queue slot), so that
+/// a flood of empty messages during a ping is bounded too.
+const HELD_MESSAGE_COST: usize = 64;
+
 /// How long [`WebSocket::ping`] waits for its pong when no heartbeat timeout is set.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -106,7 +110,7 @@ impl Keepalive {
 
     pub(super) fn take_queued(&mut self) -> Option<Message> {
         let message = self.queued.pop_front()?;
-        self.queued_bytes -= message.as_bytes().len();
+        self.queued_bytes -= HELD_MESSAGE_COST + message.as_bytes().len();
         Some(message)
     }
 
@@ -289,15 +293,16 @@ impl<S: Read + Write> WebSocket<S> {
             };
             let closed = matches!(message, Message::Close(_));
             let max = self.config.max_message_size;
+            let cost = HELD_MESSAGE_COST + message.as_bytes().len();
             let keepalive = self.keepalive_mut();
-            if keepalive.queued_bytes + message.as_bytes().len() > max {
+            if keepalive.queued_bytes + cost > max {
                 self.fail(
                     CloseCode::TooBig,
                     "messages held during a ping over the limit",
                 );
                 return Err(Error::Protocol(ProtocolError::MessageTooLarge));
             }
-            keepalive.queued_bytes += message.as_bytes().len();
+            keepalive.queued_bytes += cost;
             keepalive.queued.push_back(message);
             if closed {
                 return Err(Error::ConnectionClosed);

@@ -17,6 +17,7 @@ use super::Pump;
 use crate::split::weak::WeakWriter;
 use crate::split::writer::Writer;
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -151,7 +152,15 @@ fn run(drainer: &'static Drainer) {
         for (id, weak, closing) in due.drain(..) {
             let outcome = match weak.upgrade() {
                 None => Outcome::Finished,
-                Some(writer) => try_member(&writer, closing),
+                // A frame hook runs inside the try: one that panics ends its own connection,
+                // never this thread, which every room's slow members depend on.
+                Some(writer) => {
+                    panic::catch_unwind(AssertUnwindSafe(|| try_member(&writer, closing)))
+                        .unwrap_or_else(|_| {
+                            writer.abort();
+                            Outcome::Finished
+                        })
+                }
             };
             let mut members = drainer.lock();
             let now = Instant::now();
