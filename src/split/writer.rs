@@ -525,7 +525,7 @@ impl Writer {
     /// that thread nor for the peer: what the peer cannot take now is left for
     /// [`retry_stranded`](Self::retry_stranded). Returns whether the ping is written.
     pub(crate) fn ping_from_shared_thread(&self) -> bool {
-        let (_, payload) = self.shared.pings.sent(false);
+        let (_, payload, _) = self.shared.pings.sent(false);
         if self.shared.state().send(&Message::Ping(payload)).is_err() {
             return false;
         }
