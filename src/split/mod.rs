@@ -41,6 +41,8 @@
 //! a server to close TCP (RFC 6455 §7.1.1) included.
 
 mod closing;
+#[cfg(test)]
+mod closing_tests;
 mod ping;
 mod queue;
 mod read_deadline;
