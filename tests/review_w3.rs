@@ -51,7 +51,6 @@ fn silent_server() -> (SocketAddr, mpsc::Sender<()>, thread::JoinHandle<()>) {
 /// held by a `Writer::send` blocked on a peer that does not read (a client has no write timeout
 /// by default), then writes the close frame with no deadline. The close never returns.
 #[test]
-#[ignore = "review finding 1: Reader::close is not bounded by close_timeout while the write half is busy"]
 fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
     let (addr, stop, server) = silent_server();
     let mut config = Config::default();
@@ -88,6 +87,102 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
         took < Duration::from_secs(2),
         "close took {took:?}: {result}"
     );
+}
+
+/// Reads one masked client frame: (fin+opcode byte, unmasked payload).
+fn read_client_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head)?;
+    assert_ne!(head[1] & 0x80, 0, "a client frame is masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut ext = [0u8; 2];
+            tcp.read_exact(&mut ext)?;
+            u16::from_be_bytes(ext) as usize
+        }
+        127 => {
+            let mut ext = [0u8; 8];
+            tcp.read_exact(&mut ext)?;
+            u64::from_be_bytes(ext) as usize
+        }
+        n => n as usize,
+    };
+    let mut key = [0u8; 4];
+    tcp.read_exact(&mut key)?;
+    let mut payload = vec![0u8; len];
+    tcp.read_exact(&mut payload)?;
+    for (i, byte) in payload.iter_mut().enumerate() {
+        *byte ^= key[i % 4];
+    }
+    Ok((head[0], payload))
+}
+
+/// Finding 8: `Writer::ping` accepted any answer to its ping *or a later one*, so with two
+/// pings in flight the first returned the second's (shorter) round trip. Here the peer holds
+/// the first ping's pong for `HOLD`, the second ping goes out meanwhile, and both pongs then
+/// arrive together: the first ping's round trip is at least `HOLD`.
+#[test]
+fn concurrent_pings_each_return_their_own_round_trip() {
+    const HOLD: Duration = Duration::from_millis(300);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (first_seen_tx, first_seen) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap();
+        let accept = syncws::proto::handshake::accept_key(&key);
+        write!(
+            tcp,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .unwrap();
+        let (op, first) = read_client_frame(&mut tcp).unwrap();
+        assert_eq!(op, 0x89, "a ping");
+        thread::sleep(HOLD);
+        first_seen_tx.send(()).unwrap();
+        let (op, second) = read_client_frame(&mut tcp).unwrap();
+        assert_eq!(op, 0x89, "a ping");
+        for payload in [first, second] {
+            tcp.write_all(&[0x8a, payload.len() as u8]).unwrap();
+            tcp.write_all(&payload).unwrap();
+        }
+        // Until the client goes away.
+        while read_client_frame(&mut tcp).is_ok() {}
+    });
+    let (ws, _) = ClientBuilder::new(format!("ws://{addr}/"))
+        .without_heartbeat()
+        .connect()
+        .unwrap();
+    let (mut reader, writer) = ws.split().unwrap();
+    let reading = thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < DEADLINE && reader.read().is_ok() {}
+    });
+    let first_writer = writer.clone();
+    let first = thread::spawn(move || first_writer.ping());
+    first_seen.recv_timeout(DEADLINE).unwrap();
+    let second = writer.ping();
+    let first = first.join().unwrap();
+    writer.abort();
+    let _ = reading.join();
+    let _ = server.join();
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(first >= HOLD, "first ping {first:?}, second {second:?}");
+    assert!(second < first, "first ping {first:?}, second {second:?}");
 }
 
 /// Reads one unmasked server frame: (fin+opcode byte, payload).

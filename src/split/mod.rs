@@ -40,6 +40,9 @@
 //! [`Reader::close`] takes at most [`Config::close_timeout`] in all (5 s by default), the wait for
 //! a server to close TCP (RFC 6455 §7.1.1) included.
 
+mod closing;
+#[cfg(test)]
+mod closing_tests;
 mod ping;
 mod queue;
 mod read_deadline;
@@ -137,7 +140,7 @@ pub(crate) fn split_parts(
     subprotocol: Option<String>,
 ) -> (Reader, Writer) {
     let (receiver, sender) = conn.into_parts();
-    let writer = Writer::new(sender, write_half, socket, role);
+    let writer = Writer::new(sender, write_half, socket, role, config.close_timeout);
     let reader = Reader::new(receiver, source, writer.clone(), config, subprotocol);
     (reader, writer)
 }

@@ -370,8 +370,9 @@ impl Reader {
     /// (RFC 6455 §7.1.1). Returns the peer's close frame; the next [`read`](Self::read) returns
     /// [`Error::ConnectionClosed`].
     ///
-    /// Takes at most [`Config::close_timeout`] in all (5 s by default): a peer that does not
-    /// answer in time has its TCP connection closed, and `close` returns [`Error::Io`] with
+    /// Takes at most [`Config::close_timeout`] in all (5 s by default), counted before the close
+    /// frame is sent (it may wait for a message another thread is writing): a peer that does not
+    /// take the frame or answer in time has its TCP connection closed, and `close` returns [`Error::Io`] with
     /// `TimedOut`. The read timeout set with [`set_read_timeout`](Self::set_read_timeout) is
     /// put back afterwards.
     ///
@@ -381,9 +382,11 @@ impl Reader {
         code: impl Into<CloseCode>,
         reason: &str,
     ) -> Result<Option<CloseFrame>, Error> {
-        self.writer.start_close(code, reason)?;
-        let caller = self.inbound.deadline.get().caller();
+        // One deadline for all: sending the close frame (perhaps after a message another
+        // thread is writing) and waiting for the reply.
         let until = Instant::now().checked_add(self.config.close_timeout);
+        self.writer.start_close_by(code, reason, until)?;
+        let caller = self.inbound.deadline.get().caller();
         let result = self.close_within(until);
         let _ = self.set_read_timeout(caller);
         if let Err(e) = &result

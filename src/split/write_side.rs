@@ -57,7 +57,12 @@ impl WriteSide {
         until: Until,
         shared: &Shared,
     ) -> io::Result<bool> {
-        if until.stop.is_none() {
+        // A stop further than a tick away (a close within close_timeout) is kept well enough
+        // by the tick.
+        if until
+            .stop
+            .is_none_or(|stop| stop.saturating_duration_since(Instant::now()) > self.tick)
+        {
             return self.write_within(payload, until, shared);
         }
         // A shared thread's write: each system call waits a moment only.

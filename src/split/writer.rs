@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     stranded: AtomicBool,
     /// The bound on writing one frame (or message) whole: the stream's write timeout at the split.
     write_timeout: Option<Duration>,
+    /// [`Config::close_timeout`](crate::Config::close_timeout): bounds putting a close frame on
+    /// the wire (see [`closing`](super::closing)).
+    pub(super) close_timeout: Duration,
     /// The socket, to shut the connection down without the lock, waking a blocked reader or
     /// writer.
     pub(super) tcp: Arc<dyn Socket>,
@@ -93,7 +96,12 @@ impl Shared {
         self.io.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn try_own(&self) -> Option<MutexGuard<'_, WriteSide>> {
+    /// The protocol state if no other thread holds it now (one may be encoding a large message).
+    pub(super) fn try_state(&self) -> Option<MutexGuard<'_, Sender>> {
+        relock(self.state.try_lock())
+    }
+
+    pub(super) fn try_own(&self) -> Option<MutexGuard<'_, WriteSide>> {
         relock(self.io.try_lock())
     }
 
@@ -106,7 +114,7 @@ impl Shared {
 
     /// As the write owner: writes what is queued until the output is empty. `Ok(false)`: `stop`
     /// came first.
-    fn drain(&self, side: &mut WriteSide, stop: Option<Instant>) -> io::Result<bool> {
+    pub(super) fn drain(&self, side: &mut WriteSide, stop: Option<Instant>) -> io::Result<bool> {
         loop {
             if stop.is_some_and(|stop| Instant::now() >= stop) {
                 // A shared thread's patience is over, however fast others queue.
@@ -140,7 +148,7 @@ impl Shared {
     }
 
     /// Whether output waits for an owner.
-    fn has_output(&self) -> bool {
+    pub(super) fn has_output(&self) -> bool {
         self.flush_wanted.load(Ordering::Acquire) || !self.state().data_to_send().is_empty()
     }
 
@@ -194,7 +202,7 @@ impl Shared {
 
     /// A write failed: a timeout fails the connection with 1008; anything else means the
     /// transport is gone.
-    fn write_failed(&self, e: &io::Error, torn: bool) {
+    pub(super) fn write_failed(&self, e: &io::Error, torn: bool) {
         if is_timeout(e) {
             self.fail(
                 EndCause::WriteTimeout,
@@ -322,6 +330,7 @@ impl Writer {
         write_half: Box<dyn Transport>,
         tcp: Arc<dyn Socket>,
         role: Role,
+        close_timeout: Duration,
     ) -> Writer {
         let write_timeout = write_half.write_timeout().unwrap_or(None);
         // Each system call waits at most a tick; the frame's deadline is kept above it.
@@ -343,6 +352,7 @@ impl Writer {
             flush_wanted: AtomicBool::new(false),
             stranded: AtomicBool::new(false),
             write_timeout,
+            close_timeout,
             tcp,
             pings: Pings::default(),
             cause: Mutex::new(None),
@@ -430,31 +440,6 @@ impl Writer {
         }
     }
 
-    /// Starts the closing handshake: sends a close frame and returns. The thread reading then
-    /// sees the peer's reply as [`Message::Close`] and its next `read` returns
-    /// [`Error::ConnectionClosed`]; [`Reader::close`](crate::Reader::close) sends and waits in
-    /// one call.
-    ///
-    /// Errors: [`Error::AlreadyClosed`] if a close frame was already sent;
-    /// [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes.
-    pub fn start_close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let frame = CloseFrame::new(code, reason);
-        let local = EndCause::LocalClosed(Some(frame.clone()));
-        let result = self.write_owned(
-            |sender, _| {
-                sender
-                    .close(Some(frame))
-                    .map(|()| false)
-                    .map_err(Error::from)
-            },
-            &[],
-        );
-        if result.is_ok() {
-            self.shared.record(local);
-        }
-        result
-    }
-
     /// Closes the TCP connection at once, without a close frame: a blocked reader or writer wakes
     /// with an error. For a peer that is gone or misbehaving.
     pub fn abort(&self) {
@@ -540,7 +525,7 @@ impl Writer {
     /// that thread nor for the peer: what the peer cannot take now is left for
     /// [`retry_stranded`](Self::retry_stranded). Returns whether the ping is written.
     pub(crate) fn ping_from_shared_thread(&self) -> bool {
-        let (_, payload) = self.shared.pings.sent(false);
+        let (_, payload, _) = self.shared.pings.sent(false);
         if self.shared.state().send(&Message::Ping(payload)).is_err() {
             return false;
         }
