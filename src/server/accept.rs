@@ -9,8 +9,8 @@ use crate::proto::config::{Config, DeflateConfig};
 use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
-    Headers, Request, accept_response, check_accept, check_request, error_response, parse_request,
-    reject_response,
+    Headers, Request, accept_response, check_accept, check_caller_fields, check_request,
+    error_response, parse_request, reject_response,
 };
 use crate::websocket::WebSocket;
 use std::fmt;
@@ -62,9 +62,12 @@ impl Accept {
         self
     }
 
-    /// Adds a response header (e.g. `Set-Cookie`). A name that is not an RFC 9110 token or a
-    /// value with a control character (CR, LF, NUL...) or surrounding whitespace is never sent:
-    /// the client gets 500 and the handshake fails with [`HandshakeError::InvalidField`].
+    /// Adds a response header (e.g. `Set-Cookie`). A name that is not an RFC 9110 token, a
+    /// value with a control character (CR, LF, NUL...) or surrounding whitespace, or a field the
+    /// library writes or negotiates itself (`Content-Length`, `Transfer-Encoding`, `Connection`,
+    /// `Upgrade`, `Sec-WebSocket-*`: set the subprotocol with
+    /// [`set_subprotocol`](Self::set_subprotocol)) is never sent: the client gets 500 and the
+    /// handshake fails with [`HandshakeError::InvalidField`].
     pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Accept {
         self.headers.push(name, value);
         self
@@ -241,7 +244,7 @@ pub(crate) fn decide<T>(
     let data = match hook(request, &mut accept) {
         Ok(data) => data,
         Err(refusal) => {
-            return match refusal.validate() {
+            return match refusal.validate_refusal() {
                 Ok(()) => Decision::Refuse(
                     refusal.to_bytes(),
                     HandshakeError::Rejected(refusal.status()),
@@ -257,7 +260,11 @@ pub(crate) fn decide<T>(
             return Decision::Refuse(response, HandshakeError::InvalidSubprotocol);
         }
     }
-    if let Err(error) = check_accept(accept.subprotocol.as_deref(), &accept.headers) {
+    // The caller's headers: RFC 9110 fields, and none of the handshake's own (a second
+    // `Sec-WebSocket-Accept`, or a `Sec-WebSocket-Protocol` skipping the check above).
+    let checked = check_accept(accept.subprotocol.as_deref(), &accept.headers)
+        .and_then(|()| check_caller_fields(&accept.headers));
+    if let Err(error) = checked {
         return Decision::Refuse(server_error(), error);
     }
     // RFC 7692 §5.1: the first acceptable permessage-deflate offer, if the feature is built and
