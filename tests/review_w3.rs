@@ -30,7 +30,8 @@ fn silent_server() -> (SocketAddr, mpsc::Sender<()>, thread::JoinHandle<()>) {
             .lines()
             .find_map(|l| {
                 let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("sec-websocket-key").then(|| v.trim().to_owned())
+                n.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_owned())
             })
             .unwrap();
         let accept = syncws::proto::handshake::accept_key(&key);
@@ -65,7 +66,10 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
     // Fills both socket buffers and then blocks: the peer never reads.
     let stuck = thread::spawn(move || sender.send(Message::Binary(vec![7; 64 << 20])));
     thread::sleep(Duration::from_millis(500));
-    assert!(!stuck.is_finished(), "the send should be blocked on the silent peer");
+    assert!(
+        !stuck.is_finished(),
+        "the send should be blocked on the silent peer"
+    );
     let (done_tx, done) = mpsc::channel();
     thread::spawn(move || {
         let started = Instant::now();
@@ -78,8 +82,12 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
     let _ = stop.send(());
     let _ = stuck.join();
     let _ = server.join();
-    let (took, result) = outcome.expect("Reader::close did not return within 5 s (close_timeout 500 ms)");
-    assert!(took < Duration::from_secs(2), "close took {took:?}: {result}");
+    let (took, result) =
+        outcome.expect("Reader::close did not return within 5 s (close_timeout 500 ms)");
+    assert!(
+        took < Duration::from_secs(2),
+        "close took {took:?}: {result}"
+    );
 }
 
 /// Reads one unmasked server frame: (fin+opcode byte, payload).
@@ -145,7 +153,10 @@ fn a_member_over_its_bound_gets_whole_frames_in_order_then_1008_and_nothing_afte
     let started = Instant::now();
     let mut sent = 0u32;
     loop {
-        assert!(started.elapsed() < DEADLINE, "never dropped after {sent} broadcasts");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "never dropped after {sent} broadcasts"
+        );
         let mut payload = vec![(sent % 251) as u8; FRAME];
         payload[..4].copy_from_slice(&sent.to_be_bytes());
         let report = room.broadcast(&Message::Binary(payload), None);
@@ -164,7 +175,10 @@ fn a_member_over_its_bound_gets_whole_frames_in_order_then_1008_and_nothing_afte
                 assert_eq!(payload.len(), FRAME, "torn or merged frame");
                 let n = u32::from_be_bytes(payload[..4].try_into().unwrap());
                 assert_eq!(n, next, "out of order");
-                assert!(payload[4..].iter().all(|&b| b == (n % 251) as u8), "corrupt frame {n}");
+                assert!(
+                    payload[4..].iter().all(|&b| b == (n % 251) as u8),
+                    "corrupt frame {n}"
+                );
                 next += 1;
             }
             0x88 => break payload,
@@ -184,9 +198,9 @@ fn a_member_over_its_bound_gets_whole_frames_in_order_then_1008_and_nothing_afte
 /// Runs an `Acceptor` with `hook` on one loopback connection; returns the raw answer.
 fn answer_of(
     hook: impl Fn(&syncws::Request, &mut syncws::Accept) -> Result<(), syncws::HttpResponse>
-        + Send
-        + Sync
-        + 'static,
+    + Send
+    + Sync
+    + 'static,
 ) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -211,7 +225,11 @@ fn answer_of(
 fn count_fields(answer: &str, name: &str) -> usize {
     let head = answer.split("\r\n\r\n").next().unwrap_or("");
     head.lines()
-        .filter(|l| l.split(':').next().is_some_and(|n| n.trim().eq_ignore_ascii_case(name)))
+        .filter(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+        })
         .count()
 }
 
@@ -230,7 +248,8 @@ fn caller_headers_cannot_duplicate_framing_or_handshake_fields() {
     });
     assert!(reject.starts_with("HTTP/1.1 "), "{reject}");
     assert!(
-        count_fields(&reject, "content-length") <= 1 && count_fields(&reject, "transfer-encoding") == 0,
+        count_fields(&reject, "content-length") <= 1
+            && count_fields(&reject, "transfer-encoding") == 0,
         "conflicting framing on the wire:\n{reject}"
     );
     let upgrade = answer_of(|_, accept| {
@@ -268,7 +287,8 @@ fn messages_held_during_ping_are_bounded_in_count_too() {
             .lines()
             .find_map(|l| {
                 let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("sec-websocket-key").then(|| v.trim().to_owned())
+                n.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_owned())
             })
             .unwrap();
         let accept = syncws::proto::handshake::accept_key(&key);
@@ -327,7 +347,10 @@ fn server_builder_close_timeout_bounds_session_close() {
         .spawn(move |mut session| {
             let started = Instant::now();
             let result = session.close(1000u16, "bye");
-            let _ = tx.lock().unwrap().send((started.elapsed(), format!("{result:?}")));
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send((started.elapsed(), format!("{result:?}")));
         })
         .unwrap();
     let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
@@ -358,7 +381,9 @@ fn hand_member(
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&addr.into()).unwrap();
     let mut client: TcpStream = socket.into();
-    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     client
         .write_all(
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -430,7 +455,9 @@ fn a_panicking_frame_hook_does_not_stop_fan_out_for_other_members() {
     use std::sync::atomic::{AtomicBool, Ordering};
     static PANICKED: AtomicBool = AtomicBool::new(false);
     let hook: syncws::proto::FrameObserver = std::sync::Arc::new(|_, _, _| {
-        if thread::current().name() == Some("syncws-fanout") && !PANICKED.swap(true, Ordering::SeqCst) {
+        if thread::current().name() == Some("syncws-fanout")
+            && !PANICKED.swap(true, Ordering::SeqCst)
+        {
             panic!("a user's frame hook panics");
         }
     });
@@ -444,7 +471,10 @@ fn a_panicking_frame_hook_does_not_stop_fan_out_for_other_members() {
     while !PANICKED.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(5) {
         let _ = client_a.read(&mut sink);
     }
-    assert!(PANICKED.load(Ordering::SeqCst), "the hook never ran on the fan-out thread");
+    assert!(
+        PANICKED.load(Ordering::SeqCst),
+        "the hook never ran on the fan-out thread"
+    );
     thread::sleep(Duration::from_millis(100));
     // Member B, no hook, another room: stalls, then reads everything.
     let (_rb, wb, mut client_b) = hand_member(None);
@@ -463,4 +493,3 @@ fn a_panicking_frame_hook_does_not_stop_fan_out_for_other_members() {
         }
     }
 }
-

@@ -291,3 +291,71 @@ fn refuse<S: Write>(stream: &mut S, response: &[u8], error: HandshakeError) -> E
     let _ = stream.write_all(response).and_then(|()| stream.flush());
     Error::Handshake(error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+
+    fn decide_with(hook: &Hook<()>) -> Decision<()> {
+        let Ok(Decoded::Complete(request, _)) =
+            parse_request(REQUEST, Config::default().head_limits())
+        else {
+            panic!("the test request parses");
+        };
+        let key = check_request(&request).unwrap();
+        decide(
+            &request,
+            &key,
+            Accept::new(),
+            hook,
+            &DeflateConfig::default(),
+        )
+    }
+
+    fn refused_with_500(decision: Decision<()>) -> HandshakeError {
+        match decision {
+            Decision::Refuse(response, error) => {
+                assert!(response.starts_with(b"HTTP/1.1 500 "));
+                error
+            }
+            Decision::Upgrade(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_hook_header_naming_a_handshake_field_is_a_500() {
+        for name in [
+            "Sec-WebSocket-Protocol",
+            "sec-websocket-extensions",
+            "Sec-WebSocket-Accept",
+            "Upgrade",
+            "Transfer-Encoding",
+        ] {
+            let hook = move |_: &Request, accept: &mut Accept| {
+                accept.add_header(name, "unoffered");
+                Ok(())
+            };
+            let error = refused_with_500(decide_with(&hook));
+            assert!(matches!(error, HandshakeError::InvalidField(_)), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_hook_refusal_outside_3xx_to_5xx_is_a_500() {
+        for status in [101, 200, 204] {
+            let hook = move |_: &Request, _: &mut Accept| Err(HttpResponse::new(status));
+            let error = refused_with_500(decide_with(&hook));
+            assert!(matches!(error, HandshakeError::InvalidField(_)), "{status}");
+        }
+        let hook =
+            |_: &Request, _: &mut Accept| Err(HttpResponse::new(302).header("Location", "/x"));
+        match decide_with(&hook) {
+            Decision::Refuse(response, HandshakeError::Rejected(302)) => {
+                assert!(response.starts_with(b"HTTP/1.1 302 "));
+            }
+            _ => panic!("a redirect is a valid refusal"),
+        }
+    }
+}

@@ -137,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn a_status_outside_100_to_599_goes_out_as_a_bare_500() {
+    fn a_status_outside_200_to_599_goes_out_as_a_bare_500() {
         for status in [0, 42, 99, 100, 101, 199, 600, 1000, u16::MAX] {
             let response = HttpResponse::new(status).body("secret");
             assert!(response.validate().is_err(), "{status}");
@@ -154,10 +154,16 @@ mod tests {
     #[test]
     fn a_refusal_is_3xx_to_5xx_a_page_2xx_to_5xx() {
         for status in [101, 200, 204, 299] {
-            assert!(HttpResponse::new(status).validate_refusal().is_err(), "{status}");
+            assert!(
+                HttpResponse::new(status).validate_refusal().is_err(),
+                "{status}"
+            );
         }
         for status in [300, 302, 401, 426, 503, 599] {
-            assert!(HttpResponse::new(status).validate_refusal().is_ok(), "{status}");
+            assert!(
+                HttpResponse::new(status).validate_refusal().is_ok(),
+                "{status}"
+            );
         }
     }
 

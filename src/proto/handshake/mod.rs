@@ -13,10 +13,10 @@ mod server;
 pub use client::{ClientRequest, check_response};
 pub use fields::{Headers, check_subprotocols, is_field_value, is_token};
 pub use heads::{HeadLimits, Request, Response, parse_request, parse_response};
+pub(crate) use server::check_caller_fields;
 pub use server::{
     accept_response, check_accept, check_request, error_response, reason_phrase, reject_response,
 };
-pub(crate) use server::check_caller_fields;
 
 /// The GUID RFC 6455 §1.3 appends to the client's key before hashing.
 pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

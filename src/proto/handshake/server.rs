@@ -226,3 +226,49 @@ pub fn reason_phrase(status: u16) -> &'static str {
         _ => "Unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &str) -> Headers {
+        let mut headers = Headers::new();
+        headers.push(name, "x");
+        headers
+    }
+
+    #[test]
+    fn the_101_never_carries_a_second_copy_of_a_field_it_writes() {
+        for name in [
+            "Sec-WebSocket-Accept",
+            "upgrade",
+            "Connection",
+            "Content-Length",
+        ] {
+            assert!(
+                matches!(
+                    check_accept(None, &with(name)),
+                    Err(HandshakeError::InvalidField(_))
+                ),
+                "{name}"
+            );
+            let head = String::from_utf8(accept_response("k", Some("chat"), &with(name))).unwrap();
+            assert_eq!(head.matches(": x\r\n").count(), 0, "{head}");
+        }
+        // Sec-WebSocket-Extensions is the sans-I/O server's own negotiation: kept.
+        let extensions = with("Sec-WebSocket-Extensions");
+        assert!(check_accept(None, &extensions).is_ok());
+        assert!(check_caller_fields(&extensions).is_err());
+        let head = String::from_utf8(accept_response("k", None, &extensions)).unwrap();
+        assert!(head.contains("Sec-WebSocket-Extensions: x\r\n"), "{head}");
+    }
+
+    #[test]
+    fn a_refusal_never_carries_a_second_framing() {
+        for name in ["Content-Length", "transfer-encoding", "CONNECTION"] {
+            let head = String::from_utf8(reject_response(401, &with(name), b"abc")).unwrap();
+            assert_eq!(head.matches(": x\r\n").count(), 0, "{head}");
+            assert!(head.contains("Content-Length: 3\r\n"), "{head}");
+        }
+    }
+}
