@@ -334,7 +334,6 @@ fn count_fields(answer: &str, name: &str) -> usize {
 /// conflicting lengths (RFC 9110 §8.6, RFC 9112 §6.3 — a response-splitting shape for any
 /// intermediary). Likewise `Accept::add_header` can repeat `Upgrade`/`Sec-WebSocket-Accept`.
 #[test]
-#[ignore = "review finding 2: HttpResponse/Accept let a caller duplicate framing and handshake fields"]
 fn caller_headers_cannot_duplicate_framing_or_handshake_fields() {
     let reject = answer_of(|_, _| {
         Err(syncws::HttpResponse::new(401)
@@ -432,7 +431,6 @@ fn messages_held_during_ping_are_bounded_in_count_too() {
 /// and `Config::close_timeout` (5 s, `Session::close`, "bounded by the close timeout"). A user
 /// who sets the builder's gets a `Session::close` that still waits 5 s for a silent peer.
 #[test]
-#[ignore = "review finding 4: ServerBuilder::close_timeout does not bound Session::close (Config::close_timeout does)"]
 fn server_builder_close_timeout_bounds_session_close() {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);

@@ -45,8 +45,10 @@ pub struct Config {
     /// Defaults to 1,000.
     pub max_control_frames_per_second: Option<u32>,
     /// How long a `close` call (the closing handshake: our close frame, the peer's reply, the end
-    /// of TCP) may take in all, so a peer that never answers cannot hold it. Defaults to 5 s; at
-    /// most [`MAX_TIMEOUT`](Config::MAX_TIMEOUT).
+    /// of TCP) may take in all, so a peer that never answers cannot hold it. On a server it also
+    /// bounds the close the server sends when a handler returns;
+    /// [`ServerBuilder::close_timeout`](crate::ServerBuilder::close_timeout) sets it. Defaults to
+    /// 5 s; at most [`MAX_TIMEOUT`](Config::MAX_TIMEOUT).
     pub close_timeout: Duration,
 }
 

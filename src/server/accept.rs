@@ -9,8 +9,8 @@ use crate::proto::config::{Config, DeflateConfig};
 use crate::proto::deflate::{DeflateParams, negotiation};
 use crate::proto::frame::Decoded;
 use crate::proto::handshake::{
-    Headers, Request, accept_response, check_accept, check_request, error_response, parse_request,
-    reject_response,
+    Headers, Request, accept_response, check_accept, check_caller_fields, check_request,
+    error_response, parse_request, reject_response,
 };
 use crate::websocket::WebSocket;
 use std::fmt;
@@ -62,9 +62,12 @@ impl Accept {
         self
     }
 
-    /// Adds a response header (e.g. `Set-Cookie`). A name that is not an RFC 9110 token or a
-    /// value with a control character (CR, LF, NUL...) or surrounding whitespace is never sent:
-    /// the client gets 500 and the handshake fails with [`HandshakeError::InvalidField`].
+    /// Adds a response header (e.g. `Set-Cookie`). A name that is not an RFC 9110 token, a
+    /// value with a control character (CR, LF, NUL...) or surrounding whitespace, or a field the
+    /// library writes or negotiates itself (`Content-Length`, `Transfer-Encoding`, `Connection`,
+    /// `Upgrade`, `Sec-WebSocket-*`: set the subprotocol with
+    /// [`set_subprotocol`](Self::set_subprotocol)) is never sent: the client gets 500 and the
+    /// handshake fails with [`HandshakeError::InvalidField`].
     pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Accept {
         self.headers.push(name, value);
         self
@@ -241,7 +244,7 @@ pub(crate) fn decide<T>(
     let data = match hook(request, &mut accept) {
         Ok(data) => data,
         Err(refusal) => {
-            return match refusal.validate() {
+            return match refusal.validate_refusal() {
                 Ok(()) => Decision::Refuse(
                     refusal.to_bytes(),
                     HandshakeError::Rejected(refusal.status()),
@@ -257,7 +260,11 @@ pub(crate) fn decide<T>(
             return Decision::Refuse(response, HandshakeError::InvalidSubprotocol);
         }
     }
-    if let Err(error) = check_accept(accept.subprotocol.as_deref(), &accept.headers) {
+    // The caller's headers: RFC 9110 fields, and none of the handshake's own (a second
+    // `Sec-WebSocket-Accept`, or a `Sec-WebSocket-Protocol` skipping the check above).
+    let checked = check_accept(accept.subprotocol.as_deref(), &accept.headers)
+        .and_then(|()| check_caller_fields(&accept.headers));
+    if let Err(error) = checked {
         return Decision::Refuse(server_error(), error);
     }
     // RFC 7692 §5.1: the first acceptable permessage-deflate offer, if the feature is built and
@@ -283,4 +290,72 @@ fn refuse<S: Write>(stream: &mut S, response: &[u8], error: HandshakeError) -> E
     // The client may already be gone; the handshake error is what matters.
     let _ = stream.write_all(response).and_then(|()| stream.flush());
     Error::Handshake(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+
+    fn decide_with(hook: &Hook<()>) -> Decision<()> {
+        let Ok(Decoded::Complete(request, _)) =
+            parse_request(REQUEST, Config::default().head_limits())
+        else {
+            panic!("the test request parses");
+        };
+        let key = check_request(&request).unwrap();
+        decide(
+            &request,
+            &key,
+            Accept::new(),
+            hook,
+            &DeflateConfig::default(),
+        )
+    }
+
+    fn refused_with_500(decision: Decision<()>) -> HandshakeError {
+        match decision {
+            Decision::Refuse(response, error) => {
+                assert!(response.starts_with(b"HTTP/1.1 500 "));
+                error
+            }
+            Decision::Upgrade(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_hook_header_naming_a_handshake_field_is_a_500() {
+        for name in [
+            "Sec-WebSocket-Protocol",
+            "sec-websocket-extensions",
+            "Sec-WebSocket-Accept",
+            "Upgrade",
+            "Transfer-Encoding",
+        ] {
+            let hook = move |_: &Request, accept: &mut Accept| {
+                accept.add_header(name, "unoffered");
+                Ok(())
+            };
+            let error = refused_with_500(decide_with(&hook));
+            assert!(matches!(error, HandshakeError::InvalidField(_)), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_hook_refusal_outside_3xx_to_5xx_is_a_500() {
+        for status in [101, 200, 204] {
+            let hook = move |_: &Request, _: &mut Accept| Err(HttpResponse::new(status));
+            let error = refused_with_500(decide_with(&hook));
+            assert!(matches!(error, HandshakeError::InvalidField(_)), "{status}");
+        }
+        let hook =
+            |_: &Request, _: &mut Accept| Err(HttpResponse::new(302).header("Location", "/x"));
+        match decide_with(&hook) {
+            Decision::Refuse(response, HandshakeError::Rejected(302)) => {
+                assert!(response.starts_with(b"HTTP/1.1 302 "));
+            }
+            _ => panic!("a redirect is a valid refusal"),
+        }
+    }
 }

@@ -32,7 +32,9 @@ pub(super) struct Settings {
     pub(super) message_timeout: Option<Duration>,
     pub(super) idle_timeout: Option<Duration>,
     pub(super) write_timeout: Option<Duration>,
-    pub(super) close_timeout: Duration,
+    /// Set by [`ServerBuilder::close_timeout`]; overrides the config's at `bind`, whatever the
+    /// order of the calls.
+    pub(super) close_timeout: Option<Duration>,
     pub(super) shutdown_timeout: Duration,
     pub(super) stack_size: usize,
     pub(super) retry_after_secs: u32,
@@ -56,7 +58,7 @@ impl Default for Settings {
             message_timeout: Some(Duration::from_secs(60)),
             idle_timeout: None,
             write_timeout: Some(Duration::from_secs(10)),
-            close_timeout: Duration::from_secs(2),
+            close_timeout: None,
             shutdown_timeout: Duration::from_secs(5),
             stack_size: ServerBuilder::DEFAULT_STACK_SIZE,
             retry_after_secs: 5,
@@ -189,11 +191,14 @@ impl<T: Send + 'static> ServerBuilder<T> {
         self
     }
 
-    /// How long, after the handler returns with the connection still open, the server waits for
-    /// the peer's answer to its close frame before closing TCP: one deadline for the whole wait,
-    /// however the peer trickles its bytes. Defaults to 2 s.
+    /// How long the server waits for the peer's answer to a close frame before closing TCP:
+    /// one deadline for the whole wait, however the peer trickles its bytes. It bounds both
+    /// [`Session::close`](crate::Session::close) and the server's own close when the handler
+    /// returns with the connection still open. It is the connections'
+    /// [`Config::close_timeout`] (this call wins over [`config`](Self::config), in either
+    /// order). Defaults to the config's, 5 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.close_timeout = timeout;
+        self.settings.close_timeout = Some(timeout);
         self
     }
 
@@ -267,7 +272,10 @@ impl<T: Send + 'static> ServerBuilder<T> {
     /// Binds the listening socket (port 0 picks a free port; see [`Server::local_addr`]).
     ///
     /// Errors: [`Error::InvalidConfig`] for unusable settings; [`Error::Io`] if binding fails.
-    pub fn bind(self, addr: impl ToSocketAddrs) -> Result<Server<T>, Error> {
+    pub fn bind(mut self, addr: impl ToSocketAddrs) -> Result<Server<T>, Error> {
+        if let Some(timeout) = self.settings.close_timeout {
+            self.settings.config.close_timeout = timeout;
+        }
         self.settings.config.validate()?;
         if self.settings.max_connections == 0 {
             return Err(Error::InvalidConfig("max_connections must be positive"));

@@ -220,7 +220,7 @@ fn finish<T>(
         let _ = writer.start_close(code, reason);
     }
     if let Some(mut reader) = reader {
-        let deadline = deadline_after(context.settings.close_timeout);
+        let deadline = deadline_after(context.settings.config.close_timeout);
         let _cut = context.timer.cut_at(socket, deadline);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -323,10 +323,10 @@ fn handshake<T: Send + 'static>(
     // A request without Upgrade is plain HTTP: the page handler, or 426.
     if request.headers.get("upgrade").is_none() {
         let response = match &context.http {
-            Some(http) => http(&request),
+            Some(http) => http(&request).to_bytes(),
             None => http::upgrade_required(),
         };
-        respond(context, reader.io, stream, &response.to_bytes());
+        respond(context, reader.io, stream, &response);
         return None;
     }
     let key = match check_request(&request) {

@@ -2,14 +2,16 @@
 //! the server cannot serve.
 
 use crate::error::HandshakeError;
-use crate::proto::handshake::{Headers, reject_response};
+use crate::proto::handshake::{Headers, check_caller_fields, reject_response};
 
 /// An HTTP response that ends the connection (no keep-alive): the answer of a server's HTTP
 /// handler to a plain request, or a handshake hook's refusal of an upgrade.
 ///
-/// Nothing is checked when it is built; before a byte is written the status must be a
-/// three-digit code (100..=599, RFC 9110 §15) and every header an RFC 9110 field (§5.1, §5.5).
-/// A response that is not goes out as a bare 500 (no response splitting).
+/// Nothing is checked when it is built; before a byte is written the status must be a final
+/// one (200..=599, RFC 9110 §15; a handshake refusal 300..=599) and every header an RFC 9110
+/// field (§5.1, §5.5) that the library does not write itself: `Content-Length`,
+/// `Transfer-Encoding`, `Connection`, `Upgrade` and `Sec-WebSocket-*` are refused. A response
+/// that is not goes out as a bare 500 (no response splitting, never two framings).
 ///
 /// ```
 /// let page = syncws::HttpResponse::new(200)
@@ -36,8 +38,9 @@ impl HttpResponse {
         }
     }
 
-    /// Adds a header. `Content-Length` and `Connection: close` are always added; the body is
-    /// `text/plain` unless a `Content-Type` header says otherwise.
+    /// Adds a header. `Content-Length` and `Connection: close` are always added (a caller's
+    /// framing, `Upgrade` or `Sec-WebSocket-*` header makes the response a bare 500); the body
+    /// is `text/plain` unless a `Content-Type` header says otherwise.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> HttpResponse {
         self.headers.push(name, value);
         self
@@ -64,18 +67,34 @@ impl HttpResponse {
         &self.body
     }
 
-    /// Whether this can go on the wire as it is: a status of three digits and RFC 9110 fields.
+    /// Whether this can go on the wire as it is: a final status (200..=599) and RFC 9110
+    /// fields, none of those the library writes itself.
     ///
     /// Errors: [`HandshakeError::InvalidField`] naming what is wrong.
     pub fn validate(&self) -> Result<(), HandshakeError> {
-        // RFC 9110 §15: "three-digit integer"; the first digit 1 to 5 is a class.
-        if !(100..=599).contains(&self.status) {
-            return Err(HandshakeError::InvalidField(format!(
-                "status {} is not in 100..=599",
-                self.status
-            )));
+        // RFC 9110 §15: "three-digit integer"; 1xx is informational, never the final answer.
+        self.check_status(200..=599)?;
+        check_caller_fields(&self.headers)
+    }
+
+    /// [`validate`](Self::validate) for a handshake hook's refusal: a 2xx would tell the client
+    /// its upgrade succeeded as plain HTTP, so the status must be 3xx–5xx (RFC 6455 §4.1: any
+    /// status but 101 fails the handshake; a redirect may be followed).
+    pub(crate) fn validate_refusal(&self) -> Result<(), HandshakeError> {
+        self.check_status(300..=599)?;
+        self.validate()
+    }
+
+    fn check_status(&self, allowed: std::ops::RangeInclusive<u16>) -> Result<(), HandshakeError> {
+        if allowed.contains(&self.status) {
+            return Ok(());
         }
-        self.headers.validate()
+        Err(HandshakeError::InvalidField(format!(
+            "status {} is not in {}..={}",
+            self.status,
+            allowed.start(),
+            allowed.end()
+        )))
     }
 
     /// The response on the wire; a bare 500 if it fails [`validate`](Self::validate).
@@ -93,11 +112,11 @@ pub(crate) fn server_error() -> Vec<u8> {
 }
 
 /// RFC 6455 §4.2.2 / RFC 9110 §15.5.22: a plain request to a WebSocket-only server gets 426 with
-/// the protocol to upgrade to.
-pub(crate) fn upgrade_required() -> HttpResponse {
-    HttpResponse::new(426)
-        .header("Upgrade", "websocket")
-        .body("this server speaks WebSocket only\n")
+/// the protocol to upgrade to (the library's own `Upgrade`, which a caller may not set).
+pub(crate) fn upgrade_required() -> Vec<u8> {
+    let mut headers = Headers::new();
+    headers.push("Upgrade", "websocket");
+    reject_response(426, &headers, b"this server speaks WebSocket only\n")
 }
 
 /// RFC 9110 §15.6.4: over capacity or shutting down; `Retry-After` says when to come back.
@@ -118,18 +137,70 @@ mod tests {
     }
 
     #[test]
-    fn a_status_outside_100_to_599_goes_out_as_a_bare_500() {
-        for status in [0, 42, 99, 600, 1000, u16::MAX] {
+    fn a_status_outside_200_to_599_goes_out_as_a_bare_500() {
+        for status in [0, 42, 99, 100, 101, 199, 600, 1000, u16::MAX] {
             let response = HttpResponse::new(status).body("secret");
             assert!(response.validate().is_err(), "{status}");
             assert_eq!(status_line(&response), "HTTP/1.1 500 Internal Server Error");
             assert!(!String::from_utf8_lossy(&response.to_bytes()).contains("secret"));
         }
-        for status in [100, 200, 404, 599] {
+        for status in [200, 204, 302, 404, 599] {
             let response = HttpResponse::new(status);
             assert!(response.validate().is_ok(), "{status}");
             assert!(status_line(&response).starts_with(&format!("HTTP/1.1 {status}")));
         }
+    }
+
+    #[test]
+    fn a_refusal_is_3xx_to_5xx_a_page_2xx_to_5xx() {
+        for status in [101, 200, 204, 299] {
+            assert!(
+                HttpResponse::new(status).validate_refusal().is_err(),
+                "{status}"
+            );
+        }
+        for status in [300, 302, 401, 426, 503, 599] {
+            assert!(
+                HttpResponse::new(status).validate_refusal().is_ok(),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_the_library_writes_itself_goes_out_as_a_bare_500() {
+        for name in [
+            "Content-Length",
+            "content-length",
+            "Transfer-Encoding",
+            "CONNECTION",
+            "Upgrade",
+            "Sec-WebSocket-Accept",
+            "sec-websocket-protocol",
+            "Sec-WebSocket-Extensions",
+        ] {
+            let response = HttpResponse::new(401).header(name, "1").body("secret");
+            assert!(
+                matches!(response.validate(), Err(HandshakeError::InvalidField(_))),
+                "{name}"
+            );
+            let wire = String::from_utf8_lossy(&response.to_bytes()).into_owned();
+            assert!(wire.starts_with("HTTP/1.1 500 "), "{wire}");
+            assert_eq!(wire.matches("Content-Length").count(), 1, "{wire}");
+        }
+        // Names that only start like one are the caller's.
+        let fine = HttpResponse::new(200)
+            .header("Sec-WebSocket", "x")
+            .header("Upgrade-Insecure-Requests", "1")
+            .header("Content-Type", "text/plain");
+        assert!(fine.validate().is_ok());
+    }
+
+    #[test]
+    fn the_426_of_a_websocket_only_server_names_the_protocol() {
+        let wire = String::from_utf8(upgrade_required()).unwrap();
+        assert!(wire.starts_with("HTTP/1.1 426 "), "{wire}");
+        assert!(wire.contains("\r\nUpgrade: websocket\r\n"), "{wire}");
     }
 
     #[test]

@@ -221,4 +221,26 @@ mod tests {
         let builder = Server::builder().without_heartbeat();
         assert!(builder.settings.heartbeat.is_none());
     }
+
+    #[test]
+    fn the_builder_close_timeout_is_the_connections_config_close_timeout_in_either_order() {
+        let short = Duration::from_millis(300);
+        let default = Server::builder().bind("127.0.0.1:0").unwrap();
+        assert_eq!(
+            default.builder.settings.config.close_timeout,
+            Duration::from_secs(5)
+        );
+        let before = Server::builder()
+            .close_timeout(short)
+            .config(crate::Config::default())
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let after = Server::builder()
+            .config(crate::Config::default())
+            .close_timeout(short)
+            .bind("127.0.0.1:0")
+            .unwrap();
+        assert_eq!(before.builder.settings.config.close_timeout, short);
+        assert_eq!(after.builder.settings.config.close_timeout, short);
+    }
 }

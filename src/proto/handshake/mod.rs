@@ -13,6 +13,7 @@ mod server;
 pub use client::{ClientRequest, check_response};
 pub use fields::{Headers, check_subprotocols, is_field_value, is_token};
 pub use heads::{HeadLimits, Request, Response, parse_request, parse_response};
+pub(crate) use server::check_caller_fields;
 pub use server::{
     accept_response, check_accept, check_request, error_response, reason_phrase, reject_response,
 };

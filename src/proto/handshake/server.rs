@@ -85,15 +85,80 @@ pub fn check_request(request: &Request) -> Result<String, HandshakeError> {
     }
 }
 
+/// Whether the library writes `name` itself on every answer: the framing of RFC 9112 §6
+/// (`Content-Length`, `Transfer-Encoding`) and `Connection`. A caller's copy would be a second,
+/// conflicting one (RFC 9110 §8.6: an intermediary may read either; response splitting).
+fn is_framing_field(name: &str) -> bool {
+    ["content-length", "transfer-encoding", "connection"]
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f))
+}
+
+/// Whether `name` is a field of the WebSocket handshake (RFC 6455 §11.3: `Sec-WebSocket-*`) or
+/// `Upgrade`.
+fn is_handshake_field(name: &str) -> bool {
+    name.eq_ignore_ascii_case("upgrade")
+        || name
+            .as_bytes()
+            .get(..14)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"sec-websocket-"))
+}
+
+/// Whether [`accept_response`] writes `name` itself: framing, `Upgrade`, and every handshake
+/// field but `Sec-WebSocket-Extensions`, which a sans-I/O server adds from its own negotiation.
+fn written_by_accept_response(name: &str) -> bool {
+    is_framing_field(name)
+        || (is_handshake_field(name) && !name.eq_ignore_ascii_case("sec-websocket-extensions"))
+}
+
+/// Checks the fields a caller adds to a response: RFC 9110 fields (§5.1, §5.5), and none the
+/// library writes or negotiates itself (framing, `Connection`, `Upgrade`, `Sec-WebSocket-*`):
+/// a second `Content-Length` or `Sec-WebSocket-Accept` would make two answers of one.
+///
+/// Errors: [`HandshakeError::InvalidField`] naming the first bad field.
+pub(crate) fn check_caller_fields(fields: &Headers) -> Result<(), HandshakeError> {
+    fields.validate()?;
+    match fields
+        .iter()
+        .find(|(name, _)| is_framing_field(name) || is_handshake_field(name))
+    {
+        Some((name, _)) => Err(HandshakeError::InvalidField(format!(
+            "header {name} is written by the library; a caller may not set it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks what a server is about to put in a 101: the subprotocol a token, the extra headers
-/// RFC 9110 fields. Call it before [`accept_response`] to refuse (500) instead of answering.
+/// RFC 9110 fields and none that [`accept_response`] writes itself (`Content-Length`,
+/// `Transfer-Encoding`, `Connection`, `Upgrade`, `Sec-WebSocket-*` but
+/// `Sec-WebSocket-Extensions`). Call it before [`accept_response`] to refuse (500) instead of
+/// answering.
 pub fn check_accept(protocol: Option<&str>, extra: &Headers) -> Result<(), HandshakeError> {
     check_subprotocols(protocol)?;
-    extra.validate()
+    extra.validate()?;
+    match extra
+        .iter()
+        .find(|(name, _)| written_by_accept_response(name))
+    {
+        Some((name, _)) => Err(HandshakeError::InvalidField(format!(
+            "header {name} is written by accept_response itself"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `extra` without the fields `skip` names.
+fn without(extra: &Headers, skip: fn(&str) -> bool) -> Headers {
+    let mut kept = Headers::new();
+    for (name, value) in extra.iter().filter(|(name, _)| !skip(name)) {
+        kept.push(name, value);
+    }
+    kept
 }
 
 /// The `101 Switching Protocols` answer to a checked request. Fields that fail
-/// [`check_accept`] are left out.
+/// [`check_accept`] are left out: the answer never carries two of a field it writes.
 pub fn accept_response(key: &str, protocol: Option<&str>, extra: &Headers) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
@@ -102,13 +167,14 @@ pub fn accept_response(key: &str, protocol: Option<&str>, extra: &Headers) -> Ve
     if let Some(protocol) = protocol.filter(|p| is_token(p)) {
         let _ = write!(head, "Sec-WebSocket-Protocol: {protocol}\r\n");
     }
-    extra.write_to(&mut head);
+    without(extra, written_by_accept_response).write_to(&mut head);
     head.push_str("\r\n");
     head.into_bytes()
 }
 
 /// A refusal: `status` with `headers` and a plain-text `body`; the connection closes after it.
-/// Fields that fail [`Headers::validate`] are left out.
+/// Fields that fail [`Headers::validate`] are left out, and so are `Content-Length`,
+/// `Transfer-Encoding` and `Connection`, which it writes itself.
 pub fn reject_response(status: u16, extra: &Headers, body: &[u8]) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -118,7 +184,7 @@ pub fn reject_response(status: u16, extra: &Headers, body: &[u8]) -> Vec<u8> {
     if extra.get("content-type").is_none() && !body.is_empty() {
         head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
     }
-    extra.write_to(&mut head);
+    without(extra, is_framing_field).write_to(&mut head);
     head.push_str("\r\n");
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
@@ -158,5 +224,51 @@ pub fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &str) -> Headers {
+        let mut headers = Headers::new();
+        headers.push(name, "x");
+        headers
+    }
+
+    #[test]
+    fn the_101_never_carries_a_second_copy_of_a_field_it_writes() {
+        for name in [
+            "Sec-WebSocket-Accept",
+            "upgrade",
+            "Connection",
+            "Content-Length",
+        ] {
+            assert!(
+                matches!(
+                    check_accept(None, &with(name)),
+                    Err(HandshakeError::InvalidField(_))
+                ),
+                "{name}"
+            );
+            let head = String::from_utf8(accept_response("k", Some("chat"), &with(name))).unwrap();
+            assert_eq!(head.matches(": x\r\n").count(), 0, "{head}");
+        }
+        // Sec-WebSocket-Extensions is the sans-I/O server's own negotiation: kept.
+        let extensions = with("Sec-WebSocket-Extensions");
+        assert!(check_accept(None, &extensions).is_ok());
+        assert!(check_caller_fields(&extensions).is_err());
+        let head = String::from_utf8(accept_response("k", None, &extensions)).unwrap();
+        assert!(head.contains("Sec-WebSocket-Extensions: x\r\n"), "{head}");
+    }
+
+    #[test]
+    fn a_refusal_never_carries_a_second_framing() {
+        for name in ["Content-Length", "transfer-encoding", "CONNECTION"] {
+            let head = String::from_utf8(reject_response(401, &with(name), b"abc")).unwrap();
+            assert_eq!(head.matches(": x\r\n").count(), 0, "{head}");
+            assert!(head.contains("Content-Length: 3\r\n"), "{head}");
+        }
     }
 }
