@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     write_timeout: Option<Duration>,
     /// [`Config::close_timeout`](crate::Config::close_timeout): bounds putting a close frame on
     /// the wire (see [`closing`](super::closing)).
-    pub(super) close_timeout: Duration,
+    pub(in crate::split) close_timeout: Duration,
     /// The socket, to shut the connection down without the lock, waking a blocked reader or
     /// writer.
     pub(super) tcp: Arc<dyn Socket>,

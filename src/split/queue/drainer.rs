@@ -42,6 +42,10 @@ struct Member {
     /// progress of the peer moves it to `grace` later.
     closing: Option<Instant>,
     grace: Duration,
+    /// The close frame is out: cut TCP at this instant unless the connection ended first
+    /// (RFC 6455 §7.1.1 lets the server close TCP once it has sent its close; a peer that never
+    /// answers must not keep the connection's thread).
+    end_by: Option<Instant>,
 }
 
 struct Drainer {
@@ -97,6 +101,7 @@ pub(in crate::split) fn watch(writer: &Writer, closing: Option<Duration>) {
         progress: None,
         closing: None,
         grace: Duration::ZERO,
+        end_by: None,
     });
     member.next = member.next.min(now + FIRST_RETRY);
     if let Some(grace) = closing {
@@ -115,10 +120,14 @@ enum Outcome {
     Soon,
     /// The peer took less than offered; `progress` is its last recorded write progress.
     Behind(Option<Instant>),
+    /// The close frame is on the wire: the connection must end by `end_by`.
+    Closed { end_by: Instant },
+    /// Nothing to do before this instant.
+    WaitUntil(Instant),
 }
 
 fn run(drainer: &'static Drainer) {
-    let mut due: Vec<(u64, WeakWriter, Option<Instant>)> = Vec::new();
+    let mut due: Vec<(u64, WeakWriter, Option<Instant>, Option<Instant>)> = Vec::new();
     loop {
         {
             let mut members = drainer.lock();
@@ -146,16 +155,16 @@ fn run(drainer: &'static Drainer) {
                 members
                     .iter()
                     .filter(|(_, m)| m.next <= now)
-                    .map(|(id, m)| (*id, m.writer.clone(), m.closing)),
+                    .map(|(id, m)| (*id, m.writer.clone(), m.closing, m.end_by)),
             );
         }
-        for (id, weak, closing) in due.drain(..) {
+        for (id, weak, closing, end_by) in due.drain(..) {
             let outcome = match weak.upgrade() {
                 None => Outcome::Finished,
                 // A frame hook runs inside the try: one that panics ends its own connection,
                 // never this thread, which every room's slow members depend on.
                 Some(writer) => {
-                    panic::catch_unwind(AssertUnwindSafe(|| try_member(&writer, closing)))
+                    panic::catch_unwind(AssertUnwindSafe(|| try_member(&writer, closing, end_by)))
                         .unwrap_or_else(|_| {
                             writer.abort();
                             Outcome::Finished
@@ -176,6 +185,18 @@ fn run(drainer: &'static Drainer) {
                                 .is_some_and(|w| w.shared.outbox.lock().draining);
                     if !back {
                         members.remove(&id);
+                    }
+                }
+                Outcome::Closed { end_by } => {
+                    if let Some(member) = members.get_mut(&id) {
+                        member.closing = None;
+                        member.end_by = Some(end_by);
+                        member.next = end_by;
+                    }
+                }
+                Outcome::WaitUntil(at) => {
+                    if let Some(member) = members.get_mut(&id) {
+                        member.next = at;
                     }
                 }
                 Outcome::Soon => {
@@ -207,10 +228,21 @@ fn run(drainer: &'static Drainer) {
     }
 }
 
-fn try_member(writer: &Writer, closing: Option<Instant>) -> Outcome {
+fn try_member(writer: &Writer, closing: Option<Instant>, end_by: Option<Instant>) -> Outcome {
+    if let Some(end_by) = end_by {
+        if Instant::now() < end_by {
+            return Outcome::WaitUntil(end_by);
+        }
+        // Still alive when the peer had its time to answer: only a cut wakes its reader.
+        writer.abort();
+        return Outcome::Finished;
+    }
     if let Some(deadline) = closing {
         return if writer.push_close(deadline) {
-            Outcome::Finished
+            match Instant::now().checked_add(writer.shared.close_timeout) {
+                Some(end_by) => Outcome::Closed { end_by },
+                None => Outcome::Finished,
+            }
         } else {
             Outcome::Behind(writer.observed().last_write_progress)
         };
