@@ -255,7 +255,6 @@ mod redis_findings {
     /// different slots: every publish is refused (CROSSSLOT) and dropped with one log line,
     /// lost without an error to the caller. docs/deploy.md says names with `}` "still work".
     #[test]
-    #[ignore = "review21 finding 3: room names starting with '}' get an empty hash tag; on Cluster every publish is CROSSSLOT and silently dropped"]
     fn a_room_named_with_a_leading_brace_delivers_on_a_cluster() {
         let redis = Redis::cluster();
         let hub = Hub::redis(&redis.url(), "n1").unwrap();

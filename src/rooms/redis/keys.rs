@@ -1,35 +1,77 @@
 //! Key layout. Every key of a room carries the room's name as a Redis Cluster hash tag
 //! (`{room}`), so all of them live in one slot and the publish script may touch them together.
+//! Cluster hashes the text between the first `{` and the next `}` only when it is not empty, so
+//! the name is escaped ([`tag`]): `%`, `{` and `}` become `%25`, `%7B` and `%7D`, and the empty
+//! name is `%` (which no escaped name can be). Names without those characters read as they are.
 
 /// The room's stream: one entry per message, fields `n` (node), `p` (publish id), `d` (text).
 pub(super) fn stream(room: &str) -> String {
-    format!("syncws:{{{room}}}:stream")
+    format!("syncws:{{{}}}:stream", tag(room))
 }
 
 /// The room's epoch, set once with `SET NX` (gone with the stream when Redis loses its data).
 pub(super) fn epoch(room: &str) -> String {
-    format!("syncws:{{{room}}}:epoch")
+    format!("syncws:{{{}}}:epoch", tag(room))
 }
 
 /// The room's presence hash: node name → that node's member identities, one per line.
 pub(super) fn presence(room: &str) -> String {
-    format!("syncws:{{{room}}}:presence")
+    format!("syncws:{{{}}}:presence", tag(room))
 }
 
 /// A node's heartbeat for the room: present while the node is alive (short TTL).
 pub(super) fn alive(room: &str, node: &str) -> String {
-    format!("syncws:{{{room}}}:alive:{node}")
+    format!("syncws:{{{}}}:alive:{node}", tag(room))
 }
 
 /// Marks a publish id as appended (the entry id as value), so a retried publish is not
 /// appended twice.
 pub(super) fn published(room: &str, publish_id: &str) -> String {
-    format!("syncws:{{{room}}}:pub:{publish_id}")
+    format!("syncws:{{{}}}:pub:{publish_id}", tag(room))
 }
 
 /// The room name inside a stream key.
-pub(super) fn room_of_stream(key: &str) -> Option<&str> {
-    key.strip_prefix("syncws:{")?.strip_suffix("}:stream")
+pub(super) fn room_of_stream(key: &str) -> Option<String> {
+    untag(key.strip_prefix("syncws:{")?.strip_suffix("}:stream")?)
+}
+
+/// The hash tag of room `room`: never empty, never holding a brace.
+fn tag(room: &str) -> String {
+    if room.is_empty() {
+        return "%".to_owned();
+    }
+    let mut tag = String::with_capacity(room.len());
+    for c in room.chars() {
+        match c {
+            '%' => tag.push_str("%25"),
+            '{' => tag.push_str("%7B"),
+            '}' => tag.push_str("%7D"),
+            c => tag.push(c),
+        }
+    }
+    tag
+}
+
+/// The room whose hash tag is `tag`, or `None` if no room has it.
+fn untag(tag: &str) -> Option<String> {
+    if tag == "%" {
+        return Some(String::new());
+    }
+    let mut room = String::with_capacity(tag.len());
+    let mut rest = tag;
+    while let Some(at) = rest.find('%') {
+        room.push_str(&rest[..at]);
+        let escaped = rest.get(at..at + 3)?;
+        room.push(match escaped {
+            "%25" => '%',
+            "%7B" => '{',
+            "%7D" => '}',
+            _ => return None,
+        });
+        rest = &rest[at + 3..];
+    }
+    room.push_str(rest);
+    Some(room)
 }
 
 #[cfg(test)]
@@ -45,7 +87,7 @@ mod tests {
             let close = key[open + 1..].find('}').unwrap();
             &key[open + 1..open + 1 + close]
         }
-        for room in ["lobby", "a:b", "x y"] {
+        for room in ["lobby", "a:b", "x y", "}x", "", "{", "a{b}c", "%", "%7D", "}}{{"] {
             let keys = [
                 stream(room),
                 epoch(room),
@@ -53,8 +95,19 @@ mod tests {
                 alive(room, "n1"),
                 published(room, "n1:7"),
             ];
-            assert!(keys.iter().all(|k| tag(k) == room), "{keys:?}");
-            assert_eq!(room_of_stream(&stream(room)), Some(room));
+            let first = tag(&keys[0]);
+            assert!(!first.is_empty(), "{keys:?}");
+            assert!(keys.iter().all(|k| tag(k) == first), "{keys:?}");
+            assert_eq!(room_of_stream(&stream(room)).as_deref(), Some(room));
+        }
+        // Readable where nothing needs escaping.
+        assert_eq!(stream("lobby"), "syncws:{lobby}:stream");
+        // Distinct rooms, distinct tags.
+        let names = ["", "%", "%25", "}", "%7D", "{"];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(stream(a), stream(b));
+            }
         }
     }
 }

@@ -130,7 +130,7 @@ fn dispatch(
         let Some(name) = key.as_deref().and_then(keys::room_of_stream) else {
             continue;
         };
-        let Some((_, room)) = rooms.iter().find(|(n, _)| n == name) else {
+        let Some((_, room)) = rooms.iter().find(|(n, _)| *n == name) else {
             continue;
         };
         let entries = parse_entries(entries);
@@ -141,9 +141,9 @@ fn dispatch(
         // after the last one delivered is gone, members learn of the gap before the rest.
         let last = local::lock(room).last;
         let lost = if last == EntryId::default() {
-            trimmed_any(c, name)
+            trimmed_any(c, &name)
         } else {
-            retained(c, name, last).map(|kept| !kept)
+            retained(c, &name, last).map(|kept| !kept)
         };
         let mut room = local::lock(room);
         match lost {
