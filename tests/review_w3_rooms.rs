@@ -89,7 +89,6 @@ impl Gate {
 /// reading then holds the room lock for up to one write timeout per frame, and
 /// `Hub::publish` (in memory: it takes the room lock) blocks its caller meanwhile.
 #[test]
-#[ignore = "review21 finding 1: in-memory Hub::join replays under the room lock with blocking sends; publish blocks behind a stalled joiner"]
 fn a_stalled_joiner_does_not_block_publish_in_memory() {
     let (g, entered, release) = gate();
     let g2 = g.clone();
@@ -270,7 +269,6 @@ mod redis_findings {
     /// reader thread needs that lock to deliver, so one joiner that stops reading stalls live
     /// delivery of *every* room on the node for up to one write timeout per frame.
     #[test]
-    #[ignore = "review21 finding 4: Redis Hub::join replays under the room lock (XRANGE + blocking send); a stalled joiner stalls the node's reader for every room"]
     fn a_stalled_joiner_does_not_stall_other_rooms_on_its_node() {
         let redis = Redis::start(&[]);
         let (g, entered, release) = gate();
@@ -331,7 +329,6 @@ mod redis_findings {
     /// to the member a second time. Here node B's reader is held 6 s by a slow frame hook in
     /// another room (any stall of the single reader does it: a slow broker, finding 4).
     #[test]
-    #[ignore = "review21 finding 5: a join with since ahead of a lagging node's reader (> 5 s) gets the entries in between twice"]
     fn a_reconnect_to_a_lagging_node_gets_nothing_twice() {
         let redis = Redis::start(&[]);
         let a = Hub::builder("A")

@@ -4,20 +4,18 @@
 use super::local::{self, Entry, LocalRoom, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
 use super::publisher::Queue;
-use super::{BrokerStatus, HubError, Joined, Presence, Shared, keys, replay_one};
+use super::{BrokerStatus, HubError, Joined, Presence, Shared, formatted, keys, queue_to};
 use crate::split::Writer;
 use redis::{Client, Connection, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bound of each call to Redis (connect, read, write): a broker that stops answering fails the
 /// call instead of holding a thread.
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Entries fetched per `XRANGE` during a replay.
 const REPLAY_CHUNK: usize = 1000;
-/// How long a join waits for this node's reader to reach the offset the member already has.
-const CATCH_UP: Duration = Duration::from_secs(5);
 
 pub(super) fn connect(client: &Client) -> RedisResult<Connection> {
     let connection = client.get_connection_with_timeout(CALL_TIMEOUT)?;
@@ -174,10 +172,7 @@ impl Broker {
             self.presence_changed();
             return Ok(joined);
         };
-        let (epoch, mut last) = {
-            let room = local::lock(room_handle);
-            (room.epoch.clone(), room.last)
-        };
+        let epoch = local::lock(room_handle).epoch.clone();
         let same_epoch = since.epoch == epoch;
         joined.gap = !same_epoch || !self.control(|c| retained(c, name, since.id))?;
         if joined.gap {
@@ -188,57 +183,64 @@ impl Broker {
         } else {
             EntryId::default()
         };
-        // Most of the replay runs without the room lock; live delivery goes on meanwhile.
+        // The replay reads and formats without the room lock, chunk after chunk. Once a chunk
+        // reaches the stream's end, the room lock is taken: if live delivery has not passed
+        // that chunk, it goes through the member's bounded room queue (never blocking) and the
+        // member joins at its end; else the chunk is sent without the lock and the next one
+        // read. So no Redis call and no blocking send runs under the lock: a joiner that stops
+        // reading never stalls the reader, which every room of this node shares.
+        let mut check_trim = false;
         loop {
-            let chunk = self.control(|c| range(c, name, after, last, REPLAY_CHUNK))?;
-            for entry in &chunk {
-                replay_one(shared, &epoch, &writer, entry);
-                after = entry.id;
-            }
-            joined.replayed += chunk.len();
-            if chunk.len() < REPLAY_CHUNK {
-                break;
-            }
-        }
-        // Then, under the lock, what was delivered live meanwhile, and the member joins. A
-        // member coming from a node whose reader was ahead of ours waits (boundedly) for ours
-        // to pass its offset, or the entries in between would reach it twice.
-        let deadline = Instant::now() + CATCH_UP;
-        let mut room = local::lock(room_handle);
-        while room.epoch == epoch && room.last < after && Instant::now() < deadline {
-            drop(room);
-            std::thread::sleep(Duration::from_millis(5));
-            room = local::lock(room_handle);
-        }
-        if room.epoch == epoch {
-            last = room.last;
-            // Trimming may have passed the replay while it ran without the lock.
-            if !joined.gap
-                && after < last
-                && after != EntryId::default()
-                && !self.control(|c| retained(c, name, after))?
-            {
+            let (kept, chunk) = self.control(|c| {
+                let kept = joined.gap || !check_trim || retained(c, name, after)?;
+                Ok((kept, range(c, name, after, REPLAY_CHUNK)?))
+            })?;
+            check_trim = true;
+            if !kept {
+                // Trimming passed the replay while it ran.
                 let _ = writer.send(shared.gap.clone());
                 joined.gap = true;
             }
-            while after < last {
-                let chunk = self.control(|c| range(c, name, after, last, REPLAY_CHUNK))?;
-                for entry in &chunk {
-                    replay_one(shared, &epoch, &writer, entry);
-                    after = entry.id;
+            let end = chunk.last().map_or(after, |entry| entry.id);
+            let frames: Vec<_> = chunk
+                .iter()
+                .map(|entry| formatted(shared, &epoch, entry))
+                .collect();
+            if chunk.len() < REPLAY_CHUNK {
+                let mut room = local::lock(room_handle);
+                let bound = room.room.max_backpressure();
+                if room.epoch != epoch {
+                    // The epoch changed while replaying: the reader already told the room.
+                    if queue_to(&writer, shared.gap.clone(), bound) {
+                        let last = room.last;
+                        room.add_at(writer, identity, last);
+                    }
+                    joined.gap = true;
+                    break;
                 }
-                joined.replayed += chunk.len();
-                if chunk.len() < REPLAY_CHUNK {
+                if room.last <= end {
+                    let mut open = true;
+                    for frame in frames {
+                        open = queue_to(&writer, frame, bound);
+                        if !open {
+                            break;
+                        }
+                        joined.replayed += 1;
+                    }
+                    if open {
+                        // Ahead of this node's reader (the member came from a node whose
+                        // reader was further), it is let in once the reader passes `end`.
+                        room.add_at(writer, identity, end);
+                    }
                     break;
                 }
             }
-        } else {
-            // The epoch changed while replaying: the reader already told the room.
-            let _ = writer.send(shared.gap.clone());
-            joined.gap = true;
+            joined.replayed += frames.len();
+            for frame in frames {
+                let _ = writer.send(frame);
+            }
+            after = end;
         }
-        room.add(writer, identity);
-        drop(room);
         self.presence_changed();
         Ok(joined)
     }
@@ -353,21 +355,12 @@ pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
     Ok(added > length)
 }
 
-/// Entries after `after` up to and including `last`, at most `count`.
-fn range(
-    c: &mut Connection,
-    room: &str,
-    after: EntryId,
-    last: EntryId,
-    count: usize,
-) -> RedisResult<Vec<Entry>> {
-    if after >= last {
-        return Ok(Vec::new());
-    }
+/// The first `count` entries after `after`.
+fn range(c: &mut Connection, room: &str, after: EntryId, count: usize) -> RedisResult<Vec<Entry>> {
     let value: Value = redis::cmd("XRANGE")
         .arg(keys::stream(room))
         .arg(format!("({after}"))
-        .arg(last.to_string())
+        .arg("+")
         .arg("COUNT")
         .arg(count)
         .query(c)?;

@@ -87,7 +87,9 @@ mod tests {
             let close = key[open + 1..].find('}').unwrap();
             &key[open + 1..open + 1 + close]
         }
-        for room in ["lobby", "a:b", "x y", "}x", "", "{", "a{b}c", "%", "%7D", "}}{{"] {
+        for room in [
+            "lobby", "a:b", "x y", "}x", "", "{", "a{b}c", "%", "%7D", "}}{{",
+        ] {
             let keys = [
                 stream(room),
                 epoch(room),

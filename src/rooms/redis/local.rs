@@ -16,8 +16,8 @@ pub(crate) struct Entry {
 }
 
 /// A room as seen by this process. Guarded by its own mutex: the reader holds it while it hands
-/// one entry to the local members, a join holds it while it closes the gap between its replay
-/// and live delivery, so a member sees each entry once and in order.
+/// one entry to the local members, a join holds it while it queues the end of its replay
+/// (never blocking, no broker call) and joins, so a member sees each entry once and in order.
 #[derive(Debug)]
 pub(crate) struct LocalRoom {
     pub room: Room,
@@ -27,6 +27,10 @@ pub(crate) struct LocalRoom {
     pub epoch: String,
     /// The last entry handed to local members.
     pub last: EntryId,
+    /// Members whose replay went past `last` (they came from a node whose reader was ahead of
+    /// this one's), with their replay position: each enters `room` just before the first entry
+    /// after that position, so it gets nothing twice.
+    pub ahead: Vec<(WeakWriter, EntryId)>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// Joins in progress (keeps the room registered while they replay).
     pub joining: usize,
@@ -45,6 +49,7 @@ impl LocalRoom {
             members: Vec::new(),
             epoch,
             last,
+            ahead: Vec::new(),
             joining: 0,
             history: VecDeque::new(),
             max_trimmed: EntryId::default(),
@@ -59,9 +64,41 @@ impl LocalRoom {
         self.room.join(writer);
     }
 
+    /// Adds a member whose replay reached `position`: live delivery to it starts after it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn add_at(&mut self, writer: Writer, identity: &str, position: EntryId) {
+        if position <= self.last {
+            return self.add(writer, identity);
+        }
+        self.prune();
+        if !self.members.iter().any(|(m, _)| m.same_connection(&writer)) {
+            self.members.push((writer.downgrade(), identity.to_owned()));
+        }
+        self.ahead.push((writer.downgrade(), position));
+    }
+
+    /// Lets into `room` the members ahead whose position is before `id` (they need it).
+    pub fn admit_before(&mut self, id: EntryId) {
+        if self.ahead.is_empty() {
+            return;
+        }
+        let room = &self.room;
+        self.ahead.retain(|(member, position)| {
+            if *position >= id {
+                return true;
+            }
+            if let Some(writer) = member.upgrade() {
+                room.join(writer);
+            }
+            false
+        });
+    }
+
     pub fn remove(&mut self, writer: &Writer) -> bool {
         self.members.retain(|(m, _)| !m.same_connection(writer));
-        self.room.leave(writer)
+        let before = self.ahead.len();
+        self.ahead.retain(|(m, _)| !m.same_connection(writer));
+        self.room.leave(writer) || self.ahead.len() != before
     }
 
     /// Forgets members whose connections have ended.

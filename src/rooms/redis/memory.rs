@@ -2,7 +2,7 @@
 
 use super::local::{self, Entry, LocalRoom, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
-use super::{Joined, Shared, deliver, replay_one};
+use super::{Joined, Shared, deliver, formatted, queue_to, replay_one};
 use crate::split::Writer;
 use std::sync::{Arc, Mutex};
 
@@ -34,8 +34,8 @@ pub(super) fn join(
         return joined;
     };
     // The retained history is copied under the lock and written without it, so publishes go on
-    // while a slow joiner gets its replay; what was published meanwhile follows under the lock,
-    // then the member joins, so it sees every entry once.
+    // while a slow joiner gets its replay; what was published meanwhile is queued under the lock
+    // (never blocking), then the member joins, so it sees every entry once.
     let (epoch, backlog) = {
         let room = local::lock(&handle);
         joined.gap = is_gap(&room, since);
@@ -65,17 +65,26 @@ pub(super) fn join(
         after = entry.id;
     }
     joined.replayed = backlog.len();
+    // What was published during the replay goes through the member's bounded room queue: a
+    // joiner that stops reading never holds the room lock, so publishes never wait for it.
     let mut room = local::lock(&handle);
+    let bound = room.room.max_backpressure();
+    let mut open = true;
     if !joined.gap && room.max_trimmed > after {
         // More was published during the replay than the room retains.
-        let _ = writer.send(shared.gap.clone());
+        open = queue_to(&writer, shared.gap.clone(), bound);
         joined.gap = true;
     }
     for entry in room.history.iter().filter(|e| e.id > after) {
-        replay_one(shared, &epoch, &writer, entry);
-        joined.replayed += 1;
+        if !open {
+            break;
+        }
+        open = queue_to(&writer, formatted(shared, &epoch, entry), bound);
+        joined.replayed += usize::from(open);
     }
-    room.add(writer, identity);
+    if open {
+        room.add(writer, identity);
+    }
     joined
 }
 

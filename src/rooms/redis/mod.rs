@@ -23,7 +23,7 @@ mod reader;
 pub use offset::{EntryId, Offset};
 
 use crate::proto::message::Message;
-use crate::split::Writer;
+use crate::split::{Enqueued, Frame, Writer};
 use local::{LocalRoom, SharedRoom};
 use std::collections::HashMap;
 use std::fmt;
@@ -422,25 +422,19 @@ impl Hub {
 pub const PRESENCE_TTL: Duration = Duration::from_secs(3);
 
 /// Hands `entry` to the room's local members, once: entries at or before the last one delivered
-/// are skipped.
+/// are skipped, and so is a member whose own replay already reached `entry`.
 fn deliver(shared: &Shared, room: &mut LocalRoom, entry: &local::Entry) {
     if entry.id <= room.last {
         return;
     }
     room.last = entry.id;
-    let delivery = Delivery {
-        offset: Offset {
-            epoch: room.epoch.clone(),
-            id: entry.id,
-        },
-        node: entry.node.clone(),
-        text: entry.text.clone(),
-    };
-    room.room.broadcast(&(shared.format)(&delivery), None);
+    room.admit_before(entry.id);
+    let message = formatted(shared, &room.epoch, entry);
+    room.room.broadcast(&message, None);
 }
 
-/// Sends one replayed entry to a joining member.
-fn replay_one(shared: &Shared, epoch: &str, writer: &Writer, entry: &local::Entry) {
+/// The frame members receive for `entry`.
+fn formatted(shared: &Shared, epoch: &str, entry: &local::Entry) -> Message {
     let delivery = Delivery {
         offset: Offset {
             epoch: epoch.to_owned(),
@@ -449,5 +443,20 @@ fn replay_one(shared: &Shared, epoch: &str, writer: &Writer, entry: &local::Entr
         node: entry.node.clone(),
         text: entry.text.clone(),
     };
-    let _ = writer.send((shared.format)(&delivery));
+    (shared.format)(&delivery)
+}
+
+/// Sends one replayed entry to a joining member (blocking: only without a room lock).
+fn replay_one(shared: &Shared, epoch: &str, writer: &Writer, entry: &local::Entry) {
+    let _ = writer.send(formatted(shared, epoch, entry));
+}
+
+/// Hands `message` to a joining member through its bounded room queue, as live fan-out does,
+/// never waiting for its socket (safe under a room lock); `false` when the member went over
+/// `bound` and is being closed with 1008 (policy violation, RFC 6455 §7.4.1).
+fn queue_to(writer: &Writer, message: Message, bound: usize) -> bool {
+    !matches!(
+        writer.enqueue(Frame::Message(message), bound),
+        Enqueued::Dropped
+    )
 }

@@ -86,6 +86,11 @@ fn check_epochs(
             );
             room.epoch = epoch;
             room.last = EntryId::default();
+            // Positions of the old epoch mean nothing now.
+            room.admit_before(EntryId {
+                ms: u64::MAX,
+                seq: u64::MAX,
+            });
             room.room.broadcast(&hub.gap, None);
         }
     }
