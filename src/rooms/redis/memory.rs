@@ -110,7 +110,7 @@ pub(super) fn publish(shared: &Shared, name: &str, text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::HubBuilder;
+    use super::super::{Hub, HubBuilder};
     use super::*;
 
     fn entry(seq: u64) -> Entry {
@@ -147,5 +147,142 @@ mod tests {
                 id: entry(3).id
             }
         ));
+    }
+
+    use crate::proto::Role;
+    use crate::proto::close::CloseCode;
+    use crate::proto::config::Config;
+    use crate::proto::message::Message;
+    use crate::websocket::WebSocket;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A member whose peer has a small receive buffer and reads only when the test does.
+    fn pair(small: bool) -> (Writer, WebSocket<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        if small {
+            socket.set_recv_buffer_size(4096).unwrap();
+        }
+        socket
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let peer: TcpStream = socket.into();
+        peer.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        if small {
+            socket2::SockRef::from(&server)
+                .set_send_buffer_size(8192)
+                .unwrap();
+        }
+        let (mut reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        std::thread::spawn(move || while reader.read().is_ok() {});
+        (
+            writer,
+            WebSocket::from_stream(peer, Role::Client, Config::default()),
+        )
+    }
+
+    /// A hub whose `format` stops on the text "h" once armed (a join's unlocked replay) until
+    /// released.
+    fn gated_hub() -> (Hub, Gate) {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(Some((entered_tx, release_rx)));
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let armed_in_format = armed.clone();
+        let hub = HubBuilder::new("n")
+            .format(move |d| {
+                if d.text == "h" && armed_in_format.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some((entered, release)) = gate.lock().unwrap().take() {
+                        entered.send(()).unwrap();
+                        let _ = release.recv_timeout(Duration::from_secs(10));
+                    }
+                }
+                Message::text(d.text.clone())
+            })
+            .in_memory();
+        (
+            hub,
+            Gate {
+                armed,
+                entered,
+                release,
+            },
+        )
+    }
+
+    struct Gate {
+        armed: Arc<std::sync::atomic::AtomicBool>,
+        entered: mpsc::Receiver<()>,
+        release: mpsc::Sender<()>,
+    }
+
+    /// Joins with a replay of "h", calling `published` while that replay is held.
+    fn join_during(hub: &Hub, writer: Writer, gate: &Gate, published: impl FnOnce()) -> Joined {
+        hub.publish("r", "h").unwrap();
+        gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let since = Offset {
+            epoch: hub
+                .shared
+                .room("r")
+                .map(|r| local::lock(&r).epoch.clone())
+                .unwrap(),
+            id: EntryId::default(),
+        };
+        let joiner = {
+            let hub = hub.clone();
+            std::thread::spawn(move || hub.join("r", writer, "m", Some(&since)).unwrap())
+        };
+        gate.entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        published();
+        gate.release.send(()).unwrap();
+        joiner.join().unwrap()
+    }
+
+    /// What is published while a join replays without the lock is queued after the replay
+    /// and before live messages: each once, in order.
+    #[test]
+    fn a_join_gets_what_was_published_during_its_replay_once_and_in_order() {
+        let (hub, gate) = gated_hub();
+        let (writer, mut client) = pair(false);
+        let joined = join_during(&hub, writer, &gate, || {
+            for text in ["a", "b"] {
+                hub.publish("r", text).unwrap();
+            }
+        });
+        assert_eq!((joined.gap, joined.replayed), (false, 3));
+        hub.publish("r", "live").unwrap();
+        for want in ["h", "a", "b", "live"] {
+            assert_eq!(client.read().unwrap(), Message::text(want));
+        }
+    }
+
+    /// A joiner that stops reading while more than its bound was published during its replay
+    /// is closed with 1008, as live fan-out closes a member over its bound.
+    #[test]
+    fn a_stalled_joiner_over_its_bound_is_closed_with_1008() {
+        let (hub, gate) = gated_hub();
+        let (writer, mut client) = pair(true);
+        let big = "x".repeat(64 * 1024);
+        join_during(&hub, writer, &gate, || {
+            for _ in 0..32 {
+                hub.publish("r", &big).unwrap();
+            }
+        });
+        assert_eq!(hub.presence("r").unwrap().count(), 0);
+        let close = loop {
+            match client.read().expect("a close frame, not an error") {
+                Message::Close(frame) => break frame.expect("a close code"),
+                Message::Text(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(close.code, CloseCode::Policy);
     }
 }
