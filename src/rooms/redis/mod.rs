@@ -387,7 +387,8 @@ impl Hub {
     }
 
     /// Who is in room `name` on every node. With Redis, a node that died without leaving drops
-    /// out within [`PRESENCE_TTL`] (its heartbeat key expires).
+    /// out when its heartbeat key expires: [`PRESENCE_TTL`] after its last refresh, plus Redis's
+    /// expiry lag (within 5 s in `scripts/rooms/cluster.sh`).
     pub fn presence(&self, name: &str) -> Result<Presence, HubError> {
         match &self.shared.backend {
             Backend::Memory => {
@@ -418,7 +419,8 @@ impl Hub {
 }
 
 /// How long a node's presence outlives its last heartbeat (a heartbeat is sent every second):
-/// after `kill -9`, its members leave every other node's [`Hub::presence`] within this bound.
+/// after `kill -9`, its members leave every other node's [`Hub::presence`] once this has passed
+/// and Redis has expired the key.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(3);
 
 /// Hands `entry` to the room's local members, once: entries at or before the last one delivered
