@@ -3,6 +3,7 @@
 use super::*;
 use crate::proto::close::CloseCode;
 use crate::proto::config::Config;
+use crate::rooms::Rooms;
 use crate::websocket::WebSocket;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

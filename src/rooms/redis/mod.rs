@@ -1,464 +1,417 @@
-//! Rooms with one order, offsets and presence, in one process or across many through Redis.
-//!
-//! A [`Hub`] is chosen at construction: [`Hub::in_memory`] keeps each room's history in this
-//! process; [`Hub::redis`] (feature `redis`) keeps it in one Redis Stream per room, so members
-//! connected to different processes or machines receive the same messages in the same order.
-//! The calls are the same either way: [`Hub::join`] (optionally replaying from an [`Offset`]),
-//! [`Hub::publish`], [`Hub::leave`], [`Hub::presence`].
+//! The Redis side of a [`Hub`](super::Hub): connections, joins with replay, presence queries,
+//! and the outage state shared by the publisher, reader and heartbeat threads.
 
-#[cfg(feature = "redis")]
-mod broker;
-#[cfg(feature = "redis")]
 mod keys;
-mod local;
-mod memory;
-mod offset;
-#[cfg(feature = "redis")]
 mod presence;
-#[cfg(feature = "redis")]
 mod publisher;
-#[cfg(feature = "redis")]
 mod reader;
 
-pub use offset::{EntryId, Offset};
-
-use crate::proto::message::Message;
-use crate::split::{Enqueued, Frame, Writer};
-use local::{LocalRoom, SharedRoom};
-use std::collections::HashMap;
-use std::fmt;
+use super::hub::{BrokerStatus, HubError, Joined, Presence, Shared, formatted, queue_to};
+use super::local::{self, Entry, LocalRoom, SharedRoom};
+use super::offset::{EntryId, Offset, new_epoch};
+use crate::split::Writer;
+use publisher::Queue;
+use redis::{Client, Connection, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-/// One message as delivered to a room's members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Its place in the room's history; pass it back as `since` to resume after it.
-    pub offset: Offset,
-    /// The node (process) the message was published on.
-    pub node: String,
-    /// The message.
-    pub text: String,
+/// Bound of each call to Redis (connect, read, write): a broker that stops answering fails the
+/// call instead of holding a thread.
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Entries fetched per `XRANGE` during a replay.
+const REPLAY_CHUNK: usize = 1000;
+
+pub(super) fn connect(client: &Client) -> RedisResult<Connection> {
+    let connection = client.get_connection_with_timeout(CALL_TIMEOUT)?;
+    connection.set_read_timeout(Some(CALL_TIMEOUT))?;
+    connection.set_write_timeout(Some(CALL_TIMEOUT))?;
+    Ok(connection)
 }
 
-/// What [`Hub::join`] replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Joined {
-    /// The history after `since` was incomplete (trimmed, or the room's epoch changed): the
-    /// member got the gap message first, then every message still retained.
-    pub gap: bool,
-    /// Messages replayed before live delivery began.
-    pub replayed: usize,
+/// Whether the broker is reachable, with one log line and one callback per change.
+#[derive(Default)]
+pub(super) struct Health {
+    down: AtomicBool,
 }
 
-/// Who is in a room, on every node.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Presence {
-    /// `(node, identity)` for each member, sorted.
-    pub members: Vec<(String, String)>,
-}
-
-impl Presence {
-    /// How many members the room has.
-    pub fn count(&self) -> usize {
-        self.members.len()
+impl Health {
+    pub fn down(&self, shared: &Shared, error: &dyn std::fmt::Display) {
+        if !self.down.swap(true, Ordering::SeqCst) {
+            eprintln!("syncws rooms: Redis unreachable ({error}); holding publishes");
+            (shared.on_outage)(&BrokerStatus::Down(error.to_string()));
+        }
     }
-}
 
-/// The broker's state, as told to [`HubBuilder::on_outage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BrokerStatus {
-    /// Redis could not be reached; publishes are held (up to the backlog bound).
-    Down(String),
-    /// Redis answers again; held publishes are being flushed in order.
-    Up,
-}
-
-/// Why a hub call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HubError {
-    /// The broker is unreachable and the held backlog is full: the message was not accepted.
-    Backlog {
-        /// Messages held.
-        messages: usize,
-        /// Bytes held.
-        bytes: usize,
-    },
-    /// The broker failed the call (unreachable, or it answered an error).
-    Broker(String),
-    /// The hub was stopped.
-    Stopped,
-}
-
-impl fmt::Display for HubError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HubError::Backlog { messages, bytes } => write!(
-                f,
-                "broker unreachable and its backlog is full ({messages} messages, {bytes} bytes)"
-            ),
-            HubError::Broker(error) => write!(f, "broker error: {error}"),
-            HubError::Stopped => f.write_str("the hub was stopped"),
+    pub fn up(&self, shared: &Shared) {
+        if self.down.swap(false, Ordering::SeqCst) {
+            eprintln!("syncws rooms: Redis is back; flushing held publishes in order");
+            (shared.on_outage)(&BrokerStatus::Up);
         }
     }
 }
 
-impl std::error::Error for HubError {}
-
-type Format = dyn Fn(&Delivery) -> Message + Send + Sync;
-type OnOutage = dyn Fn(&BrokerStatus) + Send + Sync;
-
-/// Settings of a [`Hub`]; see each method for its default.
-pub struct HubBuilder {
-    node: String,
-    format: Arc<Format>,
-    gap: Message,
-    retain_count: usize,
-    retain_age: Option<Duration>,
-    backlog_messages: usize,
-    backlog_bytes: usize,
-    on_outage: Arc<OnOutage>,
+pub(super) struct Broker {
+    pub client: Client,
+    control: Mutex<Option<Connection>>,
+    pub queue: Arc<Queue>,
+    pub health: Arc<Health>,
+    /// Wakes the heartbeat thread early, so a join shows in other nodes' presence at once.
+    pub presence_changed: (Mutex<bool>, Condvar),
 }
 
-impl fmt::Debug for HubBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubBuilder")
-            .field("node", &self.node)
-            .field("retain_count", &self.retain_count)
-            .field("retain_age", &self.retain_age)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Default bound of the publishes held while the broker is unreachable, in messages.
-pub const DEFAULT_BACKLOG_MESSAGES: usize = 100_000;
-/// Default bound of the publishes held while the broker is unreachable, in bytes of text.
-pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
-/// Default number of messages a room's history retains (approximately, for Redis: `MAXLEN ~`).
-pub const DEFAULT_RETAIN_COUNT: usize = 100_000;
-
-impl HubBuilder {
-    /// A hub for node `node` (the name deliveries carry as their origin).
-    pub fn new(node: &str) -> HubBuilder {
-        HubBuilder {
-            node: node.to_owned(),
-            format: Arc::new(|d: &Delivery| Message::text(d.text.clone())),
-            gap: Message::text("{\"gap\":true}"),
-            retain_count: DEFAULT_RETAIN_COUNT,
-            retain_age: None,
-            backlog_messages: DEFAULT_BACKLOG_MESSAGES,
-            backlog_bytes: DEFAULT_BACKLOG_BYTES,
-            on_outage: Arc::new(|_: &BrokerStatus| {}),
+impl Broker {
+    pub fn new(client: Client) -> Broker {
+        Broker {
+            client,
+            control: Mutex::new(None),
+            queue: Arc::new(Queue::default()),
+            health: Arc::new(Health::default()),
+            presence_changed: (Mutex::new(false), Condvar::new()),
         }
     }
 
-    /// How a delivery becomes the frame each member receives. Defaults to the text alone.
-    pub fn format(mut self, format: impl Fn(&Delivery) -> Message + Send + Sync + 'static) -> Self {
-        self.format = Arc::new(format);
-        self
+    /// Starts the publisher, reader and heartbeat threads. They hold the hub weakly and stop
+    /// once every clone of it is gone.
+    pub fn start(&self, shared: &Arc<Shared>) {
+        let weak = Arc::downgrade(shared);
+        spawn("syncws-rooms-publish", weak.clone(), publisher::run);
+        spawn("syncws-rooms-read", weak.clone(), reader::run);
+        spawn("syncws-rooms-presence", weak, presence::run);
     }
 
-    /// What a member receives first when the history it asked for is incomplete. Defaults to
-    /// the text `{"gap":true}`.
-    pub fn gap_message(mut self, message: Message) -> Self {
-        self.gap = message;
-        self
-    }
-
-    /// Messages each room retains for replay. Defaults to [`DEFAULT_RETAIN_COUNT`].
-    pub fn retain_count(mut self, count: usize) -> Self {
-        self.retain_count = count.max(1);
-        self
-    }
-
-    /// Also drop messages older than `age` (Redis only: `XTRIM MINID ~`). Defaults to none.
-    pub fn retain_age(mut self, age: Duration) -> Self {
-        self.retain_age = Some(age);
-        self
-    }
-
-    /// Bound of the publishes held while the broker is unreachable; beyond either bound
-    /// [`Hub::publish`] returns [`HubError::Backlog`]. Defaults to [`DEFAULT_BACKLOG_MESSAGES`]
-    /// and [`DEFAULT_BACKLOG_BYTES`].
-    pub fn backlog(mut self, messages: usize, bytes: usize) -> Self {
-        self.backlog_messages = messages.max(1);
-        self.backlog_bytes = bytes.max(1);
-        self
-    }
-
-    /// Called when the broker becomes unreachable and when it is back (a line goes to stderr
-    /// either way). Defaults to nothing more.
-    pub fn on_outage(mut self, hook: impl Fn(&BrokerStatus) + Send + Sync + 'static) -> Self {
-        self.on_outage = Arc::new(hook);
-        self
-    }
-
-    /// Rooms kept in this process only.
-    pub fn in_memory(self) -> Hub {
-        Hub::with_backend(self, Backend::Memory)
-    }
-
-    /// Rooms kept in the Redis at `url` (e.g. `redis://127.0.0.1:6379/`). Fails when the URL is
-    /// invalid; an unreachable broker is not an error here (publishes are held until it is up).
-    #[cfg(feature = "redis")]
-    pub fn redis(self, url: &str) -> Result<Hub, HubError> {
-        let client = ::redis::Client::open(url).map_err(|e| HubError::Broker(e.to_string()))?;
-        let hub = Hub::with_backend(self, Backend::Redis(Box::new(broker::Broker::new(client))));
-        if let Backend::Redis(broker) = &hub.shared.backend {
-            broker.start(&hub.shared);
+    /// Runs `call` on the control connection, connecting first if needed; a failed call drops
+    /// the connection so the next one starts afresh.
+    /// A call that fails on a connection left over from before an outage is tried once more
+    /// on a fresh one.
+    fn control<T>(
+        &self,
+        mut call: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, HubError> {
+        let mut slot: MutexGuard<'_, Option<Connection>> =
+            self.control.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = slot.is_none();
+        let mut attempt = |slot: &mut Option<Connection>| -> RedisResult<T> {
+            let connection = match slot {
+                Some(connection) => connection,
+                None => slot.insert(connect(&self.client)?),
+            };
+            call(connection).inspect_err(|_| *slot = None)
+        };
+        match attempt(&mut slot) {
+            Err(error) if !fresh && (error.is_io_error() || error.is_connection_dropped()) => {
+                attempt(&mut slot)
+            }
+            result => result,
         }
-        Ok(hub)
-    }
-}
-
-pub(crate) struct Shared {
-    /// Set when the last [`Hub`] clone is dropped.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    stopped: Arc<AtomicBool>,
-    node: String,
-    rooms: Mutex<HashMap<String, SharedRoom>>,
-    format: Arc<Format>,
-    gap: Message,
-    retain_count: usize,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    retain_age: Option<Duration>,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    backlog: (usize, usize),
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    on_outage: Arc<OnOutage>,
-    backend: Backend,
-}
-
-enum Backend {
-    Memory,
-    #[cfg(feature = "redis")]
-    Redis(Box<broker::Broker>),
-}
-
-impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, HashMap<String, SharedRoom>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        .map_err(|e| HubError::Broker(e.to_string()))
     }
 
-    fn room(&self, name: &str) -> Option<SharedRoom> {
-        self.rooms().get(name).cloned()
+    /// Asks the heartbeat thread to write this node's presence now.
+    pub fn presence_changed(&self) {
+        let (flag, wake) = &self.presence_changed;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_one();
     }
 
-    /// This hub's threads' view of it: `None` once every [`Hub`] clone is gone.
-    #[cfg(feature = "redis")]
-    fn live(weak: &std::sync::Weak<Shared>) -> Option<Arc<Shared>> {
-        weak.upgrade()
-            .filter(|hub| !hub.stopped.load(Ordering::SeqCst))
-    }
-}
-
-/// Named rooms whose messages reach every member, on every node, once and in one order, each
-/// with an [`Offset`] to resume from. Clones share the rooms.
-///
-/// Delivery to local members goes through [`Room::broadcast`](crate::Room::broadcast), one
-/// encoded frame per message for all of them.
-///
-/// ```no_run
-/// use syncws::hub::{Hub, Offset};
-/// use syncws::{Message, Server};
-/// let hub = Hub::in_memory("solo");
-/// Server::bind("127.0.0.1:9002")?.serve(move |mut session| {
-///     let since = None::<Offset>;
-///     let writer = session.writer();
-///     let _ = hub.join("lobby", writer.clone(), "anonymous", since.as_ref());
-///     while let Ok(Message::Text(text)) = session.read() {
-///         let _ = hub.publish("lobby", &text);
-///     }
-///     hub.leave("lobby", &writer);
-/// })?;
-/// # Ok::<(), syncws::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct Hub {
-    shared: Arc<Shared>,
-    _stop: Arc<StopOnDrop>,
-}
-
-/// Held by every clone of a [`Hub`]: when the last one goes, the hub's threads stop (they hold
-/// the hub only weakly, but several of them could otherwise keep upgrading it in turn).
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-impl fmt::Debug for Hub {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub")
-            .field("node", &self.shared.node)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Hub {
-    /// Rooms kept in this process, with default settings; see [`HubBuilder`].
-    pub fn in_memory(node: &str) -> Hub {
-        HubBuilder::new(node).in_memory()
+    /// Waits up to `timeout` for a presence change.
+    pub fn wait_presence_change(&self, timeout: Duration) {
+        let (flag, wake) = &self.presence_changed;
+        let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = wake
+            .wait_timeout_while(guard, timeout, |changed| !*changed)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = false;
     }
 
-    /// Rooms kept in the Redis at `url`, with default settings; see [`HubBuilder::redis`].
-    #[cfg(feature = "redis")]
-    pub fn redis(url: &str, node: &str) -> Result<Hub, HubError> {
-        HubBuilder::new(node).redis(url)
+    pub fn publish(&self, shared: &Shared, name: &str, text: &str) -> Result<(), HubError> {
+        self.queue.push(shared, name, text)
     }
 
-    /// Settings for a hub of node `node`.
-    pub fn builder(node: &str) -> HubBuilder {
-        HubBuilder::new(node)
+    pub fn backlog(&self) -> usize {
+        self.queue.len()
     }
 
-    fn with_backend(builder: HubBuilder, backend: Backend) -> Hub {
-        let stopped = Arc::new(AtomicBool::new(false));
-        Hub {
-            _stop: Arc::new(StopOnDrop(stopped.clone())),
-            shared: Arc::new(Shared {
-                stopped,
-                node: builder.node,
-                rooms: Mutex::new(HashMap::new()),
-                format: builder.format,
-                gap: builder.gap,
-                retain_count: builder.retain_count,
-                retain_age: builder.retain_age,
-                backlog: (builder.backlog_messages, builder.backlog_bytes),
-                on_outage: builder.on_outage,
-                backend,
-            }),
+    /// The local room `name`, registered with its epoch and the stream's last id (live delivery
+    /// starts after it), with one more join in progress.
+    fn register(&self, shared: &Shared, name: &str) -> Result<SharedRoom, HubError> {
+        if let Some(room) = shared.rooms().get(name) {
+            local::lock(room).joining += 1;
+            return Ok(room.clone());
         }
+        let (epoch, last) = self.control(|c| Ok((ensure_epoch(c, name)?, last_id(c, name)?)))?;
+        let mut rooms = shared.rooms();
+        let room = rooms
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(LocalRoom::new(epoch, last))));
+        local::lock(room).joining += 1;
+        Ok(room.clone())
     }
 
-    /// This node's name.
-    pub fn node(&self) -> &str {
-        &self.shared.node
-    }
-
-    /// Adds `writer` to room `name` under `identity` (shown by [`Hub::presence`]). With
-    /// `since`, first sends it every retained message after that offset, in order (preceded by
-    /// the gap message when that history is incomplete), then live messages, none twice.
     pub fn join(
         &self,
+        shared: &Shared,
         name: &str,
         writer: Writer,
         identity: &str,
         since: Option<&Offset>,
     ) -> Result<Joined, HubError> {
-        match &self.shared.backend {
-            Backend::Memory => Ok(memory::join(&self.shared, name, writer, identity, since)),
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.join(&self.shared, name, writer, identity, since),
-        }
+        let room = self.register(shared, name)?;
+        let result = self.join_registered(shared, name, &room, writer, identity, since);
+        local::lock(&room).joining -= 1;
+        result
     }
 
-    /// Removes `writer` from room `name`; returns whether it was a member here.
-    pub fn leave(&self, name: &str, writer: &Writer) -> bool {
-        let left = self
-            .shared
-            .room(name)
-            .is_some_and(|room| local::lock(&room).remove(writer));
-        #[cfg(feature = "redis")]
-        if let Backend::Redis(broker) = &self.shared.backend {
-            broker.presence_changed();
+    fn join_registered(
+        &self,
+        shared: &Shared,
+        name: &str,
+        room_handle: &SharedRoom,
+        writer: Writer,
+        identity: &str,
+        since: Option<&Offset>,
+    ) -> Result<Joined, HubError> {
+        let mut joined = Joined::default();
+        let Some(since) = since else {
+            local::lock(room_handle).add(writer, identity);
+            self.presence_changed();
+            return Ok(joined);
+        };
+        let epoch = local::lock(room_handle).epoch.clone();
+        let same_epoch = since.epoch == epoch;
+        joined.gap = !same_epoch || !self.control(|c| retained(c, name, since.id))?;
+        if joined.gap {
+            let _ = writer.send(shared.gap.clone());
         }
-        left
-    }
-
-    /// Publishes `text` to every member of room `name` on every node, this one included. Never
-    /// waits for a member's socket, nor (with Redis) for the broker: the message is queued and
-    /// sent in order; while Redis is unreachable up to the backlog bound is held, beyond it this
-    /// returns [`HubError::Backlog`].
-    pub fn publish(&self, name: &str, text: &str) -> Result<(), HubError> {
-        match &self.shared.backend {
-            Backend::Memory => {
-                memory::publish(&self.shared, name, text);
-                Ok(())
+        let mut after = if same_epoch {
+            since.id
+        } else {
+            EntryId::default()
+        };
+        // The replay reads and formats without the room lock, chunk after chunk. Once a chunk
+        // reaches the stream's end, the room lock is taken: if live delivery has not passed
+        // that chunk, it goes through the member's bounded room queue (never blocking) and the
+        // member joins at its end; else the chunk is sent without the lock and the next one
+        // read. So no Redis call and no blocking send runs under the lock: a joiner that stops
+        // reading never stalls the reader, which every room of this node shares.
+        let mut check_trim = false;
+        loop {
+            let (kept, chunk) = self.control(|c| {
+                let kept = joined.gap || !check_trim || retained(c, name, after)?;
+                Ok((kept, range(c, name, after, REPLAY_CHUNK)?))
+            })?;
+            check_trim = true;
+            if !kept {
+                // Trimming passed the replay while it ran.
+                let _ = writer.send(shared.gap.clone());
+                joined.gap = true;
             }
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.publish(&self.shared, name, text),
-        }
-    }
-
-    /// Who is in room `name` on every node. With Redis, a node that died without leaving drops
-    /// out when its heartbeat key expires: [`PRESENCE_TTL`] after its last refresh, plus Redis's
-    /// expiry lag (within 5 s in `scripts/rooms/cluster.sh`).
-    pub fn presence(&self, name: &str) -> Result<Presence, HubError> {
-        match &self.shared.backend {
-            Backend::Memory => {
-                let mut members: Vec<(String, String)> = match self.shared.room(name) {
-                    Some(room) => local::lock(&room)
-                        .identities()
-                        .into_iter()
-                        .map(|id| (self.shared.node.clone(), id))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                members.sort();
-                Ok(Presence { members })
+            let end = chunk.last().map_or(after, |entry| entry.id);
+            let frames: Vec<_> = chunk
+                .iter()
+                .map(|entry| formatted(shared, &epoch, entry))
+                .collect();
+            if chunk.len() < REPLAY_CHUNK {
+                let mut room = local::lock(room_handle);
+                let bound = room.room.max_backpressure();
+                if room.epoch != epoch {
+                    // The epoch changed while replaying: the reader already told the room.
+                    if queue_to(&writer, shared.gap.clone(), bound) {
+                        let last = room.last;
+                        room.add_at(writer, identity, last);
+                    }
+                    joined.gap = true;
+                    break;
+                }
+                if room.last <= end {
+                    let mut open = true;
+                    for frame in frames {
+                        open = queue_to(&writer, frame, bound);
+                        if !open {
+                            break;
+                        }
+                        joined.replayed += 1;
+                    }
+                    if open {
+                        // Ahead of this node's reader (the member came from a node whose
+                        // reader was further), it is let in once the reader passes `end`.
+                        room.add_at(writer, identity, end);
+                    }
+                    break;
+                }
             }
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.presence(&self.shared, name),
+            joined.replayed += frames.len();
+            for frame in frames {
+                let _ = writer.send(frame);
+            }
+            after = end;
+        }
+        self.presence_changed();
+        Ok(joined)
+    }
+
+    pub fn presence(&self, shared: &Shared, name: &str) -> Result<Presence, HubError> {
+        let nodes: Vec<(String, String)> =
+            self.control(|c| redis::cmd("HGETALL").arg(keys::presence(name)).query(c))?;
+        let mut members = Vec::new();
+        let mut dead = Vec::new();
+        for (node, identities) in nodes {
+            if node == shared.node {
+                continue;
+            }
+            let alive: bool =
+                self.control(|c| redis::cmd("EXISTS").arg(keys::alive(name, &node)).query(c))?;
+            if alive {
+                members.extend(identities.lines().map(|id| (node.clone(), id.to_owned())));
+            } else {
+                dead.push(node);
+            }
+        }
+        if !dead.is_empty() {
+            let _ = self.control(|c| {
+                redis::cmd("HDEL")
+                    .arg(keys::presence(name))
+                    .arg(&dead)
+                    .query::<i64>(c)
+            });
+        }
+        if let Some(room) = shared.room(name) {
+            let node = &shared.node;
+            members.extend(
+                local::lock(&room)
+                    .identities()
+                    .into_iter()
+                    .map(|id| (node.clone(), id)),
+            );
+        }
+        members.sort();
+        Ok(Presence { members })
+    }
+}
+
+fn spawn(name: &str, shared: Weak<Shared>, body: fn(Weak<Shared>)) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || body(shared));
+    if let Err(error) = spawned {
+        eprintln!("syncws rooms: cannot start thread {name}: {error}");
+    }
+}
+
+/// The room's epoch, created with `SET NX` if the room has none.
+pub(super) fn ensure_epoch(c: &mut Connection, room: &str) -> RedisResult<String> {
+    let key = keys::epoch(room);
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(new_epoch())
+        .arg("NX")
+        .query::<Value>(c)?;
+    redis::cmd("GET").arg(&key).query(c)
+}
+
+/// The stream's newest id, or `0-0` when it is empty or missing.
+fn last_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
+    let value: Value = redis::cmd("XREVRANGE")
+        .arg(keys::stream(room))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(c)?;
+    Ok(parse_entries(&value)
+        .last()
+        .map(|e| e.id)
+        .unwrap_or_default())
+}
+
+/// Whether entry `id` is still in the stream. Trimming removes the oldest entries, so while it
+/// is, everything after it is too. (An offset whose own entry was just trimmed is reported as a
+/// gap although its successor may remain: one entry early, never late.)
+pub(super) fn retained(c: &mut Connection, room: &str, id: EntryId) -> RedisResult<bool> {
+    let value: Value = redis::cmd("XRANGE")
+        .arg(keys::stream(room))
+        .arg(id.to_string())
+        .arg(id.to_string())
+        .query(c)?;
+    Ok(!parse_entries(&value).is_empty())
+}
+
+/// Whether any entry was ever trimmed from the stream (Redis 7's `entries-added` exceeds its
+/// length).
+pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
+    let exists: bool = redis::cmd("EXISTS").arg(keys::stream(room)).query(c)?;
+    if !exists {
+        return Ok(false);
+    }
+    let info: Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(keys::stream(room))
+        .query(c)?;
+    let (mut length, mut added) = (0i64, 0i64);
+    let mut fields = as_list(&info).iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        let number = || text(value).and_then(|t| t.parse().ok()).unwrap_or(0);
+        match text(name).as_deref() {
+            Some("length") => length = number(),
+            Some("entries-added") => added = number(),
+            _ => {}
         }
     }
+    Ok(added > length)
+}
 
-    /// Publishes waiting to reach the broker (always 0 for in-memory rooms).
-    pub fn backlog(&self) -> usize {
-        match &self.shared.backend {
-            Backend::Memory => 0,
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.backlog(),
+/// The first `count` entries after `after`.
+fn range(c: &mut Connection, room: &str, after: EntryId, count: usize) -> RedisResult<Vec<Entry>> {
+    let value: Value = redis::cmd("XRANGE")
+        .arg(keys::stream(room))
+        .arg(format!("({after}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query(c)?;
+    Ok(parse_entries(&value))
+}
+
+pub(super) fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn as_list(value: &Value) -> &[Value] {
+    match value {
+        Value::Array(items) | Value::Set(items) => items,
+        _ => &[],
+    }
+}
+
+/// Parses `[[id, [field, value, …]], …]` (XRANGE, and each stream of XREAD).
+pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for item in as_list(value) {
+        let [id, fields] = as_list(item) else {
+            continue;
+        };
+        let Some(id) = text(id).and_then(|t| EntryId::parse(&t)) else {
+            continue;
+        };
+        let mut entry = Entry {
+            id,
+            node: String::new(),
+            text: String::new(),
+        };
+        let mut fields = as_list(fields).iter();
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            match text(name).as_deref() {
+                Some("n") => entry.node = text(value).unwrap_or_default(),
+                Some("d") => entry.text = text(value).unwrap_or_default(),
+                _ => {}
+            }
         }
+        entries.push(entry);
     }
-}
-
-/// How long a node's presence outlives its last heartbeat (a heartbeat is sent every second):
-/// after `kill -9`, its members leave every other node's [`Hub::presence`] once this has passed
-/// and Redis has expired the key.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(3);
-
-/// Hands `entry` to the room's local members, once: entries at or before the last one delivered
-/// are skipped, and so is a member whose own replay already reached `entry`.
-fn deliver(shared: &Shared, room: &mut LocalRoom, entry: &local::Entry) {
-    if entry.id <= room.last {
-        return;
-    }
-    room.last = entry.id;
-    room.admit_before(entry.id);
-    let message = formatted(shared, &room.epoch, entry);
-    room.room.broadcast(&message, None);
-}
-
-/// The frame members receive for `entry`.
-fn formatted(shared: &Shared, epoch: &str, entry: &local::Entry) -> Message {
-    let delivery = Delivery {
-        offset: Offset {
-            epoch: epoch.to_owned(),
-            id: entry.id,
-        },
-        node: entry.node.clone(),
-        text: entry.text.clone(),
-    };
-    (shared.format)(&delivery)
-}
-
-/// Sends one replayed entry to a joining member (blocking: only without a room lock).
-fn replay_one(shared: &Shared, epoch: &str, writer: &Writer, entry: &local::Entry) {
-    let _ = writer.send(formatted(shared, epoch, entry));
-}
-
-/// Hands `message` to a joining member through its bounded room queue, as live fan-out does,
-/// never waiting for its socket (safe under a room lock); `false` when the member went over
-/// `bound` and is being closed with 1008 (policy violation, RFC 6455 §7.4.1).
-fn queue_to(writer: &Writer, message: Message, bound: usize) -> bool {
-    !matches!(
-        writer.enqueue(Frame::Message(message), bound),
-        Enqueued::Dropped
-    )
+    entries
 }

@@ -2,9 +2,11 @@
 //! member identities into the room's presence hash and refreshes the node's heartbeat key
 //! (TTL [`PRESENCE_TTL`]); a room left by every local member loses this node's entry.
 
-use super::broker::connect;
+use super::connect;
+use super::keys;
 use super::publisher::fail;
-use super::{PRESENCE_TTL, Shared, keys, local};
+use crate::rooms::hub::{PRESENCE_TTL, Shared};
+use crate::rooms::local;
 use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
@@ -19,7 +21,7 @@ pub(super) fn run(shared: Weak<Shared>) {
         let Some(hub) = Shared::live(&shared) else {
             return;
         };
-        let super::Backend::Redis(broker) = &hub.backend else {
+        let crate::rooms::hub::Backend::Redis(broker) = &hub.backend else {
             return;
         };
         // Every second, or at once after a join or leave here.

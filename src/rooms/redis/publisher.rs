@@ -1,8 +1,9 @@
 //! Publishing: a bounded queue per node, drained in order by one thread that appends each
 //! message to its room's stream with a script that appends a given publish id at most once.
 
-use super::broker::{Health, connect};
-use super::{HubError, Shared, keys};
+use super::keys;
+use super::{Health, connect};
+use crate::rooms::hub::{HubError, Shared};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -48,7 +49,7 @@ struct State {
 
 /// Publishes not yet acknowledged by Redis, oldest first.
 #[derive(Default)]
-pub(super) struct Queue {
+pub(in crate::rooms) struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     boot: std::sync::OnceLock<String>,
@@ -120,7 +121,7 @@ pub(super) fn run(shared: Weak<Shared>) {
         let Some(hub) = Shared::live(&shared) else {
             return;
         };
-        let super::Backend::Redis(broker) = &hub.backend else {
+        let crate::rooms::hub::Backend::Redis(broker) = &hub.backend else {
             return;
         };
         broker.queue.wait(Duration::from_millis(500));
@@ -136,7 +137,7 @@ pub(super) fn run(shared: Weak<Shared>) {
                     .arg(keys::stream(&item.room))
                     .arg(keys::epoch(&item.room))
                     .arg(keys::published(&item.room, &item.id))
-                    .arg(super::offset::new_epoch())
+                    .arg(crate::rooms::offset::new_epoch())
                     .arg(&hub.node)
                     .arg(&item.id)
                     .arg(&item.text)

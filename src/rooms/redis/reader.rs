@@ -3,11 +3,12 @@
 //! last entry it delivered; a room whose epoch changed meanwhile (Redis lost its data) gets the
 //! gap message and restarts from the new stream's beginning.
 
-use super::broker::{as_list, connect, ensure_epoch, parse_entries, retained, text, trimmed_any};
-use super::local::{self, SharedRoom};
-use super::offset::EntryId;
+use super::keys;
 use super::publisher::fail;
-use super::{Shared, deliver, keys};
+use super::{as_list, connect, ensure_epoch, parse_entries, retained, text, trimmed_any};
+use crate::rooms::hub::{Shared, deliver};
+use crate::rooms::local::{self, SharedRoom};
+use crate::rooms::offset::EntryId;
 use redis::{Connection, RedisResult, Value};
 use std::sync::Weak;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub(super) fn run(shared: Weak<Shared>) {
         let Some(hub) = Shared::live(&shared) else {
             return;
         };
-        let super::Backend::Redis(broker) = &hub.backend else {
+        let crate::rooms::hub::Backend::Redis(broker) = &hub.backend else {
             return;
         };
         let rooms = active_rooms(&hub);

@@ -1,8 +1,8 @@
 //! In-process rooms: the history is a bounded queue per room, the order is the room lock's.
 
+use super::hub::{Joined, Shared, deliver, formatted, queue_to, replay_one};
 use super::local::{self, Entry, LocalRoom, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
-use super::{Joined, Shared, deliver, formatted, queue_to, replay_one};
 use crate::split::Writer;
 use std::sync::{Arc, Mutex};
 
@@ -110,7 +110,7 @@ pub(super) fn publish(shared: &Shared, name: &str, text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Hub, HubBuilder};
+    use super::super::hub::{Hub, HubBuilder};
     use super::*;
 
     fn entry(seq: u64) -> Entry {
