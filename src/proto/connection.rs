@@ -108,11 +108,16 @@ impl Connection {
         self.receiver.commit(n);
     }
 
-    /// Tells the time of the read that brought the bytes decoded next (the core has no clock).
-    /// From the first call on, pings and pongs beyond [`Config::max_control_frames_per_second`]
-    /// fail the connection with [`ProtocolError::ControlFrameFlood`](super::error::ProtocolError).
+    /// Tells the time of the read that brought the bytes decoded next, and of the messages sent
+    /// next (the core has no clock). From the first call on, pings and pongs beyond
+    /// [`Config::max_control_frames_per_second`] fail the connection with
+    /// [`ProtocolError::ControlFrameFlood`](super::error::ProtocolError); with permessage-deflate
+    /// a message 100 ms or more after the previous one in its direction gives its zlib state back
+    /// at once; until a time is given every message counts as busy (its state is kept between
+    /// messages). Call it once per read, and before sending when messages are compressed.
     pub fn note_time(&mut self, now: std::time::Instant) {
         self.receiver.note_time(now);
+        self.sender.note_time(now);
     }
 
     /// In streaming mode data arrives as [`Event::Chunk`]s as soon as it is read, instead of as

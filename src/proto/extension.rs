@@ -10,6 +10,7 @@ pub(crate) use disabled::{Deflater, Inflater};
 #[cfg(not(feature = "deflate"))]
 mod disabled {
     use crate::proto::error::ProtocolError;
+    use std::time::Instant;
 
     /// Decompresses incoming messages (permessage-deflate).
     #[derive(Debug)]
@@ -23,6 +24,7 @@ mod disabled {
             _message_end: bool,
             _out: &mut Vec<u8>,
             _budget: usize,
+            _now: Option<Instant>,
         ) -> Result<(), ProtocolError> {
             match *self {}
         }
@@ -53,7 +55,11 @@ mod disabled {
         }
 
         /// The compressed payload, or `None` to send this message uncompressed.
-        pub(crate) fn compress(&mut self, _data: &[u8]) -> Result<Option<Vec<u8>>, CompressError> {
+        pub(crate) fn compress(
+            &mut self,
+            _data: &[u8],
+            _now: Option<Instant>,
+        ) -> Result<Option<Vec<u8>>, CompressError> {
             match *self {}
         }
 
@@ -62,6 +68,7 @@ mod disabled {
             &mut self,
             _data: &[u8],
             _message_end: bool,
+            _now: Option<Instant>,
         ) -> Result<Vec<u8>, CompressError> {
             match *self {}
         }

@@ -14,6 +14,7 @@ use super::message::{DataKind, Event, Message};
 use super::observer::{Direction, FrameObserver, Tap};
 use crate::proto::error::{Error, ProtocolError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 /// Where a connection is in its life (RFC 6455 §4–§7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,9 @@ pub struct Sender {
     /// Whether `data_to_send` has shown the output since `auto_pong` was queued: a writer may be
     /// writing those bytes and `advance` later, so they must stay as they were.
     shown: AtomicBool,
+    /// When the messages queued next are sent, from the I/O layer (`note_time`): the
+    /// compressor tells a busy connection from a quiet one by it.
+    now: Option<Instant>,
 }
 
 impl Sender {
@@ -77,6 +81,7 @@ impl Sender {
             pongs_in_a_row: 0,
             pongs_kept: PONGS_KEPT,
             shown: AtomicBool::new(false),
+            now: None,
         }
     }
 
@@ -90,6 +95,23 @@ impl Sender {
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) fn set_deflater(&mut self, deflater: Option<Deflater>) {
         self.deflater = deflater;
+    }
+
+    /// Tells the time the messages queued next are sent at (the core has no clock). With
+    /// permessage-deflate a message sent 100 ms or more after the previous one gives its zlib
+    /// state back at once, so a connection that sends now and then holds none between messages;
+    /// until a time is given every message counts as busy (the state is kept until
+    /// [`shrink`](Self::shrink)). Without compression the time is not used.
+    pub fn note_time(&mut self, now: Instant) {
+        self.now = Some(now);
+    }
+
+    /// [`note_time`](Self::note_time) with the time `clock` tells, if messages are compressed:
+    /// only then is the time used, so a connection without compression pays no clock read.
+    pub(crate) fn note_time_if_compressing(&mut self, clock: impl FnOnce() -> Instant) {
+        if self.deflater.is_some() {
+            self.note_time(clock());
+        }
     }
 
     /// Releases what a quiet connection should not hold: the compressor's zlib state, keeping
@@ -251,7 +273,7 @@ impl Sender {
         self.streaming = if fin { None } else { Some((kind, compressed)) };
         match self.deflater.as_mut() {
             Some(deflater) if compressed => {
-                let Ok(payload) = deflater.compress_part(data, fin) else {
+                let Ok(payload) = deflater.compress_part(data, fin, self.now) else {
                     return Err(self.on_compress_error());
                 };
                 self.push_frame(opcode, fin, opcode != OpCode::Continuation, &payload);
@@ -370,7 +392,7 @@ impl Sender {
             return Err(Error::InvalidInput("a streamed message is unfinished"));
         }
         if let Some(deflater) = self.deflater.as_mut() {
-            match deflater.compress(data) {
+            match deflater.compress(data, self.now) {
                 Ok(Some(compressed)) => {
                     self.push_frame(kind.opcode(), true, true, &compressed);
                     return Ok(());

@@ -205,6 +205,7 @@ impl Writer {
     /// send) is skipped; one refused for now (a streamed message is unfinished) stays first.
     fn hand_over(&self, queue: &mut Queue) -> Result<(), Error> {
         let mut sender = self.shared.state();
+        sender.note_time_if_compressing(std::time::Instant::now);
         while let Some(frame) = queue.frames.front() {
             if queue.handed > 0 && queue.handed + frame.len() > CHUNK {
                 break;

@@ -383,6 +383,7 @@ impl Writer {
     pub(crate) fn send_returning(&self, message: Message) -> Result<Vec<u8>, Error> {
         self.write_owned(
             |sender, vectored| {
+                sender.note_time_if_compressing(Instant::now);
                 // A large payload a server sends unchanged is written from the message itself,
                 // after its header, rather than copied first.
                 if vectored && sender.send_header(&message)? {

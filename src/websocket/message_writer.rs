@@ -7,6 +7,7 @@ use crate::proto::close::CloseCode;
 use crate::proto::message::DataKind;
 use crate::proto::utf8::Utf8Validator;
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 /// Sends one message in fragments of [`Config::write_fragment_size`](crate::Config::write_fragment_size) as it is written
 /// (RFC 6455 §5.4). Call [`finish`](Self::finish) to send the last fragment.
@@ -77,12 +78,9 @@ impl<'a, S: Read + Write> MessageWriter<'a, S> {
                 "text message ended inside a UTF-8 character",
             ));
         }
-        if let Err(error) = self
-            .ws
-            .conn
-            .sender()
-            .send_fragment(self.kind, &self.buf, true)
-        {
+        let sender = self.ws.conn.sender();
+        sender.note_time_if_compressing(Instant::now);
+        if let Err(error) = sender.send_fragment(self.kind, &self.buf, true) {
             if self.ws.conn.state() != State::Closed {
                 self.ws
                     .fail(CloseCode::InternalError, "message not finished");
@@ -108,10 +106,9 @@ impl<'a, S: Read + Write> MessageWriter<'a, S> {
 
     /// Queues the full fragment in `buf` (not the last).
     fn queue_fragment(&mut self) -> Result<(), Error> {
-        self.ws
-            .conn
-            .sender()
-            .send_fragment(self.kind, &self.buf, false)?;
+        let sender = self.ws.conn.sender();
+        sender.note_time_if_compressing(Instant::now);
+        sender.send_fragment(self.kind, &self.buf, false)?;
         self.buf.clear();
         Ok(())
     }

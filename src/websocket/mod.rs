@@ -354,6 +354,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// control payload over 125 bytes or an unsendable close code; [`Error::Io`].
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.flush_pending()?;
+        self.conn.sender().note_time_if_compressing(Instant::now);
         if self.conn.sender().send_header(&message)? {
             // A large unmasked payload: written from the message itself, not copied first.
             write_with_payload(&mut self.stream, self.conn.sender(), message.as_bytes())?;

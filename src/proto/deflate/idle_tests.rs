@@ -61,3 +61,31 @@ fn a_quiet_connection_releases_its_zlib_state_and_the_streams_go_on() {
         }
     }
 }
+
+#[test]
+fn messages_a_second_apart_hold_no_zlib_state_between_them() {
+    // The times the I/O layer would hand in; nothing waits.
+    let t0 = std::time::Instant::now();
+    let params = DeflateParams::default();
+    let config = DeflateConfig::default();
+    let mut server = Connection::new(Role::Server, &Config::default());
+    let mut client = Connection::new(Role::Client, &Config::default());
+    server.set_deflate(&params, &config);
+    client.set_deflate(&params, &config);
+    for n in 0..5 {
+        let now = t0 + std::time::Duration::from_secs(n);
+        client.note_time(now);
+        server.note_time(now);
+        let message = Message::text(chat(n as usize));
+        client.send(&message).unwrap();
+        transfer(&mut client, &mut server);
+        let received = next_message(&mut server);
+        server.send(&received).unwrap();
+        transfer(&mut server, &mut client);
+        assert_eq!(next_message(&mut client), message, "echo {n}");
+        // No `shrink`: the quiet spell before each message is enough.
+        assert!(!server.receiver().holds_more_than_idle(), "{n}");
+        assert!(!server.sender().holds_more_than_idle(), "{n}");
+        assert!(!client.sender().holds_more_than_idle(), "{n}");
+    }
+}

@@ -10,7 +10,10 @@
 //!
 //! A message that comes after a quiet spell ([`BUSY_GAP`] since the previous one) parks the state
 //! again as soon as it is done: a chat connection sending now and then never holds a state
-//! between its messages, so memory follows the messages in flight, not the connections.
+//! between its messages, so memory follows the messages in flight, not the connections. The core
+//! reads no clock: each message comes with the time the I/O layer gave (`note_time` on the
+//! connection, its receiver or its sender); without one it counts as busy, as plain context
+//! takeover keeps its state, and only `shrink` (after the reader's quiet window) parks it.
 //!
 //! Memory of a quiet connection: the bytes of history, at most 2^window_bits per direction,
 //! instead of about 200–300 KiB of zlib state.
@@ -39,25 +42,31 @@ fn quiet_level(level: u32) -> u32 {
     }
 }
 
-/// When the last message went through; tells a busy connection from a quiet one.
+/// When the last message went through, by the times the I/O layer gives; tells a busy connection
+/// from a quiet one.
 #[derive(Debug, Default)]
 struct Pace {
     last: Option<Instant>,
 }
 
 impl Pace {
-    /// Whether the last message went through less than [`BUSY_GAP`] ago.
-    fn recent(&self) -> bool {
-        self.last.is_some_and(|last| last.elapsed() < BUSY_GAP)
+    /// Whether `now` is less than [`BUSY_GAP`] after the last message. Without a time the
+    /// connection cannot be told quiet, so it counts as busy.
+    fn recent(&self, now: Option<Instant>) -> bool {
+        match now {
+            Some(now) => self
+                .last
+                .is_some_and(|last| now.saturating_duration_since(last) < BUSY_GAP),
+            None => true,
+        }
     }
 
-    /// Records a message now; whether it came within [`BUSY_GAP`] of the previous one.
-    fn busy(&mut self) -> bool {
-        let now = Instant::now();
-        let busy = self
-            .last
-            .is_some_and(|last| now.duration_since(last) < BUSY_GAP);
-        self.last = Some(now);
+    /// Records a message at `now`; whether it came within [`BUSY_GAP`] of the previous one.
+    fn busy(&mut self, now: Option<Instant>) -> bool {
+        let busy = self.recent(now);
+        if now.is_some() {
+            self.last = now;
+        }
         busy
     }
 }
@@ -186,32 +195,39 @@ impl Deflater {
         !whole || len >= self.kind.threshold
     }
 
-    /// The compressed message, or `None` to send this message uncompressed. An error leaves the
-    /// codec poisoned (see [`codec::Deflater::compress`]): the connection must be failed.
-    pub(crate) fn compress(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, CompressError> {
+    /// The compressed message, or `None` to send this message uncompressed; `now` is when it is
+    /// sent (see [`Pace`]). An error leaves the codec poisoned (see
+    /// [`codec::Deflater::compress`]): the connection must be failed.
+    pub(crate) fn compress(
+        &mut self,
+        data: &[u8],
+        now: Option<Instant>,
+    ) -> Result<Option<Vec<u8>>, CompressError> {
         if !self.wants(data.len(), true) {
             return Ok(None);
         }
-        let compressed = self.wake().compress(data)?;
+        let compressed = self.wake(now).compress(data)?;
         // Sent uncompressed, the message is not part of the stream's history.
         if compressed.is_some() {
             self.remember(data);
         }
-        self.message_done();
+        self.message_done(now);
         Ok(compressed)
     }
 
-    /// Compresses one fragment of a message; see [`codec::Deflater::compress_part`].
+    /// Compresses one fragment of a message, sent at `now`; see
+    /// [`codec::Deflater::compress_part`].
     pub(crate) fn compress_part(
         &mut self,
         data: &[u8],
         message_end: bool,
+        now: Option<Instant>,
     ) -> Result<Vec<u8>, CompressError> {
-        let compressed = self.wake().compress_part(data, message_end)?;
+        let compressed = self.wake(now).compress_part(data, message_end)?;
         self.remember(data);
         self.mid_message = !message_end;
         if message_end {
-            self.message_done();
+            self.message_done(now);
         }
         Ok(compressed)
     }
@@ -219,7 +235,7 @@ impl Deflater {
     /// Makes the next compression step fail, as a broken backend would (tests of the error path).
     #[cfg(test)]
     pub(crate) fn fail_next_step(&mut self) {
-        self.wake().fail_next_step = true;
+        self.wake(None).fail_next_step = true;
     }
 
     /// Whether the zlib state is held (parking would release it).
@@ -242,8 +258,8 @@ impl Deflater {
 
     /// A message after a quiet spell gives the state back at once, as does one on a busy
     /// connection when too many states are kept already.
-    fn message_done(&mut self) {
-        if !keep(&mut self.kept, self.pace.busy()) {
+    fn message_done(&mut self, now: Option<Instant>) {
+        if !keep(&mut self.kept, self.pace.busy(now)) {
             self.park();
         }
     }
@@ -256,12 +272,12 @@ impl Deflater {
 
     /// The zlib state, taken from the pool and primed with the history if parked; after a quiet
     /// spell at [`QUIET_LEVEL`] at least.
-    fn wake(&mut self) -> &mut codec::Deflater {
+    fn wake(&mut self, now: Option<Instant>) -> &mut codec::Deflater {
         let live = match self.live.take() {
             Some(live) => live,
             None => {
                 let mut kind = self.kind;
-                if !self.pace.recent() {
+                if !self.pace.recent(now) {
                     kind.level = quiet_level(kind.level);
                 }
                 // `new` checked the window, the only reason zlib could refuse.
@@ -313,13 +329,15 @@ impl Inflater {
         }
     }
 
-    /// Inflates `input` onto `out`; see [`codec::Inflater::inflate`].
+    /// Inflates `input`, read at `now` (see [`Pace`]), onto `out`; see
+    /// [`codec::Inflater::inflate`].
     pub(crate) fn inflate(
         &mut self,
         input: &[u8],
         message_end: bool,
         out: &mut Vec<u8>,
         budget: usize,
+        now: Option<Instant>,
     ) -> Result<(), ProtocolError> {
         let start = out.len();
         self.mid_message = !message_end;
@@ -333,7 +351,7 @@ impl Inflater {
             self.history.record(&out[start..]);
         }
         // A message after a quiet spell gives the state back at once (see `Deflater`).
-        if message_end && !keep(&mut self.kept, self.pace.busy()) {
+        if message_end && !keep(&mut self.kept, self.pace.busy(now)) {
             self.park();
         }
         Ok(())
@@ -498,13 +516,13 @@ mod tests {
                 let wire = if rng.chance(30) && message.len() > 1 {
                     // Fragmented: a park in the middle must not release the state.
                     let cut = rng.below(message.len());
-                    let mut wire = ours.compress_part(&message[..cut], false).unwrap();
+                    let mut wire = ours.compress_part(&message[..cut], false, None).unwrap();
                     ours.park();
                     assert!(ours.is_live(), "seed {seed}: parked mid-message");
-                    wire.extend(ours.compress_part(&message[cut..], true).unwrap());
+                    wire.extend(ours.compress_part(&message[cut..], true, None).unwrap());
                     wire
                 } else {
-                    ours.compress(&message).unwrap().unwrap()
+                    ours.compress(&message, None).unwrap().unwrap()
                 };
                 let got = continuous_inflate(&mut peer, &wire);
                 assert!(got == message, "seed {seed} round {round}: differs");
@@ -534,11 +552,13 @@ mod tests {
                 if rng.chance(30) && wire.len() > 1 {
                     // In frames: a park between them must not release the state.
                     let cut = rng.below(wire.len());
-                    ours.inflate(&wire[..cut], false, &mut out, BUDGET).unwrap();
+                    ours.inflate(&wire[..cut], false, &mut out, BUDGET, None)
+                        .unwrap();
                     ours.park();
-                    ours.inflate(&wire[cut..], true, &mut out, BUDGET).unwrap();
+                    ours.inflate(&wire[cut..], true, &mut out, BUDGET, None)
+                        .unwrap();
                 } else {
-                    ours.inflate(&wire, true, &mut out, BUDGET).unwrap();
+                    ours.inflate(&wire, true, &mut out, BUDGET, None).unwrap();
                 }
                 assert!(out == message, "seed {seed} round {round}: differs");
                 if rng.chance(40) {
@@ -567,9 +587,11 @@ mod tests {
         for _ in 0..300 {
             let (deflater, inflater, sent) = &mut pairs[rng.below(6)];
             let message = rng.message(sent);
-            let wire = deflater.compress(&message).unwrap().unwrap();
+            let wire = deflater.compress(&message, None).unwrap().unwrap();
             let mut out = Vec::new();
-            inflater.inflate(&wire, true, &mut out, BUDGET).unwrap();
+            inflater
+                .inflate(&wire, true, &mut out, BUDGET, None)
+                .unwrap();
             assert!(out == message);
             deflater.park();
             inflater.park();
@@ -578,17 +600,66 @@ mod tests {
     }
 
     #[test]
+    fn the_times_given_tell_a_busy_connection_from_a_quiet_one() {
+        // Instants handed in as the I/O layer would; nothing here waits.
+        let t0 = Instant::now();
+        let at = |ms: u64| Some(t0 + Duration::from_millis(ms));
+        let mut pace = Pace::default();
+        assert!(!pace.busy(at(0)), "the first message has none before it");
+        assert!(pace.busy(at(99)));
+        assert!(
+            !pace.busy(at(199)),
+            "100 ms after the previous one is quiet"
+        );
+        assert!(pace.recent(at(250)) && !pace.recent(at(299)));
+        assert!(pace.busy(None), "without a time a message counts as busy");
+        assert!(pace.recent(at(250)), "and leaves the last time as it was");
+        assert!(pace.busy(at(150)), "a time before the last one is no gap");
+    }
+
+    #[test]
+    fn a_message_after_a_quiet_spell_gives_its_state_back_at_once() {
+        let t0 = Instant::now();
+        let at = |ms: u64| Some(t0 + Duration::from_millis(ms));
+        let message = b"{\"user\":\"someone\",\"text\":\"hello there\"}".repeat(4);
+        let mut deflater = Deflater::new(12, false, 1, 0).unwrap();
+        let mut inflater = Inflater::new(12, false);
+        let mut exchange = |deflater: &mut Deflater, now| {
+            let wire = deflater.compress(&message, now).unwrap().unwrap();
+            let mut out = Vec::new();
+            inflater
+                .inflate(&wire, true, &mut out, BUDGET, now)
+                .unwrap();
+            assert_eq!(out, message);
+            inflater.is_live()
+        };
+        // The first message is woken at the quiet level and parks when done.
+        assert!(!exchange(&mut deflater, at(0)));
+        assert_eq!(deflater.live_kind.level, QUIET_LEVEL);
+        assert!(!deflater.is_live());
+        // 10 ms later: busy, woken at the configured level (whether it then keeps the state
+        // depends on the pool's free places, shared with other tests).
+        exchange(&mut deflater, at(10));
+        assert_eq!(deflater.live_kind.level, 1);
+        // After a quiet second both directions give their state back as soon as it is done.
+        assert!(!exchange(&mut deflater, at(1010)));
+        assert!(!deflater.is_live());
+    }
+
+    #[test]
     fn without_context_takeover_a_parked_codec_keeps_nothing() {
         let mut deflater = Deflater::new(12, true, 1, 0).unwrap();
         let mut inflater = Inflater::new(12, true);
         for text in [&b"no context taken over, so nothing is kept"[..], b"again"] {
             let wire = deflater
-                .compress(text)
+                .compress(text, None)
                 .unwrap()
                 .unwrap_or_else(|| text.to_vec());
             let mut out = Vec::new();
             if wire != text {
-                inflater.inflate(&wire, true, &mut out, BUDGET).unwrap();
+                inflater
+                    .inflate(&wire, true, &mut out, BUDGET, None)
+                    .unwrap();
                 assert_eq!(out, text);
             }
             deflater.park();

@@ -86,7 +86,7 @@ pub struct Receiver {
     /// The bound on pings and pongs per second; `None`: unbounded.
     control_rate: Option<ControlRate>,
     /// The time of the latest read, from the I/O layer (`note_time`); until one is given, pings
-    /// and pongs are not counted.
+    /// and pongs are not counted and the decompressor counts every message as busy.
     now: Option<Instant>,
 }
 
@@ -120,7 +120,9 @@ impl Receiver {
     /// From the first call on, pings and pongs are counted against
     /// [`set_control_frame_rate`](Self::set_control_frame_rate)'s bound; past it
     /// [`next_event`](Self::next_event) fails with [`ProtocolError::ControlFrameFlood`] (close
-    /// code 1008). The I/O layer calls it once per read.
+    /// code 1008). With permessage-deflate it also tells a busy connection from a quiet one: a
+    /// message ending 100 ms or more after the previous one gives its zlib state back at once. The
+    /// I/O layer calls it once per read.
     pub fn note_time(&mut self, now: Instant) {
         self.now = Some(now);
     }
@@ -374,7 +376,7 @@ impl Receiver {
         match (incoming.compressed, self.inflater.as_mut()) {
             (true, Some(inflater)) => {
                 let budget = self.limits.max_message_size - incoming.size;
-                inflater.inflate(bytes, message_done, &mut self.message, budget)?;
+                inflater.inflate(bytes, message_done, &mut self.message, budget, self.now)?;
             }
             _ => self.message.extend_from_slice(bytes),
         }
