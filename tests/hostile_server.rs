@@ -63,12 +63,6 @@ fn read_request(stream: &mut TcpStream) -> String {
     syncws::proto::handshake::accept_key(key)
 }
 
-fn switching(accept: &str, extra: &str) -> String {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
-    )
-}
-
 /// Writes `chunk` again and again until the client goes away or `PERSISTENCE` passes.
 fn flood(stream: &mut TcpStream, chunk: &[u8]) {
     let started = Instant::now();
@@ -158,7 +152,7 @@ fn a_trickled_response_head_is_a_timeout() {
     let (addr, server) = hostile(|mut stream, accept| {
         trickle(
             &mut stream,
-            switching(&accept, "").as_bytes(),
+            common::switching_protocols(&accept, "").as_bytes(),
             Duration::from_millis(50),
         );
     });
@@ -186,7 +180,7 @@ fn a_trickled_refusal_body_ends_within_the_handshake_deadline() {
 fn a_wrong_accept_key_is_invalid_accept() {
     let (addr, server) = hostile(|mut stream, _| {
         let wrong = syncws::proto::handshake::accept_key("AAAAAAAAAAAAAAAAAAAAAA==");
-        let _ = stream.write_all(switching(&wrong, "").as_bytes());
+        let _ = stream.write_all(common::switching_protocols(&wrong, "").as_bytes());
         let _ = stream.read(&mut [0u8; 16]);
     });
     let err = handshake_error(connect_bounded(client(addr)));
@@ -237,7 +231,7 @@ fn upgrading(
 ) -> (SocketAddr, JoinHandle<()>) {
     hostile(move |mut stream, accept| {
         if stream
-            .write_all(switching(&accept, extra).as_bytes())
+            .write_all(common::switching_protocols(&accept, extra).as_bytes())
             .is_ok()
         {
             script(stream);

@@ -229,22 +229,8 @@ fn a_peer_that_vanishes_is_an_unexpected_eof() {
 fn bytes_right_behind_the_101_are_kept() {
     // A raw server answers the handshake and a text frame in one write.
     let (addr, server) = serve_once(|mut stream| {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            std::io::Read::read_exact(&mut stream, &mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let text = String::from_utf8(head).unwrap();
-        let key = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let mut answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            syncws::proto::handshake::accept_key(key)
-        )
-        .into_bytes();
+        let accept = common::read_upgrade_request(&mut stream);
+        let mut answer = common::switching_protocols(&accept, "").into_bytes();
         answer.extend_from_slice(&[0x81, 0x05, b'e', b'a', b'r', b'l', b'y']);
         stream.write_all(&answer).unwrap();
         common::read_to_close(&mut stream)

@@ -80,31 +80,6 @@ fn huge_timer_durations_are_refused_or_work() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// Reads an HTTP request head byte by byte and answers it with a 101.
-fn accept_raw(stream: &mut std::net::TcpStream) {
-    use std::io::{Read, Write};
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed during the head");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let key = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap();
-    let answer = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        syncws::proto::handshake::accept_key(&key)
-    );
-    stream.write_all(answer.as_bytes()).unwrap();
-}
-
 /// Finding 4: `Sender::close` while the reading thread is reconnecting (inside `open`, the
 /// handshake not yet answered) finds no current writer, sets `closing` and returns `Ok`; but
 /// `Reconnecting::reconnect`/`open` never look at `closing` after the wait, so the new connection
@@ -120,13 +95,13 @@ fn close_during_a_reconnect_attempt_ends_the_client() {
     let server = std::thread::spawn(move || {
         // First connection: upgraded, then closed by the server with 1001 (retried).
         let (mut first, _) = listener.accept().unwrap();
-        accept_raw(&mut first);
+        common::answer_upgrade(&mut first);
         first.write_all(&[0x88, 0x02, 0x03, 0xE9]).unwrap();
         // Second connection: the client is inside `open` while this waits.
         let (mut second, _) = listener.accept().unwrap();
         second_tx.send(()).unwrap();
         std::thread::sleep(Duration::from_millis(800));
-        accept_raw(&mut second);
+        common::answer_upgrade(&mut second);
         // Quiet: holds the connection open (bounded), as an idle server does.
         second
             .set_read_timeout(Some(Duration::from_secs(12)))

@@ -2,14 +2,15 @@
 //! reproduces one finding; failing ones are `#[ignore = "review finding N: ..."]`.
 //! Loopback only, port 0, every wait bounded.
 
+mod common;
+
+use common::DEADLINE;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use syncws::{ClientBuilder, Config, Message};
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A WebSocket server that completes the handshake by hand and then never reads again (its
 /// receive buffer fills); it holds the socket until `stop` fires or DEADLINE passes.
@@ -18,28 +19,7 @@ fn silent_server() -> (SocketAddr, mpsc::Sender<()>, thread::JoinHandle<()>) {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = mpsc::channel::<()>();
     let handle = thread::spawn(move || {
-        let (mut tcp, _) = listener.accept().unwrap();
-        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8];
-        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap() == 1 {
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        let key = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| v.trim().to_owned())
-            })
-            .unwrap();
-        let accept = syncws::proto::handshake::accept_key(&key);
-        write!(
-            tcp,
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .unwrap();
+        let tcp = common::raw_accept(&listener);
         let _ = stopped.recv_timeout(DEADLINE);
         drop(tcp);
     });
@@ -89,11 +69,12 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
     );
 }
 
-/// Reads one masked client frame: (fin+opcode byte, unmasked payload).
-fn read_client_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+/// Reads one frame raw: (fin+opcode byte, payload, unmasked). A client's frames are masked, a
+/// server's are not (RFC 6455 §5.1); `masked` says which side sent it.
+fn read_raw_frame(tcp: &mut TcpStream, masked: bool) -> std::io::Result<(u8, Vec<u8>)> {
     let mut head = [0u8; 2];
     tcp.read_exact(&mut head)?;
-    assert_ne!(head[1] & 0x80, 0, "a client frame is masked");
+    assert_eq!(head[1] & 0x80 != 0, masked, "mask bit");
     let len = match head[1] & 0x7f {
         126 => {
             let mut ext = [0u8; 2];
@@ -108,13 +89,25 @@ fn read_client_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
         n => n as usize,
     };
     let mut key = [0u8; 4];
-    tcp.read_exact(&mut key)?;
+    if masked {
+        tcp.read_exact(&mut key)?;
+    }
     let mut payload = vec![0u8; len];
     tcp.read_exact(&mut payload)?;
     for (i, byte) in payload.iter_mut().enumerate() {
         *byte ^= key[i % 4];
     }
     Ok((head[0], payload))
+}
+
+/// Reads one masked client frame.
+fn read_client_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    read_raw_frame(tcp, true)
+}
+
+/// Reads one unmasked server frame.
+fn read_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    read_raw_frame(tcp, false)
 }
 
 /// Finding 8: `Writer::ping` accepted any answer to its ping *or a later one*, so with two
@@ -128,28 +121,7 @@ fn concurrent_pings_each_return_their_own_round_trip() {
     let addr = listener.local_addr().unwrap();
     let (first_seen_tx, first_seen) = mpsc::channel::<()>();
     let server = thread::spawn(move || {
-        let (mut tcp, _) = listener.accept().unwrap();
-        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8];
-        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap() == 1 {
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        let key = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| v.trim().to_owned())
-            })
-            .unwrap();
-        let accept = syncws::proto::handshake::accept_key(&key);
-        write!(
-            tcp,
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .unwrap();
+        let mut tcp = common::raw_accept(&listener);
         let (op, first) = read_client_frame(&mut tcp).unwrap();
         assert_eq!(op, 0x89, "a ping");
         thread::sleep(HOLD);
@@ -185,29 +157,6 @@ fn concurrent_pings_each_return_their_own_round_trip() {
     assert!(second < first, "first ping {first:?}, second {second:?}");
 }
 
-/// Reads one unmasked server frame: (fin+opcode byte, payload).
-fn read_frame(tcp: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut head = [0u8; 2];
-    tcp.read_exact(&mut head)?;
-    assert_eq!(head[1] & 0x80, 0, "a server frame is masked");
-    let len = match head[1] & 0x7f {
-        126 => {
-            let mut ext = [0u8; 2];
-            tcp.read_exact(&mut ext)?;
-            u16::from_be_bytes(ext) as usize
-        }
-        127 => {
-            let mut ext = [0u8; 8];
-            tcp.read_exact(&mut ext)?;
-            u64::from_be_bytes(ext) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    tcp.read_exact(&mut payload)?;
-    Ok((head[0], payload))
-}
-
 /// Issue 21 item 6 / `Room` docs: a stalled member over its bound gets, in order and whole, a
 /// prefix of the broadcasts and then a 1008 close, and nothing after it. (A promise without an
 /// end-to-end test on the wire before this review.)
@@ -232,17 +181,9 @@ fn a_member_over_its_bound_gets_whole_frames_in_order_then_1008_and_nothing_afte
     socket.connect(&server.local_addr().into()).unwrap();
     let mut tcp: TcpStream = socket.into();
     tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-    tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(tcp.read(&mut byte).unwrap(), 1);
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    tcp.write_all(common::upgrade_request("").as_bytes())
+        .unwrap();
+    common::read_switching_head(&mut tcp);
     joined.recv_timeout(DEADLINE).unwrap();
     // The peer reads nothing while the room broadcasts.
     let started = Instant::now();
@@ -307,10 +248,8 @@ fn answer_of(
     });
     let mut tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    tcp.write_all(common::upgrade_request("").as_bytes())
+        .unwrap();
     let mut out = Vec::new();
     let _ = tcp.read_to_end(&mut out);
     let _ = server.join();
@@ -368,29 +307,7 @@ fn messages_held_during_ping_are_bounded_in_count_too() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
-        let (mut tcp, _) = listener.accept().unwrap();
-        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-        tcp.set_write_timeout(Some(DEADLINE)).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8];
-        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap() == 1 {
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        let key = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("sec-websocket-key")
-                    .then(|| v.trim().to_owned())
-            })
-            .unwrap();
-        let accept = syncws::proto::handshake::accept_key(&key);
-        write!(
-            tcp,
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .unwrap();
+        let mut tcp = common::raw_accept(&listener);
         // Wait for the client's ping frame, then flood empty binary messages; never pong.
         let mut ping = [0u8; 2];
         tcp.read_exact(&mut ping).unwrap();
@@ -449,10 +366,8 @@ fn server_builder_close_timeout_bounds_session_close() {
         .unwrap();
     let mut tcp = TcpStream::connect(server.local_addr()).unwrap();
     tcp.set_read_timeout(Some(DEADLINE)).unwrap();
-    tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    tcp.write_all(common::upgrade_request("").as_bytes())
+        .unwrap();
     // Never answer the close; keep the socket open.
     let (took, result) = rx.recv_timeout(DEADLINE).expect("Session::close returned");
     drop(tcp);
@@ -479,21 +394,14 @@ fn hand_member(
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     client
-        .write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
+        .write_all(common::upgrade_request("").as_bytes())
         .unwrap();
     let (tcp, _) = listener.accept().unwrap();
     tcp.set_write_timeout(Some(DEADLINE)).unwrap();
     let mut ws = syncws::accept(tcp).unwrap();
     ws.set_frame_hook(hook);
     let (reader, writer) = ws.split().unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(client.read(&mut byte).unwrap(), 1);
-        head.push(byte[0]);
-    }
+    common::read_switching_head(&mut client);
     (reader, writer, client)
 }
 

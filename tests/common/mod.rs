@@ -73,13 +73,67 @@ pub fn echo_session(mut session: syncws::Session) {
 pub fn upgraded(addr: SocketAddr) -> TcpStream {
     let mut raw = raw_connect(addr);
     raw.write_all(upgrade_request("").as_bytes()).unwrap();
+    read_switching_head(&mut raw);
+    raw
+}
+
+/// Reads an HTTP head byte by byte up to its blank line, so nothing after it is consumed.
+pub fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert!(raw.read(&mut byte).unwrap() == 1, "closed during the head");
+        assert!(
+            stream.read(&mut byte).unwrap() == 1,
+            "closed during the head"
+        );
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads the server's answer head (see [`read_head`]) and checks that it is a 101.
+pub fn read_switching_head(stream: &mut TcpStream) {
+    let head = read_head(stream);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    raw
+}
+
+/// Reads an upgrade request's head (see [`read_head`]); returns the accept key for its
+/// `Sec-WebSocket-Key` (RFC 6455 §4.2.2), the field name matched in any case.
+pub fn read_upgrade_request(stream: &mut TcpStream) -> String {
+    let head = read_head(stream);
+    let key = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_owned())
+        })
+        .expect("a Sec-WebSocket-Key field");
+    syncws::proto::handshake::accept_key(&key)
+}
+
+/// A 101 answer head with `accept` and `extra` header lines (each ending in \r\n).
+pub fn switching_protocols(accept: &str, extra: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    )
+}
+
+/// The server's side of a handshake done by hand: reads the request head (nothing after it) and
+/// answers 101.
+pub fn answer_upgrade(stream: &mut TcpStream) {
+    let accept = read_upgrade_request(stream);
+    stream
+        .write_all(switching_protocols(&accept, "").as_bytes())
+        .unwrap();
+}
+
+/// Accepts one connection on `listener`, with deadlines, and upgrades it by hand
+/// ([`answer_upgrade`]): a server that speaks WebSocket frames raw from here on.
+pub fn raw_accept(listener: &TcpListener) -> TcpStream {
+    let (mut stream, _) = listener.accept().expect("accept");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    answer_upgrade(&mut stream);
+    stream
 }
