@@ -32,6 +32,34 @@ fn silent_server() -> (SocketAddr, mpsc::Sender<()>, thread::JoinHandle<()>) {
 /// by default), then writes the close frame with no deadline. The close never returns.
 #[test]
 fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
+    let (took, result) =
+        close_while_a_send_is_stuck(|mut reader, _| format!("{:?}", reader.close(1000u16, "bye")));
+    assert!(
+        took < Duration::from_secs(2),
+        "close took {took:?}: {result}"
+    );
+}
+
+/// `Writer::send(Message::Close)` is `start_close`: bounded the same way (it used to wait for
+/// the write half like any message).
+#[test]
+fn writer_send_of_a_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
+    let (took, result) = close_while_a_send_is_stuck(|_, writer| {
+        let frame = syncws::CloseFrame::new(1000u16, "bye");
+        format!("{:?}", writer.send(Message::Close(Some(frame))))
+    });
+    assert!(
+        took < Duration::from_secs(2),
+        "close took {took:?}: {result}"
+    );
+    assert!(result.contains("TimedOut"), "{result}");
+}
+
+/// Runs `close` on a client (close_timeout 500 ms) whose other `Writer::send` is blocked on a
+/// silent server; returns how long `close` took and its result.
+fn close_while_a_send_is_stuck(
+    close: impl FnOnce(syncws::Reader, syncws::Writer) -> String + Send + 'static,
+) -> (Duration, String) {
     let (addr, stop, server) = silent_server();
     let mut config = Config::default();
     config.close_timeout = Duration::from_millis(500);
@@ -40,7 +68,7 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
         .without_heartbeat()
         .connect()
         .unwrap();
-    let (mut reader, writer) = ws.split().unwrap();
+    let (reader, writer) = ws.split().unwrap();
     let sender = writer.clone();
     // Fills both socket buffers and then blocks: the peer never reads.
     let stuck = thread::spawn(move || sender.send(Message::Binary(vec![7; 64 << 20])));
@@ -50,10 +78,11 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
         "the send should be blocked on the silent peer"
     );
     let (done_tx, done) = mpsc::channel();
+    let closer = writer.clone();
     thread::spawn(move || {
         let started = Instant::now();
-        let result = reader.close(1000u16, "bye");
-        let _ = done_tx.send((started.elapsed(), format!("{result:?}")));
+        let result = close(reader, closer);
+        let _ = done_tx.send((started.elapsed(), result));
     });
     let outcome = done.recv_timeout(Duration::from_secs(5));
     // Clean up whatever happened: cutting TCP wakes every blocked call.
@@ -61,12 +90,7 @@ fn reader_close_is_bounded_by_close_timeout_even_when_a_send_is_stuck() {
     let _ = stop.send(());
     let _ = stuck.join();
     let _ = server.join();
-    let (took, result) =
-        outcome.expect("Reader::close did not return within 5 s (close_timeout 500 ms)");
-    assert!(
-        took < Duration::from_secs(2),
-        "close took {took:?}: {result}"
-    );
+    outcome.expect("the close did not return within 5 s (close_timeout 500 ms)")
 }
 
 /// Reads one frame raw: (fin+opcode byte, payload, unmasked). A client's frames are masked, a

@@ -42,12 +42,12 @@ impl Shared {
 
     /// Marks the client closing, wakes a backoff wait, and returns the current connection. With
     /// none up, `frame` is kept for the connection a reconnect under way may still bring up.
-    pub(super) fn stop_reconnecting(&self, frame: CloseFrame) -> Option<Writer> {
+    pub(super) fn stop_reconnecting(&self, frame: Option<CloseFrame>) -> Option<Writer> {
         let writer = {
             let mut link = self.lock();
             link.closing = true;
             if link.writer.is_none() {
-                link.pending_close = Some(frame);
+                link.pending_close = frame;
             }
             link.writer.clone()
         };
@@ -59,6 +59,10 @@ impl Shared {
     /// behind the outbox.
     pub(super) fn send(&self, message: Message) -> Result<(), Error> {
         check_sendable(&message)?;
+        if let Message::Close(frame) = message {
+            // One way to close: as `start_close` (never queued for a later connection).
+            return self.start_close(frame);
+        }
         let mut link = self.lock();
         if link.closing {
             return Err(Error::AlreadyClosed);
@@ -74,6 +78,16 @@ impl Shared {
             return Ok(());
         }
         self.drain(link, Some(message))
+    }
+
+    /// Closes for good: see [`ReconnectingWriter::start_close`]. `None` sends a close frame
+    /// without a code on the current connection.
+    pub(super) fn start_close(&self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        check_sendable(&Message::Close(frame.clone()))?;
+        match self.stop_reconnecting(frame.clone()) {
+            Some(writer) => writer.send(Message::Close(frame)),
+            None => Ok(()),
+        }
     }
 
     /// Writes `first`, then the outbox, in order, without holding the lock while writing. A
@@ -135,12 +149,7 @@ pub(super) fn check_sendable(message: &Message) -> Result<(), Error> {
         Message::Ping(data) | Message::Pong(data) if data.len() > 125 => Err(Error::InvalidInput(
             "control frame payload over 125 bytes (RFC 6455 §5.5)",
         )),
-        Message::Close(Some(frame)) if !frame.code.is_sendable() => Err(Error::InvalidInput(
-            "this close code may not be sent (RFC 6455 §7.4)",
-        )),
-        Message::Close(Some(frame)) if frame.reason.len() > 123 => {
-            Err(Error::InvalidInput("close reason over 123 bytes"))
-        }
+        Message::Close(Some(frame)) => Ok(frame.check_sendable()?),
         _ => Ok(()),
     }
 }
@@ -169,6 +178,10 @@ impl ReconnectingWriter {
     /// disabled, while disconnected or behind another thread's write);
     /// [`Error::AlreadyClosed`] after a close; [`Error::InvalidInput`] as for
     /// [`WebSocket::send`](crate::WebSocket::send).
+    ///
+    /// A [`Message::Close`] is [`start_close`](Self::start_close) by another name: checked the
+    /// same way, it stops reconnecting and closes the current connection, never waiting in the
+    /// outbox (`Message::Close(None)` sends a close frame without a code).
     pub fn send(&self, message: Message) -> Result<(), Error> {
         self.shared.send(message)
     }
@@ -177,12 +190,7 @@ impl ReconnectingWriter {
     /// reconnecting, and returns; the reading thread's [`Reconnecting::read`](crate::Reconnecting::read) then returns the
     /// server's close, then [`Error::ConnectionClosed`].
     pub fn start_close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        let frame = CloseFrame::new(code, reason);
-        check_sendable(&Message::Close(Some(frame.clone())))?;
-        match self.shared.stop_reconnecting(frame.clone()) {
-            Some(writer) => writer.start_close(frame.code, &frame.reason),
-            None => Ok(()),
-        }
+        self.shared.start_close(Some(CloseFrame::new(code, reason)))
     }
 
     /// Whether a connection is up right now.

@@ -272,7 +272,7 @@ impl Reconnecting {
     ) -> Result<Option<CloseFrame>, Error> {
         let frame = CloseFrame::new(code, reason);
         check_sendable(&Message::Close(Some(frame.clone())))?;
-        let Some(writer) = self.shared.stop_reconnecting(frame.clone()) else {
+        let Some(writer) = self.shared.stop_reconnecting(Some(frame.clone())) else {
             self.finished = true;
             return Ok(None);
         };

@@ -1,6 +1,6 @@
 //! Close codes (RFC 6455 §7.4) and the close frame's payload (§5.5.1).
 
-use crate::proto::error::ProtocolError;
+use crate::proto::error::{Error, ProtocolError};
 use std::fmt;
 
 /// A status code from a close frame (RFC 6455 §7.4, IANA "WebSocket Close Code Number Registry").
@@ -201,6 +201,22 @@ impl CloseFrame {
                 Ok(Some(CloseFrame::new(code, reason)))
             }
         }
+    }
+
+    /// Refuses a frame this end may not send: a code kept off the wire (RFC 6455 §7.4.1: 1005,
+    /// 1006 and 1015 "MUST NOT be set as a status code in a Close control frame"), or a reason
+    /// too long for a control frame (§5.5: "All control frames MUST have a payload length of 125
+    /// bytes or less").
+    pub(crate) fn check_sendable(&self) -> Result<(), Error> {
+        if !self.code.is_sendable() {
+            return Err(Error::InvalidInput(
+                "this close code may not be sent (RFC 6455 §7.4)",
+            ));
+        }
+        if self.reason.len() > MAX_REASON_LEN {
+            return Err(Error::InvalidInput("close reason over 123 bytes"));
+        }
+        Ok(())
     }
 
     /// The wire payload: the code big-endian, then the reason.

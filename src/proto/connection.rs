@@ -142,6 +142,10 @@ impl Connection {
 
     /// Queues a message (or control frame, or close frame) for sending.
     ///
+    /// A [`Message::Close`] starts the closing handshake (the one way to here): its code and
+    /// reason are checked before anything is queued, then the state moves to CLOSING (CLOSED if
+    /// the peer's close came first) and no further message may be sent.
+    ///
     /// Errors: [`Error::AlreadyClosed`] once a close frame was sent; [`Error::InvalidInput`] for a
     /// control payload over 125 bytes (RFC 6455 §5.5), a close code that may not be sent, a
     /// reason over 123 bytes, or a data message while a streamed one is unfinished.

@@ -7,7 +7,7 @@
 //! owns the sender, apply them for the reader on another thread.
 
 use super::Role;
-use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use super::close::{CloseCode, CloseFrame};
 use super::extension::Deflater;
 use super::frame::{Decoded, FrameHeader, OpCode, encode_frame};
 use super::message::{DataKind, Event, Message};
@@ -287,23 +287,14 @@ impl Sender {
     ///
     /// `None` sends an empty close frame (the peer will report 1005).
     pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        // A frame that may never be sent is the caller's mistake whatever the state.
+        if let Some(frame) = &frame {
+            frame.check_sendable()?;
+        }
         if self.our_close.is_some() || self.state == State::Closed {
             return Err(Error::AlreadyClosed);
         }
-        let payload = match &frame {
-            None => Vec::new(),
-            Some(frame) => {
-                if !frame.code.is_sendable() {
-                    return Err(Error::InvalidInput(
-                        "this close code may not be sent (RFC 6455 §7.4)",
-                    ));
-                }
-                if frame.reason.len() > MAX_REASON_LEN {
-                    return Err(Error::InvalidInput("close reason over 123 bytes"));
-                }
-                frame.to_payload()
-            }
-        };
+        let payload = frame.as_ref().map_or_else(Vec::new, CloseFrame::to_payload);
         self.push_frame(OpCode::Close, true, false, &payload);
         self.our_close = Some(frame);
         self.state = if self.peer_close.is_some() {

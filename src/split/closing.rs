@@ -25,19 +25,31 @@ impl Shared {
     /// message. Past `stop` the connection is given up on: TCP is cut and `TimedOut` returned.
     /// Neither lock is waited for: another thread may hold one while it encodes or writes a
     /// large message.
-    pub(super) fn close_by(&self, frame: CloseFrame, stop: Option<Instant>) -> Result<(), Error> {
-        let cause = EndCause::LocalClosed(Some(frame.clone()));
-        let mut frame = Some(frame);
+    ///
+    /// A `frame` of `None` sends a close frame without a code (the peer reports 1005). One that may not be
+    /// sent is refused before anything is queued or written.
+    pub(super) fn close_by(
+        &self,
+        frame: Option<CloseFrame>,
+        stop: Option<Instant>,
+    ) -> Result<(), Error> {
+        if let Some(frame) = &frame {
+            frame.check_sendable()?;
+        }
+        let cause = EndCause::LocalClosed(frame.clone());
+        // `Some` until queued.
+        let mut unqueued = Some(frame);
         let mut pause = Duration::from_millis(1);
         loop {
-            if frame.is_some()
+            if unqueued.is_some()
                 && let Some(mut sender) = self.try_state()
+                && let Some(frame) = unqueued.take()
             {
-                sender.close(frame.take())?;
+                sender.close(frame)?;
                 drop(sender);
                 self.record(cause.clone());
             }
-            if frame.is_none()
+            if unqueued.is_none()
                 && let Some(mut side) = self.try_own()
             {
                 let result = self.drain(&mut side, stop);
@@ -94,8 +106,14 @@ impl Writer {
     /// [`Error::InvalidInput`] for a code that may not be sent or a reason over 123 bytes;
     /// [`Error::Io`] as above or when the transport fails.
     pub fn start_close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.close_within_timeout(Some(CloseFrame::new(code, reason)))
+    }
+
+    /// [`start_close`](Self::start_close) with any frame (`None`: no code); also what
+    /// [`send`](Self::send) does with [`Message::Close`](crate::Message::Close).
+    pub(super) fn close_within_timeout(&self, frame: Option<CloseFrame>) -> Result<(), Error> {
         let stop = Instant::now().checked_add(self.shared.close_timeout);
-        self.shared.close_by(CloseFrame::new(code, reason), stop)
+        self.shared.close_by(frame, stop)
     }
 
     /// [`start_close`](Self::start_close) with the caller's deadline (the whole closing
@@ -106,6 +124,7 @@ impl Writer {
         reason: &str,
         stop: Option<Instant>,
     ) -> Result<(), Error> {
-        self.shared.close_by(CloseFrame::new(code, reason), stop)
+        self.shared
+            .close_by(Some(CloseFrame::new(code, reason)), stop)
     }
 }

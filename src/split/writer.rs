@@ -371,6 +371,13 @@ impl Writer {
 
     /// Sends a message. Blocks until it is handed to the stream.
     ///
+    /// [`Message::Close`] is [`start_close`](Self::start_close) by another name: the same checks
+    /// of code and reason before anything is written, the same state afterwards (no message can
+    /// be sent, the reader sees the peer's reply), the same bound
+    /// ([`Config::close_timeout`](crate::Config::close_timeout)) and the same
+    /// [`end_cause`](Self::end_cause). `Message::Close(None)` sends a close frame without a code
+    /// (the peer reports 1005).
+    ///
     /// Errors: [`Error::AlreadyClosed`] once a close frame was sent or the connection failed;
     /// [`Error::InvalidInput`] as for [`WebSocket::send`](crate::WebSocket::send); [`Error::Io`] when the transport
     /// fails. A message not written within the write timeout fails the connection
@@ -381,6 +388,11 @@ impl Writer {
 
     /// [`send`](Self::send), then gives back the message's buffer for reuse.
     pub(crate) fn send_returning(&self, message: Message) -> Result<Vec<u8>, Error> {
+        if let Message::Close(frame) = message {
+            // One way to close: the path `start_close` takes.
+            self.close_within_timeout(frame)?;
+            return Ok(Vec::new());
+        }
         self.write_owned(
             |sender, vectored| {
                 sender.note_time_if_compressing(Instant::now);

@@ -36,9 +36,7 @@ impl<S: Read + Write> WebSocket<S> {
         code: impl Into<CloseCode>,
         reason: &str,
     ) -> Result<Option<CloseFrame>, Error> {
-        self.check_config()?;
-        let frame = CloseFrame::new(code, reason);
-        self.conn.sender().close(Some(frame))?;
+        self.start_close(Some(CloseFrame::new(code, reason)))?;
         let until = Instant::now().checked_add(self.config.close_timeout);
         let before = self
             .timeouts
@@ -59,6 +57,15 @@ impl<S: Read + Write> WebSocket<S> {
             )));
         }
         result
+    }
+
+    /// Queues our close frame (checked first: nothing is queued for a code that may not be sent
+    /// or a reason over 123 bytes); the start of every close, from [`close`](Self::close) and
+    /// from [`send`](Self::send) of a [`Message::Close`].
+    pub(super) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        self.check_config()?;
+        self.conn.sender().close(frame)?;
+        Ok(())
     }
 
     fn finish_close(&mut self, until: Option<Instant>) -> Result<Option<CloseFrame>, Error> {

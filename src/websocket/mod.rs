@@ -347,13 +347,25 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Sends a message (text, binary, ping, pong, or close).
     ///
-    /// Blocks until the frame is handed to the stream. Sending [`Message::Close`] starts the
-    /// closing handshake without waiting for the reply (see [`close`](Self::close)).
+    /// Blocks until the frame is handed to the stream.
+    ///
+    /// [`Message::Close`] starts the closing handshake as [`close`](Self::close) does (the same
+    /// checks of code and reason before anything is written, the same state afterwards: no
+    /// message can be sent) but returns once the frame is written, without waiting for the
+    /// peer's reply: keep reading, and [`read`](Self::read) returns the peer's close, then
+    /// [`Error::ConnectionClosed`]. `Message::Close(None)` sends a close frame without a code
+    /// (the peer reports 1005).
     ///
     /// Errors: [`Error::AlreadyClosed`] after a close frame was sent; [`Error::InvalidInput`] for a
-    /// control payload over 125 bytes or an unsendable close code; [`Error::Io`].
+    /// control payload over 125 bytes, a close code that may not be sent or a close reason over
+    /// 123 bytes; [`Error::Io`].
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.flush_pending()?;
+        if let Message::Close(frame) = message {
+            // One way to close: the path `close` takes, without the wait for the reply.
+            self.start_close(frame)?;
+            return self.flush_pending();
+        }
         self.conn.sender().note_time_if_compressing(Instant::now);
         if self.conn.sender().send_header(&message)? {
             // A large unmasked payload: written from the message itself, not copied first.
