@@ -21,6 +21,17 @@ pub(crate) trait Transport: Send + 'static {
     fn writes_vectored(&self) -> bool {
         false
     }
+    /// Whether [`write_now`](Self::write_now) never waits for the peer.
+    fn writes_now(&self) -> bool {
+        false
+    }
+    /// Writes like `write_vectored` but returns `WouldBlock` at once, without any wait, when the
+    /// socket's buffer is full (only where [`writes_now`](Self::writes_now) says so; otherwise
+    /// it waits as `write_vectored` does). For shared threads, which must never wait on one peer:
+    /// a write timeout cannot do this (the kernel waits at least a clock tick, several ms).
+    fn write_now(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
     /// Also writes output a [`ReadHalf`] left (TLS).
     fn flush(&mut self) -> io::Result<()>;
     /// Bounds each wait of a write; `None` blocks without limit.
@@ -61,6 +72,33 @@ pub(crate) trait ReadHalf: Send + 'static {
     }
 }
 
+/// Flags of a write that never waits; like std's writes, never raising `SIGPIPE` where the
+/// flag exists (elsewhere std sets `SO_NOSIGPIPE` on its sockets).
+#[cfg(unix)]
+const DONT_WAIT: libc::c_int = libc::MSG_DONTWAIT | NO_SIGPIPE;
+
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(all(
+    unix,
+    not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))
+))]
+const NO_SIGPIPE: libc::c_int = 0;
+
 /// The TCP halves share one socket (one file descriptor per connection): `Read` and `Write` are
 /// implemented for `&TcpStream`, so neither half needs the other.
 #[derive(Debug)]
@@ -93,6 +131,16 @@ impl Transport for SharedTcp {
     }
     fn writes_vectored(&self) -> bool {
         true
+    }
+    #[cfg(unix)]
+    fn writes_now(&self) -> bool {
+        true
+    }
+    /// `send` with `MSG_DONTWAIT`: non-blocking for this one call, leaving the socket (which
+    /// the reader shares) blocking; `O_NONBLOCK` would make the reader's reads fail too.
+    #[cfg(unix)]
+    fn write_now(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        socket2::SockRef::from(&*self.0).send_vectored_with_flags(bufs, DONT_WAIT)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
