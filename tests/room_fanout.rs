@@ -296,3 +296,59 @@ fn a_member_blocked_in_its_own_send_delays_no_broadcast() {
     let sent = own_send.join().unwrap();
     assert!(sent.is_err(), "8 MiB went to a peer that read nothing");
 }
+
+/// Many stalled members at once: 100 members that never read and 10 that do. A first broadcast
+/// of 256 KiB fills every stalled member's buffers in the same call; 200 broadcasts of 1 KiB
+/// follow, one per 2 ms, while the fan-out thread keeps trying the 100 (the bound is above what
+/// they are given, so none is dropped). No broadcast call takes 200 ms and every healthy member
+/// gets every message in order. A write attempt that waited for a full socket (a clock tick at
+/// least, several ms) would cost the first broadcast 100 of them, and each pass of the fan-out
+/// thread as much.
+#[test]
+fn a_hundred_stalled_members_cost_a_broadcast_nothing() {
+    const HEALTHY: usize = 10;
+    const STALLED: usize = 100;
+    const MESSAGES: u32 = 200;
+    let epoch = Instant::now();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let room = Room::with_max_backpressure(4 << 20);
+    let stalled: Vec<_> = (0..STALLED)
+        .map(|_| member(&listener, &room, true))
+        .collect();
+    let readers: Vec<_> = (0..HEALTHY)
+        .map(|_| {
+            let (client, _) = member(&listener, &room, false);
+            thread::spawn(move || read_all(client, MESSAGES + 1, epoch))
+        })
+        .collect();
+    assert_eq!(room.len(), HEALTHY + STALLED);
+
+    let mut slowest_call = Duration::ZERO;
+    let mut dropped = 0;
+    let mut next = Instant::now();
+    for seq in 0..=MESSAGES {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        next += Duration::from_millis(2);
+        let size = if seq == 0 { 256 * 1024 } else { 1024 };
+        let started = Instant::now();
+        let report = room.broadcast(&stamped(seq, epoch, size), None);
+        slowest_call = slowest_call.max(started.elapsed());
+        dropped += report.dropped;
+    }
+    assert!(
+        slowest_call < Duration::from_millis(200),
+        "a broadcast took {slowest_call:?}"
+    );
+    assert_eq!(dropped, 0, "nobody went over the bound");
+    for reader in readers {
+        assert_eq!(reader.join().unwrap().len(), MESSAGES as usize + 1);
+    }
+    // Still members, still behind: each is cut when its client goes.
+    for (_, writer) in &stalled {
+        assert!(writer.end_cause().is_none());
+    }
+    drop(stalled);
+}
