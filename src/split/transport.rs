@@ -3,6 +3,7 @@
 //! Neither half ever waits for the other: the read half belongs to the reader's thread, the
 //! write half to whichever thread currently owns writing (see [`writer`](super::writer)).
 
+use std::any::Any;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -34,6 +35,11 @@ pub(crate) trait Transport: Send + 'static {
     }
     /// Also writes output a [`ReadHalf`] left (TLS).
     fn flush(&mut self) -> io::Result<()>;
+    /// [`flush`](Self::flush) without any wait where [`writes_now`](Self::writes_now) says so:
+    /// `WouldBlock` when the socket is full, what is left kept for the next call.
+    fn flush_now(&mut self) -> io::Result<()> {
+        self.flush()
+    }
     /// Bounds each wait of a write; `None` blocks without limit.
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// The current bound on each wait of a write.
@@ -99,6 +105,56 @@ const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
 ))]
 const NO_SIGPIPE: libc::c_int = 0;
 
+/// One `send` that never waits for the peer: `WouldBlock` when the socket's buffer is full.
+#[cfg(unix)]
+pub(crate) fn send_now(
+    socket: &impl std::os::fd::AsFd,
+    bufs: &[io::IoSlice<'_>],
+) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_vectored_with_flags(bufs, DONT_WAIT)
+}
+
+/// A write to `tcp`, without any wait if `now` (where the system allows; elsewhere it waits
+/// up to the socket's write timeout).
+pub(crate) fn write_tcp(tcp: &TcpStream, buf: &[u8], now: bool) -> io::Result<usize> {
+    #[cfg(unix)]
+    if now {
+        return send_now(tcp, &[io::IoSlice::new(buf)]);
+    }
+    let _ = now;
+    let mut tcp = tcp;
+    tcp.write(buf)
+}
+
+/// Whether [`write_any_now`] writes to `stream` without waiting: the socket types of std on
+/// Unix, for halves split by clones.
+pub(crate) fn writes_any_now(stream: &dyn Any) -> bool {
+    #[cfg(unix)]
+    if stream.is::<std::os::unix::net::UnixStream>() || stream.is::<TcpStream>() {
+        return true;
+    }
+    let _ = stream;
+    false
+}
+
+/// A write that never waits to `stream` where [`writes_any_now`] says so; `None` elsewhere.
+pub(crate) fn write_any_now(
+    stream: &dyn Any,
+    bufs: &[io::IoSlice<'_>],
+) -> Option<io::Result<usize>> {
+    #[cfg(unix)]
+    {
+        if let Some(unix) = stream.downcast_ref::<std::os::unix::net::UnixStream>() {
+            return Some(send_now(unix, bufs));
+        }
+        if let Some(tcp) = stream.downcast_ref::<TcpStream>() {
+            return Some(send_now(tcp, bufs));
+        }
+    }
+    let _ = (stream, bufs);
+    None
+}
+
 /// The TCP halves share one socket (one file descriptor per connection): `Read` and `Write` are
 /// implemented for `&TcpStream`, so neither half needs the other.
 #[derive(Debug)]
@@ -140,7 +196,7 @@ impl Transport for SharedTcp {
     /// the reader shares) blocking; `O_NONBLOCK` would make the reader's reads fail too.
     #[cfg(unix)]
     fn write_now(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        socket2::SockRef::from(&*self.0).send_vectored_with_flags(bufs, DONT_WAIT)
+        send_now(&*self.0, bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

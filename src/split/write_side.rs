@@ -101,7 +101,9 @@ impl WriteSide {
             let head = &self.unwritten[written..];
             // Last, the transport's own buffers (TLS): that may wait for the peer too.
             let flushing = head.is_empty() && payload.is_empty();
-            let attempt = if flushing {
+            let attempt = if flushing && now {
+                self.stream.flush_now().map(|()| 0)
+            } else if flushing {
                 self.stream.flush().map(|()| 0)
             } else if now {
                 self.stream.write_now(&[io::IoSlice::new(head)])
@@ -169,6 +171,11 @@ impl WriteSide {
                 self.begun = false;
             }
             Ok(false) => {
+                if written == self.unwritten.len() {
+                    // Only the transport's own bytes (TLS) wait: the next owner flushes them,
+                    // or they would wait for the next write.
+                    shared.want_flush();
+                }
                 self.unwritten.drain(..written);
                 // A shared thread gave up, not a frame's deadline: the next owner's write gets a
                 // deadline of its own, from its own first stall (a stale one would fail it at once).
