@@ -466,3 +466,52 @@ fn forty_stalled_tls_members_cost_a_broadcast_nothing() {
         assert!(writer.end_cause().is_none());
     }
 }
+
+/// A wss:// member with a small send buffer gets 30 broadcasts of 20 KiB (more than a TLS
+/// record each, so records are cut by the full socket and go on where they stopped) whole and in
+/// order, then nothing more is sent: what the zero-wait attempts left must still arrive.
+#[cfg(feature = "native-tls")]
+#[test]
+fn a_tls_member_gets_records_cut_by_a_full_socket_whole() {
+    use syncws::{Acceptor, ClientBuilder, TlsIdentity};
+    const MESSAGES: u32 = 30;
+    let epoch = Instant::now();
+    let pki = certs::make();
+    let identity =
+        TlsIdentity::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ca = pki.ca.cert.clone();
+    let client = thread::spawn(move || {
+        ClientBuilder::new(format!("wss://localhost:{port}/"))
+            .root_certificate(ca.as_bytes())
+            .connect()
+            .map(|(ws, _)| ws)
+    });
+    let (tcp, _) = listener.accept().unwrap();
+    SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
+    let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
+    thread::spawn(move || while reader.read().is_ok() {});
+    let room = Room::with_max_backpressure(4 << 20);
+    room.join(writer.clone());
+    let mut ws = client.join().unwrap().unwrap();
+    // No heartbeat writes meanwhile: what is left must go out by itself.
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for seq in 0..MESSAGES {
+        let report = room.broadcast(&stamped(seq, epoch, 20 * 1024), None);
+        assert_eq!(report.dropped, 0);
+    }
+    for expected in 0..MESSAGES {
+        let message = ws
+            .read()
+            .unwrap_or_else(|e| panic!("message {expected} of {MESSAGES}: {e}"));
+        assert_eq!(unstamp(&message).0, expected, "out of order");
+        assert_eq!(message.as_bytes().len(), 20 * 1024);
+    }
+    assert!(writer.end_cause().is_none());
+}

@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 mod drainer;
+#[cfg(test)]
+mod tests;
 
 /// The longest one write attempt of a broadcaster or of the fan-out thread waits for a peer
 /// whose buffers are full, where the transport cannot write without waiting
