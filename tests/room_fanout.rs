@@ -434,7 +434,8 @@ fn forty_stalled_tls_members_cost_a_broadcast_nothing() {
         if stalled {
             SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
         }
-        tcp.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
         let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
         thread::spawn(move || while reader.read().is_ok() {});
@@ -490,7 +491,8 @@ fn a_tls_member_gets_records_cut_by_a_full_socket_whole() {
     });
     let (tcp, _) = listener.accept().unwrap();
     SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
-    tcp.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
     let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
     thread::spawn(move || while reader.read().is_ok() {});

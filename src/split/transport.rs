@@ -116,6 +116,7 @@ pub(crate) fn send_now(
 
 /// A write to `tcp`, without any wait if `now` (where the system allows; elsewhere it waits
 /// up to the socket's write timeout).
+#[cfg(feature = "native-tls")]
 pub(crate) fn write_tcp(tcp: &TcpStream, buf: &[u8], now: bool) -> io::Result<usize> {
     #[cfg(unix)]
     if now {

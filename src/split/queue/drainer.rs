@@ -128,8 +128,18 @@ enum Outcome {
     WaitUntil(Instant),
 }
 
+/// A member to try in this round, as its entry stood when the round began.
+struct Due {
+    /// Its current pause between tries: short for those that made progress lately.
+    pause: Duration,
+    id: u64,
+    writer: WeakWriter,
+    closing: Option<Instant>,
+    end_by: Option<Instant>,
+}
+
 fn run(drainer: &'static Drainer) {
-    let mut due: Vec<(Duration, u64, WeakWriter, Option<Instant>, Option<Instant>)> = Vec::new();
+    let mut due: Vec<Due> = Vec::new();
     loop {
         {
             let mut members = drainer.lock();
@@ -157,12 +167,25 @@ fn run(drainer: &'static Drainer) {
                 members
                     .iter()
                     .filter(|(_, m)| m.next <= now)
-                    .map(|(id, m)| (m.delay, *id, m.writer.clone(), m.closing, m.end_by)),
+                    .map(|(id, m)| Due {
+                        pause: m.delay,
+                        id: *id,
+                        writer: m.writer.clone(),
+                        closing: m.closing,
+                        end_by: m.end_by,
+                    }),
             );
         }
         // Who made progress lately first.
-        due.sort_unstable_by_key(|member| member.0);
-        for (_, id, weak, closing, end_by) in due.drain(..) {
+        due.sort_unstable_by_key(|member| member.pause);
+        for Due {
+            id,
+            writer: weak,
+            closing,
+            end_by,
+            ..
+        } in due.drain(..)
+        {
             let outcome = match weak.upgrade() {
                 None => Outcome::Finished,
                 // A frame hook runs inside the try: one that panics ends its own connection,
