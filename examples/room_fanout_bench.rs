@@ -2,10 +2,12 @@
 //! (p50, p99, max) and the slowest broadcast call, over loopback in one process.
 //!
 //! Run: `cargo run --release --example room_fanout_bench -- [HEALTHY] [STALLED] [MESSAGES]
-//! [BYTES] [INTERVAL_US]` (defaults 20 2 2000 1024 1000), or `scripts/room_fanout_bench.sh`.
+//! [BYTES] [INTERVAL_US] [BOUND_KIB]` (defaults 20 2 2000 1024 1000 256), or
+//! `scripts/room_fanout_bench.sh`. Many stalled members need file descriptors: `ulimit -n 20000`.
 //!
 //! Stalled members connect with a 4 KiB receive buffer and never read; their server sockets get
-//! an 8 KiB send buffer, so they reach the room's bound (256 KiB here) early. Each broadcast
+//! an 8 KiB send buffer, so they reach the room's bound (BOUND_KIB) early; with a bound above
+//! what is published they stay in the room, behind, for the whole run. Each broadcast
 //! carries its sequence number and when it was published; each healthy member checks the order.
 
 use socket2::{Domain, SockRef, Socket, Type};
@@ -30,7 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let epoch = Instant::now();
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let room = Room::with_max_backpressure(256 * 1024);
+    let bound = arg(6, 256) as usize * 1024;
+    let room = Room::with_max_backpressure(bound);
     let mut readers = Vec::new();
     let mut stalled_clients = Vec::new();
     for i in 0..healthy + stalled {
@@ -100,7 +103,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let at = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).max(1) - 1];
     println!(
-        "{healthy} healthy + {stalled} stalled members, {messages} broadcasts of {size} B every {interval:?}"
+        "{healthy} healthy + {stalled} stalled members, {messages} broadcasts of {size} B every {interval:?}, bound {} KiB",
+        bound / 1024
     );
     println!(
         "healthy latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; slowest broadcast call {:.2} ms; members dropped {dropped}",

@@ -2,6 +2,7 @@
 //! in count and by read timeouts.
 
 use socket2::{Domain, SockRef, Socket, Type};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
@@ -9,6 +10,10 @@ use std::time::{Duration, Instant};
 use syncws::{CloseCode, Config, Message, Role, Room, WebSocket, Writer};
 
 const DEADLINE: Duration = Duration::from_secs(20);
+
+#[cfg(feature = "native-tls")]
+#[path = "common/certs.rs"]
+mod certs;
 
 /// A client socket with a small receive buffer, for a member that will not read.
 fn small_buffer_connect(addr: SocketAddr) -> TcpStream {
@@ -63,7 +68,7 @@ fn unstamp(message: &Message) -> (u32, Duration) {
 
 /// Reads `count` messages in order from a healthy member; returns each one's
 /// publish-to-delivery latency.
-fn read_all(client: TcpStream, count: u32, epoch: Instant) -> Vec<Duration> {
+fn read_all<S: Read + Write>(client: S, count: u32, epoch: Instant) -> Vec<Duration> {
     let mut ws = WebSocket::from_stream(client, Role::Client, Config::default());
     let mut latencies = Vec::with_capacity(count as usize);
     for expected in 0..count {
@@ -295,4 +300,220 @@ fn a_member_blocked_in_its_own_send_delays_no_broadcast() {
     drop(stalled_client);
     let sent = own_send.join().unwrap();
     assert!(sent.is_err(), "8 MiB went to a peer that read nothing");
+}
+
+/// Many stalled members at once: 100 members that never read and 10 that do. A first broadcast
+/// of 256 KiB fills every stalled member's buffers in the same call; 200 broadcasts of 1 KiB
+/// follow, one per 2 ms, while the fan-out thread keeps trying the 100 (the bound is above what
+/// they are given, so none is dropped). No broadcast call takes 200 ms and every healthy member
+/// gets every message in order. A write attempt that waited for a full socket (a clock tick at
+/// least, several ms) would cost the first broadcast 100 of them, and each pass of the fan-out
+/// thread as much.
+#[test]
+fn a_hundred_stalled_members_cost_a_broadcast_nothing() {
+    const HEALTHY: usize = 10;
+    const STALLED: usize = 100;
+    const MESSAGES: u32 = 200;
+    let epoch = Instant::now();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let room = Room::with_max_backpressure(4 << 20);
+    let stalled: Vec<_> = (0..STALLED)
+        .map(|_| member(&listener, &room, true))
+        .collect();
+    let readers: Vec<_> = (0..HEALTHY)
+        .map(|_| {
+            let (client, _) = member(&listener, &room, false);
+            thread::spawn(move || read_all(client, MESSAGES + 1, epoch))
+        })
+        .collect();
+    assert_eq!(room.len(), HEALTHY + STALLED);
+
+    broadcast_past_stalled(&room, MESSAGES, epoch);
+    for reader in readers {
+        assert_eq!(reader.join().unwrap().len(), MESSAGES as usize + 1);
+    }
+    // Still members, still behind: each is cut when its client goes.
+    for (_, writer) in &stalled {
+        assert!(writer.end_cause().is_none());
+    }
+    drop(stalled);
+}
+
+/// The many-stalled scenario's broadcasts: one of 256 KiB that fills every stalled member's
+/// buffers, then `messages` of 1 KiB, one per 2 ms. Asserts that no call took 200 ms and that
+/// nobody was dropped (the room's bound must be above what is published).
+fn broadcast_past_stalled(room: &Room, messages: u32, epoch: Instant) {
+    let mut slowest_call = Duration::ZERO;
+    let mut dropped = 0;
+    let mut next = Instant::now();
+    for seq in 0..=messages {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        next += Duration::from_millis(2);
+        let size = if seq == 0 { 256 * 1024 } else { 1024 };
+        let started = Instant::now();
+        let report = room.broadcast(&stamped(seq, epoch, size), None);
+        slowest_call = slowest_call.max(started.elapsed());
+        dropped += report.dropped;
+    }
+    assert!(
+        slowest_call < Duration::from_millis(200),
+        "a broadcast took {slowest_call:?}"
+    );
+    assert_eq!(dropped, 0, "nobody went over the bound");
+}
+
+/// The same over Unix sockets (split through cloned handles): 100 stalled members with small
+/// buffers cost no broadcast call 200 ms, and the healthy ones get everything in order.
+#[cfg(unix)]
+#[test]
+fn a_hundred_stalled_unix_socket_members_cost_a_broadcast_nothing() {
+    use std::os::unix::net::UnixStream;
+    const MESSAGES: u32 = 100;
+    let epoch = Instant::now();
+    let room = Room::with_max_backpressure(4 << 20);
+    let unix_member = |stalled: bool| {
+        let (server, client) = UnixStream::pair().unwrap();
+        if stalled {
+            SockRef::from(&server).set_send_buffer_size(8192).unwrap();
+            SockRef::from(&client).set_recv_buffer_size(4096).unwrap();
+        }
+        client.set_read_timeout(Some(DEADLINE)).unwrap();
+        server
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (mut reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        thread::spawn(move || while reader.read().is_ok() {});
+        room.join(writer.clone());
+        (client, writer)
+    };
+    let stalled: Vec<_> = (0..100).map(|_| unix_member(true)).collect();
+    let readers: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, _) = unix_member(false);
+            thread::spawn(move || read_all(client, MESSAGES + 1, epoch))
+        })
+        .collect();
+    broadcast_past_stalled(&room, MESSAGES, epoch);
+    for reader in readers {
+        assert_eq!(reader.join().unwrap().len(), MESSAGES as usize + 1);
+    }
+    for (_, writer) in &stalled {
+        assert!(writer.end_cause().is_none());
+    }
+}
+
+/// The same over wss://: 40 stalled members (TLS clients that never read) cost no broadcast
+/// call 200 ms, and the healthy ones get every message whole and in order; a record the socket
+/// took only part of goes on where it stopped.
+#[cfg(feature = "native-tls")]
+#[test]
+fn forty_stalled_tls_members_cost_a_broadcast_nothing() {
+    use syncws::{Acceptor, ClientBuilder, TlsIdentity};
+    const MESSAGES: u32 = 100;
+    let epoch = Instant::now();
+    let pki = certs::make();
+    let identity =
+        TlsIdentity::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let room = Room::with_max_backpressure(4 << 20);
+    let tls_member = |stalled: bool| {
+        let ca = pki.ca.cert.clone();
+        let client = thread::spawn(move || {
+            ClientBuilder::new(format!("wss://localhost:{port}/"))
+                .root_certificate(ca.as_bytes())
+                .connect()
+                .map(|(ws, _)| ws)
+        });
+        let (tcp, _) = listener.accept().unwrap();
+        if stalled {
+            SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
+        }
+        tcp.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
+        let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
+        thread::spawn(move || while reader.read().is_ok() {});
+        room.join(writer.clone());
+        (client.join().unwrap().unwrap(), writer)
+    };
+    let stalled: Vec<_> = (0..40).map(|_| tls_member(true)).collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (mut ws, _) = tls_member(false);
+            ws.get_ref().tcp().set_read_timeout(Some(DEADLINE)).unwrap();
+            thread::spawn(move || {
+                let mut latencies = Vec::new();
+                for expected in 0..=MESSAGES {
+                    let message = ws.read().expect("a healthy member reads every message");
+                    let (seq, published) = unstamp(&message);
+                    latencies.push(epoch.elapsed().saturating_sub(published));
+                    assert_eq!(seq, expected, "out of order");
+                }
+                latencies
+            })
+        })
+        .collect();
+    broadcast_past_stalled(&room, MESSAGES, epoch);
+    for reader in readers {
+        assert_eq!(reader.join().unwrap().len(), MESSAGES as usize + 1);
+    }
+    for (_, writer) in &stalled {
+        assert!(writer.end_cause().is_none());
+    }
+}
+
+/// A wss:// member with a small send buffer gets 30 broadcasts of 20 KiB (more than a TLS
+/// record each, so records are cut by the full socket and go on where they stopped) whole and in
+/// order, then nothing more is sent: what the zero-wait attempts left must still arrive.
+#[cfg(feature = "native-tls")]
+#[test]
+fn a_tls_member_gets_records_cut_by_a_full_socket_whole() {
+    use syncws::{Acceptor, ClientBuilder, TlsIdentity};
+    const MESSAGES: u32 = 30;
+    let epoch = Instant::now();
+    let pki = certs::make();
+    let identity =
+        TlsIdentity::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ca = pki.ca.cert.clone();
+    let client = thread::spawn(move || {
+        ClientBuilder::new(format!("wss://localhost:{port}/"))
+            .root_certificate(ca.as_bytes())
+            .connect()
+            .map(|(ws, _)| ws)
+    });
+    let (tcp, _) = listener.accept().unwrap();
+    SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
+    let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
+    thread::spawn(move || while reader.read().is_ok() {});
+    let room = Room::with_max_backpressure(4 << 20);
+    room.join(writer.clone());
+    let mut ws = client.join().unwrap().unwrap();
+    // No heartbeat writes meanwhile: what is left must go out by itself.
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for seq in 0..MESSAGES {
+        let report = room.broadcast(&stamped(seq, epoch, 20 * 1024), None);
+        assert_eq!(report.dropped, 0);
+    }
+    for expected in 0..MESSAGES {
+        let message = ws
+            .read()
+            .unwrap_or_else(|e| panic!("message {expected} of {MESSAGES}: {e}"));
+        assert_eq!(unstamp(&message).0, expected, "out of order");
+        assert_eq!(message.as_bytes().len(), 20 * 1024);
+    }
+    assert!(writer.end_cause().is_none());
 }

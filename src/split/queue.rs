@@ -4,8 +4,9 @@
 //!
 //! A broadcast appends a frame to each member's [`Outbox`] and then tries, once, to hand it to
 //! the member's write side: if nobody owns the write half, the frames are moved to the
-//! connection's output and written within one short write attempt
-//! ([`ATTEMPT`]); a healthy peer's kernel buffers take them at once. What the socket does not
+//! connection's output and written in one write attempt that never waits for the peer (over
+//! TCP on Unix, `MSG_DONTWAIT`; elsewhere one wait of at most [`ATTEMPT`], which the kernel
+//! rounds up to a clock tick); a healthy peer's kernel buffers take them at once. What the socket does not
 //! take, or what waits because another thread is writing, is left to the one fan-out thread
 //! (see [`drainer`]), which tries again with a backoff per member. So a member whose peer stops
 //! reading costs a broadcast nothing but a copy of a pointer, and its backlog grows only up to the
@@ -28,9 +29,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 mod drainer;
+#[cfg(test)]
+mod tests;
 
 /// The longest one write attempt of a broadcaster or of the fan-out thread waits for a peer
-/// whose buffers are full.
+/// whose buffers are full, where the transport cannot write without waiting
+/// ([`Transport::writes_now`](crate::split::transport::Transport::writes_now)); elsewhere the
+/// attempt does not wait at all.
 pub(crate) const ATTEMPT: Duration = Duration::from_millis(1);
 
 /// At most this many queued bytes are handed to the writer at once (always at least one frame).
@@ -116,7 +121,7 @@ pub(super) enum Pump {
 impl Writer {
     /// Queues `frame` for this member, under a bound of `max_bytes` queued bytes, and writes
     /// what the socket takes at once if nobody is writing and nothing is queued ahead. Never
-    /// waits for the peer (at most one [`ATTEMPT`]) nor for another writer.
+    /// waits for the peer (at most one [`ATTEMPT`], none over TCP) nor for another writer.
     ///
     /// A frame that would take the queue over `max_bytes` is not queued: the member is closed
     /// with 1008 (its queued frames discarded) and the answer is [`Enqueued::Dropped`]. A frame
@@ -166,7 +171,7 @@ impl Writer {
     }
 
     /// Writes what the last chunk left, then hands over queued frames chunk by chunk while the
-    /// socket takes them, each write waiting at most [`ATTEMPT`] for the peer.
+    /// socket takes them, each write waiting at most [`ATTEMPT`] for the peer (none over TCP).
     pub(super) fn pump(&self) -> Pump {
         loop {
             // What was handed over (and anything else queued, such as a pong) goes first.

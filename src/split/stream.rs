@@ -156,6 +156,13 @@ impl<S: SplitStream> Transport for Owned<S> {
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         self.0.write_vectored(bufs)
     }
+    fn writes_now(&self) -> bool {
+        super::transport::writes_any_now(&self.0)
+    }
+    fn write_now(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        super::transport::write_any_now(&self.0, bufs)
+            .unwrap_or_else(|| self.0.write_vectored(bufs))
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }

@@ -7,9 +7,11 @@ use crate::proto::Sender;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// The longest one write system call of a shared thread waits (its writes set `SO_SNDTIMEO` to
-/// this, then back to the tick): a ping to a peer whose buffers are full must cost the timer
-/// thread next to nothing, or one round over many stalled peers would delay every deadline.
+/// The longest one write system call of a shared thread waits where the transport cannot write
+/// without waiting ([`Transport::writes_now`]; its writes set `SO_SNDTIMEO` to this, then back
+/// to the tick; the kernel rounds it up to a clock tick): a ping to a peer whose buffers are full
+/// must cost the timer thread next to nothing, or one round over many stalled peers would delay
+/// every deadline.
 pub(super) const SHARED_THREAD_WRITE_ATTEMPT: Duration = Duration::from_millis(1);
 
 /// The longest one write system call waits (the socket's `SO_SNDTIMEO` after the split). A write
@@ -63,22 +65,33 @@ impl WriteSide {
             .stop
             .is_none_or(|stop| stop.saturating_duration_since(Instant::now()) > self.tick)
         {
-            return self.write_within(payload, until, shared);
+            return self.write_within(payload, until, shared, false);
         }
-        // A shared thread's write: each system call waits a moment only.
+        // A shared thread's write. Where the transport can, it never waits: what the socket
+        // does not take at once stays for the next owner.
+        if payload.is_empty() && self.stream.writes_now() {
+            let until = Until {
+                stop: Some(Instant::now()),
+                ..until
+            };
+            return self.write_within(payload, until, shared, true);
+        }
+        // Elsewhere each system call waits a moment only.
         let _ = self
             .stream
             .set_write_timeout(Some(SHARED_THREAD_WRITE_ATTEMPT));
-        let result = self.write_within(payload, until, shared);
+        let result = self.write_within(payload, until, shared, false);
         let _ = self.stream.set_write_timeout(Some(self.tick));
         result
     }
 
+    /// `now`: through [`Transport::write_now`], never waiting (only without `payload`).
     fn write_within(
         &mut self,
         mut payload: &[u8],
         until: Until,
         shared: &Shared,
+        now: bool,
     ) -> io::Result<bool> {
         let mut written = 0;
         // Bytes this call has put on the wire, and when and after how many it first stalled.
@@ -88,8 +101,12 @@ impl WriteSide {
             let head = &self.unwritten[written..];
             // Last, the transport's own buffers (TLS): that may wait for the peer too.
             let flushing = head.is_empty() && payload.is_empty();
-            let attempt = if flushing {
+            let attempt = if flushing && now {
+                self.stream.flush_now().map(|()| 0)
+            } else if flushing {
                 self.stream.flush().map(|()| 0)
+            } else if now {
+                self.stream.write_now(&[io::IoSlice::new(head)])
             } else if payload.is_empty() {
                 self.stream.write(head)
             } else if head.is_empty() {
@@ -154,6 +171,11 @@ impl WriteSide {
                 self.begun = false;
             }
             Ok(false) => {
+                if written == self.unwritten.len() {
+                    // Only the transport's own bytes (TLS) wait: the next owner flushes them,
+                    // or they would wait for the next write.
+                    shared.want_flush();
+                }
                 self.unwritten.drain(..written);
                 // A shared thread gave up, not a frame's deadline: the next owner's write gets a
                 // deadline of its own, from its own first stall (a stale one would fail it at once).

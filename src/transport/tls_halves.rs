@@ -7,7 +7,7 @@
 //! never holds up a writer, and a writer blocked on a peer that does not read never holds up the
 //! reader.
 
-use crate::split::transport::{ReadHalf, Transport};
+use crate::split::transport::{ReadHalf, Transport, write_tcp};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -154,9 +154,10 @@ pub(crate) struct TlsTransport {
 }
 
 impl TlsTransport {
-    /// Writes the unsent ciphertext by `deadline`; what is left stays for the next call.
-    fn send_unsent(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        let full = self.write_timeout.get();
+    /// Writes the unsent ciphertext by `deadline` (with `now`: without any wait); what is left
+    /// stays for the next call, so a record cut by a full socket goes on where it stopped.
+    fn send_unsent(&mut self, deadline: Option<Instant>, now: bool) -> io::Result<()> {
+        let full = self.write_timeout.get().filter(|_| !now);
         let mut shortened = false;
         let result = loop {
             if self.sent == self.unsent.len() {
@@ -179,7 +180,7 @@ impl TlsTransport {
                     }
                 }
             }
-            match (&*self.tcp).write(&self.unsent[self.sent..]) {
+            match write_tcp(&self.tcp, &self.unsent[self.sent..], now) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -209,24 +210,26 @@ impl TlsTransport {
 
 impl Transport for TlsTransport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+        self.write_record(buf, false)
+    }
+
+    #[cfg(unix)]
+    fn writes_now(&self) -> bool {
+        true
+    }
+
+    fn write_now(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) => self.write_record(first, true),
+            None => Ok(0),
         }
-        let deadline = self.deadline();
-        // Older ciphertext first; if it cannot go, nothing of `buf` is taken.
-        self.send_unsent(deadline)?;
-        let record = &buf[..buf.len().min(RECORD_PLAINTEXT)];
-        let mut session = lock(&self.session);
-        // Output the reader left (a post-handshake reply) precedes the new record.
-        session.socket_mut().take_outgoing(&mut self.unsent);
-        let encrypted = session.write(record);
-        session.socket_mut().take_outgoing(&mut self.unsent);
-        drop(session);
-        let taken = encrypted?;
-        // The plaintext is taken: its ciphertext goes now as far as the bound allows, the rest
-        // with the next call or flush (which then reports a failure).
-        let _ = self.send_unsent(deadline);
-        Ok(taken)
+    }
+
+    fn flush_now(&mut self) -> io::Result<()> {
+        lock(&self.session)
+            .socket_mut()
+            .take_outgoing(&mut self.unsent);
+        self.send_unsent(None, true)
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
@@ -241,7 +244,7 @@ impl Transport for TlsTransport {
         lock(&self.session)
             .socket_mut()
             .take_outgoing(&mut self.unsent);
-        self.send_unsent(deadline)
+        self.send_unsent(deadline, false)
     }
 
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -260,6 +263,29 @@ impl Transport for TlsTransport {
 }
 
 impl TlsTransport {
+    /// Encrypts one record of `buf` and writes it after older ciphertext (with `now`: without
+    /// any wait). Returns the plaintext taken: none if older ciphertext could not go.
+    fn write_record(&mut self, buf: &[u8], now: bool) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = if now { None } else { self.deadline() };
+        // Older ciphertext first; if it cannot go, nothing of `buf` is taken.
+        self.send_unsent(deadline, now)?;
+        let record = &buf[..buf.len().min(RECORD_PLAINTEXT)];
+        let mut session = lock(&self.session);
+        // Output the reader left (a post-handshake reply) precedes the new record.
+        session.socket_mut().take_outgoing(&mut self.unsent);
+        let encrypted = session.write(record);
+        session.socket_mut().take_outgoing(&mut self.unsent);
+        drop(session);
+        let taken = encrypted?;
+        // The plaintext is taken: its ciphertext goes now as far as the bound allows, the rest
+        // with the next call or flush (which then reports a failure).
+        let _ = self.send_unsent(deadline, now);
+        Ok(taken)
+    }
+
     /// Ends the TLS session with close_notify (RFC 8446 §6.1), best effort and briefly: only
     /// if no record is half written, and only if the socket takes it within a few
     /// milliseconds. Call once the connection ended cleanly, before TCP is shut down.

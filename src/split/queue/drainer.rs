@@ -3,12 +3,14 @@
 //!
 //! One thread for the whole process, started at the first member that falls behind, asleep on a
 //! condition variable while nobody is behind. Why a thread at all: a blocking socket cannot say
-//! when it has room again without an event loop, so someone must try; and why one: each try
-//! waits at most [`ATTEMPT`](super::ATTEMPT), and a member whose peer takes nothing is tried
-//! less and less often (from [`FIRST_RETRY`] doubling to [`LAST_RETRY`], [`LAST_RETRY_CLOSING`]
-//! once it is being closed; any progress starts over), so a few stalled members cost the thread
-//! a few percent of its time and healthy members that fell behind for a moment are caught up
-//! within milliseconds.
+//! when it has room again without an event loop, so someone must try; and why one: a try
+//! never waits for the peer over TCP (elsewhere at most [`ATTEMPT`](super::ATTEMPT)), and a
+//! member whose peer takes nothing is tried less and less often (from [`FIRST_RETRY`] doubling to
+//! [`LAST_RETRY`], [`LAST_RETRY_CLOSING`] once it is being closed; any progress starts over), so
+//! hundreds of stalled members cost the thread little and healthy members that fell behind for
+//! a moment are caught up within milliseconds. Members due at once are tried in the order of
+//! their pause, shortest first: those that made progress lately go before the stalled ones, whose
+//! tries may each wait a clock tick where the transport cannot write without waiting.
 //!
 //! The thread holds members weakly: a connection that ends is forgotten. It never holds its own
 //! lock while writing.
@@ -126,8 +128,18 @@ enum Outcome {
     WaitUntil(Instant),
 }
 
+/// A member to try in this round, as its entry stood when the round began.
+struct Due {
+    /// Its current pause between tries: short for those that made progress lately.
+    pause: Duration,
+    id: u64,
+    writer: WeakWriter,
+    closing: Option<Instant>,
+    end_by: Option<Instant>,
+}
+
 fn run(drainer: &'static Drainer) {
-    let mut due: Vec<(u64, WeakWriter, Option<Instant>, Option<Instant>)> = Vec::new();
+    let mut due: Vec<Due> = Vec::new();
     loop {
         {
             let mut members = drainer.lock();
@@ -155,10 +167,25 @@ fn run(drainer: &'static Drainer) {
                 members
                     .iter()
                     .filter(|(_, m)| m.next <= now)
-                    .map(|(id, m)| (*id, m.writer.clone(), m.closing, m.end_by)),
+                    .map(|(id, m)| Due {
+                        pause: m.delay,
+                        id: *id,
+                        writer: m.writer.clone(),
+                        closing: m.closing,
+                        end_by: m.end_by,
+                    }),
             );
         }
-        for (id, weak, closing, end_by) in due.drain(..) {
+        // Who made progress lately first.
+        due.sort_unstable_by_key(|member| member.pause);
+        for Due {
+            id,
+            writer: weak,
+            closing,
+            end_by,
+            ..
+        } in due.drain(..)
+        {
             let outcome = match weak.upgrade() {
                 None => Outcome::Finished,
                 // A frame hook runs inside the try: one that panics ends its own connection,
