@@ -2,9 +2,11 @@
 
 use super::hub::{Backend, Format, OnOutage, Shared, StopOnDrop};
 use super::offset::Offset;
+#[cfg(feature = "redis")]
+use super::RoomsError;
 use super::{
     BrokerStatus, DEFAULT_BACKLOG_BYTES, DEFAULT_BACKLOG_MESSAGES, DEFAULT_RETAIN_COUNT, Delivery,
-    Room, Rooms, RoomsError,
+    Room, Rooms,
 };
 use crate::proto::message::Message;
 use std::collections::HashMap;

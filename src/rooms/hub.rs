@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-// The broker's modules import these from here.
-pub(super) use super::delivery::{Delivery, Joined, Presence};
-pub(super) use super::error::{BrokerStatus, RoomsError};
-pub(super) use super::PRESENCE_TTL;
+pub(super) use super::delivery::{Delivery, Joined};
+pub(super) use super::error::BrokerStatus;
+// The broker's modules import these from here too.
+#[cfg(feature = "redis")]
+pub(super) use super::{PRESENCE_TTL, delivery::Presence, error::RoomsError};
 
 pub(super) type Format = dyn Fn(&Delivery) -> Message + Send + Sync;
 pub(super) type OnOutage = dyn Fn(&BrokerStatus) + Send + Sync;
