@@ -114,8 +114,8 @@ fn a_stalled_joiner_does_not_block_publish_in_memory() {
 
 #[cfg(feature = "redis")]
 mod redis_findings {
-    use super::*;
     use super::redis_server::RedisServer;
+    use super::*;
     use room_members::first_text;
 
     /// Finding 2: on Redis Cluster the reader's single `XREAD … STREAMS` over every room with

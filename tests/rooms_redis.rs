@@ -163,7 +163,11 @@ fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap(
     // After a retained offset: the rest, no gap.
     let (writer, mut late) = member();
     let joined = a
-        .join_with("r", writer, Join::new().since(offset_of(joined.replayed - 5)))
+        .join_with(
+            "r",
+            writer,
+            Join::new().since(offset_of(joined.replayed - 5)),
+        )
         .unwrap();
     assert_eq!((joined.gap, joined.replayed), (false, 4));
     assert_eq!(texts(&mut late, 4), retained[retained.len() - 4..].to_vec());
@@ -172,7 +176,11 @@ fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap(
     before.id.seq = 0;
     before.id.ms -= 1;
     let (writer, mut early) = member();
-    assert!(a.join_with("r", writer, Join::new().since(before)).unwrap().gap);
+    assert!(
+        a.join_with("r", writer, Join::new().since(before))
+            .unwrap()
+            .gap
+    );
     assert_eq!(texts(&mut early, 1), ["{\"gap\":true}"]);
     // Live delivery continues after a replay, once.
     say(&a, "r", "live").unwrap();
@@ -234,7 +242,8 @@ fn broadcasts_during_an_outage_are_held_within_the_bound_then_delivered_in_order
         say(&a, "r", &format!("held {k}")).unwrap();
     }
     // Binary counts as text does, in messages and payload bytes.
-    a.broadcast("r", &Message::binary(*b"held 4"), None).unwrap();
+    a.broadcast("r", &Message::binary(*b"held 4"), None)
+        .unwrap();
     assert_eq!(
         say(&a, "r", "one too many"),
         Err(RoomsError::Backlog {
@@ -430,6 +439,16 @@ fn an_entry_without_a_kind_reads_as_text() {
     let a = node(&redis, "A");
     let (writer, mut client) = member();
     a.join("old", writer).unwrap();
-    redis.cli(&["XADD", "syncws:{old}:stream", "*", "n", "X", "p", "X:1:1", "d", "legacy"]);
+    redis.cli(&[
+        "XADD",
+        "syncws:{old}:stream",
+        "*",
+        "n",
+        "X",
+        "p",
+        "X:1:1",
+        "d",
+        "legacy",
+    ]);
     assert!(texts(&mut client, 1)[0].ends_with("|X|legacy"));
 }

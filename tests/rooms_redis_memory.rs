@@ -8,8 +8,8 @@ mod room_members;
 mod room_scenarios;
 
 use room_members::{body, member, texts};
-use syncws::rooms::{Join, Offset, Rooms, RoomsBuilder};
 use syncws::Message;
+use syncws::rooms::{Join, Offset, Rooms, RoomsBuilder};
 
 fn in_memory(builder: RoomsBuilder) -> Rooms {
     builder.in_memory()
@@ -128,9 +128,13 @@ fn retain_zero_keeps_no_history() {
     let seen = texts(&mut client, 2);
     let at = |k: usize| Offset::parse(seen[k].split(' ').next().unwrap()).unwrap();
     let (writer, _c) = member();
-    let joined = rooms.join_with("r", writer, Join::new().since(at(0))).unwrap();
+    let joined = rooms
+        .join_with("r", writer, Join::new().since(at(0)))
+        .unwrap();
     assert_eq!((joined.gap, joined.replayed), (true, 0));
     let (writer, _c) = member();
-    let joined = rooms.join_with("r", writer, Join::new().since(at(1))).unwrap();
+    let joined = rooms
+        .join_with("r", writer, Join::new().since(at(1)))
+        .unwrap();
     assert_eq!((joined.gap, joined.replayed), (false, 0));
 }

@@ -1,9 +1,9 @@
 //! Settings of a [`Rooms`], and of one join.
 
-use super::hub::{Backend, Format, OnOutage, Shared, StopOnDrop};
-use super::offset::Offset;
 #[cfg(feature = "redis")]
 use super::RoomsError;
+use super::hub::{Backend, Format, OnOutage, Shared, StopOnDrop};
+use super::offset::Offset;
 use super::{
     BrokerStatus, DEFAULT_BACKLOG_BYTES, DEFAULT_BACKLOG_MESSAGES, DEFAULT_RETAIN_COUNT, Delivery,
     Room, Rooms,

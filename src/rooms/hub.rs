@@ -68,7 +68,11 @@ impl Shared {
 
     /// A new local room with this instance's member bound.
     pub(super) fn local_room(&self, epoch: String, last: super::offset::EntryId) -> SharedRoom {
-        Arc::new(Mutex::new(LocalRoom::new(epoch, last, self.max_backpressure)))
+        Arc::new(Mutex::new(LocalRoom::new(
+            epoch,
+            last,
+            self.max_backpressure,
+        )))
     }
 
     /// The `from` an entry published with `except` carries.

@@ -95,7 +95,13 @@ fn trim(shared: &Shared, room: &mut LocalRoom, now: Instant) {
     }
 }
 
-pub(super) fn join(shared: &Shared, name: &str, writer: Writer, identity: &str, since: Option<&Offset>) -> Joined {
+pub(super) fn join(
+    shared: &Shared,
+    name: &str,
+    writer: Writer,
+    identity: &str,
+    since: Option<&Offset>,
+) -> Joined {
     let handle = room(shared, name, true);
     let joined = join_registered(shared, &handle, writer, identity, since);
     local::lock(&handle).joining -= 1;
@@ -295,7 +301,9 @@ mod tests {
         let armed_in_format = armed.clone();
         let hub = Rooms::builder()
             .format(move |d| {
-                if d.message == Message::text("h") && armed_in_format.load(std::sync::atomic::Ordering::SeqCst) {
+                if d.message == Message::text("h")
+                    && armed_in_format.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     if let Some((entered, release)) = gate.lock().unwrap().take() {
                         entered.send(()).unwrap();
                         let _ = release.recv_timeout(Duration::from_secs(10));
@@ -334,8 +342,10 @@ mod tests {
         };
         let joiner = {
             let hub = hub.clone();
-            std::thread::spawn(move || hub.join_with("r", writer, Join::new().identity("m").since(since))
-                    .unwrap())
+            std::thread::spawn(move || {
+                hub.join_with("r", writer, Join::new().identity("m").since(since))
+                    .unwrap()
+            })
         };
         gate.entered.recv_timeout(Duration::from_secs(10)).unwrap();
         published();
@@ -428,9 +438,7 @@ mod tests {
         rooms.join("r", writer.clone()).unwrap();
         publish(&rooms, "a");
         assert_eq!(client.read().unwrap(), Message::text("a"));
-        let epoch = local::lock(&rooms.shared.room("r").unwrap())
-            .epoch
-            .clone();
+        let epoch = local::lock(&rooms.shared.room("r").unwrap()).epoch.clone();
         rooms.leave("r", &writer);
         assert_eq!(rooms.count("r"), 0);
         publish(&rooms, "while away");

@@ -131,7 +131,13 @@ impl Rooms {
     pub fn join_with(&self, name: &str, writer: Writer, join: Join) -> Result<Joined, RoomsError> {
         let since = join.since.as_ref();
         match &self.shared.backend {
-            Backend::Memory => Ok(memory::join(&self.shared, name, writer, &join.identity, since)),
+            Backend::Memory => Ok(memory::join(
+                &self.shared,
+                name,
+                writer,
+                &join.identity,
+                since,
+            )),
             #[cfg(feature = "redis")]
             Backend::Redis(broker) => {
                 broker.join(&self.shared, name, writer, &join.identity, since)

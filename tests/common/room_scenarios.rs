@@ -33,7 +33,11 @@ pub fn binary_broadcast_skips_the_sender(engine: Engine) {
         .unwrap();
     assert_eq!(other_client.read().unwrap(), Message::Binary(payload));
     assert_eq!(texts(&mut other_client, 1), ["to all"]);
-    assert_eq!(texts(&mut sender_client, 1), ["to all"], "the sender got its own");
+    assert_eq!(
+        texts(&mut sender_client, 1),
+        ["to all"],
+        "the sender got its own"
+    );
 }
 
 /// Pings, pongs and closes are not broadcast: `NotData`, and nobody receives anything.
@@ -104,7 +108,9 @@ pub fn max_backpressure_bounds_each_member(engine: Engine) {
     rooms.join("r", reader).unwrap();
     let chunk = "x".repeat(4096);
     for _ in 0..100 {
-        rooms.broadcast("r", &Message::text(chunk.clone()), None).unwrap();
+        rooms
+            .broadcast("r", &Message::text(chunk.clone()), None)
+            .unwrap();
     }
     assert_eq!(texts(&mut reader_client, 100).len(), 100);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -117,12 +123,18 @@ pub fn max_backpressure_bounds_each_member(engine: Engine) {
 /// What `format` gets: the message as broadcast, text or binary, with its node.
 pub fn format_sees_the_message_as_broadcast(engine: Engine) {
     let rooms = engine(Rooms::builder().node("n1").format(|d| {
-        let kind = if matches!(d.message, Message::Binary(_)) { "b" } else { "t" };
+        let kind = if matches!(d.message, Message::Binary(_)) {
+            "b"
+        } else {
+            "t"
+        };
         Message::text(format!("{kind}:{}:{}", d.node, body(d)))
     }));
     let (writer, mut client) = member();
     rooms.join("r", writer).unwrap();
-    rooms.broadcast("r", &Message::binary(*b"bin"), None).unwrap();
+    rooms
+        .broadcast("r", &Message::binary(*b"bin"), None)
+        .unwrap();
     rooms.broadcast("r", &Message::text("txt"), None).unwrap();
     assert_eq!(texts(&mut client, 2), ["b:n1:bin", "t:n1:txt"]);
 }

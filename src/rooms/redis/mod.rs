@@ -6,7 +6,7 @@ mod presence;
 mod publisher;
 mod reader;
 
-use super::hub::{BrokerStatus, RoomsError, Joined, Presence, Shared, formatted, queue_to};
+use super::hub::{BrokerStatus, Joined, Presence, RoomsError, Shared, formatted, queue_to};
 use super::local::{self, Entry, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
 use crate::proto::message::Message;

@@ -100,7 +100,9 @@ impl Queue {
             room: room.to_owned(),
             id,
             message: message.clone(),
-            from: from.map_or(String::new(), |(boot, writer)| format!("{boot:08x}:{writer}")),
+            from: from.map_or(String::new(), |(boot, writer)| {
+                format!("{boot:08x}:{writer}")
+            }),
         });
         drop(state);
         self.ready.notify_one();
@@ -160,7 +162,11 @@ pub(super) fn run(shared: Weak<Shared>) {
                     .arg(hub.retain_count)
                     .arg(retain_age)
                     .arg(MARKER_TTL_SECS)
-                    .arg(if matches!(item.message, Message::Binary(_)) { "b" } else { "t" })
+                    .arg(if matches!(item.message, Message::Binary(_)) {
+                        "b"
+                    } else {
+                        "t"
+                    })
                     .arg(&item.from);
             }
             (state.items.len().min(batch), pipeline)
