@@ -55,7 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = parse_args()
         .map_err(|e| format!("{e}\nusage: room_server [ADDR] [--redis URL] [--node NAME]"))?;
     let node = options.node.clone().unwrap_or_else(|| options.addr.clone());
-    let builder = Rooms::builder().node(&node).format(to_json);
+    let builder = Rooms::builder()
+        .node(&node)
+        .format(to_json)
+        // Deep history: clients of a killed node resume on another one under load
+        // (scripts/rooms/cluster.sh), so more than the default is kept.
+        .retain(100_000);
     let rooms = match &options.redis {
         None => builder.in_memory(),
         Some(url) => with_redis(builder, url)?,

@@ -92,6 +92,9 @@
 //!   offer and servers accept the extension by default; [`DeflateConfig`] (in [`Config::deflate`])
 //!   picks the parameters, and [`WebSocket::deflate`] tells what was agreed. Memory and speed:
 //!   `docs/compression.md`.
+//! - `redis`: [`rooms::RoomsBuilder::redis`], the same [`Rooms`] shared by many processes through
+//!   Redis Streams (one order, offsets and replay, presence); without it rooms live in one
+//!   process.
 //! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
 //!   target `syncws::frame`).
 
