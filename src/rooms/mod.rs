@@ -95,6 +95,13 @@ impl fmt::Debug for Rooms {
     }
 }
 
+// A panic inside a hook (`format`, `on_outage`) leaves no room state half-changed that a later
+// call would trust: every lock is taken back from poisoning and each entry is delivered whole
+// or not at all. So `Rooms` stays usable across `catch_unwind`, as the map of `Room`s it
+// replaces was.
+impl std::panic::UnwindSafe for Rooms {}
+impl std::panic::RefUnwindSafe for Rooms {}
+
 impl Default for Rooms {
     fn default() -> Rooms {
         Rooms::new()
