@@ -411,7 +411,18 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
 fn a_message_redis_refuses_does_not_hold_up_later_ones() {
     let redis = RedisServer::start();
     redis.cli(&["SET", "syncws:{bad}:stream", "not a stream"]);
-    let a = node(&redis, "A");
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let log = refused.clone();
+    let a = Rooms::builder()
+        .node("A")
+        .format(piped)
+        .on_outage(move |status| {
+            if let BrokerStatus::Refused { room, .. } = status {
+                log.lock().unwrap().push(room.clone());
+            }
+        })
+        .redis(&redis.url())
+        .unwrap();
     let (writer, mut client) = member();
     a.join("good", writer).unwrap();
     say(&a, "good", "first").unwrap();
@@ -430,6 +441,11 @@ fn a_message_redis_refuses_does_not_hold_up_later_ones() {
         );
         thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(
+        *refused.lock().unwrap(),
+        ["bad"],
+        "the application heard of it"
+    );
 }
 
 /// Entries written before binary messages (no `k` field) read as text.

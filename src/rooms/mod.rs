@@ -175,7 +175,8 @@ impl Rooms {
     /// node's members, this node's included, get it when it comes back in the room's one
     /// order; while Redis is unreachable up to the backlog bound is held, beyond it this
     /// returns [`RoomsError::Backlog`]. Pings, pongs and closes are refused
-    /// ([`RoomsError::NotData`]).
+    /// ([`RoomsError::NotData`]). `except` applies to live delivery; a later join replaying
+    /// from an offset (a new connection) gets every retained message.
     pub fn broadcast(
         &self,
         name: &str,

@@ -201,7 +201,10 @@ pub(super) fn run(shared: Weak<Shared>) {
             {
                 if count == 1 {
                     eprintln!("syncws rooms: Redis refused a message, dropped: {error}");
+                    let room = broker.queue.lock().items.front().map(|i| i.room.clone());
                     broker.queue.acknowledge(1);
+                    let (room, error) = (room.unwrap_or_default(), error.to_string());
+                    (hub.on_outage)(&crate::rooms::BrokerStatus::Refused { room, error });
                     singles = singles.saturating_sub(1);
                 } else {
                     singles = count;
