@@ -13,8 +13,12 @@
 //!
 //! Prints `listening on ws://ADDR/` once it accepts connections.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{json_string, percent_decode};
 use std::time::Duration;
-use syncws::hub::{Delivery, Hub, HubBuilder, Offset};
+use syncws::rooms::{Delivery, Join, Offset, Rooms, RoomsBuilder};
 use syncws::{HttpResponse, Message, Server, Session};
 
 /// What the handshake decided.
@@ -51,18 +55,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = parse_args()
         .map_err(|e| format!("{e}\nusage: room_server [ADDR] [--redis URL] [--node NAME]"))?;
     let node = options.node.clone().unwrap_or_else(|| options.addr.clone());
-    let builder = HubBuilder::new(&node).format(to_json);
-    let hub = match &options.redis {
+    let builder = Rooms::builder()
+        .node(&node)
+        .format(to_json)
+        // Deep history: clients of a killed node resume on another one under load
+        // (scripts/rooms/cluster.sh), so more than the default is kept.
+        .retain(100_000);
+    let rooms = match &options.redis {
         None => builder.in_memory(),
         Some(url) => with_redis(builder, url)?,
     };
-    let presence_hub = hub.clone();
+    let presence_rooms = rooms.clone();
     let server = Server::builder()
         // Shorter than nginx's default proxy_read_timeout (60 s).
         .heartbeat(Duration::from_secs(20), Duration::from_secs(20))
         .http(
             move |request| match request.path().strip_prefix("/presence/") {
-                Some(room) => match presence_hub.presence(&percent_decode(room)) {
+                Some(room) => match presence_rooms.presence(&percent_decode(room)) {
                     Ok(presence) => HttpResponse::new(200)
                         .header("Content-Type", "application/json")
                         .body(presence_json(&presence.members)),
@@ -89,17 +98,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .bind(&options.addr)?;
     println!("listening on ws://{}/", server.local_addr()?);
-    server.serve(move |session| member(&hub, session))?;
+    server.serve(move |session| member(&rooms, session))?;
     Ok(())
 }
 
 #[cfg(feature = "redis")]
-fn with_redis(builder: HubBuilder, url: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+fn with_redis(builder: RoomsBuilder, url: &str) -> Result<Rooms, Box<dyn std::error::Error>> {
     Ok(builder.redis(url)?)
 }
 
 #[cfg(not(feature = "redis"))]
-fn with_redis(_: HubBuilder, _: &str) -> Result<Hub, Box<dyn std::error::Error>> {
+fn with_redis(_: RoomsBuilder, _: &str) -> Result<Rooms, Box<dyn std::error::Error>> {
     Err(
         "--redis needs the `redis` feature: cargo run --features redis --example room_server"
             .into(),
@@ -107,24 +116,27 @@ fn with_redis(_: HubBuilder, _: &str) -> Result<Hub, Box<dyn std::error::Error>>
 }
 
 /// One member's connection.
-fn member(hub: &Hub, mut session: Session<Member>) {
+fn member(rooms: &Rooms, mut session: Session<Member>) {
     let writer = session.writer();
     let Member { room, since } = session.data();
     let (room, since) = (room.clone(), since.clone());
     let identity = session.peer_addr().to_string();
-    if let Err(error) = hub.join(&room, writer.clone(), &identity, since.as_ref()) {
+    let join = Join::new().identity(&identity).since(since);
+    if let Err(error) = rooms.join_with(&room, writer.clone(), join) {
         eprintln!("{identity}: cannot join {room}: {error}");
         let _ = writer.send(Message::Close(None));
         return;
     }
     while let Ok(message) = session.read() {
-        if let Message::Text(text) = message
-            && let Err(error) = hub.publish(&room, &text)
+        // Every member on every node, the sender included: its own message comes back with its
+        // offset, in the room's one order.
+        if let Message::Text(_) = message
+            && let Err(error) = rooms.broadcast(&room, &message, None)
         {
             eprintln!("{identity}: message to {room} refused: {error}");
         }
     }
-    hub.leave(&room, &writer);
+    rooms.leave(&room, &writer);
 }
 
 fn to_json(delivery: &Delivery) -> Message {
@@ -132,8 +144,13 @@ fn to_json(delivery: &Delivery) -> Message {
         "{{\"offset\":{},\"node\":{},\"text\":{}}}",
         json_string(&delivery.offset.to_string()),
         json_string(&delivery.node),
-        json_string(&delivery.text)
+        json_string(&text_of(&delivery.message))
     ))
+}
+
+/// A delivery's text (this server broadcasts text only).
+fn text_of(message: &Message) -> String {
+    String::from_utf8_lossy(message.as_bytes()).into_owned()
 }
 
 fn presence_json(members: &[(String, String)]) -> String {
@@ -146,44 +163,4 @@ fn presence_json(members: &[(String, String)]) -> String {
         members.len(),
         members.join(",")
     )
-}
-
-/// A JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Decodes `%XX` escapes.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

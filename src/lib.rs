@@ -92,6 +92,9 @@
 //!   offer and servers accept the extension by default; [`DeflateConfig`] (in [`Config::deflate`])
 //!   picks the parameters, and [`WebSocket::deflate`] tells what was agreed. Memory and speed:
 //!   `docs/compression.md`.
+//! - `redis`: [`rooms::RoomsBuilder::redis`], the same [`Rooms`] shared by many processes through
+//!   Redis Streams (one order, offsets and replay, presence); without it rooms live in one
+//!   process.
 //! - `log`: every frame sent and received logged through the `log` crate (level `trace`,
 //!   target `syncws::frame`).
 
@@ -103,7 +106,7 @@ mod client;
 pub mod error;
 pub mod inspect;
 pub mod proto;
-mod rooms;
+pub mod rooms;
 mod server;
 mod split;
 mod timing;
@@ -120,15 +123,7 @@ pub use proto::close::{CloseCode, CloseFrame};
 pub use proto::config::{Config, DeflateConfig};
 pub use proto::handshake::{Request, Response};
 pub use proto::message::{DataKind, Message};
-pub use rooms::{Broadcast, Room, Rooms};
-/// Rooms with one order, offsets, replay and presence, in one process or across many through
-/// Redis (feature `redis`): [`Hub`](hub::Hub).
-pub mod hub {
-    pub use crate::rooms::{
-        BrokerStatus, DEFAULT_BACKLOG_BYTES, DEFAULT_BACKLOG_MESSAGES, DEFAULT_RETAIN_COUNT,
-        Delivery, EntryId, Hub, HubBuilder, HubError, Joined, Offset, PRESENCE_TTL, Presence,
-    };
-}
+pub use rooms::{Room, Rooms};
 pub use server::accept::{Accept, Acceptor, accept};
 pub use server::{HttpResponse, Server, ServerBuilder, ServerHandle, Session, ShutdownHandle};
 pub use split::{Reader, SplitStream, Writer};

@@ -1,150 +1,115 @@
-//! Rooms through a real redis-server (feature `redis`): one order across hubs, replay and
-//! gaps, publishes held through an outage, a publish whose answer was lost appended once,
-//! presence after a node stops without goodbye. Each test starts its own redis-server on a
-//! free port with its own directory; a missing redis-server fails the tests (CI installs it).
+//! Rooms through a real redis-server (feature `redis`): the scenarios every engine passes
+//! (tests/common/room_scenarios.rs, also run in memory), one order across nodes, replay and
+//! gaps, broadcasts held through an outage, a publish whose answer was lost appended once,
+//! presence after a node stops without goodbye. Each test starts its own redis-server
+//! (tests/common/redis.rs); a missing redis-server fails the tests (CI installs it).
 #![cfg(feature = "redis")]
 
+#[path = "common/redis.rs"]
+mod redis_server;
+#[path = "common/room_members.rs"]
+mod room_members;
+#[path = "common/room_scenarios.rs"]
+mod room_scenarios;
+
+use redis_server::RedisServer;
+use room_members::{body, member, piped, texts};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
-use syncws::hub::{BrokerStatus, Hub, HubError, Offset};
-use syncws::{Config, Message, Role, WebSocket, Writer};
+use syncws::Message;
+use syncws::rooms::{BrokerStatus, Join, Offset, Rooms, RoomsBuilder, RoomsError};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A redis-server for one test; killed on drop.
-struct Redis {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: Option<Child>,
-    extra: Vec<String>,
-}
-
-impl Redis {
-    /// Without persistence: a restart loses every room (a new epoch).
-    fn start() -> Redis {
-        Redis::with_args(&[])
-    }
-
-    /// With an append-only file synced on every write: a restart keeps every room.
-    fn persistent() -> Redis {
-        Redis::with_args(&["--appendonly", "yes", "--appendfsync", "always"])
-    }
-
-    fn with_args(extra: &[&str]) -> Redis {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("syncws-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Redis {
-            port,
-            dir,
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        redis.restart();
-        redis
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A member: the server side's writer (given to the hub) and the client side that reads.
-fn member() -> (Writer, WebSocket<TcpStream>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let (server, _) = listener.accept().unwrap();
-    let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
-        .split()
-        .unwrap();
-    // The reader half must live as long as the writer is used.
-    std::mem::forget(reader);
-    (
-        writer,
-        WebSocket::from_stream(client, Role::Client, Config::default()),
-    )
-}
-
-fn texts(socket: &mut WebSocket<TcpStream>, count: usize) -> Vec<String> {
-    (0..count)
-        .map(|_| match socket.read().unwrap() {
-            Message::Text(text) => text.to_string(),
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect()
-}
-
-/// Deliveries as `offset|node|text`.
-fn hub(redis: &Redis, node: &str) -> Hub {
-    Hub::builder(node)
-        .format(|d| Message::text(format!("{}|{}|{}", d.offset, d.node, d.text)))
+/// Node `node` on `redis`, deliveries as `offset|node|text`.
+fn node(redis: &RedisServer, node: &str) -> Rooms {
+    Rooms::builder()
+        .node(node)
+        .format(piped)
         .redis(&redis.url())
         .unwrap()
 }
 
+/// Broadcasts `text` to every member of `room`.
+fn say(rooms: &Rooms, room: &str, text: &str) -> Result<(), RoomsError> {
+    rooms
+        .broadcast(room, &Message::text(text), None)
+        .map(|report| assert!(report.relayed))
+}
+
+/// Runs a scenario on a fresh redis-server.
+fn on_redis(scenario: fn(room_scenarios::Engine)) {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    scenario(&|builder: RoomsBuilder| builder.redis(&url).unwrap());
+}
+
 #[test]
-fn members_on_two_hubs_get_every_message_once_in_one_order() {
-    let redis = Redis::start();
-    let (a, b) = (hub(&redis, "A"), hub(&redis, "B"));
+fn binary_broadcast_with_except_through_redis() {
+    on_redis(room_scenarios::binary_broadcast_skips_the_sender);
+}
+
+#[test]
+fn control_messages_are_refused_through_redis() {
+    on_redis(room_scenarios::control_messages_are_refused);
+}
+
+#[test]
+fn join_builder_through_redis() {
+    on_redis(room_scenarios::join_builder_sets_identity_and_replay);
+}
+
+#[test]
+fn max_backpressure_through_redis() {
+    on_redis(room_scenarios::max_backpressure_bounds_each_member);
+}
+
+#[test]
+fn format_through_redis() {
+    on_redis(room_scenarios::format_sees_the_message_as_broadcast);
+}
+
+/// `except` names a member of the sender's node only: on another node the same room's members
+/// all get the message (writer ids are per process, so another node never skips one).
+#[test]
+fn except_skips_the_sender_only_on_its_own_node() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "A"), node(&redis, "B"));
+    let (sender, mut sender_client) = member();
+    let (neighbour, mut neighbour_client) = member();
+    let (remote, mut remote_client) = member();
+    a.join("r", sender.clone()).unwrap();
+    a.join("r", neighbour).unwrap();
+    b.join("r", remote).unwrap();
+    a.broadcast("r", &Message::binary(*b"bin"), Some(&sender))
+        .unwrap();
+    // Once a member has it, it is in the stream, before what B broadcasts next.
+    assert!(texts(&mut neighbour_client, 1)[0].ends_with("|A|bin"));
+    say(&b, "r", "last").unwrap();
+    assert!(texts(&mut neighbour_client, 1)[0].ends_with("|B|last"));
+    let seen = texts(&mut remote_client, 2);
+    assert!(
+        seen[0].ends_with("|A|bin") && seen[1].ends_with("|B|last"),
+        "{seen:?}"
+    );
+    assert!(texts(&mut sender_client, 1)[0].ends_with("|B|last"));
+}
+
+#[test]
+fn members_on_two_nodes_get_every_message_once_in_one_order() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "A"), node(&redis, "B"));
     let (writer_a, mut client_a) = member();
     let (writer_b, mut client_b) = member();
-    a.join("r", writer_a, "alice", None).unwrap();
-    b.join("r", writer_b, "bob", None).unwrap();
+    a.join_with("r", writer_a, Join::new().identity("alice"))
+        .unwrap();
+    b.join_with("r", writer_b, Join::new().identity("bob"))
+        .unwrap();
     for k in 0..200 {
-        let hub = if k % 2 == 0 { &a } else { &b };
-        hub.publish("r", &k.to_string()).unwrap();
+        let rooms = if k % 2 == 0 { &a } else { &b };
+        say(rooms, "r", &k.to_string()).unwrap();
     }
     let seen_a = texts(&mut client_a, 200);
     let seen_b = texts(&mut client_b, 200);
@@ -160,14 +125,15 @@ fn members_on_two_hubs_get_every_message_once_in_one_order() {
 
 #[test]
 fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap() {
-    let redis = Redis::start();
-    let a = Hub::builder("A")
-        .format(|d| Message::text(format!("{} {}", d.offset, d.text)))
-        .retain_count(10)
+    let redis = RedisServer::start();
+    let a = Rooms::builder()
+        .node("A")
+        .format(|d| Message::text(format!("{} {}", d.offset, body(d))))
+        .retain(10)
         .redis(&redis.url())
         .unwrap();
     for k in 0..1000 {
-        a.publish("r", &k.to_string()).unwrap();
+        say(&a, "r", &k.to_string()).unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.backlog() > 0 {
@@ -180,7 +146,7 @@ fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap(
     // An offset of another epoch: a gap, then everything retained (MAXLEN ~ keeps at least 10).
     let (writer, mut first) = member();
     let joined = a
-        .join("r", writer, "first", Some(&Offset::parse("x:0-0").unwrap()))
+        .join_with("r", writer, Join::new().since(Offset::parse("x:0-0")))
         .unwrap();
     assert!(
         joined.gap && joined.replayed >= 10 && joined.replayed < 1000,
@@ -197,7 +163,11 @@ fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap(
     // After a retained offset: the rest, no gap.
     let (writer, mut late) = member();
     let joined = a
-        .join("r", writer, "late", Some(&offset_of(joined.replayed - 5)))
+        .join_with(
+            "r",
+            writer,
+            Join::new().since(offset_of(joined.replayed - 5)),
+        )
         .unwrap();
     assert_eq!((joined.gap, joined.replayed), (false, 4));
     assert_eq!(texts(&mut late, 4), retained[retained.len() - 4..].to_vec());
@@ -206,28 +176,28 @@ fn a_join_since_an_offset_replays_the_rest_and_reports_trimmed_history_as_a_gap(
     before.id.seq = 0;
     before.id.ms -= 1;
     let (writer, mut early) = member();
-    assert!(a.join("r", writer, "early", Some(&before)).unwrap().gap);
+    assert!(
+        a.join_with("r", writer, Join::new().since(before))
+            .unwrap()
+            .gap
+    );
     assert_eq!(texts(&mut early, 1), ["{\"gap\":true}"]);
     // Live delivery continues after a replay, once.
-    a.publish("r", "live").unwrap();
+    say(&a, "r", "live").unwrap();
     assert!(texts(&mut late, 1)[0].ends_with(" live"));
 }
 
 /// When trimming outruns a node's reader, its members get a gap: never a silent loss.
 #[test]
 fn entries_trimmed_before_the_reader_saw_them_are_reported_as_a_gap() {
-    let redis = Redis::start();
-    let a = Hub::builder("A")
-        .format(|d| Message::text(d.text.clone()))
-        .retain_count(1)
-        .redis(&redis.url())
-        .unwrap();
+    let redis = RedisServer::start();
+    let a = Rooms::builder().retain(1).redis(&redis.url()).unwrap();
     let (writer, mut client) = member();
-    a.join("r", writer, "c", None).unwrap();
+    a.join("r", writer).unwrap();
     for k in 0..3000 {
-        a.publish("r", &k.to_string()).unwrap();
+        say(&a, "r", &k.to_string()).unwrap();
     }
-    a.publish("r", "end").unwrap();
+    say(&a, "r", "end").unwrap();
     let (mut delivered, mut gaps) = (0, 0);
     loop {
         match texts(&mut client, 1)[0].as_str() {
@@ -243,19 +213,18 @@ fn entries_trimmed_before_the_reader_saw_them_are_reported_as_a_gap() {
 }
 
 #[test]
-fn publishes_during_an_outage_are_held_within_the_bound_then_delivered_in_order() {
-    let mut redis = Redis::persistent();
+fn broadcasts_during_an_outage_are_held_within_the_bound_then_delivered_in_order() {
+    let mut redis = RedisServer::persistent();
     let events = Arc::new(Mutex::new(Vec::new()));
     let log = events.clone();
-    let a = Hub::builder("A")
-        .format(|d| Message::text(d.text.clone()))
+    let a = Rooms::builder()
         .backlog(5, 1 << 20)
         .on_outage(move |status| log.lock().unwrap().push(status.clone()))
         .redis(&redis.url())
         .unwrap();
     let (writer, mut client) = member();
-    a.join("r", writer, "c", None).unwrap();
-    a.publish("r", "before").unwrap();
+    a.join("r", writer).unwrap();
+    say(&a, "r", "before").unwrap();
     assert_eq!(texts(&mut client, 1), ["before"]);
     redis.stop();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -269,23 +238,30 @@ fn publishes_during_an_outage_are_held_within_the_bound_then_delivered_in_order(
         thread::sleep(Duration::from_millis(20));
     }
     let started = Instant::now();
-    for k in 0..5 {
-        a.publish("r", &format!("held {k}")).unwrap();
+    for k in 0..4 {
+        say(&a, "r", &format!("held {k}")).unwrap();
     }
-    assert!(matches!(
-        a.publish("r", "one too many"),
-        Err(HubError::Backlog { messages: 5, .. })
-    ));
+    // Binary counts as text does, in messages and payload bytes.
+    a.broadcast("r", &Message::binary(*b"held 4"), None)
+        .unwrap();
+    assert_eq!(
+        say(&a, "r", "one too many"),
+        Err(RoomsError::Backlog {
+            messages: 5,
+            bytes: 30
+        })
+    );
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "publishing never waits for the broker"
     );
     redis.restart();
-    let held = texts(&mut client, 5);
+    let held = texts(&mut client, 4);
     assert_eq!(
         held,
-        (0..5).map(|k| format!("held {k}")).collect::<Vec<_>>()
+        (0..4).map(|k| format!("held {k}")).collect::<Vec<_>>()
     );
+    assert_eq!(client.read().unwrap(), Message::binary(*b"held 4"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while events.lock().unwrap().last() != Some(&BrokerStatus::Up) {
         assert!(Instant::now() < deadline, "no recovery reported");
@@ -351,12 +327,11 @@ fn answer_losing_proxy(redis_port: u16) -> u16 {
 
 #[test]
 fn a_publish_whose_answer_was_lost_is_appended_once() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let proxy = answer_losing_proxy(redis.port);
     let outages = Arc::new(Mutex::new(0));
     let count = outages.clone();
-    let a = Hub::builder("A")
-        .format(|d| Message::text(d.text.clone()))
+    let a = Rooms::builder()
         .on_outage(move |status| {
             if matches!(status, BrokerStatus::Down(_)) {
                 *count.lock().unwrap() += 1;
@@ -365,9 +340,9 @@ fn a_publish_whose_answer_was_lost_is_appended_once() {
         .redis(&format!("redis://127.0.0.1:{proxy}/"))
         .unwrap();
     let (writer, mut client) = member();
-    a.join("r", writer, "c", None).unwrap();
-    a.publish("r", "once").unwrap();
-    a.publish("r", "then").unwrap();
+    a.join("r", writer).unwrap();
+    say(&a, "r", "once").unwrap();
+    say(&a, "r", "then").unwrap();
     assert_eq!(texts(&mut client, 2), ["once", "then"]);
     // The publisher lost the batch's answer, reconnected and sent it again.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -379,25 +354,29 @@ fn a_publish_whose_answer_was_lost_is_appended_once() {
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(*outages.lock().unwrap(), 1, "the answer was not lost");
-    let direct = hub(&redis, "B");
+    let direct = node(&redis, "B");
     let (writer, mut replay) = member();
-    let origin = Offset::parse("x:0-0").unwrap();
-    let joined = direct.join("r", writer, "d", Some(&origin)).unwrap();
+    let origin = Offset::parse("x:0-0");
+    let joined = direct
+        .join_with("r", writer, Join::new().since(origin))
+        .unwrap();
     assert_eq!(joined.replayed, 2, "the stream holds each message once");
     assert_eq!(texts(&mut replay, 1), ["{\"gap\":true}"]);
     // And the member saw nothing more.
-    a.publish("r", "last").unwrap();
+    say(&a, "r", "last").unwrap();
     assert_eq!(texts(&mut client, 1), ["last"]);
 }
 
 #[test]
 fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bound() {
-    let redis = Redis::start();
-    let (a, b) = (hub(&redis, "A"), hub(&redis, "B"));
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "A"), node(&redis, "B"));
     let (writer_a, _client_a) = member();
     let (writer_b, _client_b) = member();
-    a.join("r", writer_a, "alice", None).unwrap();
-    b.join("r", writer_b, "bob", None).unwrap();
+    a.join_with("r", writer_a, Join::new().identity("alice"))
+        .unwrap();
+    b.join_with("r", writer_b, Join::new().identity("bob"))
+        .unwrap();
     let both = vec![
         ("A".to_owned(), "alice".to_owned()),
         ("B".to_owned(), "bob".to_owned()),
@@ -407,7 +386,7 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
         assert!(Instant::now() < deadline, "{:?}", a.presence("r"));
         thread::sleep(Duration::from_millis(50));
     }
-    // Dropping hub B stops its heartbeat without a goodbye, as a killed process would.
+    // Dropping node B's rooms stops its heartbeat without a goodbye, as a killed process would.
     drop(b);
     let (done, finished) = mpsc::channel();
     let stopped = Instant::now();
@@ -421,7 +400,7 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
         .recv_timeout(Duration::from_secs(15))
         .expect("presence never converged");
     assert!(
-        took <= syncws::hub::PRESENCE_TTL + Duration::from_secs(2),
+        took <= syncws::rooms::PRESENCE_TTL + Duration::from_secs(2),
         "took {took:?}"
     );
 }
@@ -430,25 +409,25 @@ fn presence_counts_members_on_every_node_and_forgets_a_silent_node_within_its_bo
 /// line; the node's later publishes, to other rooms, still go through.
 #[test]
 fn a_message_redis_refuses_does_not_hold_up_later_ones() {
-    let redis = Redis::start();
-    let status = Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "SET",
-            "syncws:{bad}:stream",
-            "not a stream",
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .expect("redis-cli comes with redis-server");
-    assert!(status.success());
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    redis.cli(&["SET", "syncws:{bad}:stream", "not a stream"]);
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let log = refused.clone();
+    let a = Rooms::builder()
+        .node("A")
+        .format(piped)
+        .on_outage(move |status| {
+            if let BrokerStatus::Refused { room, .. } = status {
+                log.lock().unwrap().push(room.clone());
+            }
+        })
+        .redis(&redis.url())
+        .unwrap();
     let (writer, mut client) = member();
-    a.join("good", writer, "c", None).unwrap();
-    a.publish("good", "first").unwrap();
-    a.publish("bad", "refused").unwrap();
-    a.publish("good", "second").unwrap();
+    a.join("good", writer).unwrap();
+    say(&a, "good", "first").unwrap();
+    say(&a, "bad", "refused").unwrap();
+    say(&a, "good", "second").unwrap();
     let seen = texts(&mut client, 2);
     assert!(
         seen[0].ends_with("|first") && seen[1].ends_with("|second"),
@@ -462,4 +441,30 @@ fn a_message_redis_refuses_does_not_hold_up_later_ones() {
         );
         thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(
+        *refused.lock().unwrap(),
+        ["bad"],
+        "the application heard of it"
+    );
+}
+
+/// Entries written before binary messages (no `k` field) read as text.
+#[test]
+fn an_entry_without_a_kind_reads_as_text() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "A");
+    let (writer, mut client) = member();
+    a.join("old", writer).unwrap();
+    redis.cli(&[
+        "XADD",
+        "syncws:{old}:stream",
+        "*",
+        "n",
+        "X",
+        "p",
+        "X:1:1",
+        "d",
+        "legacy",
+    ]);
+    assert!(texts(&mut client, 1)[0].ends_with("|X|legacy"));
 }

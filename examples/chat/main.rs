@@ -22,9 +22,13 @@
 //! away", RFC 6455 §7.4.1) and reconnects when the server is back, instead of seeing the
 //! connection drop (1006).
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{json_string, query_decode};
 use std::sync::mpsc;
 use std::time::Duration;
-use syncws::hub::{Delivery, Hub, HubBuilder, Offset};
+use syncws::rooms::{Delivery, Join, Offset, Rooms};
 use syncws::{CloseCode, HttpResponse, Message, Server, Session};
 
 /// The page, embedded at compile time: no build step, nothing to serve from disk.
@@ -109,7 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if request.path() != "/ws" {
                 return Err(HttpResponse::new(404).body("the chat is at /ws\n"));
             }
-            let field = |name| request.query_param(name).map(percent_decode);
+            let field = |name| request.query_param(name).map(query_decode);
             let nick = field("nick").unwrap_or_default();
             let room = field("room").unwrap_or_else(|| "lobby".to_owned());
             if !valid_name(&nick) || !valid_name(&room) {
@@ -132,14 +136,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind(&options.addr)?;
     let addr = server.local_addr()?;
     let node = options.node.unwrap_or_else(|| addr.to_string());
-    let hub = hub(&node, options.redis.as_deref()).unwrap_or_else(|error| {
+    let rooms = rooms(&node, options.redis.as_deref()).unwrap_or_else(|error| {
         eprintln!("--redis: {error}");
         std::process::exit(2);
     });
     // The test scripts read this line to find the port.
     println!("chat on http://{addr}/ (node {node})");
     // The server runs on its own threads; this one waits for Ctrl-C, then shuts it down.
-    let handle = server.spawn(move |session| chat(&hub, session))?;
+    let handle = server.spawn(move |session| chat(&rooms, session))?;
     let (stop, stop_requested) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = stop.send(());
@@ -152,8 +156,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The rooms: in this process only, or shared through Redis with every node using `url`.
-fn hub(node: &str, redis: Option<&str>) -> Result<Hub, Box<dyn std::error::Error>> {
-    let builder = HubBuilder::new(node).format(|delivery| Message::text(delivery_json(delivery)));
+fn rooms(node: &str, redis: Option<&str>) -> Result<Rooms, Box<dyn std::error::Error>> {
+    let builder = Rooms::builder()
+        .node(node)
+        .format(|delivery| Message::text(delivery_json(delivery)));
     match redis {
         None => Ok(builder.in_memory()),
         #[cfg(feature = "redis")]
@@ -164,7 +170,7 @@ fn hub(node: &str, redis: Option<&str>) -> Result<Hub, Box<dyn std::error::Error
 }
 
 /// One member's connection, on its own thread.
-fn chat(hub: &Hub, mut session: Session<Member>) {
+fn chat(rooms: &Rooms, mut session: Session<Member>) {
     let writer = session.writer();
     let Member { room, nick, since } = session.data();
     let (room, nick, since) = (room.clone(), nick.clone(), since.clone());
@@ -176,24 +182,28 @@ fn chat(hub: &Hub, mut session: Session<Member>) {
         session.client_addr()
     );
     // Before joining: from the join on, deliveries may arrive on other threads.
-    let hello = format!("{{\"connected\":{}}}", json_string(hub.node()));
+    let hello = format!("{{\"connected\":{}}}", json_string(rooms.node()));
     if writer.send(Message::text(hello)).is_err() {
         return;
     }
-    if let Err(error) = hub.join(&room, writer.clone(), &nick, since.as_ref()) {
+    if let Err(error) = rooms.join_with(
+        &room,
+        writer.clone(),
+        Join::new().identity(&nick).since(since),
+    ) {
         eprintln!("{nick} could not join {room}: {error}");
         let _ = session.close(CloseCode::TryAgainLater, "rooms unavailable");
         return;
     }
     let publish = |line: String| {
-        if let Err(error) = hub.publish(&room, &line) {
+        if let Err(error) = rooms.broadcast(&room, &Message::text(line), None) {
             // Redis unreachable and the held backlog full: the sender hears of it.
             let report = format!("{{\"error\":{}}}", json_string(&error.to_string()));
             let _ = writer.send(Message::text(report));
         }
     };
     publish(format!("join\t{nick}"));
-    publish(count(hub, &room));
+    publish(count(rooms, &room));
     while let Ok(message) = session.read() {
         if let Message::Text(text) = message {
             let line = text.replace(['\t', '\n'], " ");
@@ -202,14 +212,14 @@ fn chat(hub: &Hub, mut session: Session<Member>) {
             publish(format!("msg\t{nick}\t{line}"));
         }
     }
-    hub.leave(&room, &writer);
+    rooms.leave(&room, &writer);
     publish(format!("leave\t{nick}"));
-    publish(count(hub, &room));
+    publish(count(rooms, &room));
 }
 
 /// The room's member count on every node, as a line for the room.
-fn count(hub: &Hub, room: &str) -> String {
-    let members = hub.presence(room).map_or(0, |presence| presence.count());
+fn count(rooms: &Rooms, room: &str) -> String {
+    let members = rooms.presence(room).map_or(0, |presence| presence.count());
     format!("count\t{members}")
 }
 
@@ -224,46 +234,6 @@ fn delivery_json(delivery: &Delivery) -> String {
         "{{\"offset\":{},\"node\":{},\"text\":{}}}",
         json_string(&delivery.offset.to_string()),
         json_string(&delivery.node),
-        json_string(&delivery.text)
+        json_string(&String::from_utf8_lossy(delivery.message.as_bytes()))
     )
-}
-
-/// `s` as a JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Decodes `%XX` escapes and `+` (as the page's `encodeURIComponent` and forms produce).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -125,10 +125,12 @@ fn client_members_get_their_own_masked_frames_in_order() {
     let (_reader, writer) = WebSocket::from_stream(client, Role::Client, Config::default())
         .split()
         .unwrap();
-    let rooms = Rooms::with_max_backpressure(1 << 20);
-    rooms.join("r", writer);
+    let rooms = Rooms::builder().max_backpressure(1 << 20).in_memory();
+    rooms.join("r", writer).unwrap();
     for i in 0..100 {
-        let report = rooms.broadcast("r", &Message::text(format!("{i}")), None);
+        let report = rooms
+            .broadcast("r", &Message::text(format!("{i}")), None)
+            .unwrap();
         assert_eq!(report.dropped, 0);
     }
     let mut server = WebSocket::from_stream(server, Role::Server, Config::default());
@@ -137,7 +139,8 @@ fn client_members_get_their_own_masked_frames_in_order() {
     }
 }
 
-/// Rooms created by a `Rooms` take its bound.
+/// Rooms created by a `Rooms` take its bound (in memory and, in `tests/rooms_redis.rs`,
+/// with Redis).
 #[test]
 fn rooms_pass_their_bound_to_each_room() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -146,9 +149,13 @@ fn rooms_pass_their_bound_to_each_room() {
     let (_reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
         .split()
         .unwrap();
-    let rooms = Rooms::with_max_backpressure(12_345);
-    rooms.join("a", writer);
-    assert_eq!(rooms.get("a").unwrap().max_backpressure(), 12_345);
+    let rooms = Rooms::builder().max_backpressure(12_345).in_memory();
+    rooms.join("a", writer).unwrap();
+    let room = rooms.shared.room("a").unwrap();
+    assert_eq!(
+        crate::rooms::local::lock(&room).room.max_backpressure(),
+        12_345
+    );
     assert_eq!(
         Room::new().max_backpressure(),
         Room::DEFAULT_MAX_BACKPRESSURE

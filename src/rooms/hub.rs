@@ -1,223 +1,53 @@
-//! Rooms with one order, offsets and presence, in one process or across many through Redis.
-//!
-//! A [`Hub`] is chosen at construction: [`Hub::in_memory`] keeps each room's history in this
-//! process; [`Hub::redis`] (feature `redis`) keeps it in one Redis Stream per room, so members
-//! connected to different processes or machines receive the same messages in the same order.
-//! The calls are the same either way: [`Hub::join`] (optionally replaying from an [`Offset`]),
-//! [`Hub::publish`], [`Hub::leave`], [`Hub::presence`].
+//! The state every clone of a [`Rooms`](super::Rooms) shares, and the steps both engines take to
+//! hand an entry of a room's history to this process's members.
 
-use super::offset::Offset;
 #[cfg(feature = "redis")]
 use super::redis as broker;
-use super::{local, memory};
 
-use super::local::{LocalRoom, SharedRoom};
+use super::local::{self, LocalRoom, SharedRoom};
+use super::offset::Offset;
 use crate::proto::message::Message;
+use crate::rooms::room::Broadcast;
 use crate::split::{Enqueued, Frame, Writer};
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// One message as delivered to a room's members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Its place in the room's history; pass it back as `since` to resume after it.
-    pub offset: Offset,
-    /// The node (process) the message was published on.
-    pub node: String,
-    /// The message.
-    pub text: String,
-}
+pub(super) use super::delivery::{Delivery, Joined};
+pub(super) use super::error::BrokerStatus;
+// The broker's modules import these from here too.
+#[cfg(feature = "redis")]
+pub(super) use super::{PRESENCE_TTL, delivery::Presence, error::RoomsError};
 
-/// What [`Hub::join`] replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Joined {
-    /// The history after `since` was incomplete (trimmed, or the room's epoch changed): the
-    /// member got the gap message first, then every message still retained.
-    pub gap: bool,
-    /// Messages replayed before live delivery began.
-    pub replayed: usize,
-}
-
-/// Who is in a room, on every node.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Presence {
-    /// `(node, identity)` for each member, sorted.
-    pub members: Vec<(String, String)>,
-}
-
-impl Presence {
-    /// How many members the room has.
-    pub fn count(&self) -> usize {
-        self.members.len()
-    }
-}
-
-/// The broker's state, as told to [`HubBuilder::on_outage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BrokerStatus {
-    /// Redis could not be reached; publishes are held (up to the backlog bound).
-    Down(String),
-    /// Redis answers again; held publishes are being flushed in order.
-    Up,
-}
-
-/// Why a hub call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HubError {
-    /// The broker is unreachable and the held backlog is full: the message was not accepted.
-    Backlog {
-        /// Messages held.
-        messages: usize,
-        /// Bytes held.
-        bytes: usize,
-    },
-    /// The broker failed the call (unreachable, or it answered an error).
-    Broker(String),
-    /// The hub was stopped.
-    Stopped,
-}
-
-impl fmt::Display for HubError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HubError::Backlog { messages, bytes } => write!(
-                f,
-                "broker unreachable and its backlog is full ({messages} messages, {bytes} bytes)"
-            ),
-            HubError::Broker(error) => write!(f, "broker error: {error}"),
-            HubError::Stopped => f.write_str("the hub was stopped"),
-        }
-    }
-}
-
-impl std::error::Error for HubError {}
-
-type Format = dyn Fn(&Delivery) -> Message + Send + Sync;
-type OnOutage = dyn Fn(&BrokerStatus) + Send + Sync;
-
-/// Settings of a [`Hub`]; see each method for its default.
-pub struct HubBuilder {
-    node: String,
-    format: Arc<Format>,
-    gap: Message,
-    retain_count: usize,
-    retain_age: Option<Duration>,
-    backlog_messages: usize,
-    backlog_bytes: usize,
-    on_outage: Arc<OnOutage>,
-}
-
-impl fmt::Debug for HubBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubBuilder")
-            .field("node", &self.node)
-            .field("retain_count", &self.retain_count)
-            .field("retain_age", &self.retain_age)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Default bound of the publishes held while the broker is unreachable, in messages.
-pub const DEFAULT_BACKLOG_MESSAGES: usize = 100_000;
-/// Default bound of the publishes held while the broker is unreachable, in bytes of text.
-pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
-/// Default number of messages a room's history retains (approximately, for Redis: `MAXLEN ~`).
-pub const DEFAULT_RETAIN_COUNT: usize = 100_000;
-
-impl HubBuilder {
-    /// A hub for node `node` (the name deliveries carry as their origin).
-    pub fn new(node: &str) -> HubBuilder {
-        HubBuilder {
-            node: node.to_owned(),
-            format: Arc::new(|d: &Delivery| Message::text(d.text.clone())),
-            gap: Message::text("{\"gap\":true}"),
-            retain_count: DEFAULT_RETAIN_COUNT,
-            retain_age: None,
-            backlog_messages: DEFAULT_BACKLOG_MESSAGES,
-            backlog_bytes: DEFAULT_BACKLOG_BYTES,
-            on_outage: Arc::new(|_: &BrokerStatus| {}),
-        }
-    }
-
-    /// How a delivery becomes the frame each member receives. Defaults to the text alone.
-    pub fn format(mut self, format: impl Fn(&Delivery) -> Message + Send + Sync + 'static) -> Self {
-        self.format = Arc::new(format);
-        self
-    }
-
-    /// What a member receives first when the history it asked for is incomplete. Defaults to
-    /// the text `{"gap":true}`.
-    pub fn gap_message(mut self, message: Message) -> Self {
-        self.gap = message;
-        self
-    }
-
-    /// Messages each room retains for replay. Defaults to [`DEFAULT_RETAIN_COUNT`].
-    pub fn retain_count(mut self, count: usize) -> Self {
-        self.retain_count = count.max(1);
-        self
-    }
-
-    /// Also drop messages older than `age` (Redis only: `XTRIM MINID ~`). Defaults to none.
-    pub fn retain_age(mut self, age: Duration) -> Self {
-        self.retain_age = Some(age);
-        self
-    }
-
-    /// Bound of the publishes held while the broker is unreachable; beyond either bound
-    /// [`Hub::publish`] returns [`HubError::Backlog`]. Defaults to [`DEFAULT_BACKLOG_MESSAGES`]
-    /// and [`DEFAULT_BACKLOG_BYTES`].
-    pub fn backlog(mut self, messages: usize, bytes: usize) -> Self {
-        self.backlog_messages = messages.max(1);
-        self.backlog_bytes = bytes.max(1);
-        self
-    }
-
-    /// Called when the broker becomes unreachable and when it is back (a line goes to stderr
-    /// either way). Defaults to nothing more.
-    pub fn on_outage(mut self, hook: impl Fn(&BrokerStatus) + Send + Sync + 'static) -> Self {
-        self.on_outage = Arc::new(hook);
-        self
-    }
-
-    /// Rooms kept in this process only.
-    pub fn in_memory(self) -> Hub {
-        Hub::with_backend(self, Backend::Memory)
-    }
-
-    /// Rooms kept in the Redis at `url` (e.g. `redis://127.0.0.1:6379/`). Fails when the URL is
-    /// invalid; an unreachable broker is not an error here (publishes are held until it is up).
-    #[cfg(feature = "redis")]
-    pub fn redis(self, url: &str) -> Result<Hub, HubError> {
-        let client = ::redis::Client::open(url).map_err(|e| HubError::Broker(e.to_string()))?;
-        let hub = Hub::with_backend(self, Backend::Redis(Box::new(broker::Broker::new(client))));
-        if let Backend::Redis(broker) = &hub.shared.backend {
-            broker.start(&hub.shared);
-        }
-        Ok(hub)
-    }
-}
+pub(super) type Format = dyn Fn(&Delivery) -> Message + Send + Sync;
+pub(super) type OnOutage = dyn Fn(&BrokerStatus) + Send + Sync;
 
 pub(super) struct Shared {
-    /// Set when the last [`Hub`] clone is dropped.
+    /// Set when the last [`Rooms`](super::Rooms) clone is dropped.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) stopped: Arc<AtomicBool>,
     pub(super) node: String,
+    /// Tells this instance's publishes from other processes' (and other instances') when an
+    /// entry comes back: `except` is applied only to entries carrying it.
+    pub(super) boot: u32,
     pub(super) rooms: Mutex<HashMap<String, SharedRoom>>,
     pub(super) format: Arc<Format>,
     pub(super) gap: Message,
     pub(super) retain_count: usize,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) retain_age: Option<Duration>,
+    /// The bound of each member's queue in every local room.
+    pub(super) max_backpressure: usize,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) backlog: (usize, usize),
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) on_outage: Arc<OnOutage>,
+    /// In-memory rooms: at most this many emptied rooms are kept, each for at most `idle_for`.
+    pub(super) idle_max: usize,
+    pub(super) idle_for: Duration,
+    /// In-memory rooms: when the emptied rooms were last looked for, and the map's size that
+    /// triggers the next look.
+    pub(super) sweep: Mutex<(Instant, usize)>,
     pub(super) backend: Backend,
 }
 
@@ -236,7 +66,21 @@ impl Shared {
         self.rooms().get(name).cloned()
     }
 
-    /// This hub's threads' view of it: `None` once every [`Hub`] clone is gone.
+    /// A new local room with this instance's member bound.
+    pub(super) fn local_room(&self, epoch: String, last: super::offset::EntryId) -> SharedRoom {
+        Arc::new(Mutex::new(LocalRoom::new(
+            epoch,
+            last,
+            self.max_backpressure,
+        )))
+    }
+
+    /// The `from` an entry published with `except` carries.
+    pub(super) fn from(&self, except: Option<&Writer>) -> Option<(u32, u64)> {
+        except.map(|writer| (self.boot, writer.id()))
+    }
+
+    /// This instance's threads' view of it: `None` once every clone is gone.
     #[cfg(feature = "redis")]
     pub(super) fn live(weak: &std::sync::Weak<Shared>) -> Option<Arc<Shared>> {
         weak.upgrade()
@@ -244,36 +88,10 @@ impl Shared {
     }
 }
 
-/// Named rooms whose messages reach every member, on every node, once and in one order, each
-/// with an [`Offset`] to resume from. Clones share the rooms.
-///
-/// Delivery to local members goes through [`Room::broadcast`](crate::Room::broadcast), one
-/// encoded frame per message for all of them.
-///
-/// ```no_run
-/// use syncws::hub::{Hub, Offset};
-/// use syncws::{Message, Server};
-/// let hub = Hub::in_memory("solo");
-/// Server::bind("127.0.0.1:9002")?.serve(move |mut session| {
-///     let since = None::<Offset>;
-///     let writer = session.writer();
-///     let _ = hub.join("lobby", writer.clone(), "anonymous", since.as_ref());
-///     while let Ok(Message::Text(text)) = session.read() {
-///         let _ = hub.publish("lobby", &text);
-///     }
-///     hub.leave("lobby", &writer);
-/// })?;
-/// # Ok::<(), syncws::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct Hub {
-    pub(super) shared: Arc<Shared>,
-    _stop: Arc<StopOnDrop>,
-}
-
-/// Held by every clone of a [`Hub`]: when the last one goes, the hub's threads stop (they hold
-/// the hub only weakly, but several of them could otherwise keep upgrading it in turn).
-struct StopOnDrop(Arc<AtomicBool>);
+/// Held by every clone of a [`Rooms`](super::Rooms): when the last one goes, the broker's
+/// threads stop (they hold the state only weakly, but several of them could otherwise keep
+/// upgrading it in turn).
+pub(super) struct StopOnDrop(pub(super) Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
@@ -281,147 +99,21 @@ impl Drop for StopOnDrop {
     }
 }
 
-impl fmt::Debug for Hub {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub")
-            .field("node", &self.shared.node)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Hub {
-    /// Rooms kept in this process, with default settings; see [`HubBuilder`].
-    pub fn in_memory(node: &str) -> Hub {
-        HubBuilder::new(node).in_memory()
-    }
-
-    /// Rooms kept in the Redis at `url`, with default settings; see [`HubBuilder::redis`].
-    #[cfg(feature = "redis")]
-    pub fn redis(url: &str, node: &str) -> Result<Hub, HubError> {
-        HubBuilder::new(node).redis(url)
-    }
-
-    /// Settings for a hub of node `node`.
-    pub fn builder(node: &str) -> HubBuilder {
-        HubBuilder::new(node)
-    }
-
-    fn with_backend(builder: HubBuilder, backend: Backend) -> Hub {
-        let stopped = Arc::new(AtomicBool::new(false));
-        Hub {
-            _stop: Arc::new(StopOnDrop(stopped.clone())),
-            shared: Arc::new(Shared {
-                stopped,
-                node: builder.node,
-                rooms: Mutex::new(HashMap::new()),
-                format: builder.format,
-                gap: builder.gap,
-                retain_count: builder.retain_count,
-                retain_age: builder.retain_age,
-                backlog: (builder.backlog_messages, builder.backlog_bytes),
-                on_outage: builder.on_outage,
-                backend,
-            }),
-        }
-    }
-
-    /// This node's name.
-    pub fn node(&self) -> &str {
-        &self.shared.node
-    }
-
-    /// Adds `writer` to room `name` under `identity` (shown by [`Hub::presence`]). With
-    /// `since`, first sends it every retained message after that offset, in order (preceded by
-    /// the gap message when that history is incomplete), then live messages, none twice.
-    pub fn join(
-        &self,
-        name: &str,
-        writer: Writer,
-        identity: &str,
-        since: Option<&Offset>,
-    ) -> Result<Joined, HubError> {
-        match &self.shared.backend {
-            Backend::Memory => Ok(memory::join(&self.shared, name, writer, identity, since)),
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.join(&self.shared, name, writer, identity, since),
-        }
-    }
-
-    /// Removes `writer` from room `name`; returns whether it was a member here.
-    pub fn leave(&self, name: &str, writer: &Writer) -> bool {
-        let left = self
-            .shared
-            .room(name)
-            .is_some_and(|room| local::lock(&room).remove(writer));
-        #[cfg(feature = "redis")]
-        if let Backend::Redis(broker) = &self.shared.backend {
-            broker.presence_changed();
-        }
-        left
-    }
-
-    /// Publishes `text` to every member of room `name` on every node, this one included. Never
-    /// waits for a member's socket, nor (with Redis) for the broker: the message is queued and
-    /// sent in order; while Redis is unreachable up to the backlog bound is held, beyond it this
-    /// returns [`HubError::Backlog`].
-    pub fn publish(&self, name: &str, text: &str) -> Result<(), HubError> {
-        match &self.shared.backend {
-            Backend::Memory => {
-                memory::publish(&self.shared, name, text);
-                Ok(())
-            }
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.publish(&self.shared, name, text),
-        }
-    }
-
-    /// Who is in room `name` on every node. With Redis, a node that died without leaving drops
-    /// out when its heartbeat key expires: [`PRESENCE_TTL`] after its last refresh, plus Redis's
-    /// expiry lag (within 5 s in `scripts/rooms/cluster.sh`).
-    pub fn presence(&self, name: &str) -> Result<Presence, HubError> {
-        match &self.shared.backend {
-            Backend::Memory => {
-                let mut members: Vec<(String, String)> = match self.shared.room(name) {
-                    Some(room) => local::lock(&room)
-                        .identities()
-                        .into_iter()
-                        .map(|id| (self.shared.node.clone(), id))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                members.sort();
-                Ok(Presence { members })
-            }
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.presence(&self.shared, name),
-        }
-    }
-
-    /// Publishes waiting to reach the broker (always 0 for in-memory rooms).
-    pub fn backlog(&self) -> usize {
-        match &self.shared.backend {
-            Backend::Memory => 0,
-            #[cfg(feature = "redis")]
-            Backend::Redis(broker) => broker.backlog(),
-        }
-    }
-}
-
-/// How long a node's presence outlives its last heartbeat (a heartbeat is sent every second):
-/// after `kill -9`, its members leave every other node's [`Hub::presence`] once this has passed
-/// and Redis has expired the key.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(3);
-
 /// Hands `entry` to the room's local members, once: entries at or before the last one delivered
-/// are skipped, and so is a member whose own replay already reached `entry`.
-pub(super) fn deliver(shared: &Shared, room: &mut LocalRoom, entry: &local::Entry) {
+/// are skipped, and so is a member whose own replay already reached `entry`. The member the
+/// entry names as its sender (`except`, when published by this instance) is skipped too.
+pub(super) fn deliver(shared: &Shared, room: &mut LocalRoom, entry: &local::Entry) -> Broadcast {
     if entry.id <= room.last {
-        return;
+        return Broadcast::default();
     }
     room.last = entry.id;
     room.admit_before(entry.id);
     let message = formatted(shared, &room.epoch, entry);
-    room.room.broadcast(&message, None);
+    let except = entry
+        .from
+        .filter(|(boot, _)| *boot == shared.boot)
+        .map(|(_, writer)| writer);
+    room.room.deliver(&message, except)
 }
 
 /// The frame members receive for `entry`.
@@ -432,7 +124,7 @@ pub(super) fn formatted(shared: &Shared, epoch: &str, entry: &local::Entry) -> M
             id: entry.id,
         },
         node: entry.node.clone(),
-        text: entry.text.clone(),
+        message: entry.message.clone(),
     };
     (shared.format)(&delivery)
 }

@@ -2,17 +2,24 @@
 //! delivered to them (plus, for in-memory rooms, the history itself).
 
 use super::offset::EntryId;
+use crate::proto::message::Message;
 use crate::rooms::Room;
 use crate::split::{WeakWriter, Writer};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// One message of a room's history.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub id: EntryId,
+    /// The node it was published on.
     pub node: String,
-    pub text: String,
+    /// Text or binary.
+    pub message: Message,
+    /// The publishing instance's boot id and the [`Writer::id`] of the member that must not
+    /// receive it (`except`); `None` when every member gets it.
+    pub from: Option<(u32, u64)>,
 }
 
 /// A room as seen by this process. Guarded by its own mutex: the reader holds it while it hands
@@ -31,21 +38,26 @@ pub(crate) struct LocalRoom {
     /// this one's), with their replay position: each enters `room` just before the first entry
     /// after that position, so it gets nothing twice.
     pub ahead: Vec<(WeakWriter, EntryId)>,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// Joins in progress (keeps the room registered while they replay).
     pub joining: usize,
-    /// In-memory rooms: the retained history, oldest first.
-    pub history: VecDeque<Entry>,
+    /// In-memory rooms: the retained history, oldest first, with when each was published.
+    pub history: VecDeque<(Entry, Instant)>,
     /// In-memory rooms: the newest id trimmed from the history.
     pub max_trimmed: EntryId,
+    /// In-memory rooms: since when the room has had no member (checked lazily).
+    pub emptied_at: Option<Instant>,
+    /// In-memory rooms: taken out of the map (with its history); a publish or join that got
+    /// this handle before goes back to the map.
+    pub removed: bool,
 }
 
 pub(crate) type SharedRoom = Arc<Mutex<LocalRoom>>;
 
 impl LocalRoom {
-    pub fn new(epoch: String, last: EntryId) -> LocalRoom {
+    /// A room with no member yet, whose members may each have `max_backpressure` bytes queued.
+    pub fn new(epoch: String, last: EntryId, max_backpressure: usize) -> LocalRoom {
         LocalRoom {
-            room: Room::new(),
+            room: Room::with_max_backpressure(max_backpressure),
             members: Vec::new(),
             epoch,
             last,
@@ -53,6 +65,8 @@ impl LocalRoom {
             joining: 0,
             history: VecDeque::new(),
             max_trimmed: EntryId::default(),
+            emptied_at: None,
+            removed: false,
         }
     }
 
@@ -115,7 +129,6 @@ impl LocalRoom {
         self.members.iter().map(|(_, id)| id.clone()).collect()
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// Whether nothing keeps this room registered.
     pub fn idle(&mut self) -> bool {
         self.prune();

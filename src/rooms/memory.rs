@@ -1,23 +1,98 @@
 //! In-process rooms: the history is a bounded queue per room, the order is the room lock's.
+//! A room left by every member keeps its history for a while (`RoomsBuilder::idle_rooms`), so
+//! a client that reconnects soon resumes; emptied rooms are looked for lazily, without a thread.
 
 use super::hub::{Joined, Shared, deliver, formatted, queue_to, replay_one};
 use super::local::{self, Entry, LocalRoom, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
+use super::room::Broadcast;
+use crate::proto::message::Message;
 use crate::split::Writer;
-use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-fn room(shared: &Shared, name: &str) -> SharedRoom {
-    shared
-        .rooms()
+/// How often, at most, every room is looked at for members that have gone without a `leave`.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The room `name`, created if needed (with a fresh epoch), with one more join in progress
+/// when `joining`, so it is not removed while the join replays.
+fn room(shared: &Shared, name: &str, joining: bool) -> SharedRoom {
+    sweep_if_due(shared);
+    let mut rooms = shared.rooms();
+    let handle = rooms
         .entry(name.to_owned())
-        .or_insert_with(|| Arc::new(Mutex::new(LocalRoom::new(new_epoch(), EntryId::default()))))
-        .clone()
+        .or_insert_with(|| shared.local_room(new_epoch(), EntryId::default()))
+        .clone();
+    if joining {
+        local::lock(&handle).joining += 1;
+    }
+    handle
+}
+
+/// Looks for emptied rooms when the last look is [`SWEEP_INTERVAL`] old, or when the map has
+/// grown by the idle bound (or by half) since: creating rooms one after another never grows it
+/// past about twice what the bound allows.
+pub(super) fn sweep_if_due(shared: &Shared) {
+    let now = Instant::now();
+    // Not holding the sweep state while taking the map: `sweep` takes them the other way.
+    let (last, next) = *shared.sweep.lock().unwrap_or_else(|e| e.into_inner());
+    let due = now.duration_since(last) >= SWEEP_INTERVAL.min(shared.idle_for)
+        || shared.rooms().len() >= next;
+    if due {
+        sweep(shared, now);
+    }
+}
+
+/// Removes the rooms emptied more than `idle_for` ago, then the oldest emptied ones beyond
+/// `idle_max`. A removed room's history goes with it: a join with an offset of it later finds
+/// another epoch and is told of the gap.
+pub(super) fn sweep(shared: &Shared, now: Instant) {
+    let mut rooms = shared.rooms();
+    let mut emptied: Vec<(Instant, String)> = Vec::new();
+    rooms.retain(|name, handle| {
+        let mut room = local::lock(handle);
+        if !room.idle() || !room.ahead.is_empty() {
+            room.emptied_at = None;
+            return true;
+        }
+        let since = *room.emptied_at.get_or_insert(now);
+        if now.duration_since(since) >= shared.idle_for {
+            room.removed = true;
+            return false;
+        }
+        emptied.push((since, name.clone()));
+        true
+    });
+    if emptied.len() > shared.idle_max {
+        emptied.sort();
+        for (_, name) in &emptied[..emptied.len() - shared.idle_max] {
+            if let Some(handle) = rooms.remove(name) {
+                local::lock(&handle).removed = true;
+            }
+        }
+    }
+    let next = rooms.len() + shared.idle_max.max(rooms.len() / 2).max(16);
+    *shared.sweep.lock().unwrap_or_else(|e| e.into_inner()) = (now, next);
 }
 
 /// Whether the history after `since` is incomplete: another epoch, or an entry after `since`
 /// was trimmed.
 pub(super) fn is_gap(room: &LocalRoom, since: &Offset) -> bool {
     since.epoch != room.epoch || since.id < room.max_trimmed
+}
+
+/// Drops entries beyond the retention count, and older than the retention age if one is set.
+fn trim(shared: &Shared, room: &mut LocalRoom, now: Instant) {
+    while room.history.len() > shared.retain_count
+        || room.history.front().is_some_and(|(_, at)| {
+            shared
+                .retain_age
+                .is_some_and(|age| now.duration_since(*at) > age)
+        })
+    {
+        if let Some((old, _)) = room.history.pop_front() {
+            room.max_trimmed = old.id;
+        }
+    }
 }
 
 pub(super) fn join(
@@ -27,17 +102,30 @@ pub(super) fn join(
     identity: &str,
     since: Option<&Offset>,
 ) -> Joined {
-    let handle = room(shared, name);
+    let handle = room(shared, name, true);
+    let joined = join_registered(shared, &handle, writer, identity, since);
+    local::lock(&handle).joining -= 1;
+    joined
+}
+
+fn join_registered(
+    shared: &Shared,
+    handle: &SharedRoom,
+    writer: Writer,
+    identity: &str,
+    since: Option<&Offset>,
+) -> Joined {
     let mut joined = Joined::default();
     let Some(since) = since else {
-        local::lock(&handle).add(writer, identity);
+        local::lock(handle).add(writer, identity);
         return joined;
     };
     // The retained history is copied under the lock and written without it, so publishes go on
     // while a slow joiner gets its replay; what was published meanwhile is queued under the lock
     // (never blocking), then the member joins, so it sees every entry once.
     let (epoch, backlog) = {
-        let room = local::lock(&handle);
+        let mut room = local::lock(handle);
+        trim(shared, &mut room, Instant::now());
         joined.gap = is_gap(&room, since);
         let after = if since.epoch == room.epoch {
             since.id
@@ -47,8 +135,8 @@ pub(super) fn join(
         let backlog: Vec<Entry> = room
             .history
             .iter()
-            .filter(|e| e.id > after)
-            .cloned()
+            .filter(|(e, _)| e.id > after)
+            .map(|(e, _)| e.clone())
             .collect();
         (room.epoch.clone(), backlog)
     };
@@ -67,7 +155,7 @@ pub(super) fn join(
     joined.replayed = backlog.len();
     // What was published during the replay goes through the member's bounded room queue: a
     // joiner that stops reading never holds the room lock, so publishes never wait for it.
-    let mut room = local::lock(&handle);
+    let mut room = local::lock(handle);
     let bound = room.room.max_backpressure();
     let mut open = true;
     if !joined.gap && room.max_trimmed > after {
@@ -75,7 +163,7 @@ pub(super) fn join(
         open = queue_to(&writer, shared.gap.clone(), bound);
         joined.gap = true;
     }
-    for entry in room.history.iter().filter(|e| e.id > after) {
+    for (entry, _) in room.history.iter().filter(|(e, _)| e.id > after) {
         if !open {
             break;
         }
@@ -88,54 +176,69 @@ pub(super) fn join(
     joined
 }
 
-pub(super) fn publish(shared: &Shared, name: &str, text: &str) {
-    let room = room(shared, name);
-    let mut room = local::lock(&room);
-    let entry = Entry {
-        id: EntryId {
-            ms: 0,
-            seq: room.last.seq + 1,
-        },
-        node: shared.node.clone(),
-        text: text.to_owned(),
-    };
-    room.history.push_back(entry.clone());
-    while room.history.len() > shared.retain_count {
-        if let Some(old) = room.history.pop_front() {
-            room.max_trimmed = old.id;
+/// Appends `message` to the room's history and hands it to the room's members but `from`'s.
+pub(super) fn publish(
+    shared: &Shared,
+    name: &str,
+    message: &Message,
+    from: Option<(u32, u64)>,
+) -> Broadcast {
+    loop {
+        let handle = room(shared, name, false);
+        let mut room = local::lock(&handle);
+        if room.removed {
+            // Swept between the lookup and the lock: publish into the room now in the map.
+            continue;
         }
+        let entry = Entry {
+            id: EntryId {
+                ms: 0,
+                seq: room.last.seq + 1,
+            },
+            node: shared.node.clone(),
+            message: message.clone(),
+            from,
+        };
+        let now = Instant::now();
+        room.history.push_back((entry.clone(), now));
+        trim(shared, &mut room, now);
+        return deliver(shared, &mut room, &entry);
     }
-    deliver(shared, &mut room, &entry);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::hub::{Hub, HubBuilder};
     use super::*;
+    use crate::rooms::{Join, Rooms};
+    use std::sync::Arc;
 
-    fn entry(seq: u64) -> Entry {
-        Entry {
-            id: EntryId { ms: 0, seq },
-            node: "n".into(),
-            text: String::new(),
-        }
+    fn id(seq: u64) -> EntryId {
+        EntryId { ms: 0, seq }
+    }
+
+    /// Broadcasts `text` to room "r".
+    fn publish(rooms: &Rooms, text: &str) {
+        rooms.broadcast("r", &Message::text(text), None).unwrap();
     }
 
     #[test]
     fn trimming_and_a_new_epoch_are_gaps_and_nothing_else_is() {
-        let hub = HubBuilder::new("n").retain_count(2).in_memory();
+        let rooms = Rooms::builder().retain(2).in_memory();
         for text in ["a", "b", "c"] {
-            hub.publish("r", text).unwrap();
+            publish(&rooms, text);
         }
-        let room = hub.shared.room("r").unwrap();
+        let room = rooms.shared.room("r").unwrap();
         let room = local::lock(&room);
         assert_eq!(
-            room.history.iter().map(|e| e.id.seq).collect::<Vec<_>>(),
+            room.history
+                .iter()
+                .map(|(e, _)| e.id.seq)
+                .collect::<Vec<_>>(),
             [2, 3]
         );
         let at = |seq| Offset {
             epoch: room.epoch.clone(),
-            id: entry(seq).id,
+            id: id(seq),
         };
         assert!(is_gap(&room, &at(0)), "entry 1 was trimmed");
         assert!(!is_gap(&room, &at(1)), "2 and 3 are retained");
@@ -144,7 +247,7 @@ mod tests {
             &room,
             &Offset {
                 epoch: "other".into(),
-                id: entry(3).id
+                id: id(3)
             }
         ));
     }
@@ -190,21 +293,23 @@ mod tests {
 
     /// A hub whose `format` stops on the text "h" once armed (a join's unlocked replay) until
     /// released.
-    fn gated_hub() -> (Hub, Gate) {
+    fn gated_hub() -> (Rooms, Gate) {
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel::<()>();
         let gate = std::sync::Mutex::new(Some((entered_tx, release_rx)));
         let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let armed_in_format = armed.clone();
-        let hub = HubBuilder::new("n")
+        let hub = Rooms::builder()
             .format(move |d| {
-                if d.text == "h" && armed_in_format.load(std::sync::atomic::Ordering::SeqCst) {
+                if d.message == Message::text("h")
+                    && armed_in_format.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     if let Some((entered, release)) = gate.lock().unwrap().take() {
                         entered.send(()).unwrap();
                         let _ = release.recv_timeout(Duration::from_secs(10));
                     }
                 }
-                Message::text(d.text.clone())
+                d.message.clone()
             })
             .in_memory();
         (
@@ -224,8 +329,8 @@ mod tests {
     }
 
     /// Joins with a replay of "h", calling `published` while that replay is held.
-    fn join_during(hub: &Hub, writer: Writer, gate: &Gate, published: impl FnOnce()) -> Joined {
-        hub.publish("r", "h").unwrap();
+    fn join_during(hub: &Rooms, writer: Writer, gate: &Gate, published: impl FnOnce()) -> Joined {
+        publish(hub, "h");
         gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
         let since = Offset {
             epoch: hub
@@ -237,7 +342,10 @@ mod tests {
         };
         let joiner = {
             let hub = hub.clone();
-            std::thread::spawn(move || hub.join("r", writer, "m", Some(&since)).unwrap())
+            std::thread::spawn(move || {
+                hub.join_with("r", writer, Join::new().identity("m").since(since))
+                    .unwrap()
+            })
         };
         gate.entered.recv_timeout(Duration::from_secs(10)).unwrap();
         published();
@@ -253,11 +361,11 @@ mod tests {
         let (writer, mut client) = pair(false);
         let joined = join_during(&hub, writer, &gate, || {
             for text in ["a", "b"] {
-                hub.publish("r", text).unwrap();
+                publish(&hub, text);
             }
         });
         assert_eq!((joined.gap, joined.replayed), (false, 3));
-        hub.publish("r", "live").unwrap();
+        publish(&hub, "live");
         for want in ["h", "a", "b", "live"] {
             assert_eq!(client.read().unwrap(), Message::text(want));
         }
@@ -272,7 +380,7 @@ mod tests {
         let big = "x".repeat(64 * 1024);
         join_during(&hub, writer, &gate, || {
             for _ in 0..32 {
-                hub.publish("r", &big).unwrap();
+                publish(&hub, &big);
             }
         });
         assert_eq!(hub.presence("r").unwrap().count(), 0);
@@ -284,5 +392,72 @@ mod tests {
             }
         };
         assert_eq!(close.code, CloseCode::Policy);
+    }
+
+    /// Rooms created and left one after another: the map keeps at most the idle bound (plus
+    /// what the lazy check lets through between two looks), never all of them.
+    #[test]
+    fn emptied_rooms_are_bounded_and_a_recreated_room_reports_a_gap() {
+        let rooms = Rooms::builder()
+            .idle_rooms(10, Duration::from_secs(600))
+            .in_memory();
+        let (writer, mut client) = pair(false);
+        rooms.join("first", writer.clone()).unwrap();
+        rooms
+            .broadcast("first", &Message::text("kept"), None)
+            .unwrap();
+        assert_eq!(client.read().unwrap(), Message::text("kept"));
+        let epoch = local::lock(&rooms.shared.room("first").unwrap())
+            .epoch
+            .clone();
+        assert!(rooms.leave("first", &writer));
+        let mut most = 0;
+        for k in 0..500 {
+            let name = format!("room{k}");
+            rooms.join(&name, writer.clone()).unwrap();
+            rooms.broadcast(&name, &Message::text("x"), None).unwrap();
+            assert!(rooms.leave(&name, &writer));
+            most = most.max(rooms.shared.rooms().len());
+        }
+        assert!(most <= 10 + 16 + 1, "{most} rooms kept");
+        assert!(rooms.names().is_empty());
+        // "first" was removed with its history: an offset of it is from another epoch now.
+        let since = Offset { epoch, id: id(1) };
+        let joined = rooms
+            .join_with("first", writer, Join::new().since(since))
+            .unwrap();
+        assert!(joined.gap, "{joined:?}");
+    }
+
+    /// An emptied room keeps its history for its idle time: a member that comes back resumes
+    /// without a gap and gets what was broadcast while nobody was in.
+    #[test]
+    fn an_emptied_room_keeps_its_history_for_a_reconnect() {
+        let rooms = Rooms::new();
+        let (writer, mut client) = pair(false);
+        rooms.join("r", writer.clone()).unwrap();
+        publish(&rooms, "a");
+        assert_eq!(client.read().unwrap(), Message::text("a"));
+        let epoch = local::lock(&rooms.shared.room("r").unwrap()).epoch.clone();
+        rooms.leave("r", &writer);
+        assert_eq!(rooms.count("r"), 0);
+        publish(&rooms, "while away");
+        let since = Offset { epoch, id: id(1) };
+        let joined = rooms
+            .join_with("r", writer, Join::new().since(since))
+            .unwrap();
+        assert_eq!((joined.gap, joined.replayed), (false, 1));
+        assert_eq!(client.read().unwrap(), Message::text("while away"));
+    }
+
+    /// Rooms past their idle time are removed on the next look, without a thread.
+    #[test]
+    fn an_emptied_room_past_its_idle_time_is_removed_lazily() {
+        let rooms = Rooms::builder()
+            .idle_rooms(1_000, Duration::ZERO)
+            .in_memory();
+        publish(&rooms, "nobody here");
+        sweep(&rooms.shared, Instant::now());
+        assert!(rooms.shared.room("r").is_none());
     }
 }

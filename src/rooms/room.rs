@@ -65,6 +65,10 @@ pub struct Broadcast {
     /// Members dropped: their connection had ended, or their queue would have gone over the
     /// bound and they are being closed with 1008.
     pub dropped: usize,
+    /// The message went to a broker rather than straight to the members (a
+    /// [`Rooms`](crate::rooms::Rooms) on Redis): every node's members, this node's included,
+    /// get it when it comes back in the room's one order, and the counts above are 0.
+    pub relayed: bool,
 }
 
 impl Default for Room {
@@ -75,7 +79,9 @@ impl Default for Room {
 
 impl Room {
     /// How many bytes a member may have queued by rooms and not yet taken by its peer, unless
-    /// [`Room::with_max_backpressure`] or [`Rooms::with_max_backpressure`] says otherwise: 1 MiB,
+    /// [`Room::with_max_backpressure`] or
+    /// [`RoomsBuilder::max_backpressure`](crate::rooms::RoomsBuilder::max_backpressure) says
+    /// otherwise: 1 MiB,
     /// seconds of a busy room for a slow mobile link, while a thousand stalled members hold at
     /// most about 1 GiB (less in fact: a frame shared by every member counts once per member
     /// here).
@@ -154,19 +160,20 @@ impl Room {
     /// for a member with nothing queued ahead; members over their bound are closed with 1008
     /// and dropped (see [the type's documentation](Room#a-broadcast-never-waits-for-a-member)).
     pub fn broadcast(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
-        self.deliver(message, except)
+        self.deliver(message, except.map(Writer::id))
     }
 
     /// The fan-out behind [`broadcast`](Self::broadcast), for engines that deliver messages
     /// from elsewhere (a broker) to this process's members: never blocks on a member's socket.
-    pub(crate) fn deliver(&self, message: &Message, except: Option<&Writer>) -> Broadcast {
+    /// `except` is the [`Writer::id`] of the member to skip.
+    pub(crate) fn deliver(&self, message: &Message, except: Option<u64>) -> Broadcast {
         // Queue outside the room's lock: joining and leaving never wait for a member.
         let members = self.live();
         let mut encoded: Option<Arc<[u8]>> = None;
         let mut report = Broadcast::default();
         let mut dropped = Vec::new();
         for member in &members {
-            if except.is_some_and(|e| e.same_connection(member)) {
+            if except == Some(member.id()) {
                 continue;
             }
             let frame = match member.role() {

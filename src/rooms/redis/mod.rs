@@ -6,9 +6,10 @@ mod presence;
 mod publisher;
 mod reader;
 
-use super::hub::{BrokerStatus, HubError, Joined, Presence, Shared, formatted, queue_to};
-use super::local::{self, Entry, LocalRoom, SharedRoom};
+use super::hub::{BrokerStatus, Joined, Presence, RoomsError, Shared, formatted, queue_to};
+use super::local::{self, Entry, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
+use crate::proto::message::Message;
 use crate::split::Writer;
 use publisher::Queue;
 use redis::{Client, Connection, RedisResult, Value};
@@ -87,7 +88,7 @@ impl Broker {
     fn control<T>(
         &self,
         mut call: impl FnMut(&mut Connection) -> RedisResult<T>,
-    ) -> Result<T, HubError> {
+    ) -> Result<T, RoomsError> {
         let mut slot: MutexGuard<'_, Option<Connection>> =
             self.control.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = slot.is_none();
@@ -104,7 +105,7 @@ impl Broker {
             }
             result => result,
         }
-        .map_err(|e| HubError::Broker(e.to_string()))
+        .map_err(|e| RoomsError::Broker(e.to_string()))
     }
 
     /// Asks the heartbeat thread to write this node's presence now.
@@ -124,8 +125,14 @@ impl Broker {
         *guard = false;
     }
 
-    pub fn publish(&self, shared: &Shared, name: &str, text: &str) -> Result<(), HubError> {
-        self.queue.push(shared, name, text)
+    pub fn publish(
+        &self,
+        shared: &Shared,
+        name: &str,
+        message: &Message,
+        from: Option<(u32, u64)>,
+    ) -> Result<(), RoomsError> {
+        self.queue.push(shared, name, message, from)
     }
 
     pub fn backlog(&self) -> usize {
@@ -134,7 +141,7 @@ impl Broker {
 
     /// The local room `name`, registered with its epoch and the stream's last id (live delivery
     /// starts after it), with one more join in progress.
-    fn register(&self, shared: &Shared, name: &str) -> Result<SharedRoom, HubError> {
+    fn register(&self, shared: &Shared, name: &str) -> Result<SharedRoom, RoomsError> {
         if let Some(room) = shared.rooms().get(name) {
             local::lock(room).joining += 1;
             return Ok(room.clone());
@@ -143,7 +150,7 @@ impl Broker {
         let mut rooms = shared.rooms();
         let room = rooms
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(LocalRoom::new(epoch, last))));
+            .or_insert_with(|| shared.local_room(epoch, last));
         local::lock(room).joining += 1;
         Ok(room.clone())
     }
@@ -155,7 +162,7 @@ impl Broker {
         writer: Writer,
         identity: &str,
         since: Option<&Offset>,
-    ) -> Result<Joined, HubError> {
+    ) -> Result<Joined, RoomsError> {
         let room = self.register(shared, name)?;
         let result = self.join_registered(shared, name, &room, writer, identity, since);
         local::lock(&room).joining -= 1;
@@ -170,7 +177,7 @@ impl Broker {
         writer: Writer,
         identity: &str,
         since: Option<&Offset>,
-    ) -> Result<Joined, HubError> {
+    ) -> Result<Joined, RoomsError> {
         let mut joined = Joined::default();
         let Some(since) = since else {
             local::lock(room_handle).add(writer, identity);
@@ -250,7 +257,7 @@ impl Broker {
         Ok(joined)
     }
 
-    pub fn presence(&self, shared: &Shared, name: &str) -> Result<Presence, HubError> {
+    pub fn presence(&self, shared: &Shared, name: &str) -> Result<Presence, RoomsError> {
         let nodes: Vec<(String, String)> =
             self.control(|c| redis::cmd("HGETALL").arg(keys::presence(name)).query(c))?;
         let mut members = Vec::new();
@@ -398,20 +405,43 @@ pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
         let Some(id) = text(id).and_then(|t| EntryId::parse(&t)) else {
             continue;
         };
-        let mut entry = Entry {
-            id,
-            node: String::new(),
-            text: String::new(),
-        };
+        let (mut node, mut data, mut binary, mut from) = (String::new(), Vec::new(), false, None);
         let mut fields = as_list(fields).iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             match text(name).as_deref() {
-                Some("n") => entry.node = text(value).unwrap_or_default(),
-                Some("d") => entry.text = text(value).unwrap_or_default(),
+                Some("n") => node = text(value).unwrap_or_default(),
+                Some("d") => data = bytes(value),
+                Some("k") => binary = text(value).as_deref() == Some("b"),
+                Some("f") => from = text(value).as_deref().and_then(parse_from),
                 _ => {}
             }
         }
+        // A missing `k` (an entry written before binary messages) reads as text.
+        let message = if binary {
+            Message::Binary(data)
+        } else {
+            Message::Text(String::from_utf8_lossy(&data).into_owned())
+        };
+        let entry = Entry {
+            id,
+            node,
+            message,
+            from,
+        };
         entries.push(entry);
     }
     entries
+}
+
+fn bytes(value: &Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(bytes) => bytes.clone(),
+        other => text(other).unwrap_or_default().into_bytes(),
+    }
+}
+
+/// The `f` field: `<boot hex>:<writer id>`.
+fn parse_from(field: &str) -> Option<(u32, u64)> {
+    let (boot, writer) = field.split_once(':')?;
+    Some((u32::from_str_radix(boot, 16).ok()?, writer.parse().ok()?))
 }

@@ -3,7 +3,8 @@
 
 use super::keys;
 use super::{Health, connect};
-use crate::rooms::hub::{HubError, Shared};
+use crate::proto::message::Message;
+use crate::rooms::hub::{RoomsError, Shared};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -12,13 +13,18 @@ use std::time::Duration;
 /// id): a batch retried after an answer was lost appends nothing twice. Also creates the room's
 /// epoch if the room has none, and trims by count (`MAXLEN ~`) and optionally by age (`MINID ~`).
 ///
-/// KEYS: stream, epoch, published-marker. ARGV: epoch candidate, node, publish id, text,
-/// max length, max age in ms (0: none), marker TTL in s.
+/// KEYS: stream, epoch, published-marker. ARGV: epoch candidate, node, publish id, data,
+/// max length, max age in ms (0: none), marker TTL in s, kind (`t`|`b`), from (`` for none).
 const APPEND: &str = r"
 local done = redis.call('GET', KEYS[3])
 if done then return done end
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4])
+local fields = {'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], 'k', ARGV[8]}
+if ARGV[9] ~= '' then
+  fields[#fields + 1] = 'f'
+  fields[#fields + 1] = ARGV[9]
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
 local age = tonumber(ARGV[6])
 if age > 0 then
   local now = redis.call('TIME')
@@ -37,7 +43,9 @@ const BATCH: usize = 256;
 struct Pending {
     room: String,
     id: String,
-    text: String,
+    message: Message,
+    /// The `f` field: `<boot hex>:<writer id>`, empty when every member gets it.
+    from: String,
 }
 
 #[derive(Default)]
@@ -65,26 +73,36 @@ impl Queue {
     }
 
     /// Queues a publish, or refuses it when the backlog bound is reached. Never waits.
-    pub fn push(&self, shared: &Shared, room: &str, text: &str) -> Result<(), HubError> {
+    pub fn push(
+        &self,
+        shared: &Shared,
+        room: &str,
+        message: &Message,
+        from: Option<(u32, u64)>,
+    ) -> Result<(), RoomsError> {
+        let size = message.as_bytes().len();
         let (max_messages, max_bytes) = shared.backlog;
         // A random part tells this process's ids from those of an earlier one of the same name.
         let boot = self
             .boot
             .get_or_init(|| format!("{:08x}", rand::random::<u32>()));
         let mut state = self.lock();
-        if state.items.len() >= max_messages || state.bytes + text.len() > max_bytes {
-            return Err(HubError::Backlog {
+        if state.items.len() >= max_messages || state.bytes + size > max_bytes {
+            return Err(RoomsError::Backlog {
                 messages: state.items.len(),
                 bytes: state.bytes,
             });
         }
         state.sequence += 1;
         let id = format!("{}:{boot}:{}", shared.node, state.sequence);
-        state.bytes += text.len();
+        state.bytes += size;
         state.items.push_back(Pending {
             room: room.to_owned(),
             id,
-            text: text.to_owned(),
+            message: message.clone(),
+            from: from.map_or(String::new(), |(boot, writer)| {
+                format!("{boot:08x}:{writer}")
+            }),
         });
         drop(state);
         self.ready.notify_one();
@@ -104,7 +122,7 @@ impl Queue {
         let mut state = self.lock();
         for _ in 0..count {
             if let Some(item) = state.items.pop_front() {
-                state.bytes -= item.text.len();
+                state.bytes -= item.message.as_bytes().len();
             }
         }
     }
@@ -140,10 +158,16 @@ pub(super) fn run(shared: Weak<Shared>) {
                     .arg(crate::rooms::offset::new_epoch())
                     .arg(&hub.node)
                     .arg(&item.id)
-                    .arg(&item.text)
+                    .arg(item.message.as_bytes())
                     .arg(hub.retain_count)
                     .arg(retain_age)
-                    .arg(MARKER_TTL_SECS);
+                    .arg(MARKER_TTL_SECS)
+                    .arg(if matches!(item.message, Message::Binary(_)) {
+                        "b"
+                    } else {
+                        "t"
+                    })
+                    .arg(&item.from);
             }
             (state.items.len().min(batch), pipeline)
         };
@@ -177,7 +201,10 @@ pub(super) fn run(shared: Weak<Shared>) {
             {
                 if count == 1 {
                     eprintln!("syncws rooms: Redis refused a message, dropped: {error}");
+                    let room = broker.queue.lock().items.front().map(|i| i.room.clone());
                     broker.queue.acknowledge(1);
+                    let (room, error) = (room.unwrap_or_default(), error.to_string());
+                    (hub.on_outage)(&crate::rooms::BrokerStatus::Refused { room, error });
                     singles = singles.saturating_sub(1);
                 } else {
                     singles = count;
