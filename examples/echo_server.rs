@@ -27,6 +27,7 @@ fn is_token(name: &str) -> bool {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:9001".to_owned();
     let mut builder = Server::builder();
+    #[cfg_attr(not(feature = "native-tls"), allow(unused_mut))]
     let mut scheme = "ws";
     let mut subprotocols = Vec::new();
     let mut args = std::env::args().skip(1);

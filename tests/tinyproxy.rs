@@ -97,6 +97,7 @@ fn round_trip(builder: ClientBuilder, text: &str) {
 #[test]
 fn ws_and_wss_through_tinyproxy() {
     let servers: Vec<_> = (0..3).map(|_| echo_once()).collect();
+    #[cfg_attr(not(feature = "native-tls"), allow(unused_mut))]
     let mut ports: Vec<u16> = servers.iter().map(|(p, _)| *p).collect();
     #[cfg(feature = "native-tls")]
     let (pki, wss_server) = {
