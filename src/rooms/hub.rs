@@ -63,6 +63,14 @@ pub enum BrokerStatus {
     Down(String),
     /// Redis answers again; held publishes are being flushed in order.
     Up,
+    /// Redis refused a message of room `room` (e.g. over its size limit, or the room's key holds
+    /// another type): it was dropped so that later publishes still flow.
+    Refused {
+        /// The room the message was published to.
+        room: String,
+        /// Redis's answer.
+        error: String,
+    },
 }
 
 /// Why a hub call failed.
@@ -194,12 +202,25 @@ impl HubBuilder {
     /// invalid; an unreachable broker is not an error here (publishes are held until it is up).
     #[cfg(feature = "redis")]
     pub fn redis(self, url: &str) -> Result<Hub, HubError> {
-        let client = ::redis::Client::open(url).map_err(|e| HubError::Broker(e.to_string()))?;
-        let hub = Hub::with_backend(self, Backend::Redis(Box::new(broker::Broker::new(client))));
+        let broker = broker::Broker::single(url).map_err(HubError::Broker)?;
+        Ok(self.with_broker(broker))
+    }
+
+    /// Rooms kept in the Redis Cluster reached through any of `urls` (each room's keys share
+    /// one hash slot). Fails when a URL is invalid or the list is empty.
+    #[cfg(feature = "redis")]
+    pub fn redis_cluster(self, urls: &[&str]) -> Result<Hub, HubError> {
+        let broker = broker::Broker::cluster(urls).map_err(HubError::Broker)?;
+        Ok(self.with_broker(broker))
+    }
+
+    #[cfg(feature = "redis")]
+    fn with_broker(self, broker: broker::Broker) -> Hub {
+        let hub = Hub::with_backend(self, Backend::Redis(Box::new(broker)));
         if let Backend::Redis(broker) = &hub.shared.backend {
             broker.start(&hub.shared);
         }
-        Ok(hub)
+        hub
     }
 }
 
