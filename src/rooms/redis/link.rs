@@ -67,7 +67,8 @@ pub(in crate::rooms) enum Link {
 }
 
 impl Link {
-    /// Runs `pipeline` in one round trip per server involved, answers in command order. On a
+    /// Runs `pipeline` in one round trip per server involved, answers in command order (on a
+    /// cluster, ignored commands' answers are kept: callers that read answers ignore none). On a
     /// cluster the commands are grouped by the node serving their keys; each command must touch
     /// keys of one slot only (one room's keys share a slot).
     pub fn pipeline(&mut self, pipeline: &Pipeline) -> RedisResult<Vec<Value>> {

@@ -114,8 +114,7 @@ fn check_epochs(hub: &Shared, c: &mut Link, rooms: &Rooms) -> RedisResult<()> {
             .cmd("SET")
             .arg(keys::epoch(name))
             .arg(new_epoch())
-            .arg("NX")
-            .ignore();
+            .arg("NX");
         pipeline
             .cmd("EVAL")
             .arg(RENEW_EPOCH)
@@ -130,9 +129,10 @@ fn check_epochs(hub: &Shared, c: &mut Link, rooms: &Rooms) -> RedisResult<()> {
             })
             .arg(new_epoch());
     }
-    let epochs = c.pipeline(&pipeline)?;
-    for ((name, room), epoch) in rooms.iter().zip(epochs) {
-        let Some(epoch) = text(&epoch) else {
+    let answers = c.pipeline(&pipeline)?;
+    // Two answers per room: the `SET NX`'s, then the epoch.
+    for ((name, room), epoch) in rooms.iter().zip(answers.iter().skip(1).step_by(2)) {
+        let Some(epoch) = text(epoch) else {
             continue;
         };
         let mut room = local::lock(room);
