@@ -1,0 +1,173 @@
+//! Rooms through a real redis-server (feature `redis`), the broker's rarer turns: publish
+//! markers stay one per room and process, a refused message is reported to the application,
+//! data lost without a restart (`DEL`, `FLUSHALL`) is reported as a gap, a join racing a fast
+//! stream ends. A missing redis-server fails the tests.
+#![cfg(feature = "redis")]
+
+mod redis_harness;
+
+use redis_harness::{Redis, member, texts, wait_until};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+use syncws::Message;
+use syncws::hub::{BrokerStatus, Hub, Offset};
+
+const GAP: &str = "{\"gap\":true}";
+
+/// Deliveries as `offset|text`.
+fn hub(redis: &Redis, node: &str) -> Hub {
+    Hub::builder(node)
+        .format(|d| Message::text(format!("{}|{}", d.offset, d.text)))
+        .redis(&redis.url())
+        .unwrap()
+}
+
+fn wait_acknowledged(hub: &Hub) {
+    wait_until(Duration::from_secs(20), "publishes never reached Redis", || {
+        hub.backlog() == 0
+    });
+}
+
+#[test]
+fn publish_markers_stay_one_per_room_and_process() {
+    let redis = Redis::start();
+    let (a, b) = (hub(&redis, "A"), hub(&redis, "B"));
+    for k in 0..300 {
+        a.publish("r", &k.to_string()).unwrap();
+        b.publish("r", &k.to_string()).unwrap();
+        a.publish("s", &k.to_string()).unwrap();
+    }
+    wait_acknowledged(&a);
+    wait_acknowledged(&b);
+    let count = |pattern: &str| redis.cli(&["--scan", "--pattern", pattern]).lines().count();
+    assert_eq!(count("syncws:{r}:pub:*"), 2, "one marker per process");
+    assert_eq!(count("syncws:{s}:pub:*"), 1);
+    assert_eq!(redis.cli(&["xlen", "syncws:{r}:stream"]).trim(), "600");
+}
+
+/// The application learns of a message Redis refused (and later ones still flow).
+#[test]
+fn a_refused_message_is_reported_to_the_application() {
+    let redis = Redis::start();
+    redis.cli(&["set", "syncws:{bad}:stream", "not a stream"]);
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let log = statuses.clone();
+    let a = Hub::builder("A")
+        .format(|d| Message::text(d.text.clone()))
+        .on_outage(move |status| log.lock().unwrap().push(status.clone()))
+        .redis(&redis.url())
+        .unwrap();
+    let (writer, mut client) = member();
+    a.join("good", writer, "c", None).unwrap();
+    a.publish("bad", "refused").unwrap();
+    a.publish("good", "after").unwrap();
+    assert_eq!(texts(&mut client, 1), ["after"]);
+    wait_until(Duration::from_secs(10), "no Refused status", || {
+        statuses.lock().unwrap().iter().any(|s| {
+            matches!(s, BrokerStatus::Refused { room, error }
+                if room == "bad" && error.contains("WRONGTYPE"))
+        })
+    });
+    assert!(
+        !statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s, BrokerStatus::Down(_))),
+        "a refusal is no outage"
+    );
+}
+
+/// A room's stream deleted (eviction, `DEL`) or every key flushed while the link stays up:
+/// members get the gap message within about a second, and delivery goes on.
+#[test]
+fn data_lost_without_a_restart_is_reported_as_a_gap() {
+    let redis = Redis::start();
+    let a = hub(&redis, "A");
+    let (writer, mut client) = member();
+    a.join("r", writer, "c", None).unwrap();
+    a.publish("r", "one").unwrap();
+    let first = texts(&mut client, 1)[0].clone();
+    assert!(first.ends_with("|one"));
+    redis.cli(&["del", "syncws:{r}:stream"]);
+    let started = Instant::now();
+    assert_eq!(texts(&mut client, 1), [GAP]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    a.publish("r", "two").unwrap();
+    let second = texts(&mut client, 1)[0].clone();
+    assert!(second.ends_with("|two"), "{second}");
+    let epoch = |d: &str| Offset::parse(d.split('|').next().unwrap()).unwrap().epoch;
+    assert_ne!(epoch(&first), epoch(&second), "a new epoch");
+    redis.cli(&["flushall"]);
+    assert_eq!(texts(&mut client, 1), [GAP]);
+    a.publish("r", "three").unwrap();
+    let third = texts(&mut client, 1)[0].clone();
+    assert!(third.ends_with("|three"), "{third}");
+    assert_ne!(epoch(&second), epoch(&third));
+}
+
+/// A join replaying from an old offset while the room's stream grows fast ends, and the
+/// member gets offsets in increasing order, none twice (a gap notice if the stream outran it).
+#[test]
+fn a_join_racing_a_fast_stream_ends_in_order() {
+    let redis = Redis::start();
+    let a = hub(&redis, "A");
+    let (writer, mut watcher) = member();
+    a.join("r", writer, "w", None).unwrap();
+    a.publish("r", "start").unwrap();
+    let start = texts(&mut watcher, 1)[0].clone();
+    let since = Offset::parse(start.split('|').next().unwrap()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (a, stop) = (a.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut k = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                if a.publish("r", &k.to_string()).is_ok() {
+                    k += 1;
+                }
+                if k % 16 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    let (writer, mut joiner) = member();
+    // The joiner reads while its replay is sent.
+    let frames = thread::spawn(move || {
+        let mut frames = Vec::new();
+        loop {
+            let frame = texts(&mut joiner, 1).remove(0);
+            let end = frame.ends_with("|end");
+            frames.push(frame);
+            if end {
+                return frames;
+            }
+        }
+    });
+    let started = Instant::now();
+    let joined = a.join("r", writer, "j", Some(&since)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    publisher.join().unwrap();
+    a.publish("r", "end").unwrap();
+    let mut previous: Option<Offset> = None;
+    let mut gaps = 0;
+    for frame in frames.join().unwrap() {
+        if frame == GAP {
+            gaps += 1;
+            continue;
+        }
+        let offset = Offset::parse(frame.split('|').next().unwrap()).unwrap();
+        if let Some(previous) = &previous {
+            assert!(offset.id > previous.id, "{previous} then {offset}");
+        }
+        previous = Some(offset);
+    }
+    assert_eq!(gaps > 0, joined.gap, "{joined:?}");
+}
