@@ -25,9 +25,11 @@ fn hub(redis: &Redis, node: &str) -> Hub {
 }
 
 fn wait_acknowledged(hub: &Hub) {
-    wait_until(Duration::from_secs(20), "publishes never reached Redis", || {
-        hub.backlog() == 0
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "publishes never reached Redis",
+        || hub.backlog() == 0,
+    );
 }
 
 #[test]

@@ -141,9 +141,14 @@ mod tests {
         for room in ["lobby", "}x", "", "a{b}c"] {
             let slot = room_slot(room);
             assert!(
-                [epoch(room), presence(room), alive(room, "n"), published(room, "n:1")]
-                    .iter()
-                    .all(|k| super::slot(k) == slot)
+                [
+                    epoch(room),
+                    presence(room),
+                    alive(room, "n"),
+                    published(room, "n:1")
+                ]
+                .iter()
+                .all(|k| super::slot(k) == slot)
             );
         }
         // Readable where nothing needs escaping.

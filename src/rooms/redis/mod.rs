@@ -11,8 +11,8 @@ use super::hub::{BrokerStatus, HubError, Joined, Presence, Shared, formatted, qu
 use super::local::{self, Entry, LocalRoom, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
 use crate::split::Writer;
-use publisher::Queue;
 use link::{Link, Target};
+use publisher::Queue;
 use redis::{RedisResult, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -98,10 +98,7 @@ impl Broker {
     /// the connection so the next one starts afresh.
     /// A call that fails on a connection left over from before an outage is tried once more
     /// on a fresh one.
-    fn control<T>(
-        &self,
-        mut call: impl FnMut(&mut Link) -> RedisResult<T>,
-    ) -> Result<T, HubError> {
+    fn control<T>(&self, mut call: impl FnMut(&mut Link) -> RedisResult<T>) -> Result<T, HubError> {
         let mut slot: MutexGuard<'_, Option<Link>> =
             self.control.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = slot.is_none();

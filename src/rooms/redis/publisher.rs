@@ -205,7 +205,9 @@ pub(super) fn run(shared: Weak<Shared>) {
             {
                 if count == 1 {
                     let room = broker.queue.acknowledge(1).unwrap_or_default();
-                    eprintln!("syncws rooms: Redis refused a message to room {room:?}, dropped: {error}");
+                    eprintln!(
+                        "syncws rooms: Redis refused a message to room {room:?}, dropped: {error}"
+                    );
                     (hub.on_outage)(&BrokerStatus::Refused {
                         room,
                         error: error.to_string(),
