@@ -14,8 +14,9 @@ use super::keys;
 use super::link::Link;
 use super::publisher::fail;
 use super::{as_list, connect, parse_entries, retained, text, trimmed_any};
+use crate::proto::message::Message;
 use crate::rooms::hub::{Shared, deliver, queue_to};
-use crate::rooms::local::{self, SharedRoom};
+use crate::rooms::local::{self, LocalRoom, SharedRoom};
 use crate::rooms::offset::{EntryId, new_epoch};
 use redis::{Cmd, RedisResult, Value};
 use std::collections::BTreeMap;
@@ -261,17 +262,7 @@ fn dispatch(hub: &Shared, c: &mut Link, rooms: &Rooms, reply: &Value) -> RedisRe
             eprintln!(
                 "syncws rooms: room {name:?} was trimmed past this node's reader; members get a gap"
             );
-            room.room.broadcast(&hub.gap, None);
-            // Members admitted ahead of the reader at a position before the lost entries
-            // missed them too.
-            let bound = room.room.max_backpressure();
-            for (member, position) in &room.ahead {
-                if *position < first {
-                    if let Some(writer) = member.upgrade() {
-                        queue_to(&writer, hub.gap.clone(), bound);
-                    }
-                }
-            }
+            announce_trim_gap(&room, &hub.gap, first);
         }
         for entry in entries {
             deliver(hub, &mut room, &entry);
@@ -286,5 +277,91 @@ fn dispatch(hub: &Shared, c: &mut Link, rooms: &Rooms, reply: &Value) -> RedisRe
 /// an entry that is still there, so nothing between was trimmed. Age trimming gives no such
 /// bound.
 fn may_have_trimmed_past(hub: &Shared, read: usize) -> bool {
-    hub.retain_age.is_some() || read >= COUNT || read >= hub.retain_count
+    could_have_trimmed(hub.retain_age, hub.retain_count, read)
+}
+
+fn could_have_trimmed(retain_age: Option<Duration>, retain_count: usize, read: usize) -> bool {
+    retain_age.is_some() || read >= COUNT || read >= retain_count
+}
+
+/// Tells the room that entries before `first` (the first one read) were trimmed unseen: its
+/// members, and those admitted ahead of the reader at a position before `first` (they miss the
+/// lost entries too; those further ahead replayed past them).
+fn announce_trim_gap(room: &LocalRoom, gap: &Message, first: EntryId) {
+    room.room.broadcast(gap, None);
+    let bound = room.room.max_backpressure();
+    for (member, position) in &room.ahead {
+        if *position < first {
+            if let Some(writer) = member.upgrade() {
+                queue_to(&writer, gap.clone(), bound);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Role, WebSocket, Writer};
+    use std::net::{TcpListener, TcpStream};
+
+    fn pair() -> (Writer, WebSocket<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (reader, writer) = WebSocket::from_stream(server, Role::Server, Config::default())
+            .split()
+            .unwrap();
+        std::mem::forget(reader);
+        let client = WebSocket::from_stream(client, Role::Client, Config::default());
+        (writer, client)
+    }
+
+    fn id(ms: u64) -> EntryId {
+        EntryId { ms, seq: 0 }
+    }
+
+    fn next_text(client: &mut WebSocket<TcpStream>) -> String {
+        match client.read().unwrap() {
+            Message::Text(text) => text.to_string(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Members admitted ahead of the reader, at a position before the lost entries, get the
+    /// trim gap too; those past them do not.
+    #[test]
+    fn a_trim_gap_reaches_members_ahead_that_missed_the_lost_entries() {
+        let mut room = LocalRoom::new("e".to_owned(), id(10));
+        let (joined, mut joined_client) = pair();
+        let (behind, mut behind_client) = pair();
+        let (past, mut past_client) = pair();
+        room.add(joined, "joined");
+        room.add_at(behind, "behind", id(15));
+        room.add_at(past.clone(), "past", id(25));
+        let gap = Message::text("gap");
+        announce_trim_gap(&room, &gap, id(20));
+        past.send(Message::text("marker")).unwrap();
+        assert_eq!(next_text(&mut joined_client), "gap");
+        assert_eq!(next_text(&mut behind_client), "gap");
+        assert_eq!(next_text(&mut past_client), "marker");
+    }
+
+    /// Count trimming cannot have passed a read that reached the stream's end with fewer
+    /// entries than the retention count; age trimming always may have.
+    #[test]
+    fn the_trim_check_is_skipped_only_when_trimming_cannot_have_passed_the_reader() {
+        let (read_all, retained) = (10, 100);
+        assert!(!could_have_trimmed(None, retained, read_all));
+        assert!(could_have_trimmed(None, retained, retained));
+        assert!(could_have_trimmed(None, 5_000, COUNT));
+        assert!(could_have_trimmed(
+            Some(Duration::from_secs(60)),
+            retained,
+            read_all
+        ));
+    }
 }
