@@ -173,3 +173,35 @@ fn a_join_racing_a_fast_stream_ends_in_order() {
     }
     assert_eq!(gaps > 0, joined.gap, "{joined:?}");
 }
+
+/// Publishes send the script's SHA1 (`EVALSHA`), and the script text again once Redis forgot
+/// it (`SCRIPT FLUSH`, as after a restart).
+#[test]
+fn publishes_use_evalsha_and_survive_a_script_flush() {
+    let redis = Redis::start();
+    let a = hub(&redis, "A");
+    let (writer, mut client) = member();
+    a.join("r", writer, "c", None).unwrap();
+    // The first batch sends the script; later ones its SHA1.
+    for k in 0..20 {
+        a.publish("r", &k.to_string()).unwrap();
+        assert!(texts(&mut client, 1)[0].ends_with(&format!("|{k}")));
+    }
+    let calls = |command: &str| -> u64 {
+        let stats = redis.cli(&["info", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    assert!(
+        calls("evalsha") >= 19,
+        "{}",
+        redis.cli(&["info", "commandstats"])
+    );
+    redis.cli(&["script", "flush"]);
+    a.publish("r", "after the flush").unwrap();
+    assert!(texts(&mut client, 1)[0].ends_with("|after the flush"));
+    wait_acknowledged(&a);
+}
