@@ -8,7 +8,9 @@
 //! `XREAD` per slot group in one pipeline (one round trip per master), and when none had news,
 //! one `XREAD BLOCK` ([`SWEEP_BLOCK_MS`]) on the group that last had some. An entry in another
 //! group therefore waits at most one such block window plus one pass; still one thread and one
-//! connection per master, whatever the number of rooms.
+//! connection per master, whatever the number of rooms. A single-server URL that turns out to
+//! be a cluster node holding every slot (it refuses the one read with `CROSSSLOT`) is read the
+//! same way.
 
 use super::keys;
 use super::link::Link;
@@ -44,6 +46,9 @@ pub(super) fn run(shared: Weak<Shared>) {
     let mut checked = Instant::now();
     // Cluster: the slot group whose stream last had news, blocked on when none has.
     let mut busiest: Option<u16> = None;
+    // Read by slot group: on a cluster, and on a server that refused one read over several
+    // slots (a cluster node reached through a single-server URL).
+    let mut by_slot = false;
     loop {
         let Some(hub) = Shared::live(&shared) else {
             return;
@@ -71,13 +76,14 @@ pub(super) fn run(shared: Weak<Shared>) {
         let result = if due {
             checked = Instant::now();
             check_epochs(&hub, c, &rooms)
-        } else if broker.target.is_cluster() {
+        } else if by_slot || broker.target.is_cluster() {
             read_by_slot(&hub, c, &rooms, &mut busiest)
         } else {
             read(c, &rooms, BLOCK_MS).and_then(|reply| dispatch(&hub, c, &rooms, &reply).map(drop))
         };
         match result {
             Ok(()) => backoff = Duration::from_millis(50),
+            Err(error) if error.code() == Some("CROSSSLOT") && !by_slot => by_slot = true,
             Err(error) => {
                 connection = None;
                 fail(&broker.health, &hub, &error, &mut backoff);
