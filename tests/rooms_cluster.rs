@@ -130,3 +130,34 @@ fn replay_after_an_offset_and_presence_work_on_a_cluster() {
         [("A".to_owned(), "ann".to_owned())]
     );
 }
+
+/// A single-server URL naming a cluster node that holds every slot: rooms in two slots both
+/// deliver (the reader switches to one read per slot group after `CROSSSLOT`).
+#[test]
+fn a_single_server_url_to_a_one_node_cluster_delivers_rooms_in_two_slots() {
+    let node = redis_harness::Redis::with_args(
+        redis_harness::free_port(),
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ],
+    );
+    node.cli(&["cluster", "addslotsrange", "0", "16383"]);
+    wait_until(Duration::from_secs(10), "cluster never ok", || {
+        node.cli(&["cluster", "info"]).contains("cluster_state:ok")
+    });
+    let hub = Hub::builder("n1")
+        .format(|d| Message::text(d.text.clone()))
+        .redis(&node.url())
+        .unwrap();
+    let (wa, mut ca) = member();
+    let (wb, mut cb) = member();
+    hub.join("a", wa, "ua", None).unwrap();
+    hub.join("b", wb, "ub", None).unwrap();
+    hub.publish("a", "to-a").unwrap();
+    hub.publish("b", "to-b").unwrap();
+    assert_eq!(texts(&mut ca, 1), ["to-a"]);
+    assert_eq!(texts(&mut cb, 1), ["to-b"]);
+}
