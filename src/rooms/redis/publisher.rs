@@ -16,12 +16,13 @@ use std::time::Duration;
 /// (`MINID ~`). Every key is the room's, so the script runs on a Redis Cluster.
 ///
 /// KEYS: stream, epoch, process marker. ARGV: epoch candidate, node, publish id, text,
-/// max length, max age in ms (0: none), marker TTL in s, sequence number.
+/// max length, max age in ms (0: none), marker TTL in s, sequence number, then any further
+/// entry fields as name, value pairs.
 const APPEND: &str = r"
 local done = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[8]) <= done then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], unpack(ARGV, 9))
 local age = tonumber(ARGV[6])
 if age > 0 then
   local now = redis.call('TIME')
