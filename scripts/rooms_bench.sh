@@ -4,7 +4,9 @@
 # room_server nodes sharing Redis, against the same load on one node with in-memory rooms; then
 # each node's memory (RSS) while Redis is unreachable (SIGSTOP) for 10 s under a steady load.
 #
-#   scripts/rooms_bench.sh [--quick]
+#   scripts/rooms_bench.sh [--quick] [--small]
+#
+# --small runs only the 100 rooms x 10 members lines (Redis, then in memory).
 #
 # Everything on loopback and free ports; release builds. Figures only: the machine is shared and
 # noisy, so compare the lines of one run with each other. Results: docs/deploy.md.
@@ -12,8 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 20000 2>/dev/null || true
 
-messages=1000 small_messages=300 rate=500 seconds=24
-if [[ ${1:-} == --quick ]]; then messages=200 small_messages=60 rate=200 seconds=16; fi
+messages=1000 small_messages=300 rate=500 seconds=24 small_only=0
+for arg in "$@"; do
+    case $arg in
+        --quick) messages=200 small_messages=60 rate=200 seconds=16 ;;
+        --small) small_only=1 ;;
+        *) echo "usage: $0 [--quick] [--small]" >&2; exit 2 ;;
+    esac
+done
 
 cargo build --release --quiet --features redis --example room_server --example room_bench
 SERVER=target/release/examples/room_server
@@ -76,10 +84,13 @@ run() {
 }
 
 echo "== throughput and latency (window: each publisher keeps at most W messages in flight)"
-run "1 room x 300, 3 nodes + Redis " "$cluster" 1 300 window "$messages" 16
-run "1 room x 300, 1 node in memory" "$solo_url" 1 300 window "$messages" 16
+if ((small_only == 0)); then
+    run "1 room x 300, 3 nodes + Redis " "$cluster" 1 300 window "$messages" 16
+    run "1 room x 300, 1 node in memory" "$solo_url" 1 300 window "$messages" 16
+fi
 run "100 rooms x 10, 3 nodes + Redis " "$cluster" 100 10 window "$small_messages" 4
 run "100 rooms x 10, 1 node in memory" "$solo_url" 100 10 window "$small_messages" 4
+if ((small_only == 1)); then exit 0; fi
 
 echo "== memory while Redis is unreachable for 10 s (100 rooms x 10, $rate messages/s for ${seconds}s)"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

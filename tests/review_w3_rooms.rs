@@ -118,12 +118,10 @@ mod redis_findings {
     use super::*;
     use room_members::first_text;
 
-    /// Finding 2: on Redis Cluster the reader's single `XREAD … STREAMS` over every room with
-    /// local members is refused with CROSSSLOT as soon as two rooms hash to different slots:
-    /// no member of any room on that node receives anything (docs/deploy.md admits the reader
-    /// is not cluster-ready; issue item 7 asks for Cluster to work).
+    /// Finding 2: on Redis Cluster a single `XREAD … STREAMS` over every room with local
+    /// members is refused with CROSSSLOT as soon as two rooms hash to different slots; the
+    /// reader now reads by slot group (docs/redis-cluster.md).
     #[test]
-    #[ignore = "review21 finding 2: one XREAD over all rooms is CROSSSLOT on Redis Cluster; nothing is delivered once a node has two rooms"]
     fn two_rooms_on_a_redis_cluster_both_deliver() {
         let redis = RedisServer::cluster();
         // Different slots ("a" 15495, "b" 3300).

@@ -164,22 +164,30 @@ impl RoomsBuilder {
     /// up).
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn redis(mut self, url: &str) -> Result<Rooms, RoomsError> {
-        let client = ::redis::Client::open(url).map_err(|e| RoomsError::Broker(e.to_string()))?;
-        self.retain_count = self.retain_count.max(1);
-        let rooms = self.build(Backend::Redis(Box::new(super::redis::Broker::new(client))));
-        if let Backend::Redis(broker) = &rooms.shared.backend {
-            broker.start(&rooms.shared);
-        }
-        Ok(rooms)
+    pub fn redis(self, url: &str) -> Result<Rooms, RoomsError> {
+        let broker = super::redis::Broker::single(url).map_err(RoomsError::Broker)?;
+        Ok(self.with_broker(broker))
     }
 
     /// Rooms kept in the Redis Cluster reachable at `urls` (any of its nodes). Every key of a
-    /// room shares one hash slot (docs/rooms.md).
+    /// room shares one hash slot, so each room lives on one shard (docs/redis-cluster.md).
+    /// Fails when a URL is invalid or the list is empty.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis_cluster(self, urls: &[&str]) -> Result<Rooms, RoomsError> {
-        redis_cluster_stub_until_the_cluster_client_is_merged(self, urls)
+        let broker = super::redis::Broker::cluster(urls).map_err(RoomsError::Broker)?;
+        Ok(self.with_broker(broker))
+    }
+
+    #[cfg(feature = "redis")]
+    fn with_broker(mut self, broker: super::redis::Broker) -> Rooms {
+        // A stream keeps at least one entry (`MAXLEN ~ 0` would lose the resume position).
+        self.retain_count = self.retain_count.max(1);
+        let rooms = self.build(Backend::Redis(Box::new(broker)));
+        if let Backend::Redis(broker) = &rooms.shared.backend {
+            broker.start(&rooms.shared);
+        }
+        rooms
     }
 
     fn build(self, backend: Backend) -> Rooms {
@@ -205,19 +213,6 @@ impl RoomsBuilder {
             }),
         }
     }
-}
-
-/// STUB: the Redis Cluster client belongs to the broker's modules (another branch); until it is
-/// merged, a cluster cannot be reached and this says so.
-#[cfg(feature = "redis")]
-fn redis_cluster_stub_until_the_cluster_client_is_merged(
-    _: RoomsBuilder,
-    urls: &[&str],
-) -> Result<Rooms, RoomsError> {
-    Err(RoomsError::Broker(format!(
-        "Redis Cluster client not available in this build ({} seed URLs given)",
-        urls.len()
-    )))
 }
 
 /// How one member joins: the identity presence shows, and where its replay starts.

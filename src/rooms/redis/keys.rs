@@ -24,10 +24,45 @@ pub(super) fn alive(room: &str, node: &str) -> String {
     format!("syncws:{{{}}}:alive:{node}", tag(room))
 }
 
-/// Marks a publish id as appended (the entry id as value), so a retried publish is not
-/// appended twice.
-pub(super) fn published(room: &str, publish_id: &str) -> String {
-    format!("syncws:{{{}}}:pub:{publish_id}", tag(room))
+/// The highest sequence number publishing process `process` (`node:boot`) appended to the room,
+/// so a retried publish is not appended twice: one key per room and process, whatever the rate.
+pub(super) fn published(room: &str, process: &str) -> String {
+    format!("syncws:{{{}}}:pub:{process}", tag(room))
+}
+
+/// The Redis Cluster slot of `key` (Redis Cluster specification, "Keys distribution model"):
+/// CRC16 (XModem) of the key, or of its hash tag when it has a non-empty one, modulo 16384.
+pub(super) fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = match bytes.iter().position(|&b| b == b'{') {
+        Some(open) => match bytes[open + 1..].iter().position(|&b| b == b'}') {
+            Some(0) | None => bytes,
+            Some(length) => &bytes[open + 1..open + 1 + length],
+        },
+        None => bytes,
+    };
+    crc16(hashed) % 16384
+}
+
+/// CRC16-CCITT (XModem: polynomial 0x1021, initial value 0), the checksum Redis Cluster uses.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The slot holding every key of room `room`.
+pub(super) fn room_slot(room: &str) -> u16 {
+    slot(&stream(room))
 }
 
 /// The room name inside a stream key.
@@ -95,12 +130,26 @@ mod tests {
                 epoch(room),
                 presence(room),
                 alive(room, "n1"),
-                published(room, "n1:7"),
+                published(room, "n1:0badcafe"),
             ];
             let first = tag(&keys[0]);
             assert!(!first.is_empty(), "{keys:?}");
             assert!(keys.iter().all(|k| tag(k) == first), "{keys:?}");
             assert_eq!(room_of_stream(&stream(room)).as_deref(), Some(room));
+        }
+        // Every key of the room is in the room's slot.
+        for room in ["lobby", "}x", "", "a{b}c"] {
+            let slot = room_slot(room);
+            assert!(
+                [
+                    epoch(room),
+                    presence(room),
+                    alive(room, "n"),
+                    published(room, "n:1")
+                ]
+                .iter()
+                .all(|k| super::slot(k) == slot)
+            );
         }
         // Readable where nothing needs escaping.
         assert_eq!(stream("lobby"), "syncws:{lobby}:stream");
@@ -111,5 +160,21 @@ mod tests {
                 assert_ne!(stream(a), stream(b));
             }
         }
+    }
+
+    /// Values from `CLUSTER KEYSLOT` of redis-server 7.0.
+    #[test]
+    fn slots_match_redis_cluster() {
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), 3443);
+        assert_eq!(slot("{user1000}.followers"), 3443);
+        // An empty tag hashes the whole key; only the first `{` and the next `}` count.
+        assert_eq!(slot("{}foo"), 9500);
+        assert_eq!(slot("foo{}{bar}"), 8363);
+        assert_eq!(slot("foo{{bar}}zap"), 4015);
+        assert_eq!(slot("a"), 15495);
+        assert_eq!(slot("b"), 3300);
+        assert_eq!(room_slot("a"), 15495);
     }
 }

@@ -2,6 +2,7 @@
 //! and the outage state shared by the publisher, reader and heartbeat threads.
 
 mod keys;
+mod link;
 mod presence;
 mod publisher;
 mod reader;
@@ -11,8 +12,9 @@ use super::local::{self, Entry, SharedRoom};
 use super::offset::{EntryId, Offset, new_epoch};
 use crate::proto::message::Message;
 use crate::split::Writer;
+use link::{Link, Target};
 use publisher::Queue;
-use redis::{Client, Connection, RedisResult, Value};
+use redis::{RedisResult, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -22,12 +24,13 @@ use std::time::Duration;
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Entries fetched per `XRANGE` during a replay.
 const REPLAY_CHUNK: usize = 1000;
+/// How many times a replay that reached the stream's end may find this node's reader already
+/// past it and read on, before the member joins live with a gap instead (the stream outruns the
+/// replay).
+const MAX_CATCH_UPS: usize = 16;
 
-pub(super) fn connect(client: &Client) -> RedisResult<Connection> {
-    let connection = client.get_connection_with_timeout(CALL_TIMEOUT)?;
-    connection.set_read_timeout(Some(CALL_TIMEOUT))?;
-    connection.set_write_timeout(Some(CALL_TIMEOUT))?;
-    Ok(connection)
+pub(super) fn connect(target: &Target) -> RedisResult<Link> {
+    target.connect(CALL_TIMEOUT)
 }
 
 /// Whether the broker is reachable, with one log line and one callback per change.
@@ -52,9 +55,9 @@ impl Health {
     }
 }
 
-pub(super) struct Broker {
-    pub client: Client,
-    control: Mutex<Option<Connection>>,
+pub(in crate::rooms) struct Broker {
+    pub target: Target,
+    control: Mutex<Option<Link>>,
     pub queue: Arc<Queue>,
     pub health: Arc<Health>,
     /// Wakes the heartbeat thread early, so a join shows in other nodes' presence at once.
@@ -62,9 +65,20 @@ pub(super) struct Broker {
 }
 
 impl Broker {
-    pub fn new(client: Client) -> Broker {
+    /// A broker on the single Redis server at `url`; fails only on an invalid URL.
+    pub(in crate::rooms) fn single(url: &str) -> Result<Broker, String> {
+        Target::single(url).map(Broker::new)
+    }
+
+    /// A broker on the Redis Cluster reached through any of `urls`. Fails on an invalid URL or
+    /// an empty list; unreachable nodes are not an error here (publishes are held meanwhile).
+    pub(in crate::rooms) fn cluster(urls: &[&str]) -> Result<Broker, String> {
+        Target::cluster(urls, CALL_TIMEOUT).map(Broker::new)
+    }
+
+    fn new(target: Target) -> Broker {
         Broker {
-            client,
+            target,
             control: Mutex::new(None),
             queue: Arc::new(Queue::default()),
             health: Arc::new(Health::default()),
@@ -87,15 +101,15 @@ impl Broker {
     /// on a fresh one.
     fn control<T>(
         &self,
-        mut call: impl FnMut(&mut Connection) -> RedisResult<T>,
+        mut call: impl FnMut(&mut Link) -> RedisResult<T>,
     ) -> Result<T, RoomsError> {
-        let mut slot: MutexGuard<'_, Option<Connection>> =
+        let mut slot: MutexGuard<'_, Option<Link>> =
             self.control.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = slot.is_none();
-        let mut attempt = |slot: &mut Option<Connection>| -> RedisResult<T> {
+        let mut attempt = |slot: &mut Option<Link>| -> RedisResult<T> {
             let connection = match slot {
                 Some(connection) => connection,
-                None => slot.insert(connect(&self.client)?),
+                None => slot.insert(connect(&self.target)?),
             };
             call(connection).inspect_err(|_| *slot = None)
         };
@@ -202,6 +216,9 @@ impl Broker {
         // read. So no Redis call and no blocking send runs under the lock: a joiner that stops
         // reading never stalls the reader, which every room of this node shares.
         let mut check_trim = false;
+        // Replays that reach the stream's end but find the reader already past it read on;
+        // a stream outrunning the replay round after round is given up on at this bound.
+        let mut catch_ups = 0;
         loop {
             let (kept, chunk) = self.control(|c| {
                 let kept = joined.gap || !check_trim || retained(c, name, after)?;
@@ -244,6 +261,21 @@ impl Broker {
                         // reader was further), it is let in once the reader passes `end`.
                         room.add_at(writer, identity, end);
                     }
+                    break;
+                }
+                catch_ups += 1;
+                if catch_ups > MAX_CATCH_UPS {
+                    // The member gets this chunk, then joins live where the reader is, told
+                    // that it missed what lies between the two.
+                    let mut open = true;
+                    for frame in frames {
+                        open = open && queue_to(&writer, frame, bound);
+                        joined.replayed += usize::from(open);
+                    }
+                    if open && queue_to(&writer, shared.gap.clone(), bound) {
+                        room.add(writer, identity);
+                    }
+                    joined.gap = true;
                     break;
                 }
             }
@@ -306,7 +338,7 @@ fn spawn(name: &str, shared: Weak<Shared>, body: fn(Weak<Shared>)) {
 }
 
 /// The room's epoch, created with `SET NX` if the room has none.
-pub(super) fn ensure_epoch(c: &mut Connection, room: &str) -> RedisResult<String> {
+pub(super) fn ensure_epoch(c: &mut Link, room: &str) -> RedisResult<String> {
     let key = keys::epoch(room);
     redis::cmd("SET")
         .arg(&key)
@@ -317,7 +349,7 @@ pub(super) fn ensure_epoch(c: &mut Connection, room: &str) -> RedisResult<String
 }
 
 /// The stream's newest id, or `0-0` when it is empty or missing.
-fn last_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
+fn last_id(c: &mut Link, room: &str) -> RedisResult<EntryId> {
     let value: Value = redis::cmd("XREVRANGE")
         .arg(keys::stream(room))
         .arg("+")
@@ -334,7 +366,7 @@ fn last_id(c: &mut Connection, room: &str) -> RedisResult<EntryId> {
 /// Whether entry `id` is still in the stream. Trimming removes the oldest entries, so while it
 /// is, everything after it is too. (An offset whose own entry was just trimmed is reported as a
 /// gap although its successor may remain: one entry early, never late.)
-pub(super) fn retained(c: &mut Connection, room: &str, id: EntryId) -> RedisResult<bool> {
+pub(super) fn retained(c: &mut Link, room: &str, id: EntryId) -> RedisResult<bool> {
     let value: Value = redis::cmd("XRANGE")
         .arg(keys::stream(room))
         .arg(id.to_string())
@@ -345,7 +377,7 @@ pub(super) fn retained(c: &mut Connection, room: &str, id: EntryId) -> RedisResu
 
 /// Whether any entry was ever trimmed from the stream (Redis 7's `entries-added` exceeds its
 /// length).
-pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
+pub(super) fn trimmed_any(c: &mut Link, room: &str) -> RedisResult<bool> {
     let exists: bool = redis::cmd("EXISTS").arg(keys::stream(room)).query(c)?;
     if !exists {
         return Ok(false);
@@ -368,7 +400,7 @@ pub(super) fn trimmed_any(c: &mut Connection, room: &str) -> RedisResult<bool> {
 }
 
 /// The first `count` entries after `after`.
-fn range(c: &mut Connection, room: &str, after: EntryId, count: usize) -> RedisResult<Vec<Entry>> {
+fn range(c: &mut Link, room: &str, after: EntryId, count: usize) -> RedisResult<Vec<Entry>> {
     let value: Value = redis::cmd("XRANGE")
         .arg(keys::stream(room))
         .arg(format!("({after}"))

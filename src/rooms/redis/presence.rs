@@ -14,7 +14,7 @@ use std::time::Duration;
 const INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) fn run(shared: Weak<Shared>) {
-    let mut connection = None;
+    let mut connection: Option<super::link::Link> = None;
     let mut advertised: HashSet<String> = HashSet::new();
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -71,15 +71,15 @@ pub(super) fn run(shared: Weak<Shared>) {
             continue;
         }
         let result = match connection.as_mut() {
-            Some(c) => pipeline.query::<()>(c),
-            None => connect(&broker.client).and_then(|mut c| {
-                let result = pipeline.query::<()>(&mut c);
+            Some(c) => c.pipeline(&pipeline),
+            None => connect(&broker.target).and_then(|mut c| {
+                let result = c.pipeline(&pipeline);
                 connection = Some(c);
                 result
             }),
         };
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 advertised = now;
                 backoff = Duration::from_millis(50);
             }

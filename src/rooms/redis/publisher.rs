@@ -4,45 +4,45 @@
 use super::keys;
 use super::{Health, connect};
 use crate::proto::message::Message;
-use crate::rooms::hub::{RoomsError, Shared};
+use crate::rooms::hub::{BrokerStatus, RoomsError, Shared};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-/// Appends one message unless its publish id was already appended (then returns that entry's
-/// id): a batch retried after an answer was lost appends nothing twice. Also creates the room's
-/// epoch if the room has none, and trims by count (`MAXLEN ~`) and optionally by age (`MINID ~`).
+/// Appends one message unless this publishing process already appended it to the room (its
+/// sequence number is at most the highest one recorded for the process): a batch retried after
+/// an answer was lost appends nothing twice. One marker per room and process, whatever the
+/// rate: a process's sequence numbers only grow, and its batches are sent in order. Also creates
+/// the room's epoch if the room has none, and trims by count (`MAXLEN ~`) and optionally by age
+/// (`MINID ~`). Every key is the room's, so the script runs on a Redis Cluster.
 ///
-/// KEYS: stream, epoch, published-marker. ARGV: epoch candidate, node, publish id, data,
-/// max length, max age in ms (0: none), marker TTL in s, kind (`t`|`b`), from (`` for none).
+/// KEYS: stream, epoch, process marker. ARGV: epoch candidate, node, publish id, data,
+/// max length, max age in ms (0: none), marker TTL in s, sequence number, then the further
+/// entry fields as name, value pairs (`k` kind, `t`|`b`; `f` sender, when there is one).
 const APPEND: &str = r"
-local done = redis.call('GET', KEYS[3])
-if done then return done end
+local done = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[8]) <= done then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
-local fields = {'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], 'k', ARGV[8]}
-if ARGV[9] ~= '' then
-  fields[#fields + 1] = 'f'
-  fields[#fields + 1] = ARGV[9]
-end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], unpack(ARGV, 9))
 local age = tonumber(ARGV[6])
 if age > 0 then
   local now = redis.call('TIME')
   local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - age
   redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
 end
-redis.call('SET', KEYS[3], id, 'EX', ARGV[7])
-return id
+redis.call('SET', KEYS[3], ARGV[8], 'EX', ARGV[7])
+return 1
 ";
 
-/// How long a publish id is remembered: a retry later than this could append twice.
+/// How long a process's marker outlives its last publish to the room: a retry later than this
+/// could append twice.
 const MARKER_TTL_SECS: u64 = 3600;
 /// Messages sent to Redis per round trip.
 const BATCH: usize = 256;
 
 struct Pending {
     room: String,
-    id: String,
+    sequence: u64,
     message: Message,
     /// The `f` field: `<boot hex>:<writer id>`, empty when every member gets it.
     from: String,
@@ -61,6 +61,8 @@ pub(in crate::rooms) struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     boot: std::sync::OnceLock<String>,
+    /// The SHA1 of [`APPEND`], sent instead of the script once Redis knows it.
+    script: std::sync::OnceLock<String>,
 }
 
 impl Queue {
@@ -82,10 +84,6 @@ impl Queue {
     ) -> Result<(), RoomsError> {
         let size = message.as_bytes().len();
         let (max_messages, max_bytes) = shared.backlog;
-        // A random part tells this process's ids from those of an earlier one of the same name.
-        let boot = self
-            .boot
-            .get_or_init(|| format!("{:08x}", rand::random::<u32>()));
         let mut state = self.lock();
         if state.items.len() >= max_messages || state.bytes + size > max_bytes {
             return Err(RoomsError::Backlog {
@@ -94,11 +92,11 @@ impl Queue {
             });
         }
         state.sequence += 1;
-        let id = format!("{}:{boot}:{}", shared.node, state.sequence);
+        let sequence = state.sequence;
         state.bytes += size;
         state.items.push_back(Pending {
             room: room.to_owned(),
-            id,
+            sequence,
             message: message.clone(),
             from: from.map_or(String::new(), |(boot, writer)| {
                 format!("{boot:08x}:{writer}")
@@ -117,24 +115,39 @@ impl Queue {
         }
     }
 
-    /// Forgets the `count` oldest publishes (Redis acknowledged them).
-    fn acknowledge(&self, count: usize) {
+    /// Forgets the `count` oldest publishes (Redis acknowledged them); returns the room of the
+    /// last one.
+    fn acknowledge(&self, count: usize) -> Option<String> {
         let mut state = self.lock();
+        let mut room = None;
         for _ in 0..count {
             if let Some(item) = state.items.pop_front() {
                 state.bytes -= item.message.as_bytes().len();
+                room = Some(item.room);
             }
         }
+        room
+    }
+
+    /// This process's name in publish ids and markers: `node:boot`.
+    fn process(&self, node: &str) -> String {
+        let boot = self
+            .boot
+            .get_or_init(|| format!("{:08x}", rand::random::<u32>()));
+        format!("{node}:{boot}")
     }
 }
 
 /// The publisher thread: sends the oldest batch until Redis acknowledges it, so order holds
 /// across an outage, and the same publish ids are retried.
 pub(super) fn run(shared: Weak<Shared>) {
-    let mut connection = None;
+    let mut connection: Option<super::link::Link> = None;
     let mut backoff = Duration::from_millis(50);
     // After a refused batch: how many of its messages are still to be sent one by one.
     let (mut batch, mut singles) = (BATCH, 0usize);
+    // Whether to send the script itself: at first, and after Redis forgot it (a restart, a
+    // `SCRIPT FLUSH`, a cluster node that never saw it). `EVAL` also caches it for `EVALSHA`.
+    let mut send_script = true;
     loop {
         let Some(hub) = Shared::live(&shared) else {
             return;
@@ -144,30 +157,42 @@ pub(super) fn run(shared: Weak<Shared>) {
         };
         broker.queue.wait(Duration::from_millis(500));
         let pipeline = {
+            let process = broker.queue.process(&hub.node);
+            let sha = broker
+                .queue
+                .script
+                .get_or_init(|| redis::Script::new(APPEND).get_hash().to_owned());
             let state = broker.queue.lock();
             let mut pipeline = redis::pipe();
             let retain_age = hub.retain_age.map_or(0, |a| a.as_millis() as u64);
             for item in state.items.iter().take(batch) {
+                if send_script {
+                    pipeline.cmd("EVAL").arg(APPEND);
+                } else {
+                    pipeline.cmd("EVALSHA").arg(sha);
+                }
                 pipeline
-                    .cmd("EVAL")
-                    .arg(APPEND)
                     .arg(3)
                     .arg(keys::stream(&item.room))
                     .arg(keys::epoch(&item.room))
-                    .arg(keys::published(&item.room, &item.id))
+                    .arg(keys::published(&item.room, &process))
                     .arg(crate::rooms::offset::new_epoch())
                     .arg(&hub.node)
-                    .arg(&item.id)
+                    .arg(format!("{process}:{}", item.sequence))
                     .arg(item.message.as_bytes())
                     .arg(hub.retain_count)
                     .arg(retain_age)
                     .arg(MARKER_TTL_SECS)
+                    .arg(item.sequence)
+                    .arg("k")
                     .arg(if matches!(item.message, Message::Binary(_)) {
                         "b"
                     } else {
                         "t"
-                    })
-                    .arg(&item.from);
+                    });
+                if !item.from.is_empty() {
+                    pipeline.arg("f").arg(&item.from);
+                }
             }
             (state.items.len().min(batch), pipeline)
         };
@@ -176,15 +201,17 @@ pub(super) fn run(shared: Weak<Shared>) {
             continue;
         }
         let result = match connection.as_mut() {
-            Some(c) => pipeline.query::<redis::Value>(c),
-            None => connect(&broker.client).and_then(|mut c| {
-                let result = pipeline.query::<redis::Value>(&mut c);
+            Some(c) => c.pipeline(&pipeline),
+            None => connect(&broker.target).and_then(|mut c| {
+                let result = c.pipeline(&pipeline);
                 connection = Some(c);
                 result
             }),
         };
         match result {
+            Err(error) if error.code() == Some("NOSCRIPT") => send_script = true,
             Ok(_) => {
+                send_script = false;
                 broker.queue.acknowledge(count);
                 broker.health.up(&hub);
                 backoff = Duration::from_millis(50);
@@ -200,11 +227,14 @@ pub(super) fn run(shared: Weak<Shared>) {
                     && !error.is_timeout() =>
             {
                 if count == 1 {
-                    eprintln!("syncws rooms: Redis refused a message, dropped: {error}");
-                    let room = broker.queue.lock().items.front().map(|i| i.room.clone());
-                    broker.queue.acknowledge(1);
-                    let (room, error) = (room.unwrap_or_default(), error.to_string());
-                    (hub.on_outage)(&crate::rooms::BrokerStatus::Refused { room, error });
+                    let room = broker.queue.acknowledge(1).unwrap_or_default();
+                    eprintln!(
+                        "syncws rooms: Redis refused a message to room {room:?}, dropped: {error}"
+                    );
+                    (hub.on_outage)(&BrokerStatus::Refused {
+                        room,
+                        error: error.to_string(),
+                    });
                     singles = singles.saturating_sub(1);
                 } else {
                     singles = count;
