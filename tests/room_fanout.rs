@@ -425,8 +425,12 @@ fn forty_stalled_tls_members_cost_a_broadcast_nothing() {
     let tls_member = |stalled: bool| {
         let ca = pki.ca.cert.clone();
         let client = thread::spawn(move || {
+            // The whole suite runs beside this test: a TLS handshake may take long here.
+            let mut config = syncws::Config::default();
+            config.handshake_timeout = Some(DEADLINE);
             ClientBuilder::new(format!("wss://localhost:{port}/"))
                 .root_certificate(ca.as_bytes())
+                .config(config)
                 .connect()
                 .map(|(ws, _)| ws)
         });
