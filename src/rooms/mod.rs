@@ -7,7 +7,9 @@
 //!
 //! - [`Rooms::new`] (or [`RoomsBuilder::in_memory`]): rooms in this process alone.
 //! - [`RoomsBuilder::redis`] (feature `redis`): one Redis Stream per room, so members
-//!   connected to different processes or machines receive the same messages in the same order.
+//!   connected to different processes or machines receive the same messages in the same order;
+//!   [`RoomsBuilder::redis_cluster`] spreads the rooms over a Redis Cluster (each room's keys in
+//!   one hash slot).
 //!
 //! The calls are the same either way: [`Rooms::join`] / [`Rooms::join_with`] (optionally
 //! replaying from an [`Offset`]), [`Rooms::broadcast`], [`Rooms::leave`], [`Rooms::presence`].
