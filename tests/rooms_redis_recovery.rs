@@ -4,9 +4,13 @@
 //! stream ends. A missing redis-server fails the tests.
 #![cfg(feature = "redis")]
 
-mod redis_harness;
+#[path = "common/redis.rs"]
+mod redis_server;
+#[path = "common/room_members.rs"]
+mod room_members;
 
-use redis_harness::{Redis, member, texts, wait_until};
+use redis_server::{RedisServer, wait_until};
+use room_members::{member, texts};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -17,7 +21,7 @@ use syncws::rooms::{BrokerStatus, Join, Offset, Rooms};
 const GAP: &str = "{\"gap\":true}";
 
 /// Deliveries as `offset|text`.
-fn hub(redis: &Redis, node: &str) -> Rooms {
+fn instance(redis: &RedisServer, node: &str) -> Rooms {
     Rooms::builder()
         .node(node)
         .format(|d| {
@@ -31,18 +35,18 @@ fn hub(redis: &Redis, node: &str) -> Rooms {
         .unwrap()
 }
 
-fn wait_acknowledged(hub: &Rooms) {
+fn wait_acknowledged(instance: &Rooms) {
     wait_until(
         Duration::from_secs(20),
         "publishes never reached Redis",
-        || hub.backlog() == 0,
+        || instance.backlog() == 0,
     );
 }
 
 #[test]
 fn publish_markers_stay_one_per_room_and_process() {
-    let redis = Redis::start();
-    let (a, b) = (hub(&redis, "A"), hub(&redis, "B"));
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis, "A"), instance(&redis, "B"));
     for k in 0..300 {
         a.broadcast("r", &Message::text(k.to_string()), None)
             .unwrap();
@@ -62,7 +66,7 @@ fn publish_markers_stay_one_per_room_and_process() {
 /// The application learns of a message Redis refused (and later ones still flow).
 #[test]
 fn a_refused_message_is_reported_to_the_application() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     redis.cli(&["set", "syncws:{bad}:stream", "not a stream"]);
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let log = statuses.clone();
@@ -98,8 +102,8 @@ fn a_refused_message_is_reported_to_the_application() {
 /// members get the gap message within about a second, and delivery goes on.
 #[test]
 fn data_lost_without_a_restart_is_reported_as_a_gap() {
-    let redis = Redis::start();
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    let a = instance(&redis, "A");
     let (writer, mut client) = member();
     a.join_with("r", writer, Join::new().identity("c")).unwrap();
     a.broadcast("r", &Message::text("one"), None).unwrap();
@@ -126,8 +130,8 @@ fn data_lost_without_a_restart_is_reported_as_a_gap() {
 /// member gets offsets in increasing order, none twice (a gap notice if the stream outran it).
 #[test]
 fn a_join_racing_a_fast_stream_ends_in_order() {
-    let redis = Redis::start();
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    let a = instance(&redis, "A");
     let (writer, mut watcher) = member();
     a.join_with("r", writer, Join::new().identity("w")).unwrap();
     a.broadcast("r", &Message::text("start"), None).unwrap();
@@ -194,8 +198,8 @@ fn a_join_racing_a_fast_stream_ends_in_order() {
 /// it (`SCRIPT FLUSH`, as after a restart).
 #[test]
 fn publishes_use_evalsha_and_survive_a_script_flush() {
-    let redis = Redis::start();
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    let a = instance(&redis, "A");
     let (writer, mut client) = member();
     a.join_with("r", writer, Join::new().identity("c")).unwrap();
     // The first batch sends the script; later ones its SHA1.
