@@ -10,7 +10,7 @@ mod redis_server;
 mod room_members;
 
 use redis_server::{RedisCluster, RedisServer, wait_until};
-use room_members::{member, texts};
+use room_members::{member, piped, texts};
 use std::time::Duration;
 use syncws::Message;
 use syncws::rooms::{Join, Offset, Rooms};
@@ -21,14 +21,7 @@ fn instance(cluster: &RedisCluster, node: &str) -> Rooms {
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
     Rooms::builder()
         .node(node)
-        .format(|d| {
-            Message::text(format!(
-                "{}|{}|{}",
-                d.offset,
-                d.node,
-                String::from_utf8_lossy(d.message.as_bytes())
-            ))
-        })
+        .format(piped)
         .redis_cluster(&urls)
         .unwrap()
 }

@@ -1,7 +1,7 @@
 //! Rooms through a real redis-server (feature `redis`), the broker's rarer turns: publish
-//! markers stay one per room and process, a refused message is reported to the application,
-//! data lost without a restart (`DEL`, `FLUSHALL`) is reported as a gap, a join racing a fast
-//! stream ends. A missing redis-server fails the tests.
+//! markers stay one per room and process, data lost without a restart (`DEL`, `FLUSHALL`) is
+//! reported as a gap, a join racing a fast stream ends, a flushed script is sent again. A
+//! missing redis-server fails the tests.
 #![cfg(feature = "redis")]
 
 #[path = "common/redis.rs"]
@@ -10,27 +10,21 @@ mod redis_server;
 mod room_members;
 
 use redis_server::{RedisServer, wait_until};
-use room_members::{member, texts};
+use room_members::{member, piped, texts};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use syncws::Message;
-use syncws::rooms::{BrokerStatus, Join, Offset, Rooms};
+use syncws::rooms::{Join, Offset, Rooms};
 
 const GAP: &str = "{\"gap\":true}";
 
-/// Deliveries as `offset|text`.
+/// Deliveries as `offset|node|text`.
 fn instance(redis: &RedisServer, node: &str) -> Rooms {
     Rooms::builder()
         .node(node)
-        .format(|d| {
-            Message::text(format!(
-                "{}|{}",
-                d.offset,
-                String::from_utf8_lossy(d.message.as_bytes())
-            ))
-        })
+        .format(piped)
         .redis(&redis.url())
         .unwrap()
 }
@@ -61,41 +55,6 @@ fn publish_markers_stay_one_per_room_and_process() {
     assert_eq!(count("syncws:{r}:pub:*"), 2, "one marker per process");
     assert_eq!(count("syncws:{s}:pub:*"), 1);
     assert_eq!(redis.cli(&["xlen", "syncws:{r}:stream"]).trim(), "600");
-}
-
-/// The application learns of a message Redis refused (and later ones still flow).
-#[test]
-fn a_refused_message_is_reported_to_the_application() {
-    let redis = RedisServer::start();
-    redis.cli(&["set", "syncws:{bad}:stream", "not a stream"]);
-    let statuses = Arc::new(Mutex::new(Vec::new()));
-    let log = statuses.clone();
-    let a = Rooms::builder()
-        .node("A")
-        .format(|d| d.message.clone())
-        .on_outage(move |status| log.lock().unwrap().push(status.clone()))
-        .redis(&redis.url())
-        .unwrap();
-    let (writer, mut client) = member();
-    a.join_with("good", writer, Join::new().identity("c"))
-        .unwrap();
-    a.broadcast("bad", &Message::text("refused"), None).unwrap();
-    a.broadcast("good", &Message::text("after"), None).unwrap();
-    assert_eq!(texts(&mut client, 1), ["after"]);
-    wait_until(Duration::from_secs(10), "no Refused status", || {
-        statuses.lock().unwrap().iter().any(|s| {
-            matches!(s, BrokerStatus::Refused { room, error }
-                if room == "bad" && error.contains("WRONGTYPE"))
-        })
-    });
-    assert!(
-        !statuses
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|s| matches!(s, BrokerStatus::Down(_))),
-        "a refusal is no outage"
-    );
 }
 
 /// A room's stream deleted (eviction, `DEL`) or every key flushed while the link stays up:
