@@ -1,30 +1,27 @@
 //! Rooms on a real 3-master Redis Cluster (feature `redis`): rooms whose keys hash to different
-//! slots all deliver, in one order, to members on several hubs; replay after an offset and
+//! slots all deliver, in one order, to members on several instances; replay after an offset and
 //! presence work across nodes. The cluster is started by the test (redis-server with
 //! `--cluster-enabled yes`, then `redis-cli --cluster create`); a missing redis-server fails.
 #![cfg(feature = "redis")]
 
-mod redis_harness;
+#[path = "common/redis.rs"]
+mod redis_server;
+#[path = "common/room_members.rs"]
+mod room_members;
 
-use redis_harness::{Cluster, member, texts, wait_until};
+use redis_server::{RedisCluster, RedisServer, wait_until};
+use room_members::{member, piped, texts};
 use std::time::Duration;
 use syncws::Message;
 use syncws::rooms::{Join, Offset, Rooms};
 
 /// Deliveries as `offset|node|text`.
-fn hub(cluster: &Cluster, node: &str) -> Rooms {
+fn instance(cluster: &RedisCluster, node: &str) -> Rooms {
     let urls = cluster.urls();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
     Rooms::builder()
         .node(node)
-        .format(|d| {
-            Message::text(format!(
-                "{}|{}|{}",
-                d.offset,
-                d.node,
-                String::from_utf8_lossy(d.message.as_bytes())
-            ))
-        })
+        .format(piped)
         .redis_cluster(&urls)
         .unwrap()
 }
@@ -34,8 +31,8 @@ fn text_of(delivery: &str) -> &str {
 }
 
 #[test]
-fn rooms_in_different_slots_deliver_in_one_order_to_members_on_two_hubs() {
-    let cluster = Cluster::start();
+fn rooms_in_different_slots_deliver_in_one_order_to_members_on_two_instances() {
+    let cluster = RedisCluster::start();
     // Three rooms, three slots (a leading `}` would give an empty hash tag unescaped).
     let rooms = ["a", "b", "}x"];
     let slots: Vec<u16> = rooms
@@ -53,12 +50,13 @@ fn rooms_in_different_slots_deliver_in_one_order_to_members_on_two_hubs() {
         slots[0] != slots[1] && slots[1] != slots[2] && slots[0] != slots[2],
         "{slots:?}"
     );
-    let (a, b) = (hub(&cluster, "A"), hub(&cluster, "B"));
+    let (a, b) = (instance(&cluster, "A"), instance(&cluster, "B"));
     let mut clients = Vec::new();
     for room in rooms {
-        for (hub, who) in [(&a, "ann"), (&b, "bob")] {
+        for (instance, who) in [(&a, "ann"), (&b, "bob")] {
             let (writer, client) = member();
-            hub.join_with(room, writer, Join::new().identity(who))
+            instance
+                .join_with(room, writer, Join::new().identity(who))
                 .unwrap();
             clients.push((room, client));
         }
@@ -66,8 +64,9 @@ fn rooms_in_different_slots_deliver_in_one_order_to_members_on_two_hubs() {
     const EACH: usize = 60;
     for k in 0..EACH {
         for room in rooms {
-            let hub = if k % 2 == 0 { &a } else { &b };
-            hub.broadcast(room, &Message::text(format!("{room}-{k}")), None)
+            let instance = if k % 2 == 0 { &a } else { &b };
+            instance
+                .broadcast(room, &Message::text(format!("{room}-{k}")), None)
                 .unwrap();
         }
     }
@@ -90,15 +89,15 @@ fn rooms_in_different_slots_deliver_in_one_order_to_members_on_two_hubs() {
             None => seen_by_room.push((room, seen)),
         }
     }
-    // Both hubs' publishes are in each room's order.
+    // Both instances' publishes are in each room's order.
     let (_, seen) = &seen_by_room[0];
     assert!(seen.iter().any(|t| t.contains("|A|")) && seen.iter().any(|t| t.contains("|B|")));
 }
 
 #[test]
 fn replay_after_an_offset_and_presence_work_on_a_cluster() {
-    let cluster = Cluster::start();
-    let (a, b) = (hub(&cluster, "A"), hub(&cluster, "B"));
+    let cluster = RedisCluster::start();
+    let (a, b) = (instance(&cluster, "A"), instance(&cluster, "B"));
     let (writer, mut first) = member();
     a.join_with("a", writer, Join::new().identity("ann"))
         .unwrap();
@@ -114,7 +113,7 @@ fn replay_after_an_offset_and_presence_work_on_a_cluster() {
     let seen = texts(&mut first, 20);
     assert!(texts(&mut other, 1)[0].ends_with("|B|other"));
     let offset_of = |i: usize| Offset::parse(seen[i].split('|').next().unwrap()).unwrap();
-    // On the other hub, after the 10th message: the last 10, no gap, then live.
+    // On the other instance, after the 10th message: the last 10, no gap, then live.
     let (writer, mut late) = member();
     let joined = b
         .join_with("a", writer, Join::new().identity("bob").since(offset_of(9)))
@@ -137,7 +136,7 @@ fn replay_after_an_offset_and_presence_work_on_a_cluster() {
         .unwrap();
     assert_eq!((joined.gap, joined.replayed), (true, 21));
     assert_eq!(texts(&mut stale, 1), ["{\"gap\":true}"]);
-    // Presence: every member of room `a`, on both hubs.
+    // Presence: every member of room `a`, on both instances.
     let everyone = vec![
         ("A".to_owned(), "ann".to_owned()),
         ("A".to_owned(), "cy".to_owned()),
@@ -156,30 +155,26 @@ fn replay_after_an_offset_and_presence_work_on_a_cluster() {
 /// deliver (the reader switches to one read per slot group after `CROSSSLOT`).
 #[test]
 fn a_single_server_url_to_a_one_node_cluster_delivers_rooms_in_two_slots() {
-    let node = redis_harness::Redis::with_args(
-        redis_harness::free_port(),
-        &[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ],
-    );
-    node.cli(&["cluster", "addslotsrange", "0", "16383"]);
-    wait_until(Duration::from_secs(10), "cluster never ok", || {
-        node.cli(&["cluster", "info"]).contains("cluster_state:ok")
-    });
-    let hub = Rooms::builder()
+    let node = RedisServer::cluster();
+    let instance = Rooms::builder()
         .node("n1")
         .format(|d| d.message.clone())
         .redis(&node.url())
         .unwrap();
     let (wa, mut ca) = member();
     let (wb, mut cb) = member();
-    hub.join_with("a", wa, Join::new().identity("ua")).unwrap();
-    hub.join_with("b", wb, Join::new().identity("ub")).unwrap();
-    hub.broadcast("a", &Message::text("to-a"), None).unwrap();
-    hub.broadcast("b", &Message::text("to-b"), None).unwrap();
+    instance
+        .join_with("a", wa, Join::new().identity("ua"))
+        .unwrap();
+    instance
+        .join_with("b", wb, Join::new().identity("ub"))
+        .unwrap();
+    instance
+        .broadcast("a", &Message::text("to-a"), None)
+        .unwrap();
+    instance
+        .broadcast("b", &Message::text("to-b"), None)
+        .unwrap();
     assert_eq!(texts(&mut ca, 1), ["to-a"]);
     assert_eq!(texts(&mut cb, 1), ["to-b"]);
 }

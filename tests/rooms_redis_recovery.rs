@@ -1,48 +1,46 @@
 //! Rooms through a real redis-server (feature `redis`), the broker's rarer turns: publish
-//! markers stay one per room and process, a refused message is reported to the application,
-//! data lost without a restart (`DEL`, `FLUSHALL`) is reported as a gap, a join racing a fast
-//! stream ends. A missing redis-server fails the tests.
+//! markers stay one per room and process, data lost without a restart (`DEL`, `FLUSHALL`) is
+//! reported as a gap, a join racing a fast stream ends, a flushed script is sent again. A
+//! missing redis-server fails the tests.
 #![cfg(feature = "redis")]
 
-mod redis_harness;
+#[path = "common/redis.rs"]
+mod redis_server;
+#[path = "common/room_members.rs"]
+mod room_members;
 
-use redis_harness::{Redis, member, texts, wait_until};
+use redis_server::{RedisServer, wait_until};
+use room_members::{member, piped, texts};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use syncws::Message;
-use syncws::rooms::{BrokerStatus, Join, Offset, Rooms};
+use syncws::rooms::{Join, Offset, Rooms};
 
 const GAP: &str = "{\"gap\":true}";
 
-/// Deliveries as `offset|text`.
-fn hub(redis: &Redis, node: &str) -> Rooms {
+/// Deliveries as `offset|node|text`.
+fn instance(redis: &RedisServer, node: &str) -> Rooms {
     Rooms::builder()
         .node(node)
-        .format(|d| {
-            Message::text(format!(
-                "{}|{}",
-                d.offset,
-                String::from_utf8_lossy(d.message.as_bytes())
-            ))
-        })
+        .format(piped)
         .redis(&redis.url())
         .unwrap()
 }
 
-fn wait_acknowledged(hub: &Rooms) {
+fn wait_acknowledged(instance: &Rooms) {
     wait_until(
         Duration::from_secs(20),
         "publishes never reached Redis",
-        || hub.backlog() == 0,
+        || instance.backlog() == 0,
     );
 }
 
 #[test]
 fn publish_markers_stay_one_per_room_and_process() {
-    let redis = Redis::start();
-    let (a, b) = (hub(&redis, "A"), hub(&redis, "B"));
+    let redis = RedisServer::start();
+    let (a, b) = (instance(&redis, "A"), instance(&redis, "B"));
     for k in 0..300 {
         a.broadcast("r", &Message::text(k.to_string()), None)
             .unwrap();
@@ -59,47 +57,12 @@ fn publish_markers_stay_one_per_room_and_process() {
     assert_eq!(redis.cli(&["xlen", "syncws:{r}:stream"]).trim(), "600");
 }
 
-/// The application learns of a message Redis refused (and later ones still flow).
-#[test]
-fn a_refused_message_is_reported_to_the_application() {
-    let redis = Redis::start();
-    redis.cli(&["set", "syncws:{bad}:stream", "not a stream"]);
-    let statuses = Arc::new(Mutex::new(Vec::new()));
-    let log = statuses.clone();
-    let a = Rooms::builder()
-        .node("A")
-        .format(|d| d.message.clone())
-        .on_outage(move |status| log.lock().unwrap().push(status.clone()))
-        .redis(&redis.url())
-        .unwrap();
-    let (writer, mut client) = member();
-    a.join_with("good", writer, Join::new().identity("c"))
-        .unwrap();
-    a.broadcast("bad", &Message::text("refused"), None).unwrap();
-    a.broadcast("good", &Message::text("after"), None).unwrap();
-    assert_eq!(texts(&mut client, 1), ["after"]);
-    wait_until(Duration::from_secs(10), "no Refused status", || {
-        statuses.lock().unwrap().iter().any(|s| {
-            matches!(s, BrokerStatus::Refused { room, error }
-                if room == "bad" && error.contains("WRONGTYPE"))
-        })
-    });
-    assert!(
-        !statuses
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|s| matches!(s, BrokerStatus::Down(_))),
-        "a refusal is no outage"
-    );
-}
-
 /// A room's stream deleted (eviction, `DEL`) or every key flushed while the link stays up:
 /// members get the gap message within about a second, and delivery goes on.
 #[test]
 fn data_lost_without_a_restart_is_reported_as_a_gap() {
-    let redis = Redis::start();
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    let a = instance(&redis, "A");
     let (writer, mut client) = member();
     a.join_with("r", writer, Join::new().identity("c")).unwrap();
     a.broadcast("r", &Message::text("one"), None).unwrap();
@@ -126,8 +89,8 @@ fn data_lost_without_a_restart_is_reported_as_a_gap() {
 /// member gets offsets in increasing order, none twice (a gap notice if the stream outran it).
 #[test]
 fn a_join_racing_a_fast_stream_ends_in_order() {
-    let redis = Redis::start();
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    let a = instance(&redis, "A");
     let (writer, mut watcher) = member();
     a.join_with("r", writer, Join::new().identity("w")).unwrap();
     a.broadcast("r", &Message::text("start"), None).unwrap();
@@ -194,8 +157,8 @@ fn a_join_racing_a_fast_stream_ends_in_order() {
 /// it (`SCRIPT FLUSH`, as after a restart).
 #[test]
 fn publishes_use_evalsha_and_survive_a_script_flush() {
-    let redis = Redis::start();
-    let a = hub(&redis, "A");
+    let redis = RedisServer::start();
+    let a = instance(&redis, "A");
     let (writer, mut client) = member();
     a.join_with("r", writer, Join::new().identity("c")).unwrap();
     // The first batch sends the script; later ones its SHA1.

@@ -1,6 +1,7 @@
-//! A redis-server for one test, on a free port with its own directory; killed on drop. A
-//! missing redis-server fails the test (CI installs Debian's package): the tests that need it
-//! are not skipped.
+//! Real redis-server processes for one test: a single server, a one-node Cluster, or a 3-master
+//! Cluster, each on free loopback ports with its own directory, killed on drop. A missing
+//! redis-server or redis-cli fails the test (CI installs Debian's package): the tests that need
+//! them are not skipped. The one place the crate's tests start redis-server.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -23,6 +24,17 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A free port whose cluster bus port (+10000) is free and valid too.
+fn free_cluster_port() -> u16 {
+    for _ in 0..200 {
+        let port = free_port();
+        if port <= 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair for a cluster node");
 }
 
 impl RedisServer {
@@ -50,8 +62,12 @@ impl RedisServer {
     }
 
     pub fn with_args(extra: &[&str]) -> RedisServer {
+        RedisServer::on_port(free_port(), extra)
+    }
+
+    /// On `port`, with `extra` arguments.
+    fn on_port(port: u16, extra: &[&str]) -> RedisServer {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "syncws-redis-{}-{port}-{}",
             std::process::id(),
@@ -115,5 +131,82 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of three masters, no replicas, every slot assigned; killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three `--cluster-enabled` servers, joins them with `redis-cli --cluster create`
+    /// and waits until every node reports `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::on_port(
+                    free_cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                )
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let mut child = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli comes with redis-server");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "redis-cli --cluster create failed");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-cli --cluster create did not finish");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        for node in &nodes {
+            while !node.cli(&["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(Instant::now() < deadline, "the cluster never became ok");
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The slot of `key`, as the cluster computes it (`CLUSTER KEYSLOT`).
+    pub fn keyslot(&self, key: &str) -> u16 {
+        let slot = self.nodes[0].cli(&["cluster", "keyslot", key]);
+        slot.trim().parse().unwrap()
+    }
+}
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(20));
     }
 }

@@ -4,7 +4,9 @@
 //! the name is escaped ([`tag`]): `%`, `{` and `}` become `%25`, `%7B` and `%7D`, and the empty
 //! name is `%` (which no escaped name can be). Names without those characters read as they are.
 
-/// The room's stream: one entry per message, fields `n` (node), `p` (publish id), `d` (text).
+/// The room's stream: one entry per message, fields `n` (node), `p` (publish id), `d` (data),
+/// `k` (kind: `t` text, `b` binary; absent reads as text) and, when a member is skipped, `f`
+/// (`<boot hex>:<writer id>`).
 pub(super) fn stream(room: &str) -> String {
     format!("syncws:{{{}}}:stream", tag(room))
 }
