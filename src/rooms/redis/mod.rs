@@ -1,4 +1,4 @@
-//! The Redis side of a [`Hub`](super::Hub): connections, joins with replay, presence queries,
+//! The Redis side of [`Rooms`](super::Rooms): connections, joins with replay, presence queries,
 //! and the outage state shared by the publisher, reader and heartbeat threads.
 
 mod keys;
