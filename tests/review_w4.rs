@@ -267,3 +267,33 @@ fn review4_a_message_after_data_loss_is_delivered_once() {
     let copies = bodies(&later).iter().filter(|t| **t == "b").count();
     assert_eq!(copies, 1, "b delivered {copies} times: {later:?}");
 }
+
+/// `format` runs with the room's lock held (in memory: inside `broadcast`; with Redis: on the
+/// one reader thread, which every room shares). A format that asks the rooms anything about its
+/// room (`count`, to put the number of members in each frame) deadlocks the broadcast, and with
+/// Redis every room of the node. Neither the docs nor the API say so.
+#[test]
+#[ignore = "review4 finding 6: format runs under the room lock; a format calling Rooms::count deadlocks"]
+fn review4_a_format_that_asks_the_room_count_does_not_deadlock() {
+    let shared: std::sync::Arc<std::sync::OnceLock<Rooms>> = Default::default();
+    let seen = shared.clone();
+    let rooms = Rooms::builder()
+        .format(move |delivery| {
+            let members = seen.get().map_or(0, |rooms| rooms.count("r"));
+            Message::text(format!("{members} {}", room_members::body(delivery)))
+        })
+        .in_memory();
+    let _ = shared.set(rooms.clone());
+    let (writer, _client) = member();
+    rooms.join("r", writer).unwrap();
+    let (done_tx, done) = mpsc::channel();
+    // Left behind if it deadlocks; the test ends either way.
+    thread::spawn(move || {
+        let _ = rooms.broadcast("r", &Message::text("hello"), None);
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "broadcast did not return: format's call to count waits for the room lock broadcast holds"
+    );
+}
