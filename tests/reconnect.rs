@@ -187,3 +187,31 @@ fn without_an_outbox_a_send_while_down_is_an_error() {
     ));
     assert!(result.is_err(), "{result:?}");
 }
+
+/// `ReconnectingWriter::send(Message::Close(None))` on a connection that is up sends a close
+/// frame without a code (an empty payload); the same during a reconnect is in
+/// tests/review_w4.rs (`review4_a_close_without_code_during_a_reconnect_has_no_code`).
+#[test]
+fn a_close_without_code_on_a_live_connection_has_no_code() {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut tcp = common::raw_accept(&listener);
+        // One masked close frame: 2 header bytes, the 4-byte mask, then the payload.
+        let mut head = [0u8; 2];
+        tcp.read_exact(&mut head).unwrap();
+        let mut mask = [0u8; 4];
+        tcp.read_exact(&mut mask).unwrap();
+        (head[0], head[1] & 0x7f)
+    });
+    let ws = Reconnecting::builder(ClientBuilder::new(url))
+        .backoff(fast_backoff())
+        .connect()
+        .unwrap();
+    ws.writer().send(Message::Close(None)).unwrap();
+    let (opcode, length) = server.join().unwrap();
+    assert_eq!(opcode, 0x88, "a final close frame");
+    assert_eq!(length, 0, "Close(None) went out with a payload");
+    drop(ws);
+}

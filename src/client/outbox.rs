@@ -31,8 +31,9 @@ pub(super) struct Link {
     pub(super) outbox: VecDeque<Message>,
     pub(super) closing: bool,
     /// The close a sender asked for while no connection was up (a reconnect under way): sent
-    /// on the connection that attempt brings up, so the close is never lost.
-    pub(super) pending_close: Option<CloseFrame>,
+    /// on the connection that attempt brings up, so the close is never lost. `Some(None)` is a
+    /// close asked for without a code (`Message::Close(None)`), `None` no close asked for.
+    pub(super) pending_close: Option<Option<CloseFrame>>,
 }
 
 impl Shared {
@@ -47,7 +48,7 @@ impl Shared {
             let mut link = self.lock();
             link.closing = true;
             if link.writer.is_none() {
-                link.pending_close = frame;
+                link.pending_close = Some(frame);
             }
             link.writer.clone()
         };

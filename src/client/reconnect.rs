@@ -404,11 +404,13 @@ impl Reconnecting {
             // Closed for good while this attempt was under way: the close goes out on this
             // connection as a courtesy, and the connection ends at once (nothing waits for a
             // reply that an attempt the caller gave up on may never bring).
-            let frame = link.pending_close.take();
+            // As asked (`Close(None)` stays without a code); 1000 when no close was asked for.
+            let frame = link
+                .pending_close
+                .take()
+                .unwrap_or_else(|| Some(CloseFrame::new(CloseCode::Normal, "")));
             drop(link);
-            let (code, reason) =
-                frame.map_or((CloseCode::Normal, String::new()), |f| (f.code, f.reason));
-            let _ = writer.start_close(code, &reason);
+            let _ = writer.send(Message::Close(frame));
             writer.abort();
             if let Some(timer) = self.timer.as_ref() {
                 timer.remove(&writer);
