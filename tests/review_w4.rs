@@ -304,7 +304,6 @@ fn review4_a_format_that_asks_the_room_count_does_not_deadlock() {
 /// exist, and a retry never succeeds. It needs its own answer (or to be let through when the
 /// backlog is empty).
 #[test]
-#[ignore = "review4 finding 7: an oversized message is reported as a full backlog of an unreachable broker"]
 fn review4_an_oversized_message_is_not_reported_as_a_full_backlog() {
     let redis = RedisServer::start();
     let rooms = Rooms::builder()
@@ -354,7 +353,6 @@ fn read_client_frame(tcp: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
 /// a code". Sent while a reconnect attempt is under way (no connection up), the `None` is stored
 /// as "no pending close", and the connection the attempt brings up is closed with 1000 Normal.
 #[test]
-#[ignore = "review4 finding 8: Close(None) sent during a reconnect goes out as 1000 Normal"]
 fn review4_a_close_without_code_during_a_reconnect_has_no_code() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());

@@ -466,3 +466,44 @@ fn an_entry_without_a_kind_reads_as_text() {
     ]);
     assert!(texts(&mut client, 1)[0].ends_with("|X|legacy"));
 }
+
+/// A message over the backlog's byte bound could never be held: it is refused as `TooLarge`
+/// (not as a full backlog) with the broker up and nothing held, and one at the bound goes
+/// through. In memory nothing is held, so the same message is delivered.
+#[test]
+fn a_message_over_the_backlog_byte_bound_is_too_large_and_one_at_it_goes_through() {
+    let redis = RedisServer::start();
+    let rooms = Rooms::builder()
+        .node("A")
+        .backlog(100, 1024)
+        .redis(&redis.url())
+        .unwrap();
+    let (writer, mut client) = member();
+    rooms.join("r", writer).unwrap();
+    let over = Message::text("x".repeat(1025));
+    let result = rooms.broadcast("r", &over, None);
+    assert_eq!(
+        result,
+        Err(RoomsError::TooLarge {
+            size: 1025,
+            limit: 1024
+        })
+    );
+    assert!(result.unwrap_err().to_string().contains("larger than"));
+    assert_eq!(rooms.backlog(), 0, "nothing was held");
+    let at = "y".repeat(1024);
+    rooms.broadcast("r", &Message::text(at.clone()), None).unwrap();
+    assert_eq!(
+        room_members::first_text(&mut client).as_deref(),
+        Some(at.as_str())
+    );
+
+    let memory = Rooms::builder().backlog(100, 1024).in_memory();
+    let (writer, mut client) = member();
+    memory.join("r", writer).unwrap();
+    memory.broadcast("r", &over, None).unwrap();
+    assert_eq!(
+        room_members::first_text(&mut client).map(|t| t.len()),
+        Some(1025)
+    );
+}

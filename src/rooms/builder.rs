@@ -114,8 +114,11 @@ impl RoomsBuilder {
     }
 
     /// Bound of the broadcasts held while the broker is unreachable (bytes: of payload); beyond
-    /// either bound [`Rooms::broadcast`] returns [`RoomsError::Backlog`]. Defaults to
-    /// [`DEFAULT_BACKLOG_MESSAGES`] and [`DEFAULT_BACKLOG_BYTES`]. In memory nothing is held.
+    /// either bound [`Rooms::broadcast`] returns [`RoomsError::Backlog`]. The byte bound is
+    /// also the largest message a broadcast takes: a larger one could never be held, and is
+    /// refused at once as [`RoomsError::TooLarge`], broker up or not. Defaults to
+    /// [`DEFAULT_BACKLOG_MESSAGES`] and [`DEFAULT_BACKLOG_BYTES`]. In memory nothing is held
+    /// and no size is refused.
     pub fn backlog(mut self, messages: usize, bytes: usize) -> Self {
         self.backlog_messages = messages.max(1);
         self.backlog_bytes = bytes.max(1);

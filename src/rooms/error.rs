@@ -31,6 +31,16 @@ pub enum RoomsError {
         /// Bytes of payload held.
         bytes: usize,
     },
+    /// The message is larger than the backlog's byte bound
+    /// ([`RoomsBuilder::backlog`](super::RoomsBuilder::backlog)), so it could never be held:
+    /// refused whatever the broker's state, and a retry fails the same way. Raise the bound or
+    /// send it in parts.
+    TooLarge {
+        /// Bytes of payload of the message.
+        size: usize,
+        /// The backlog's byte bound.
+        limit: usize,
+    },
     /// The broker failed the call (unreachable, or it answered an error).
     Broker(String),
     /// The rooms were stopped.
@@ -46,6 +56,10 @@ impl fmt::Display for RoomsError {
             RoomsError::Backlog { messages, bytes } => write!(
                 f,
                 "broker unreachable and its backlog is full ({messages} messages, {bytes} bytes)"
+            ),
+            RoomsError::TooLarge { size, limit } => write!(
+                f,
+                "message of {size} bytes is larger than the backlog bound of {limit} bytes"
             ),
             RoomsError::Broker(error) => write!(f, "broker error: {error}"),
             RoomsError::Stopped => f.write_str("the rooms were stopped"),

@@ -176,7 +176,10 @@ impl Rooms {
     /// is queued for the broker and the answer says [`relayed`](Broadcast::relayed): every
     /// node's members, this node's included, get it when it comes back in the room's one
     /// order; while Redis is unreachable up to the backlog bound is held, beyond it this
-    /// returns [`RoomsError::Backlog`]. Pings, pongs and closes are refused
+    /// returns [`RoomsError::Backlog`] (a retry may succeed once the broker is back). A message
+    /// larger than the backlog's byte bound on its own could never be held: it returns
+    /// [`RoomsError::TooLarge`] whatever the broker's state (in memory there is no such bound).
+    /// Pings, pongs and closes are refused
     /// ([`RoomsError::NotData`]). `except` applies to live delivery; a later join replaying
     /// from an offset (a new connection) gets every retained message.
     pub fn broadcast(

@@ -74,7 +74,8 @@ impl Queue {
         self.lock().items.len()
     }
 
-    /// Queues a publish, or refuses it when the backlog bound is reached. Never waits.
+    /// Queues a publish, or refuses it when the backlog bound is reached (or the message alone
+    /// is over the byte bound: [`RoomsError::TooLarge`], it could never be held). Never waits.
     pub fn push(
         &self,
         shared: &Shared,
@@ -84,6 +85,12 @@ impl Queue {
     ) -> Result<(), RoomsError> {
         let size = message.as_bytes().len();
         let (max_messages, max_bytes) = shared.backlog;
+        if size > max_bytes {
+            return Err(RoomsError::TooLarge {
+                size,
+                limit: max_bytes,
+            });
+        }
         let mut state = self.lock();
         if state.items.len() >= max_messages || state.bytes + size > max_bytes {
             return Err(RoomsError::Backlog {
