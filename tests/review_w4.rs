@@ -273,7 +273,6 @@ fn review4_a_message_after_data_loss_is_delivered_once() {
 /// room (`count`, to put the number of members in each frame) deadlocks the broadcast, and with
 /// Redis every room of the node. Neither the docs nor the API say so.
 #[test]
-#[ignore = "review4 finding 6: format runs under the room lock; a format calling Rooms::count deadlocks"]
 fn review4_a_format_that_asks_the_room_count_does_not_deadlock() {
     let shared: std::sync::Arc<std::sync::OnceLock<Rooms>> = Default::default();
     let seen = shared.clone();

@@ -492,7 +492,9 @@ fn a_message_over_the_backlog_byte_bound_is_too_large_and_one_at_it_goes_through
     assert!(result.unwrap_err().to_string().contains("larger than"));
     assert_eq!(rooms.backlog(), 0, "nothing was held");
     let at = "y".repeat(1024);
-    rooms.broadcast("r", &Message::text(at.clone()), None).unwrap();
+    rooms
+        .broadcast("r", &Message::text(at.clone()), None)
+        .unwrap();
     assert_eq!(
         room_members::first_text(&mut client).as_deref(),
         Some(at.as_str())
@@ -506,4 +508,34 @@ fn a_message_over_the_backlog_byte_bound_is_too_large_and_one_at_it_goes_through
         room_members::first_text(&mut client).map(|t| t.len()),
         Some(1025)
     );
+}
+
+/// With Redis, `format` runs on the node's reader thread under the room's lock: a format that
+/// reads `count` and `names` (which never wait for a room's lock) does not stall delivery, and
+/// a join arriving meanwhile (which looks the room up) gets through too.
+#[test]
+fn a_format_may_read_count_and_names_through_redis() {
+    let redis = RedisServer::start();
+    let handle: Arc<std::sync::OnceLock<Rooms>> = Arc::default();
+    let seen = handle.clone();
+    let rooms = Rooms::builder()
+        .node("A")
+        .format(move |delivery| {
+            let (count, names) = seen
+                .get()
+                .map_or((0, 0), |rooms| (rooms.count("r"), rooms.names().len()));
+            Message::text(format!("{count} {names} {}", body(delivery)))
+        })
+        .redis(&redis.url())
+        .unwrap();
+    let _ = handle.set(rooms.clone());
+    let (writer, mut client) = member();
+    rooms.join("r", writer).unwrap();
+    rooms.broadcast("r", &Message::text("one"), None).unwrap();
+    assert_eq!(texts(&mut client, 1), ["1 1 one"]);
+    let (second, mut second_client) = member();
+    rooms.join("r", second).unwrap();
+    rooms.broadcast("r", &Message::text("two"), None).unwrap();
+    assert_eq!(texts(&mut client, 1), ["2 1 two"]);
+    assert_eq!(texts(&mut second_client, 1), ["2 1 two"]);
 }

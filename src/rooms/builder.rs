@@ -127,6 +127,11 @@ impl RoomsBuilder {
 
     /// Called when the broker becomes unreachable, when it is back, and when it refuses a
     /// message (a line goes to stderr either way). Defaults to nothing more.
+    ///
+    /// It runs on the thread that publishes to the broker, which holds every broadcast of this
+    /// node while it runs: return quickly. It must not block or wait for the broker (no
+    /// [`Rooms::join`] or [`Rooms::presence`] with Redis: each is a broker call); sending the
+    /// status to a channel, logging, or reading [`Rooms::count`] / [`Rooms::backlog`] is fine.
     pub fn on_outage(mut self, hook: impl Fn(&BrokerStatus) + Send + Sync + 'static) -> Self {
         self.on_outage = Arc::new(hook);
         self
@@ -134,6 +139,18 @@ impl RoomsBuilder {
 
     /// How a delivery becomes the frame each member receives (called once per message and
     /// node, not per member). Defaults to the message as broadcast.
+    ///
+    /// It runs while the room's lock is held, which keeps one order for every member: in
+    /// memory within [`Rooms::broadcast`] (and a join's replay), with Redis on the one reader
+    /// thread every room of this node shares. So it may read [`Rooms::count`],
+    /// [`Rooms::names`], [`Rooms::node`] and, in memory, [`Rooms::presence`] (none of them
+    /// waits for a room's lock), but it must not:
+    ///
+    /// - join, leave or broadcast from inside the hook (in memory a broadcast to the room it is
+    ///   formatting for, or a join or leave of it, waits for the lock it holds: forever);
+    /// - block or wait for the broker (no I/O that can stall, no [`Rooms::presence`] or
+    ///   [`Rooms::join`] with Redis): with Redis every room's deliveries on this node wait for
+    ///   it.
     pub fn format(mut self, format: impl Fn(&Delivery) -> Message + Send + Sync + 'static) -> Self {
         self.format = Arc::new(format);
         self

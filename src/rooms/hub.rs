@@ -4,7 +4,7 @@
 #[cfg(feature = "redis")]
 use super::redis as broker;
 
-use super::local::{self, LocalRoom, SharedRoom};
+use super::local::{self, LocalRoom, RoomHandle, SharedRoom};
 use super::offset::Offset;
 use crate::proto::message::Message;
 use crate::rooms::room::Broadcast;
@@ -68,7 +68,7 @@ impl Shared {
 
     /// A new local room with this instance's member bound.
     pub(super) fn local_room(&self, epoch: String, last: super::offset::EntryId) -> SharedRoom {
-        Arc::new(Mutex::new(LocalRoom::new(
+        Arc::new(RoomHandle::new(LocalRoom::new(
             epoch,
             last,
             self.max_backpressure,

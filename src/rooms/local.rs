@@ -22,14 +22,49 @@ pub(crate) struct Entry {
     pub from: Option<(u32, u64)>,
 }
 
+/// A room's local members and the identity each gave at its join, behind a lock of their own
+/// that is held for no other lock and no call out: [`Rooms::count`](super::Rooms::count),
+/// `names` and `presence` read them without the room's lock, which is held while a hook
+/// (`format`) runs, so a hook may ask them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Members(Arc<Mutex<Vec<(WeakWriter, String)>>>);
+
+impl Members {
+    fn lock(&self) -> MutexGuard<'_, Vec<(WeakWriter, String)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, writer: &Writer, identity: &str) {
+        let mut members = self.lock();
+        if !members.iter().any(|(m, _)| m.same_connection(writer)) {
+            members.push((writer.downgrade(), identity.to_owned()));
+        }
+    }
+
+    fn remove(&self, writer: &Writer) {
+        self.lock().retain(|(m, _)| !m.same_connection(writer));
+    }
+
+    /// Identities of the members still connected; forgets the others.
+    pub fn identities(&self) -> Vec<String> {
+        let mut members = self.lock();
+        members.retain(|(m, _)| {
+            m.upgrade()
+                .is_some_and(|writer| writer.end_cause().is_none())
+        });
+        members.iter().map(|(_, id)| id.clone()).collect()
+    }
+}
+
 /// A room as seen by this process. Guarded by its own mutex: the reader holds it while it hands
 /// one entry to the local members, a join holds it while it queues the end of its replay
 /// (never blocking, no broker call) and joins, so a member sees each entry once and in order.
 #[derive(Debug)]
 pub(crate) struct LocalRoom {
     pub room: Room,
-    /// Local members and the identity each gave at its handshake.
-    pub members: Vec<(WeakWriter, String)>,
+    /// Local members and the identity each gave at its handshake (shared with the room's
+    /// [`RoomHandle`], which reads them without this room's lock).
+    members: Members,
     /// The room's epoch as this process knows it.
     pub epoch: String,
     /// The last entry handed to local members.
@@ -46,19 +81,41 @@ pub(crate) struct LocalRoom {
     pub max_trimmed: EntryId,
     /// In-memory rooms: since when the room has had no member (checked lazily).
     pub emptied_at: Option<Instant>,
-    /// In-memory rooms: taken out of the map (with its history); a publish or join that got
-    /// this handle before goes back to the map.
+    /// Taken out of the map (in memory, with its history); a publish or join that got this
+    /// handle before goes back to the map.
     pub removed: bool,
 }
 
-pub(crate) type SharedRoom = Arc<Mutex<LocalRoom>>;
+/// A room as the map of rooms holds it: its state behind the room lock, and its members
+/// readable without it.
+#[derive(Debug)]
+pub(crate) struct RoomHandle {
+    state: Mutex<LocalRoom>,
+    members: Members,
+}
+
+impl RoomHandle {
+    pub fn new(room: LocalRoom) -> RoomHandle {
+        RoomHandle {
+            members: room.members.clone(),
+            state: Mutex::new(room),
+        }
+    }
+
+    /// Identities of the members still connected, without the room lock.
+    pub fn identities(&self) -> Vec<String> {
+        self.members.identities()
+    }
+}
+
+pub(crate) type SharedRoom = Arc<RoomHandle>;
 
 impl LocalRoom {
     /// A room with no member yet, whose members may each have `max_backpressure` bytes queued.
     pub fn new(epoch: String, last: EntryId, max_backpressure: usize) -> LocalRoom {
         LocalRoom {
             room: Room::with_max_backpressure(max_backpressure),
-            members: Vec::new(),
+            members: Members::default(),
             epoch,
             last,
             ahead: Vec::new(),
@@ -72,9 +129,7 @@ impl LocalRoom {
 
     pub fn add(&mut self, writer: Writer, identity: &str) {
         self.prune();
-        if !self.members.iter().any(|(m, _)| m.same_connection(&writer)) {
-            self.members.push((writer.downgrade(), identity.to_owned()));
-        }
+        self.members.add(&writer, identity);
         self.room.join(writer);
     }
 
@@ -85,9 +140,7 @@ impl LocalRoom {
             return self.add(writer, identity);
         }
         self.prune();
-        if !self.members.iter().any(|(m, _)| m.same_connection(&writer)) {
-            self.members.push((writer.downgrade(), identity.to_owned()));
-        }
+        self.members.add(&writer, identity);
         self.ahead.push((writer.downgrade(), position));
     }
 
@@ -109,7 +162,7 @@ impl LocalRoom {
     }
 
     pub fn remove(&mut self, writer: &Writer) -> bool {
-        self.members.retain(|(m, _)| !m.same_connection(writer));
+        self.members.remove(writer);
         let before = self.ahead.len();
         self.ahead.retain(|(m, _)| !m.same_connection(writer));
         self.room.leave(writer) || self.ahead.len() != before
@@ -117,25 +170,31 @@ impl LocalRoom {
 
     /// Forgets members whose connections have ended.
     pub fn prune(&mut self) {
-        self.members.retain(|(m, _)| {
-            m.upgrade()
-                .is_some_and(|writer| writer.end_cause().is_none())
-        });
+        self.members.identities();
     }
 
     /// Identities of the members still connected.
     pub fn identities(&mut self) -> Vec<String> {
-        self.prune();
-        self.members.iter().map(|(_, id)| id.clone()).collect()
+        self.members.identities()
     }
 
     /// Whether nothing keeps this room registered.
     pub fn idle(&mut self) -> bool {
-        self.prune();
-        self.members.is_empty() && self.joining == 0
+        self.joining == 0 && self.members.identities().is_empty()
     }
 }
 
 pub(crate) fn lock(room: &SharedRoom) -> MutexGuard<'_, LocalRoom> {
-    room.lock().unwrap_or_else(|e| e.into_inner())
+    room.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The room's lock if it is free: `None` while another thread holds it (the room is in use).
+/// For a thread holding the map of rooms, which must never wait for a room lock (a hook running
+/// under a room lock may look a room up in the map).
+pub(crate) fn try_lock(room: &SharedRoom) -> Option<MutexGuard<'_, LocalRoom>> {
+    match room.state.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }

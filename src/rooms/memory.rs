@@ -15,17 +15,27 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The room `name`, created if needed (with a fresh epoch), with one more join in progress
 /// when `joining`, so it is not removed while the join replays.
+///
+/// The map of rooms is never held while waiting for a room lock (here or in [`sweep`]): a
+/// `format` hook runs under a room lock and may look a room up in the map (`Rooms::count`).
 fn room(shared: &Shared, name: &str, joining: bool) -> SharedRoom {
     sweep_if_due(shared);
-    let mut rooms = shared.rooms();
-    let handle = rooms
-        .entry(name.to_owned())
-        .or_insert_with(|| shared.local_room(new_epoch(), EntryId::default()))
-        .clone();
-    if joining {
-        local::lock(&handle).joining += 1;
+    loop {
+        let handle = shared
+            .rooms()
+            .entry(name.to_owned())
+            .or_insert_with(|| shared.local_room(new_epoch(), EntryId::default()))
+            .clone();
+        if joining {
+            let mut room = local::lock(&handle);
+            if room.removed {
+                // Swept between the lookup and the lock: join the room now in the map.
+                continue;
+            }
+            room.joining += 1;
+        }
+        return handle;
     }
-    handle
 }
 
 /// Looks for emptied rooms when the last look is [`SWEEP_INTERVAL`] old, or when the map has
@@ -44,12 +54,15 @@ pub(super) fn sweep_if_due(shared: &Shared) {
 
 /// Removes the rooms emptied more than `idle_for` ago, then the oldest emptied ones beyond
 /// `idle_max`. A removed room's history goes with it: a join with an offset of it later finds
-/// another epoch and is told of the gap.
+/// another epoch and is told of the gap. A room whose lock is held is in use and kept: holding
+/// the map, this never waits for a room lock.
 pub(super) fn sweep(shared: &Shared, now: Instant) {
     let mut rooms = shared.rooms();
     let mut emptied: Vec<(Instant, String)> = Vec::new();
     rooms.retain(|name, handle| {
-        let mut room = local::lock(handle);
+        let Some(mut room) = local::try_lock(handle) else {
+            return true;
+        };
         if !room.idle() || !room.ahead.is_empty() {
             room.emptied_at = None;
             return true;
@@ -65,8 +78,17 @@ pub(super) fn sweep(shared: &Shared, now: Instant) {
     if emptied.len() > shared.idle_max {
         emptied.sort();
         for (_, name) in &emptied[..emptied.len() - shared.idle_max] {
-            if let Some(handle) = rooms.remove(name) {
-                local::lock(&handle).removed = true;
+            // A join may have taken a room since it was looked at: only one still unused goes.
+            let Some(handle) = rooms.get(name).cloned() else {
+                continue;
+            };
+            let Some(mut room) = local::try_lock(&handle) else {
+                continue;
+            };
+            if room.idle() && room.ahead.is_empty() {
+                room.removed = true;
+                drop(room);
+                rooms.remove(name);
             }
         }
     }
@@ -459,5 +481,50 @@ mod tests {
         publish(&rooms, "nobody here");
         sweep(&rooms.shared, Instant::now());
         assert!(rooms.shared.room("r").is_none());
+    }
+
+    /// `format` runs under the room's lock and may ask the rooms what they know (count, names,
+    /// presence), and a sweep meanwhile (here: from inside the hook, the worst case) never
+    /// waits for that lock while it holds the map: the room in use is kept, not removed.
+    #[test]
+    fn a_format_may_read_the_rooms_and_a_sweep_skips_the_room_it_runs_for() {
+        let handle: Arc<std::sync::OnceLock<Rooms>> = Arc::default();
+        let seen = handle.clone();
+        let rooms = Rooms::builder()
+            .idle_rooms(1_000, Duration::ZERO)
+            .format(move |d| {
+                let Some(rooms) = seen.get() else {
+                    return d.message.clone();
+                };
+                sweep(&rooms.shared, Instant::now() + Duration::from_secs(3600));
+                let presence = rooms.presence("r").unwrap().count();
+                Message::text(format!(
+                    "{} {} {presence} {}",
+                    rooms.count("r"),
+                    rooms.names().len(),
+                    rooms.node()
+                ))
+            })
+            .in_memory();
+        let _ = handle.set(rooms.clone());
+        let (done_tx, done) = mpsc::channel();
+        let publisher = rooms.clone();
+        std::thread::spawn(move || {
+            // Nobody in "r": idle, so only its held lock keeps the sweep off it.
+            publish(&publisher, "to nobody");
+            let kept = publisher
+                .shared
+                .room("r")
+                .is_some_and(|room| !local::lock(&room).removed);
+            let (writer, client) = pair(false);
+            publisher.join("r", writer).unwrap();
+            publish(&publisher, "to one");
+            let _ = done_tx.send((kept, client));
+        });
+        let (kept, mut client) = done
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a format reading the rooms deadlocked");
+        assert!(kept, "the sweep removed the room its publish was in");
+        assert_eq!(client.read().unwrap(), Message::text("1 1 1 local"));
     }
 }

@@ -205,7 +205,9 @@ impl Rooms {
         }
     }
 
-    /// Who is in room `name` on every node. With Redis, a node that died without leaving drops
+    /// Who is in room `name` on every node. In memory it never waits for a delivery, so a
+    /// [`format`](RoomsBuilder::format) hook may call it; with Redis it asks the broker, which
+    /// a hook must not wait for. With Redis, a node that died without leaving drops
     /// out when its heartbeat key expires: [`PRESENCE_TTL`] after its last refresh, plus Redis's
     /// expiry lag (within 5 s in `scripts/rooms/cluster.sh`).
     pub fn presence(&self, name: &str) -> Result<Presence, RoomsError> {
@@ -221,7 +223,7 @@ impl Rooms {
     /// `(node, identity)` of this node's live members of room `name`, sorted.
     fn local_members(&self, name: &str) -> Vec<(String, String)> {
         let mut members: Vec<(String, String)> = match self.shared.room(name) {
-            Some(room) => local::lock(&room)
+            Some(room) => room
                 .identities()
                 .into_iter()
                 .map(|id| (self.shared.node.clone(), id))
@@ -232,14 +234,16 @@ impl Rooms {
         members
     }
 
-    /// This node's members of room `name` whose connections are open.
+    /// This node's members of room `name` whose connections are open. Never waits for a
+    /// delivery, so a [`format`](RoomsBuilder::format) hook may call it.
     pub fn count(&self, name: &str) -> usize {
         self.shared
             .room(name)
-            .map_or(0, |room| local::lock(&room).identities().len())
+            .map_or(0, |room| room.identities().len())
     }
 
-    /// Names of the rooms with members on this node whose connections are open.
+    /// Names of the rooms with members on this node whose connections are open. Never waits
+    /// for a delivery, so a [`format`](RoomsBuilder::format) hook may call it.
     pub fn names(&self) -> Vec<String> {
         let rooms: Vec<(String, local::SharedRoom)> = self
             .shared
@@ -249,7 +253,7 @@ impl Rooms {
             .collect();
         rooms
             .into_iter()
-            .filter(|(_, room)| !local::lock(room).identities().is_empty())
+            .filter(|(_, room)| !room.identities().is_empty())
             .map(|(name, _)| name)
             .collect()
     }

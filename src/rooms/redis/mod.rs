@@ -156,17 +156,29 @@ impl Broker {
     /// The local room `name`, registered with its epoch and the stream's last id (live delivery
     /// starts after it), with one more join in progress.
     fn register(&self, shared: &Shared, name: &str) -> Result<SharedRoom, RoomsError> {
-        if let Some(room) = shared.rooms().get(name) {
-            local::lock(room).joining += 1;
-            return Ok(room.clone());
+        // The map is never held while waiting for a room lock (a `format` hook may look the
+        // map up under one); a room the reader dropped meanwhile is registered again.
+        loop {
+            let room = match shared.room(name) {
+                Some(room) => room,
+                None => {
+                    let (epoch, last) =
+                        self.control(|c| Ok((ensure_epoch(c, name)?, last_id(c, name)?)))?;
+                    shared
+                        .rooms()
+                        .entry(name.to_owned())
+                        .or_insert_with(|| shared.local_room(epoch, last))
+                        .clone()
+                }
+            };
+            let mut state = local::lock(&room);
+            if state.removed {
+                continue;
+            }
+            state.joining += 1;
+            drop(state);
+            return Ok(room);
         }
-        let (epoch, last) = self.control(|c| Ok((ensure_epoch(c, name)?, last_id(c, name)?)))?;
-        let mut rooms = shared.rooms();
-        let room = rooms
-            .entry(name.to_owned())
-            .or_insert_with(|| shared.local_room(epoch, last));
-        local::lock(room).joining += 1;
-        Ok(room.clone())
     }
 
     pub fn join(

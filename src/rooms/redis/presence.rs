@@ -6,7 +6,6 @@ use super::connect;
 use super::keys;
 use super::publisher::fail;
 use crate::rooms::hub::{PRESENCE_TTL, Shared};
-use crate::rooms::local;
 use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
@@ -29,7 +28,7 @@ pub(super) fn run(shared: Weak<Shared>) {
         let rooms: Vec<(String, Vec<String>)> = hub
             .rooms()
             .iter()
-            .map(|(name, room)| (name.clone(), local::lock(room).identities()))
+            .map(|(name, room)| (name.clone(), room.identities()))
             .collect();
         let mut pipeline = redis::pipe();
         let mut now = HashSet::new();

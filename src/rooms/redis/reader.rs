@@ -95,7 +95,15 @@ pub(super) fn run(shared: Weak<Shared>) {
 /// The rooms to read, forgetting those nobody here is in any more.
 fn active_rooms(hub: &Shared) -> Vec<(String, SharedRoom)> {
     let mut rooms = hub.rooms();
-    rooms.retain(|_, room| !local::lock(room).idle());
+    // Holding the map, never wait for a room lock (a `format` hook may look the map up under
+    // one): a room whose lock is held is in use and kept.
+    rooms.retain(|_, room| {
+        let Some(mut room) = local::try_lock(room) else {
+            return true;
+        };
+        room.removed = room.idle();
+        !room.removed
+    });
     rooms.iter().map(|(n, r)| (n.clone(), r.clone())).collect()
 }
 
