@@ -174,6 +174,7 @@ impl LocalRoom {
     }
 
     /// Identities of the members still connected.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub fn identities(&mut self) -> Vec<String> {
         self.members.identities()
     }
