@@ -228,3 +228,64 @@ impl Pool {
         self.returned.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_CONTROL_LINKS, Pool, Target};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// Against a server that accepts and never answers: at most [`MAX_CONTROL_LINKS`]
+    /// connections are opened, the other callers wait and fail, and nobody waits for the sum
+    /// of the others' timeouts.
+    #[test]
+    fn a_stalled_broker_costs_each_caller_its_own_bound_with_bounded_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let target =
+            Target::single(&format!("redis://{}/", listener.local_addr().unwrap())).unwrap();
+        let accepted = &AtomicUsize::new(0);
+        let listener = &listener;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let pool = Pool::default();
+        let timeout = Duration::from_millis(1000);
+        let callers = 2 * MAX_CONTROL_LINKS;
+        let (outcomes, accepted_early) = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut held = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < deadline && stopped.try_recv().is_err() {
+                    match listener.accept() {
+                        Ok((socket, _)) => {
+                            held.push(socket);
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            });
+            let handles: Vec<_> = (0..callers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let started = Instant::now();
+                        let result =
+                            pool.call(&target, timeout, |c| redis::cmd("PING").query::<String>(c));
+                        (started.elapsed(), result.is_err())
+                    })
+                })
+                .collect();
+            // Well before any call's bound: every slot is connected, nobody else is.
+            std::thread::sleep(timeout / 2);
+            let accepted_early = accepted.load(Ordering::SeqCst);
+            let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let _ = stop.send(());
+            (outcomes, accepted_early)
+        });
+        assert_eq!(accepted_early, MAX_CONTROL_LINKS);
+        assert!(outcomes.iter().all(|(_, failed)| *failed));
+        let slowest = outcomes.iter().map(|(took, _)| *took).max().unwrap();
+        assert!(slowest < timeout * 5, "slowest call took {slowest:?}");
+    }
+}
