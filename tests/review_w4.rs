@@ -82,7 +82,6 @@ fn review4_a_transient_write_refusal_holds_the_message() {
 /// the reader at that position, and the reader never gets there: the member gets nothing more.
 /// (In memory the same join gets every later message.)
 #[test]
-#[ignore = "review4 finding 2: a join with an offset past the stream's end never gets live messages"]
 fn review4_a_join_past_the_stream_end_still_gets_live_messages() {
     let redis = RedisServer::start();
     let (statuses_tx, _statuses) = mpsc::channel();
@@ -122,7 +121,6 @@ fn review4_a_join_past_the_stream_end_still_gets_live_messages() {
 /// expiry, so a client looping over random names grows Redis without bound (in memory,
 /// `idle_rooms` bounds the same thing).
 #[test]
-#[ignore = "review4 finding 3: every room name ever joined leaves a Redis key without expiry"]
 fn review4_a_room_joined_and_left_leaves_no_key_forever() {
     let redis = RedisServer::start();
     {
@@ -153,7 +151,6 @@ fn review4_a_room_joined_and_left_leaves_no_key_forever() {
 /// stops answering, concurrent joins/presence calls queue behind each other, the n-th waiting
 /// n times the bound. Each call should be bounded by its own timeout.
 #[test]
-#[ignore = "review4 finding 4: the control mutex is held across Redis calls; calls queue n x 2 s"]
 fn review4_presence_calls_do_not_queue_behind_a_stalled_broker() {
     // A "broker" that accepts and never answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -403,7 +400,6 @@ fn review4_a_close_without_code_during_a_reconnect_has_no_code() {
 /// or the other's, never both. Nothing detects the clash (publish markers are keyed by
 /// `node:boot`, presence could be too).
 #[test]
-#[ignore = "review4 finding 9: presence is keyed by node name only; two processes with one name hide each other"]
 fn review4_presence_counts_members_of_two_processes_with_one_node_name() {
     let redis = RedisServer::start();
     let one = Rooms::builder().redis(&redis.url()).unwrap();

@@ -16,14 +16,16 @@ pub(super) fn epoch(room: &str) -> String {
     format!("syncws:{{{}}}:epoch", tag(room))
 }
 
-/// The room's presence hash: node name → that node's member identities, one per line.
+/// The room's presence hash: process (`node:boot`) → that process's member identities, one per
+/// line. It expires with the last heartbeat of any process.
 pub(super) fn presence(room: &str) -> String {
     format!("syncws:{{{}}}:presence", tag(room))
 }
 
-/// A node's heartbeat for the room: present while the node is alive (short TTL).
-pub(super) fn alive(room: &str, node: &str) -> String {
-    format!("syncws:{{{}}}:alive:{node}", tag(room))
+/// A process's heartbeat for the room (`process` is `node:boot`): present while the process is
+/// alive (short TTL).
+pub(super) fn alive(room: &str, process: &str) -> String {
+    format!("syncws:{{{}}}:alive:{process}", tag(room))
 }
 
 /// The highest sequence number publishing process `process` (`node:boot`) appended to the room,

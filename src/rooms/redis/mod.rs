@@ -9,14 +9,14 @@ mod reader;
 
 use super::hub::{BrokerStatus, Joined, Presence, RoomsError, Shared, formatted, queue_to};
 use super::local::{self, Entry, SharedRoom};
-use super::offset::{EntryId, Offset, new_epoch};
+use super::offset::{EntryId, Offset};
 use crate::proto::message::Message;
 use crate::split::Writer;
-use link::{Link, Target};
+use link::{Link, Pool, Target};
 use publisher::Queue;
 use redis::{RedisResult, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 /// Bound of each call to Redis (connect, read, write): a broker that stops answering fails the
@@ -57,7 +57,7 @@ impl Health {
 
 pub(in crate::rooms) struct Broker {
     pub target: Target,
-    control: Mutex<Option<Link>>,
+    control: Pool,
     pub queue: Arc<Queue>,
     pub health: Arc<Health>,
     /// Wakes the heartbeat thread early, so a join shows in other nodes' presence at once.
@@ -79,7 +79,7 @@ impl Broker {
     fn new(target: Target) -> Broker {
         Broker {
             target,
-            control: Mutex::new(None),
+            control: Pool::default(),
             queue: Arc::new(Queue::default()),
             health: Arc::new(Health::default()),
             presence_changed: (Mutex::new(false), Condvar::new()),
@@ -95,31 +95,10 @@ impl Broker {
         spawn("syncws-rooms-presence", weak, presence::run);
     }
 
-    /// Runs `call` on the control connection, connecting first if needed; a failed call drops
-    /// the connection so the next one starts afresh.
-    /// A call that fails on a connection left over from before an outage is tried once more
-    /// on a fresh one.
-    fn control<T>(
-        &self,
-        mut call: impl FnMut(&mut Link) -> RedisResult<T>,
-    ) -> Result<T, RoomsError> {
-        let mut slot: MutexGuard<'_, Option<Link>> =
-            self.control.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = slot.is_none();
-        let mut attempt = |slot: &mut Option<Link>| -> RedisResult<T> {
-            let connection = match slot {
-                Some(connection) => connection,
-                None => slot.insert(connect(&self.target)?),
-            };
-            call(connection).inspect_err(|_| *slot = None)
-        };
-        match attempt(&mut slot) {
-            Err(error) if !fresh && (error.is_io_error() || error.is_connection_dropped()) => {
-                attempt(&mut slot)
-            }
-            result => result,
-        }
-        .map_err(|e| RoomsError::Broker(e.to_string()))
+    /// Runs `call` on a control connection of the pool (each call bounded by
+    /// [`CALL_TIMEOUT`], no lock held meanwhile, at most [`link::MAX_CONTROL_LINKS`] at once).
+    fn control<T>(&self, call: impl FnMut(&mut Link) -> RedisResult<T>) -> Result<T, RoomsError> {
+        self.control.call(&self.target, CALL_TIMEOUT, call)
     }
 
     /// Asks the heartbeat thread to write this node's presence now.
@@ -162,8 +141,13 @@ impl Broker {
             let room = match shared.room(name) {
                 Some(room) => room,
                 None => {
-                    let (epoch, last) =
-                        self.control(|c| Ok((ensure_epoch(c, name)?, last_id(c, name)?)))?;
+                    // Read only: a join creates no key (room names come from clients). A room
+                    // without an epoch has no history yet: its local epoch is "" until the
+                    // reader adopts the first entry's.
+                    let (epoch, last) = self.control(|c| {
+                        let epoch = current_epoch(c, name)?.unwrap_or_default();
+                        Ok((epoch, last_id(c, name)?))
+                    })?;
                     shared
                         .rooms()
                         .entry(name.to_owned())
@@ -210,11 +194,32 @@ impl Broker {
             self.presence_changed();
             return Ok(joined);
         };
-        let epoch = local::lock(room_handle).epoch.clone();
+        let known = local::lock(room_handle).epoch.clone();
+        // A room this node knows no epoch of yet ("": no history when it was registered) takes
+        // Redis's word now: history may have begun since. An offset of an epoch Redis does not
+        // have (none at all, or another) is a gap.
+        let (epoch, kept, last) = self.control(|c| {
+            let epoch = if known.is_empty() {
+                current_epoch(c, name)?.unwrap_or_default()
+            } else {
+                known.clone()
+            };
+            let kept = since.epoch == epoch && retained(c, name, since.id)?;
+            let last = if kept { since.id } else { last_id(c, name)? };
+            Ok((epoch, kept, last))
+        })?;
         let same_epoch = since.epoch == epoch;
-        joined.gap = !same_epoch || !self.control(|c| retained(c, name, since.id))?;
+        joined.gap = !kept;
         if joined.gap {
             let _ = writer.send(shared.gap.clone());
+        }
+        if same_epoch && since.id > last {
+            // Past the stream's end (a stale or forged offset): nothing to replay, and no entry
+            // at that position for the reader to reach. The member joins live where the reader
+            // is, told of the gap above.
+            local::lock(room_handle).add(writer, identity);
+            self.presence_changed();
+            return Ok(joined);
         }
         let mut after = if same_epoch {
             since.id
@@ -250,7 +255,7 @@ impl Broker {
             if chunk.len() < REPLAY_CHUNK {
                 let mut room = local::lock(room_handle);
                 let bound = room.room.max_backpressure();
-                if room.epoch != epoch {
+                if !room.epoch.is_empty() && room.epoch != epoch {
                     // The epoch changed while replaying: the reader already told the room.
                     if queue_to(&writer, shared.gap.clone(), bound) {
                         let last = room.last;
@@ -301,23 +306,36 @@ impl Broker {
         Ok(joined)
     }
 
+    /// Members of every live process (heartbeat key present) in the room, this one's from its
+    /// local room. Fields of processes whose heartbeat expired are removed on the way.
     pub fn presence(&self, shared: &Shared, name: &str) -> Result<Presence, RoomsError> {
-        let nodes: Vec<(String, String)> =
-            self.control(|c| redis::cmd("HGETALL").arg(keys::presence(name)).query(c))?;
+        let own = presence::process(shared);
         let mut members = Vec::new();
-        let mut dead = Vec::new();
-        for (node, identities) in nodes {
-            if node == shared.node {
-                continue;
+        let dead = self.control(|c| {
+            members.clear();
+            let processes: Vec<(String, String)> =
+                redis::cmd("HGETALL").arg(keys::presence(name)).query(c)?;
+            let mut dead = Vec::new();
+            for (process, identities) in processes {
+                if process == own {
+                    continue;
+                }
+                let alive: bool = redis::cmd("EXISTS")
+                    .arg(keys::alive(name, &process))
+                    .query(c)?;
+                if alive {
+                    let node = presence::node_of(&process);
+                    members.extend(
+                        identities
+                            .lines()
+                            .map(|id| (node.to_owned(), id.to_owned())),
+                    );
+                } else {
+                    dead.push(process);
+                }
             }
-            let alive: bool =
-                self.control(|c| redis::cmd("EXISTS").arg(keys::alive(name, &node)).query(c))?;
-            if alive {
-                members.extend(identities.lines().map(|id| (node.clone(), id.to_owned())));
-            } else {
-                dead.push(node);
-            }
-        }
+            Ok(dead)
+        })?;
         if !dead.is_empty() {
             let _ = self.control(|c| {
                 redis::cmd("HDEL")
@@ -349,15 +367,9 @@ fn spawn(name: &str, shared: Weak<Shared>, body: fn(Weak<Shared>)) {
     }
 }
 
-/// The room's epoch, created with `SET NX` if the room has none.
-pub(super) fn ensure_epoch(c: &mut Link, room: &str) -> RedisResult<String> {
-    let key = keys::epoch(room);
-    redis::cmd("SET")
-        .arg(&key)
-        .arg(new_epoch())
-        .arg("NX")
-        .query::<Value>(c)?;
-    redis::cmd("GET").arg(&key).query(c)
+/// The room's epoch, `None` while the room has no history.
+fn current_epoch(c: &mut Link, room: &str) -> RedisResult<Option<String>> {
+    redis::cmd("GET").arg(keys::epoch(room)).query(c)
 }
 
 /// The stream's newest id, or `0-0` when it is empty or missing.
