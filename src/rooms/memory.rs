@@ -99,7 +99,19 @@ pub(super) fn sweep(shared: &Shared, now: Instant) {
 /// Whether the history after `since` is incomplete: another epoch, or an entry after `since`
 /// was trimmed.
 pub(super) fn is_gap(room: &LocalRoom, since: &Offset) -> bool {
-    since.epoch != room.epoch || since.id < room.max_trimmed
+    // An offset past the newest entry was never handed out by this room: the client's history
+    // cannot be trusted (the Redis engine says the same).
+    since.epoch != room.epoch || since.id < room.max_trimmed || since.id > room.last
+}
+
+/// Where a replay for `since` starts: after it when it is an offset of this room's history,
+/// after the newest entry when it is past it (nothing to replay), from the start otherwise.
+fn replay_after(room: &LocalRoom, since: &Offset) -> EntryId {
+    if since.epoch != room.epoch {
+        EntryId::default()
+    } else {
+        since.id.min(room.last)
+    }
 }
 
 /// Drops entries beyond the retention count, and older than the retention age if one is set.
@@ -145,31 +157,23 @@ fn join_registered(
     // The retained history is copied under the lock and written without it, so publishes go on
     // while a slow joiner gets its replay; what was published meanwhile is queued under the lock
     // (never blocking), then the member joins, so it sees every entry once.
-    let (epoch, backlog) = {
+    let (epoch, backlog, start) = {
         let mut room = local::lock(handle);
         trim(shared, &mut room, Instant::now());
         joined.gap = is_gap(&room, since);
-        let after = if since.epoch == room.epoch {
-            since.id
-        } else {
-            EntryId::default()
-        };
+        let after = replay_after(&room, since);
         let backlog: Vec<Entry> = room
             .history
             .iter()
             .filter(|(e, _)| e.id > after)
             .map(|(e, _)| e.clone())
             .collect();
-        (room.epoch.clone(), backlog)
+        (room.epoch.clone(), backlog, after)
     };
     if joined.gap {
         let _ = writer.send(shared.gap.clone());
     }
-    let mut after = if since.epoch == epoch {
-        since.id
-    } else {
-        EntryId::default()
-    };
+    let mut after = start;
     for entry in &backlog {
         replay_one(shared, &epoch, &writer, entry);
         after = entry.id;
@@ -265,6 +269,8 @@ mod tests {
         assert!(is_gap(&room, &at(0)), "entry 1 was trimmed");
         assert!(!is_gap(&room, &at(1)), "2 and 3 are retained");
         assert!(!is_gap(&room, &at(3)));
+        assert!(is_gap(&room, &at(4)), "4 was never handed out");
+        assert_eq!(replay_after(&room, &at(9)), id(3), "nothing to replay past the end");
         assert!(is_gap(
             &room,
             &Offset {
