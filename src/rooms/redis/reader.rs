@@ -82,8 +82,7 @@ pub(super) fn run(shared: Weak<Shared>) {
         };
         let result = if due {
             checked = Instant::now();
-            check_epochs(&hub, c, &rooms, send_check_script)
-                .inspect(|()| send_check_script = false)
+            check_epochs(&hub, c, &rooms, send_check_script).inspect(|()| send_check_script = false)
         } else if by_slot || broker.target.is_cluster() {
             read_by_slot(&hub, c, &rooms, &mut busiest)
         } else {
@@ -204,7 +203,7 @@ fn restart(room: &mut LocalRoom) {
 /// positions are of the old epoch) join live. A room that knows no epoch yet adopts it
 /// silently: no history was known to lose. Entries written before entries carried their epoch
 /// (`None`) change nothing.
-fn switch_epoch(hub: &Shared, name: &str, room: &mut LocalRoom, epoch: Option<String>) {
+fn switch_epoch(gap: &Message, name: &str, room: &mut LocalRoom, epoch: Option<String>) {
     let Some(epoch) = epoch else {
         return;
     };
@@ -212,12 +211,14 @@ fn switch_epoch(hub: &Shared, name: &str, room: &mut LocalRoom, epoch: Option<St
         return;
     }
     if !room.epoch.is_empty() {
-        eprintln!("syncws rooms: room {name:?} has a new epoch (Redis lost its data); members get a gap");
+        eprintln!(
+            "syncws rooms: room {name:?} has a new epoch (Redis lost its data); members get a gap"
+        );
         room.admit_before(EntryId {
             ms: u64::MAX,
             seq: u64::MAX,
         });
-        room.room.broadcast(&hub.gap, None);
+        room.room.broadcast(gap, None);
     }
     room.epoch = epoch;
 }
@@ -339,7 +340,7 @@ fn dispatch(hub: &Shared, c: &mut Link, rooms: &Rooms, reply: &Value) -> RedisRe
             announce_trim_gap(&room, &hub.gap, first);
         }
         for (entry, epoch) in entries {
-            switch_epoch(hub, &name, &mut room, epoch);
+            switch_epoch(&hub.gap, &name, &mut room, epoch);
             deliver(hub, &mut room, &entry);
         }
     }
@@ -423,6 +424,43 @@ mod tests {
         assert_eq!(next_text(&mut joined_client), "gap");
         assert_eq!(next_text(&mut behind_client), "gap");
         assert_eq!(next_text(&mut past_client), "marker");
+    }
+
+    /// An entry of another epoch gives the members (and those ahead) the gap before it; the
+    /// first epoch of a room that knew none, and entries without an epoch, give none.
+    #[test]
+    fn an_entry_of_a_new_epoch_brings_the_gap_once() {
+        let gap = Message::text("gap");
+        let mut room = LocalRoom::new("E".to_owned(), id(10), 1 << 20);
+        let (joined, mut joined_client) = pair();
+        let (ahead, mut ahead_client) = pair();
+        room.add(joined.clone(), "joined");
+        room.add_at(ahead, "ahead", id(50));
+        switch_epoch(&gap, "r", &mut room, None);
+        switch_epoch(&gap, "r", &mut room, Some("E".to_owned()));
+        assert_eq!(room.epoch, "E");
+        switch_epoch(&gap, "r", &mut room, Some("F".to_owned()));
+        switch_epoch(&gap, "r", &mut room, Some("F".to_owned()));
+        assert_eq!(room.epoch, "F");
+        assert!(
+            room.ahead.is_empty(),
+            "positions of the old epoch mean nothing"
+        );
+        // Nothing is read again: the position stays.
+        assert_eq!(room.last, id(10));
+        room.room.broadcast(&Message::text("marker"), None);
+        assert_eq!(next_text(&mut joined_client), "gap");
+        assert_eq!(next_text(&mut joined_client), "marker");
+        assert_eq!(next_text(&mut ahead_client), "gap");
+        assert_eq!(next_text(&mut ahead_client), "marker");
+
+        let mut fresh = LocalRoom::new(String::new(), EntryId::default(), 1 << 20);
+        let (member, mut member_client) = pair();
+        fresh.add(member, "m");
+        switch_epoch(&gap, "r", &mut fresh, Some("G".to_owned()));
+        assert_eq!(fresh.epoch, "G");
+        fresh.room.broadcast(&Message::text("marker"), None);
+        assert_eq!(next_text(&mut member_client), "marker");
     }
 
     /// Count trimming cannot have passed a read that reached the stream's end with fewer
