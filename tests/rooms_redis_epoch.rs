@@ -123,3 +123,28 @@ fn a_publish_restores_an_epoch_lost_alone() {
     assert_eq!(redis.cli(&["get", "syncws:{r}:epoch"]), epoch);
     assert!(ttl(&redis, "syncws:{r}:epoch") > WEEK - 60);
 }
+
+/// A message Redis refuses (the stream key holds a string) leaves no epoch key behind: the
+/// append is the script's first write.
+#[test]
+fn a_refused_append_leaves_no_epoch_behind() {
+    let redis = RedisServer::start();
+    redis.cli(&["set", "syncws:{bad}:stream", "not a stream"]);
+    let (statuses_tx, statuses) = std::sync::mpsc::channel();
+    let statuses_tx = std::sync::Mutex::new(statuses_tx);
+    let rooms = Rooms::builder()
+        .node("A")
+        .on_outage(move |status| {
+            let _ = statuses_tx.lock().unwrap().send(status.clone());
+        })
+        .redis(&redis.url())
+        .unwrap();
+    rooms.broadcast("bad", &Message::text("x"), None).unwrap();
+    let status = statuses.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        matches!(&status, syncws::rooms::BrokerStatus::Refused { room, error }
+            if room == "bad" && error.contains("WRONGTYPE")),
+        "{status:?}"
+    );
+    assert_eq!(redis.cli(&["exists", "syncws:{bad}:epoch"]).trim(), "0");
+}

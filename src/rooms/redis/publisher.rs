@@ -22,6 +22,9 @@ use std::time::Duration;
 /// the epoch stays), else the candidate. The stream and the epoch get one expiry together,
 /// refreshed by every append, so a room nobody publishes to any more leaves no key behind.
 ///
+/// The first write is the append: a refused append (a key of another type, a state refusal)
+/// leaves no key behind, not even one without an expiry.
+///
 /// KEYS: stream, epoch, process marker. ARGV: epoch candidate, node, publish id, data,
 /// max length, max age in ms (0: none), marker TTL in s, sequence number, room TTL in s, then
 /// the further entry fields as name, value pairs (`k` kind, `t`|`b`; `f` sender, when there is
@@ -30,7 +33,8 @@ const APPEND: &str = r"
 local done = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[8]) <= done then return 0 end
 local epoch = redis.call('GET', KEYS[2])
-if not epoch then
+local restored = not epoch
+if restored then
   epoch = ARGV[1]
   local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
   if newest then
@@ -39,9 +43,9 @@ if not epoch then
       if fields[i] == 'e' then epoch = fields[i + 1] end
     end
   end
-  redis.call('SET', KEYS[2], epoch)
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', epoch, 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], unpack(ARGV, 10))
+if restored then redis.call('SET', KEYS[2], epoch) end
 local age = tonumber(ARGV[6])
 if age > 0 then
   local now = redis.call('TIME')
