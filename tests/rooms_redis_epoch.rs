@@ -148,3 +148,38 @@ fn a_refused_append_leaves_no_epoch_behind() {
     );
     assert_eq!(redis.cli(&["exists", "syncws:{bad}:epoch"]).trim(), "0");
 }
+
+/// The periodic epoch check runs its script by SHA1; after Redis forgot it (`SCRIPT FLUSH`) it
+/// sends it again, without reporting an outage. (The check restoring a lost epoch key shows
+/// that it ran.)
+#[test]
+fn the_epoch_check_sends_its_script_again_after_a_script_flush() {
+    let redis = RedisServer::start();
+    let (statuses_tx, statuses) = std::sync::mpsc::channel();
+    let statuses_tx = std::sync::Mutex::new(statuses_tx);
+    let rooms = Rooms::builder()
+        .node("A")
+        .format(piped)
+        .on_outage(move |status| {
+            let _ = statuses_tx.lock().unwrap().send(status.clone());
+        })
+        .redis(&redis.url())
+        .unwrap();
+    let (writer, mut client) = member();
+    rooms.join("r", writer).unwrap();
+    rooms.broadcast("r", &Message::text("a"), None).unwrap();
+    texts(&mut client, 1);
+    let epoch = redis.cli(&["get", "syncws:{r}:epoch"]);
+    // Twice: the first check after the flush may have run before it.
+    for _ in 0..2 {
+        redis.cli(&["script", "flush"]);
+        redis.cli(&["del", "syncws:{r}:epoch"]);
+        redis_server::wait_until(
+            Duration::from_secs(10),
+            "the check restores the epoch",
+            || redis.cli(&["get", "syncws:{r}:epoch"]) == epoch,
+        );
+    }
+    let outages: Vec<_> = statuses.try_iter().collect();
+    assert!(outages.is_empty(), "{outages:?}");
+}
