@@ -303,7 +303,10 @@ enum Failure {
     /// other message of the batch.
     Refused(Vec<(usize, String)>),
     /// No answer, or a refusal caused by Redis's state: the whole batch is held and retried
-    /// (publish ids make the retry append nothing twice).
+    /// (publish ids make the retry append nothing twice). Known limit: should Redis refuse one
+    /// message and accept a later one of the same room within one batch (its state changing
+    /// mid-batch), the process marker has passed the refused one, and its retry appends
+    /// nothing.
     Outage(String),
 }
 
