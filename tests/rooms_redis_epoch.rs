@@ -134,18 +134,30 @@ fn a_refused_append_leaves_no_epoch_behind() {
     let statuses_tx = std::sync::Mutex::new(statuses_tx);
     let rooms = Rooms::builder()
         .node("A")
+        .format(piped)
         .on_outage(move |status| {
             let _ = statuses_tx.lock().unwrap().send(status.clone());
         })
         .redis(&redis.url())
         .unwrap();
-    rooms.broadcast("bad", &Message::text("x"), None).unwrap();
-    let status = statuses.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(
-        matches!(&status, syncws::rooms::BrokerStatus::Refused { room, error }
-            if room == "bad" && error.contains("WRONGTYPE")),
-        "{status:?}"
-    );
+    let (writer, mut client) = member();
+    rooms.join("good", writer).unwrap();
+    // Several refused messages of one room in one batch: the later ones are held behind the
+    // first (`HELD`), then refused in their turn, each reported once.
+    for text in ["x", "y", "z"] {
+        rooms.broadcast("bad", &Message::text(text), None).unwrap();
+    }
+    rooms.broadcast("good", &Message::text("ok"), None).unwrap();
+    for _ in 0..3 {
+        let status = statuses.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            matches!(&status, syncws::rooms::BrokerStatus::Refused { room, error }
+                if room == "bad" && error.contains("WRONGTYPE")),
+            "{status:?}"
+        );
+    }
+    assert!(texts(&mut client, 1)[0].ends_with("ok"));
+    assert_eq!(rooms.backlog(), 0);
     assert_eq!(redis.cli(&["exists", "syncws:{bad}:epoch"]).trim(), "0");
 }
 

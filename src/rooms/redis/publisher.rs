@@ -26,12 +26,17 @@ use std::time::Duration;
 /// leaves no key behind, not even one without an expiry.
 ///
 /// KEYS: stream, epoch, process marker. ARGV: epoch candidate, node, publish id, data,
-/// max length, max age in ms (0: none), marker TTL in s, sequence number, room TTL in s, then
-/// the further entry fields as name, value pairs (`k` kind, `t`|`b`; `f` sender, when there is
+/// max length, max age in ms (0: none), marker TTL in s, sequence number, room TTL in s, the
+/// sequence number of this process's previous message to the room still queued (0: none; the
+/// message is refused with `HELD` until that one is appended, so a refusal of one message
+/// never lets a later one of the room pass it), then the further entry fields as name, value pairs (`k` kind, `t`|`b`; `f` sender, when there is
 /// one).
 const APPEND: &str = r"
 local done = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[8]) <= done then return 0 end
+if tonumber(ARGV[10]) > done then
+  return redis.error_reply('HELD the previous message of this process to the room is not appended')
+end
 local epoch = redis.call('GET', KEYS[2])
 local restored = not epoch
 if restored then
@@ -44,7 +49,7 @@ if restored then
     end
   end
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', epoch, 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], unpack(ARGV, 10))
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', epoch, 'n', ARGV[2], 'p', ARGV[3], 'd', ARGV[4], unpack(ARGV, 11))
 if restored then redis.call('SET', KEYS[2], epoch) end
 local age = tonumber(ARGV[6])
 if age > 0 then
@@ -167,6 +172,26 @@ impl Queue {
         room
     }
 
+    /// Forgets the `count` oldest publishes but those at the batch indices `held` (Redis
+    /// appended or refused the others), which stay first, in order.
+    fn settle(&self, count: usize, held: &[usize]) {
+        let mut state = self.lock();
+        let mut kept = Vec::new();
+        for index in 0..count {
+            let Some(item) = state.items.pop_front() else {
+                break;
+            };
+            if held.contains(&index) {
+                kept.push(item);
+            } else {
+                state.bytes -= item.message.as_bytes().len();
+            }
+        }
+        for item in kept.into_iter().rev() {
+            state.items.push_front(item);
+        }
+    }
+
     /// This process's name in publish ids and markers: `node:boot`.
     fn process(&self, node: &str) -> String {
         let boot = self
@@ -202,7 +227,9 @@ pub(super) fn run(shared: Weak<Shared>) {
             let mut pipeline = redis::pipe();
             let retain_age = hub.retain_age.map_or(0, |a| a.as_millis() as u64);
             let room_ttl = room_ttl_secs(hub.retain_age);
+            let mut previous: std::collections::HashMap<&str, u64> = Default::default();
             for item in state.items.iter().take(BATCH) {
+                let before = previous.insert(&item.room, item.sequence).unwrap_or(0);
                 if send_script {
                     pipeline.cmd("EVAL").arg(APPEND);
                 } else {
@@ -222,6 +249,7 @@ pub(super) fn run(shared: Weak<Shared>) {
                     .arg(MARKER_TTL_SECS)
                     .arg(item.sequence)
                     .arg(room_ttl)
+                    .arg(before)
                     .arg("k")
                     .arg(if matches!(item.message, Message::Binary(_)) {
                         "b"
@@ -265,7 +293,7 @@ pub(super) fn run(shared: Weak<Shared>) {
             // Redis refused some messages for what they are, and appended the others (each
             // command of the batch is its own script run): the refused ones are dropped rather
             // than retried forever, holding every later publish of this node behind them.
-            Some(Failure::Refused(refused)) => {
+            Some(Failure::Refused(refused, held)) => {
                 let rooms: Vec<(String, String)> = {
                     let state = broker.queue.lock();
                     refused
@@ -276,7 +304,7 @@ pub(super) fn run(shared: Weak<Shared>) {
                         .collect()
                 };
                 send_script = false;
-                broker.queue.acknowledge(count);
+                broker.queue.settle(count, &held);
                 broker.health.up(&hub);
                 backoff = Duration::from_millis(50);
                 for (room, error) in rooms {
@@ -299,14 +327,13 @@ pub(super) fn run(shared: Weak<Shared>) {
 enum Failure {
     /// Redis does not know the script: send it again, then the same batch.
     NoScript,
-    /// Redis refused these messages (batch index, error) for what they are, and appended every
-    /// other message of the batch.
-    Refused(Vec<(usize, String)>),
+    /// Redis refused these messages (batch index, error) for what they are, held back those
+    /// that follow one of them in the same room (batch indices: sent again), and appended
+    /// every other message of the batch.
+    Refused(Vec<(usize, String)>, Vec<usize>),
     /// No answer, or a refusal caused by Redis's state: the whole batch is held and retried
-    /// (publish ids make the retry append nothing twice). Known limit: should Redis refuse one
-    /// message and accept a later one of the same room within one batch (its state changing
-    /// mid-batch), the process marker has passed the refused one, and its retry appends
-    /// nothing.
+    /// (publish ids make the retry append nothing twice; a message whose predecessor in the
+    /// room was refused is itself refused with `HELD`, so none passes another).
     Outage(String),
 }
 
@@ -338,18 +365,21 @@ fn classify(answers: &[(usize, &str, &str)], text: String) -> Failure {
     if answers.iter().any(|(_, code, _)| *code == "NOSCRIPT") {
         return Failure::NoScript;
     }
-    if answers.is_empty()
-        || !answers
+    let (held, refused): (Vec<_>, Vec<_>) =
+        answers.iter().partition(|(_, code, _)| *code == "HELD");
+    if refused.is_empty()
+        || !refused
             .iter()
             .all(|(_, code, detail)| refuses_the_message(code, detail))
     {
         return Failure::Outage(text);
     }
     Failure::Refused(
-        answers
+        refused
             .iter()
             .map(|(index, code, detail)| (*index, format!("{code} {detail}")))
             .collect(),
+        held.iter().map(|(index, _, _)| *index).collect(),
     )
 }
 
@@ -421,14 +451,20 @@ mod tests {
         }
         assert_eq!(
             sorted(&[(2, "WRONGTYPE", "Operation against a key")]),
-            Failure::Refused(vec![(2, "WRONGTYPE Operation against a key".to_owned())])
+            Failure::Refused(
+                vec![(2, "WRONGTYPE Operation against a key".to_owned())],
+                vec![]
+            )
         );
         assert_eq!(
             sorted(&[(0, "ERR", "wrong number of arguments"), (3, "ERR", "bad")]),
-            Failure::Refused(vec![
-                (0, "ERR wrong number of arguments".to_owned()),
-                (3, "ERR bad".to_owned())
-            ])
+            Failure::Refused(
+                vec![
+                    (0, "ERR wrong number of arguments".to_owned()),
+                    (3, "ERR bad".to_owned())
+                ],
+                vec![]
+            )
         );
         // An ERR that wraps a state refusal (a script error quoting it) is an outage too.
         assert_eq!(
@@ -450,6 +486,44 @@ mod tests {
             Failure::NoScript
         );
         assert_eq!(sorted(&[]), Failure::Outage("batch failed".to_owned()));
+        // Messages held behind a refused one of their room are sent again; behind a state
+        // refusal, the whole batch is.
+        assert_eq!(
+            sorted(&[(1, "WRONGTYPE", "x"), (4, "HELD", "previous")]),
+            Failure::Refused(vec![(1, "WRONGTYPE x".to_owned())], vec![4])
+        );
+        assert_eq!(
+            sorted(&[(1, "OOM", "x"), (4, "HELD", "previous")]),
+            Failure::Outage("batch failed".to_owned())
+        );
+        assert_eq!(
+            sorted(&[(4, "HELD", "previous")]),
+            Failure::Outage("batch failed".to_owned())
+        );
+    }
+
+    /// Held messages stay first, in order; the others are forgotten, bytes included.
+    #[test]
+    fn settling_a_batch_keeps_the_held_messages_first() {
+        let queue = Queue::default();
+        {
+            let mut state = queue.lock();
+            for sequence in 1..=5 {
+                let message = Message::text(format!("m{sequence}"));
+                state.bytes += message.as_bytes().len();
+                state.items.push_back(Pending {
+                    room: "r".to_owned(),
+                    sequence,
+                    message,
+                    from: String::new(),
+                });
+            }
+        }
+        queue.settle(4, &[1, 3]);
+        let state = queue.lock();
+        let left: Vec<u64> = state.items.iter().map(|i| i.sequence).collect();
+        assert_eq!(left, [2, 4, 5]);
+        assert_eq!(state.bytes, 6);
     }
 
     /// Seven days, or the retention age when longer.
