@@ -40,7 +40,6 @@ fn text_of(line: &Option<String>) -> Option<&str> {
 /// delivered once Redis accepts writes again. The publisher treats any error answer as a
 /// permanent refusal and drops the message.
 #[test]
-#[ignore = "review4 finding 1: a transient write refusal (LOADING/READONLY/NOREPLICAS/MISCONF) drops the message"]
 fn review4_a_transient_write_refusal_holds_the_message() {
     let redis = RedisServer::start();
     let (statuses_tx, statuses) = mpsc::channel();
@@ -218,7 +217,6 @@ fn bodies(lines: &[String]) -> Vec<&str> {
 /// re-reads the stream from its beginning, so every retained message is delivered a second
 /// time although none was lost.
 #[test]
-#[ignore = "review4 finding 5: an epoch change re-reads the stream from 0-0: retained messages delivered twice"]
 fn review4_a_new_epoch_does_not_deliver_retained_messages_again() {
     let redis = RedisServer::start();
     let (statuses_tx, _statuses) = mpsc::channel();
@@ -246,7 +244,6 @@ fn review4_a_new_epoch_does_not_deliver_retained_messages_again() {
 /// past the old position) under the old epoch, then the check resets the position to `0-0` and
 /// the same message is delivered again after the gap.
 #[test]
-#[ignore = "review4 finding 5b: a message published right after Redis lost its data is delivered twice"]
 fn review4_a_message_after_data_loss_is_delivered_once() {
     let redis = RedisServer::start();
     let (statuses_tx, _statuses) = mpsc::channel();

@@ -4,14 +4,16 @@
 //! the name is escaped ([`tag`]): `%`, `{` and `}` become `%25`, `%7B` and `%7D`, and the empty
 //! name is `%` (which no escaped name can be). Names without those characters read as they are.
 
-/// The room's stream: one entry per message, fields `n` (node), `p` (publish id), `d` (data),
-/// `k` (kind: `t` text, `b` binary; absent reads as text) and, when a member is skipped, `f`
-/// (`<boot hex>:<writer id>`).
+/// The room's stream: one entry per message, fields `e` (the epoch it was appended under;
+/// absent in entries of older versions), `n` (node), `p` (publish id), `d` (data), `k` (kind:
+/// `t` text, `b` binary; absent reads as text) and, when a member is skipped, `f`
+/// (`<boot hex>:<writer id>`). Expires with the epoch, some time after the last publish.
 pub(super) fn stream(room: &str) -> String {
     format!("syncws:{{{}}}:stream", tag(room))
 }
 
-/// The room's epoch, set once with `SET NX` (gone with the stream when Redis loses its data).
+/// The room's epoch, set by the first publish to a room without history (restored from the
+/// stream's newest entry if only this key was lost); expires with the stream.
 pub(super) fn epoch(room: &str) -> String {
     format!("syncws:{{{}}}:epoch", tag(room))
 }

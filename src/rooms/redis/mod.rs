@@ -453,6 +453,15 @@ pub(super) fn as_list(value: &Value) -> &[Value] {
 
 /// Parses `[[id, [field, value, …]], …]` (XRANGE, and each stream of XREAD).
 pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
+    parse_entries_with_epochs(value)
+        .into_iter()
+        .map(|(entry, _)| entry)
+        .collect()
+}
+
+/// [`parse_entries`], each entry with the epoch it was appended under (its `e` field; `None`
+/// for an entry written before entries carried it).
+pub(super) fn parse_entries_with_epochs(value: &Value) -> Vec<(Entry, Option<String>)> {
     let mut entries = Vec::new();
     for item in as_list(value) {
         let [id, fields] = as_list(item) else {
@@ -462,6 +471,7 @@ pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
             continue;
         };
         let (mut node, mut data, mut binary, mut from) = (String::new(), Vec::new(), false, None);
+        let mut epoch = None;
         let mut fields = as_list(fields).iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             match text(name).as_deref() {
@@ -469,6 +479,7 @@ pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
                 Some("d") => data = bytes(value),
                 Some("k") => binary = text(value).as_deref() == Some("b"),
                 Some("f") => from = text(value).as_deref().and_then(parse_from),
+                Some("e") => epoch = text(value),
                 _ => {}
             }
         }
@@ -484,7 +495,7 @@ pub(super) fn parse_entries(value: &Value) -> Vec<Entry> {
             message,
             from,
         };
-        entries.push(entry);
+        entries.push((entry, epoch));
     }
     entries
 }

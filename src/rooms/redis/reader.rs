@@ -1,7 +1,9 @@
 //! The reader thread: reads the streams of every room with local members and hands each entry
 //! to those members in stream order. After a broken link it resumes from the last entry it
-//! delivered; a room whose epoch changed meanwhile (Redis lost its data) gets the gap message
-//! and restarts from the new stream's beginning.
+//! delivered. Each entry carries the epoch it was appended under (`e`): an entry of another
+//! epoch than the room's (Redis lost its data and a publish started a new one) first gives the
+//! members the gap message, then is delivered under its epoch; nothing delivered is read again.
+//! A periodic check also reports a loss while nobody publishes.
 //!
 //! On a single server one `XREAD BLOCK` covers every room. On a Redis Cluster one command may
 //! only name keys of one slot, so rooms are grouped by slot: each pass sends one non-blocking
@@ -15,11 +17,11 @@
 use super::keys;
 use super::link::Link;
 use super::publisher::fail;
-use super::{as_list, connect, parse_entries, retained, text, trimmed_any};
+use super::{as_list, connect, parse_entries_with_epochs, retained, text, trimmed_any};
 use crate::proto::message::Message;
 use crate::rooms::hub::{Shared, deliver, queue_to};
 use crate::rooms::local::{self, LocalRoom, SharedRoom};
-use crate::rooms::offset::{EntryId, new_epoch};
+use crate::rooms::offset::EntryId;
 use redis::{Cmd, RedisResult, Value};
 use std::collections::BTreeMap;
 use std::sync::Weak;
@@ -49,6 +51,10 @@ pub(super) fn run(shared: Weak<Shared>) {
     // Read by slot group: on a cluster, and on a server that refused one read over several
     // slots (a cluster node reached through a single-server URL).
     let mut by_slot = false;
+    // Whether to send the epoch check script itself rather than its SHA1: at first, and after
+    // Redis forgot it.
+    let mut send_check_script = true;
+    let mut check_again = false;
     loop {
         let Some(hub) = Shared::live(&shared) else {
             return;
@@ -62,7 +68,8 @@ pub(super) fn run(shared: Weak<Shared>) {
             std::thread::sleep(Duration::from_millis(BLOCK_MS));
             continue;
         }
-        let due = connection.is_none() || checked.elapsed() >= EPOCH_CHECK;
+        let due = connection.is_none() || check_again || checked.elapsed() >= EPOCH_CHECK;
+        check_again = false;
         let c = match connection.as_mut() {
             Some(c) => c,
             None => match connect(&broker.target) {
@@ -75,7 +82,7 @@ pub(super) fn run(shared: Weak<Shared>) {
         };
         let result = if due {
             checked = Instant::now();
-            check_epochs(&hub, c, &rooms)
+            check_epochs(&hub, c, &rooms, send_check_script).inspect(|()| send_check_script = false)
         } else if by_slot || broker.target.is_cluster() {
             read_by_slot(&hub, c, &rooms, &mut busiest)
         } else {
@@ -84,6 +91,10 @@ pub(super) fn run(shared: Weak<Shared>) {
         match result {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(error) if error.code() == Some("CROSSSLOT") && !by_slot => by_slot = true,
+            Err(error) if error.code() == Some("NOSCRIPT") => {
+                send_check_script = true;
+                check_again = true;
+            }
             Err(error) => {
                 connection = None;
                 fail(&broker.health, &hub, &error, &mut backoff);
@@ -107,65 +118,117 @@ fn active_rooms(hub: &Shared) -> Vec<(String, SharedRoom)> {
     rooms.iter().map(|(n, r)| (n.clone(), r.clone())).collect()
 }
 
-/// Replaces the room's epoch when its stream vanished although entries were read from it (key
-/// eviction, `DEL`): once, whichever node notices first. Returns the epoch now in force.
-/// KEYS: stream, epoch. ARGV: the epoch this node knows, a new epoch.
-const RENEW_EPOCH: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2])
+/// The room's epoch as Redis has it, or nil when the room has no history there. An epoch key
+/// lost alone (eviction, `DEL`) is restored from the stream's newest entry (its `e`), with the
+/// stream's expiry: no history was lost, so the epoch stays. A stream lost alone although this
+/// node read entries from it (`ARGV[2]` is 1) takes its epoch with it: the history is gone,
+/// and the next publish starts a new epoch. Never invents an epoch: only a publish does.
+/// KEYS: stream, epoch. ARGV: the epoch this node knows, whether it read entries.
+const CHECK_EPOCH: &str = r"
+local epoch = redis.call('GET', KEYS[2])
+if epoch then
+  if ARGV[2] == '1' and epoch == ARGV[1] and redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('DEL', KEYS[2])
+    return false
+  end
+  return epoch
 end
-return redis.call('GET', KEYS[2])
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if not newest then return false end
+local fields = newest[2]
+for i = 1, #fields - 1, 2 do
+  if fields[i] == 'e' then
+    redis.call('SET', KEYS[2], fields[i + 1])
+    local ttl = redis.call('PTTL', KEYS[1])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+    return fields[i + 1]
+  end
+end
+return false
 ";
 
 /// After (re)connecting, and every [`EPOCH_CHECK`]: a room whose epoch is not the one we know
-/// lost its history (a restart without persistence, `FLUSHALL`, eviction). Its members get the
-/// gap message and reading restarts at the new stream's beginning.
-fn check_epochs(hub: &Shared, c: &mut Link, rooms: &Rooms) -> RedisResult<()> {
+/// lost its history (a restart without persistence, `FLUSHALL`, eviction, expiry) while no
+/// entry of a new epoch has reached this node yet (an entry of it would have switched the
+/// room, see [`switch_epoch`]). Its members get the gap message; reading restarts at the
+/// stream's beginning, which holds only entries of the new epoch, none delivered yet. `script`:
+/// send [`CHECK_EPOCH`] itself rather than its SHA1.
+fn check_epochs(hub: &Shared, c: &mut Link, rooms: &Rooms, script: bool) -> RedisResult<()> {
+    let sha = redis::Script::new(CHECK_EPOCH).get_hash().to_owned();
     let mut pipeline = redis::pipe();
     for (name, room) in rooms {
-        let known = local::lock(room).epoch.clone();
-        // Creates the epoch if it vanished, then renews it if the stream did.
+        let (known, read) = {
+            let room = local::lock(room);
+            (room.epoch.clone(), room.last != EntryId::default())
+        };
+        if script {
+            pipeline.cmd("EVAL").arg(CHECK_EPOCH);
+        } else {
+            pipeline.cmd("EVALSHA").arg(&sha);
+        }
         pipeline
-            .cmd("SET")
-            .arg(keys::epoch(name))
-            .arg(new_epoch())
-            .arg("NX");
-        pipeline
-            .cmd("EVAL")
-            .arg(RENEW_EPOCH)
             .arg(2)
             .arg(keys::stream(name))
             .arg(keys::epoch(name))
-            .arg(if local::lock(room).last == EntryId::default() {
-                // Nothing read yet: a missing stream is an empty room, not a loss.
-                String::new()
-            } else {
-                known
-            })
-            .arg(new_epoch());
+            .arg(known)
+            .arg(u8::from(read));
     }
     let answers = c.pipeline(&pipeline)?;
-    // Two answers per room: the `SET NX`'s, then the epoch.
-    for ((name, room), epoch) in rooms.iter().zip(answers.iter().skip(1).step_by(2)) {
-        let Some(epoch) = text(epoch) else {
-            continue;
-        };
+    for ((name, room), epoch) in rooms.iter().zip(&answers) {
+        let epoch = text(epoch).unwrap_or_default();
         let mut room = local::lock(room);
-        if room.epoch != epoch {
-            eprintln!(
-                "syncws rooms: room {name:?} has a new epoch (Redis lost its data); members get a gap"
-            );
+        if room.epoch == epoch {
+            continue;
+        }
+        if room.epoch.is_empty() {
+            // No history known here yet: the room's first epoch, nothing missed.
             room.epoch = epoch;
-            room.last = EntryId::default();
-            // Positions of the old epoch mean nothing now.
-            room.admit_before(EntryId {
-                ms: u64::MAX,
-                seq: u64::MAX,
-            });
+            continue;
+        }
+        let delivered = room.last != EntryId::default();
+        room.epoch = epoch;
+        restart(&mut room);
+        if delivered {
+            eprintln!("syncws rooms: room {name:?} lost its history in Redis; members get a gap");
             room.room.broadcast(&hub.gap, None);
         }
     }
     Ok(())
+}
+
+/// Reads the room from its stream's beginning: positions of another epoch mean nothing.
+fn restart(room: &mut LocalRoom) {
+    room.last = EntryId::default();
+    room.admit_before(EntryId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    });
+}
+
+/// Before an entry appended under `epoch` is delivered: an epoch other than the room's means
+/// Redis lost the room's history since the last entry (the first append after the loss started
+/// a new epoch), so members get the gap message first, and members ahead of the reader (their
+/// positions are of the old epoch) join live. A room that knows no epoch yet adopts it
+/// silently: no history was known to lose. Entries written before entries carried their epoch
+/// (`None`) change nothing.
+fn switch_epoch(gap: &Message, name: &str, room: &mut LocalRoom, epoch: Option<String>) {
+    let Some(epoch) = epoch else {
+        return;
+    };
+    if room.epoch == epoch {
+        return;
+    }
+    if !room.epoch.is_empty() {
+        eprintln!(
+            "syncws rooms: room {name:?} has a new epoch (Redis lost its data); members get a gap"
+        );
+        room.admit_before(EntryId {
+            ms: u64::MAX,
+            seq: u64::MAX,
+        });
+        room.room.broadcast(gap, None);
+    }
+    room.epoch = epoch;
 }
 
 /// `XREAD` of the rooms' streams after each one's last delivered entry.
@@ -254,15 +317,21 @@ fn dispatch(hub: &Shared, c: &mut Link, rooms: &Rooms, reply: &Value) -> RedisRe
         let Some((_, room)) = rooms.iter().find(|(n, _)| *n == name) else {
             continue;
         };
-        let entries = parse_entries(entries);
-        let Some(first) = entries.first().map(|e| e.id) else {
+        let entries = parse_entries_with_epochs(entries);
+        let Some((first, first_epoch)) = entries.first().map(|(e, epoch)| (e.id, epoch.clone()))
+        else {
             continue;
         };
         read += entries.len();
         // Trimming can outrun this reader (a small retention, a long outage): if an entry
-        // after the last one delivered is gone, members learn of the gap before the rest.
-        let last = local::lock(room).last;
-        let lost = if may_have_trimmed_past(hub, entries.len()) {
+        // after the last one delivered is gone, members learn of the gap before the rest. (A
+        // first entry of a new epoch brings its own gap.)
+        let (last, known) = {
+            let room = local::lock(room);
+            (room.last, room.epoch.clone())
+        };
+        let new_epoch = first_epoch.is_some_and(|e| !known.is_empty() && e != known);
+        let lost = if !new_epoch && may_have_trimmed_past(hub, entries.len()) {
             if last == EntryId::default() {
                 trimmed_any(c, &name)?
             } else {
@@ -278,7 +347,8 @@ fn dispatch(hub: &Shared, c: &mut Link, rooms: &Rooms, reply: &Value) -> RedisRe
             );
             announce_trim_gap(&room, &hub.gap, first);
         }
-        for entry in entries {
+        for (entry, epoch) in entries {
+            switch_epoch(&hub.gap, &name, &mut room, epoch);
             deliver(hub, &mut room, &entry);
         }
     }
@@ -362,6 +432,43 @@ mod tests {
         assert_eq!(next_text(&mut joined_client), "gap");
         assert_eq!(next_text(&mut behind_client), "gap");
         assert_eq!(next_text(&mut past_client), "marker");
+    }
+
+    /// An entry of another epoch gives the members (and those ahead) the gap before it; the
+    /// first epoch of a room that knew none, and entries without an epoch, give none.
+    #[test]
+    fn an_entry_of_a_new_epoch_brings_the_gap_once() {
+        let gap = Message::text("gap");
+        let mut room = LocalRoom::new("E".to_owned(), id(10), 1 << 20);
+        let (joined, mut joined_client) = pair();
+        let (ahead, mut ahead_client) = pair();
+        room.add(joined.clone(), "joined");
+        room.add_at(ahead, "ahead", id(50));
+        switch_epoch(&gap, "r", &mut room, None);
+        switch_epoch(&gap, "r", &mut room, Some("E".to_owned()));
+        assert_eq!(room.epoch, "E");
+        switch_epoch(&gap, "r", &mut room, Some("F".to_owned()));
+        switch_epoch(&gap, "r", &mut room, Some("F".to_owned()));
+        assert_eq!(room.epoch, "F");
+        assert!(
+            room.ahead.is_empty(),
+            "positions of the old epoch mean nothing"
+        );
+        // Nothing is read again: the position stays.
+        assert_eq!(room.last, id(10));
+        room.room.broadcast(&Message::text("marker"), None);
+        assert_eq!(next_text(&mut joined_client), "gap");
+        assert_eq!(next_text(&mut joined_client), "marker");
+        assert_eq!(next_text(&mut ahead_client), "gap");
+        assert_eq!(next_text(&mut ahead_client), "marker");
+
+        let mut fresh = LocalRoom::new(String::new(), EntryId::default(), 1 << 20);
+        let (member, mut member_client) = pair();
+        fresh.add(member, "m");
+        switch_epoch(&gap, "r", &mut fresh, Some("G".to_owned()));
+        assert_eq!(fresh.epoch, "G");
+        fresh.room.broadcast(&Message::text("marker"), None);
+        assert_eq!(next_text(&mut member_client), "marker");
     }
 
     /// Count trimming cannot have passed a read that reached the stream's end with fewer
