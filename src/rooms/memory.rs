@@ -270,7 +270,11 @@ mod tests {
         assert!(!is_gap(&room, &at(1)), "2 and 3 are retained");
         assert!(!is_gap(&room, &at(3)));
         assert!(is_gap(&room, &at(4)), "4 was never handed out");
-        assert_eq!(replay_after(&room, &at(9)), id(3), "nothing to replay past the end");
+        assert_eq!(
+            replay_after(&room, &at(9)),
+            id(3),
+            "nothing to replay past the end"
+        );
         assert!(is_gap(
             &room,
             &Offset {
