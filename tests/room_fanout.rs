@@ -11,6 +11,13 @@ use syncws::{CloseCode, Config, Message, Role, Room, WebSocket, Writer};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The tests that time their broadcast calls run one at a time: side by side, their hundreds of
+/// members would compete for two cores and each test would time the others' load.
+fn timed_test() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(feature = "native-tls")]
 #[path = "common/certs.rs"]
 mod certs;
@@ -110,6 +117,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// are dropped, and when they finally read they see whole messages in order, then a 1008 close.
 #[test]
 fn stalled_members_do_not_delay_the_healthy_ones() {
+    let _one_at_a_time = timed_test();
     const HEALTHY: usize = 20;
     const STALLED: usize = 2;
     const MESSAGES: u32 = 2_000;
@@ -184,6 +192,7 @@ fn stalled_members_do_not_delay_the_healthy_ones() {
 /// are full.
 #[test]
 fn a_broadcast_call_never_waits_for_a_stalled_socket() {
+    let _one_at_a_time = timed_test();
     const MESSAGES: u32 = 200;
     const SIZE: usize = 64 * 1024;
     let epoch = Instant::now();
@@ -265,6 +274,7 @@ fn own_sends_and_broadcasts_interleave_whole_and_in_order() {
 /// it, and the healthy member gets everything.
 #[test]
 fn a_member_blocked_in_its_own_send_delays_no_broadcast() {
+    let _one_at_a_time = timed_test();
     const MESSAGES: u32 = 200;
     let epoch = Instant::now();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -311,6 +321,7 @@ fn a_member_blocked_in_its_own_send_delays_no_broadcast() {
 /// thread as much.
 #[test]
 fn a_hundred_stalled_members_cost_a_broadcast_nothing() {
+    let _one_at_a_time = timed_test();
     const HEALTHY: usize = 10;
     const STALLED: usize = 100;
     const MESSAGES: u32 = 200;
@@ -370,6 +381,7 @@ fn broadcast_past_stalled(room: &Room, messages: u32, epoch: Instant) {
 #[cfg(unix)]
 #[test]
 fn a_hundred_stalled_unix_socket_members_cost_a_broadcast_nothing() {
+    let _one_at_a_time = timed_test();
     use std::os::unix::net::UnixStream;
     const MESSAGES: u32 = 100;
     let epoch = Instant::now();
@@ -407,45 +419,78 @@ fn a_hundred_stalled_unix_socket_members_cost_a_broadcast_nothing() {
     }
 }
 
+/// A wss:// listener whose accepted connections join a room: each member is the client's end
+/// and the server's writer (its reader drained on a thread).
+#[cfg(feature = "native-tls")]
+struct WssMembers {
+    identity: syncws::TlsIdentity,
+    ca: String,
+    listener: TcpListener,
+}
+
+#[cfg(feature = "native-tls")]
+impl WssMembers {
+    fn new() -> WssMembers {
+        let pki = certs::make();
+        WssMembers {
+            identity: syncws::TlsIdentity::from_pem(
+                pki.server.cert.as_bytes(),
+                pki.server.key.as_bytes(),
+            )
+            .unwrap(),
+            ca: pki.ca.cert.clone(),
+            listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    /// Connects a client and joins its server end to `room`; `small_send_buffer` gives the
+    /// server's socket an 8 KiB send buffer, so a client that does not read stalls it soon.
+    fn join(
+        &self,
+        room: &Room,
+        small_send_buffer: bool,
+    ) -> (syncws::WebSocket<syncws::NetStream>, syncws::Writer) {
+        let (ca, port) = (self.ca.clone(), self.listener.local_addr().unwrap().port());
+        let client = thread::spawn(move || {
+            // The whole suite runs beside this test: a TLS handshake may take long here.
+            let mut config = syncws::Config::default();
+            config.handshake_timeout = Some(DEADLINE);
+            syncws::ClientBuilder::new(format!("wss://localhost:{port}/"))
+                .root_certificate(ca.as_bytes())
+                .config(config)
+                .connect()
+                .map(|(ws, _)| ws)
+        });
+        let (tcp, _) = self.listener.accept().unwrap();
+        if small_send_buffer {
+            SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
+        }
+        tcp.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let stream = self.identity.accept(tcp, Some(DEADLINE)).unwrap();
+        let (mut reader, writer) = syncws::Acceptor::new()
+            .accept(stream)
+            .unwrap()
+            .split()
+            .unwrap();
+        thread::spawn(move || while reader.read().is_ok() {});
+        room.join(writer.clone());
+        (client.join().unwrap().unwrap(), writer)
+    }
+}
+
 /// The same over wss://: 40 stalled members (TLS clients that never read) cost no broadcast
 /// call 200 ms, and the healthy ones get every message whole and in order; a record the socket
 /// took only part of goes on where it stopped.
 #[cfg(feature = "native-tls")]
 #[test]
 fn forty_stalled_tls_members_cost_a_broadcast_nothing() {
-    use syncws::{Acceptor, ClientBuilder, TlsIdentity};
+    let _one_at_a_time = timed_test();
     const MESSAGES: u32 = 100;
     let epoch = Instant::now();
-    let pki = certs::make();
-    let identity =
-        TlsIdentity::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let wss = WssMembers::new();
     let room = Room::with_max_backpressure(4 << 20);
-    let tls_member = |stalled: bool| {
-        let ca = pki.ca.cert.clone();
-        let client = thread::spawn(move || {
-            // The whole suite runs beside this test: a TLS handshake may take long here.
-            let mut config = syncws::Config::default();
-            config.handshake_timeout = Some(DEADLINE);
-            ClientBuilder::new(format!("wss://localhost:{port}/"))
-                .root_certificate(ca.as_bytes())
-                .config(config)
-                .connect()
-                .map(|(ws, _)| ws)
-        });
-        let (tcp, _) = listener.accept().unwrap();
-        if stalled {
-            SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
-        }
-        tcp.set_write_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
-        let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
-        thread::spawn(move || while reader.read().is_ok() {});
-        room.join(writer.clone());
-        (client.join().unwrap().unwrap(), writer)
-    };
+    let tls_member = |stalled: bool| wss.join(&room, stalled);
     let stalled: Vec<_> = (0..40).map(|_| tls_member(true)).collect();
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -478,31 +523,10 @@ fn forty_stalled_tls_members_cost_a_broadcast_nothing() {
 #[cfg(feature = "native-tls")]
 #[test]
 fn a_tls_member_gets_records_cut_by_a_full_socket_whole() {
-    use syncws::{Acceptor, ClientBuilder, TlsIdentity};
     const MESSAGES: u32 = 30;
     let epoch = Instant::now();
-    let pki = certs::make();
-    let identity =
-        TlsIdentity::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let ca = pki.ca.cert.clone();
-    let client = thread::spawn(move || {
-        ClientBuilder::new(format!("wss://localhost:{port}/"))
-            .root_certificate(ca.as_bytes())
-            .connect()
-            .map(|(ws, _)| ws)
-    });
-    let (tcp, _) = listener.accept().unwrap();
-    SockRef::from(&tcp).set_send_buffer_size(8192).unwrap();
-    tcp.set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let stream = identity.accept(tcp, Some(DEADLINE)).unwrap();
-    let (mut reader, writer) = Acceptor::new().accept(stream).unwrap().split().unwrap();
-    thread::spawn(move || while reader.read().is_ok() {});
     let room = Room::with_max_backpressure(4 << 20);
-    room.join(writer.clone());
-    let mut ws = client.join().unwrap().unwrap();
+    let (mut ws, writer) = WssMembers::new().join(&room, true);
     // No heartbeat writes meanwhile: what is left must go out by itself.
     ws.get_ref()
         .tcp()
